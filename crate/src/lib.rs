@@ -1,0 +1,13 @@
+//! Decoding playground: see and compare how a language model picks its next token.
+//!
+//! [`sampling`] is the pure decoding core (no wasm or web types). The wasm-bindgen layer in
+//! `wasm` is compiled only for `wasm32`.
+
+pub mod error;
+pub mod sampling;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use error::{Error, Result};
+pub use sampling::{Chain, SamplerConfig, StepRecord};

@@ -1,0 +1,139 @@
+use super::logit_bias::TokenBias;
+use super::mirostat::MirostatConfig;
+use super::penalties::PenaltyConfig;
+use crate::error::{check, Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// A truncation or scaling stage whose position in the chain is configurable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    TopK,
+    Typical,
+    TopP,
+    MinP,
+    Temperature,
+}
+
+impl Stage {
+    /// llama.cpp's order: truncate on the untempered model, apply temperature last.
+    pub const LLAMA_CPP_ORDER: [Stage; 5] =
+        [Stage::TopK, Stage::Typical, Stage::TopP, Stage::MinP, Stage::Temperature];
+    /// Hugging Face transformers' order: temperature first, then truncation.
+    pub const HF_ORDER: [Stage; 5] =
+        [Stage::Temperature, Stage::TopK, Stage::TopP, Stage::MinP, Stage::Typical];
+}
+
+/// Everything that defines a sampler chain. Field names are camelCase in JSON and JS.
+///
+/// The chain always runs logit bias, then penalties, then the stages in `order` (default:
+/// llama.cpp's), then draws a token. A `None` setting leaves its stage out. With `mirostat`
+/// set, the chain is logit bias → penalties → temperature → Mirostat, as in llama.cpp:
+/// top-k, top-p, min-p and typical are ignored (see [`SamplerConfig::ignored_settings`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SamplerConfig {
+    /// Seeds the draw; one uniform number is drawn per step whatever the strategy, so runs
+    /// with one seed share their random numbers and compare fairly.
+    pub seed: u64,
+    /// 0 means greedy.
+    pub temperature: f32,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
+    pub typical_p: Option<f32>,
+    pub mirostat: Option<MirostatConfig>,
+    pub penalties: PenaltyConfig,
+    pub logit_bias: Vec<TokenBias>,
+    pub order: Vec<Stage>,
+    /// How many alternatives each step record lists.
+    pub top_n: usize,
+}
+
+/// The most alternatives a step record may list.
+pub const MAX_TOP_N: usize = 1000;
+
+impl Default for SamplerConfig {
+    /// The default chain: top-k 40 → top-p 0.95 → temperature 0.8.
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            temperature: 0.8,
+            top_k: Some(40),
+            top_p: Some(0.95),
+            min_p: None,
+            typical_p: None,
+            mirostat: None,
+            penalties: PenaltyConfig::default(),
+            logit_bias: Vec::new(),
+            order: Stage::LLAMA_CPP_ORDER.to_vec(),
+            top_n: 10,
+        }
+    }
+}
+
+impl SamplerConfig {
+    pub fn greedy() -> Self {
+        Self { temperature: 0.0, top_k: None, top_p: None, ..Self::default() }
+    }
+
+    /// Plain temperature sampling over the whole vocabulary.
+    pub fn temperature(temperature: f32) -> Self {
+        Self { temperature, top_k: None, top_p: None, ..Self::default() }
+    }
+
+    pub fn mirostat(version: u8, tau: f32, eta: f32) -> Self {
+        Self { temperature: 1.0, mirostat: Some(MirostatConfig { version, tau, eta }), ..Self::default() }
+    }
+
+    /// Whether the stage's setting is present (an absent stage is skipped even if ordered).
+    pub fn is_set(&self, stage: Stage) -> bool {
+        match stage {
+            Stage::TopK => self.top_k.is_some(),
+            Stage::Typical => self.typical_p.is_some(),
+            Stage::TopP => self.top_p.is_some(),
+            Stage::MinP => self.min_p.is_some(),
+            Stage::Temperature => true,
+        }
+    }
+
+    /// Settings present in the config that this chain does not use, for a UI to grey out.
+    pub fn ignored_settings(&self) -> Vec<&'static str> {
+        if self.mirostat.is_none() {
+            return Vec::new();
+        }
+        [
+            ("topK", self.top_k.is_some()),
+            ("topP", self.top_p.is_some()),
+            ("minP", self.min_p.is_some()),
+            ("typicalP", self.typical_p.is_some()),
+            ("order", self.order != Stage::LLAMA_CPP_ORDER),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
+    /// Checks what the individual samplers cannot see: the order and the record size.
+    pub(crate) fn validate_shape(&self) -> Result<()> {
+        check(self.top_n <= MAX_TOP_N, "topN", "at most 1000", self.top_n)?;
+        for (i, stage) in self.order.iter().enumerate() {
+            if self.order[..i].contains(stage) {
+                return Err(Error::InvalidConfig(format!("order lists {stage:?} twice")));
+            }
+        }
+        if let Some(missing) = Stage::LLAMA_CPP_ORDER
+            .into_iter()
+            .find(|&s| self.is_set(s) && !self.order.contains(&s) && self.mirostat.is_none())
+        {
+            return Err(Error::InvalidConfig(format!(
+                "{missing:?} is set but missing from order {:?}",
+                self.order
+            )));
+        }
+        if let Some(m) = &self.mirostat {
+            check(m.version == 1 || m.version == 2, "mirostat.version", "1 or 2", m.version)?;
+        }
+        Ok(())
+    }
+}

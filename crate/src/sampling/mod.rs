@@ -1,0 +1,49 @@
+//! The decoding core: each strategy is one short file behind the [`Sampler`] trait, and a
+//! [`Chain`] runs them in an explicit order over one step's logits.
+
+mod candidates;
+mod chain;
+mod config;
+mod logit_bias;
+mod min_p;
+mod mirostat;
+mod mirostat_v1;
+mod mirostat_v2;
+mod penalties;
+mod record;
+mod temperature;
+mod top_k;
+mod top_p;
+mod typical;
+
+pub use candidates::{top_m, Candidates, Normalizer, Rank};
+pub use chain::Chain;
+pub use config::{SamplerConfig, Stage, MAX_TOP_N};
+pub use logit_bias::{LogitBias, TokenBias};
+pub use min_p::MinP;
+pub use mirostat::{MirostatConfig, TargetSurprise};
+pub use mirostat_v1::{mirostat_k, zipf_exponent, MirostatV1};
+pub use mirostat_v2::MirostatV2;
+pub use penalties::{Penalties, PenaltyConfig};
+pub use record::{Alternative, PerplexityMeter, StepRecord};
+pub use temperature::{Temperature, MIN_TEMPERATURE};
+pub use top_k::TopK;
+pub use top_p::TopP;
+pub use typical::Typical;
+
+use crate::error::Result;
+
+/// One step of a sampler chain, like a llama.cpp sampler object or an HF LogitsProcessor.
+pub trait Sampler: Send + std::fmt::Debug {
+    fn name(&self) -> &'static str;
+
+    /// Narrows or rescales the candidates.
+    fn apply(&mut self, candidates: &mut Candidates) -> Result<()>;
+
+    /// The token that was chosen. `record` is `None` for tokens the chain did not sample
+    /// (the prompt), which only feed histories.
+    fn accept(&mut self, _token: u32, _record: Option<&mut StepRecord>) {}
+
+    /// Forgets per-generation state.
+    fn reset(&mut self) {}
+}

@@ -1,0 +1,94 @@
+use super::candidates::top_m;
+use serde::{Deserialize, Serialize};
+use std::f64::consts::LN_2;
+
+/// What one decoding step saw. Probabilities, surprise and entropy are taken over the full
+/// vocabulary after logit processors and temperature, before any truncation, so strategies
+/// can be compared on one scale. With temperature 0 (greedy) that distribution would be
+/// one-hot and say nothing, so greedy steps report the untempered (temperature 1) model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub token: u32,
+    pub prob: f32,
+    /// −log2 prob.
+    pub surprise_bits: f32,
+    pub entropy_bits: f32,
+    /// How many tokens the truncation left in play.
+    pub kept: usize,
+    /// The most likely tokens, best first.
+    pub top: Vec<Alternative>,
+    /// 2^(mean surprise) over this generation so far, this step included.
+    pub perplexity: f32,
+    /// Mirostat's truncation level (bits) used at this step, when Mirostat is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mu: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Alternative {
+    pub token: u32,
+    pub prob: f32,
+}
+
+/// Running perplexity of one generation: 2^(mean surprise in bits).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerplexityMeter {
+    total_bits: f64,
+    steps: u64,
+}
+
+impl PerplexityMeter {
+    pub fn add(&mut self, surprise_bits: f32) {
+        self.total_bits += surprise_bits as f64;
+        self.steps += 1;
+    }
+
+    pub fn mean_surprise_bits(&self) -> f64 {
+        if self.steps == 0 { 0.0 } else { self.total_bits / self.steps as f64 }
+    }
+
+    pub fn perplexity(&self) -> f64 {
+        libm::exp2(self.mean_surprise_bits())
+    }
+}
+
+/// Full-distribution statistics at inverse temperature `scale`: one pass of exp over the
+/// vocabulary, and a partial selection for the alternatives.
+pub(crate) fn describe_step(
+    logits: &[f32],
+    scale: f32,
+    token: u32,
+    kept: usize,
+    top_n: usize,
+    scratch: &mut Vec<u32>,
+) -> StepRecord {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    // H = ln Z − Σ e_i·d_i / Z with d_i = scale·(x_i − max) and e_i = exp(d_i).
+    let (mut z, mut weighted) = (0.0f64, 0.0f64);
+    for &x in logits {
+        let d = scale * (x - max);
+        if d > f32::NEG_INFINITY {
+            let e = libm::expf(d) as f64;
+            z += e;
+            weighted += e * d as f64;
+        }
+    }
+    let ln_z = libm::log(z);
+    let ln_prob = |x: f32| (scale * (x - max)) as f64 - ln_z;
+    let token_ln_prob = ln_prob(logits[token as usize]);
+    top_m(logits, top_n, scratch);
+    StepRecord {
+        token,
+        prob: libm::exp(token_ln_prob) as f32,
+        surprise_bits: (-token_ln_prob / LN_2) as f32,
+        entropy_bits: ((ln_z - weighted / z) / LN_2).max(0.0) as f32,
+        kept,
+        top: scratch
+            .iter()
+            .map(|&id| Alternative { token: id, prob: libm::exp(ln_prob(logits[id as usize])) as f32 })
+            .collect(),
+        perplexity: 0.0,
+        mu: None,
+    }
+}

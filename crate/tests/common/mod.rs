@@ -1,0 +1,40 @@
+//! Shared by the native and the wasm tests: deterministic synthetic logits and the fixture of
+//! token ids that both platforms must reproduce exactly.
+#![allow(dead_code)]
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub const FIXTURE_JSON: &str = include_str!("../fixtures/sampler_ids.json");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FixtureCase {
+    pub name: String,
+    pub vocab: usize,
+    pub logits_seed: u64,
+    pub steps: usize,
+    /// A SamplerConfig as JS would pass it.
+    pub config: serde_json::Value,
+    pub tokens: Vec<u32>,
+}
+
+pub fn fixture_cases() -> Vec<FixtureCase> {
+    serde_json::from_str(FIXTURE_JSON).expect("fixtures/sampler_ids.json parses")
+}
+
+/// Zipf-shaped logits with Gumbel noise, a different permutation per step. Built from a
+/// ChaCha stream and pure-Rust libm, so every platform gets the same bits.
+pub fn synthetic_logits(vocab: usize, seed: u64, step: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+    let offset = rng.next_u64() as usize % vocab;
+    (0..vocab)
+        .map(|i| {
+            let rank = (i * 7919 + offset) % vocab;
+            let u = ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let gumbel = -libm::log(-libm::log(u));
+            (-1.1 * libm::log(1.0 + rank as f64) + 0.4 * gumbel) as f32
+        })
+        .collect()
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything the project needs from the package registries.
+# Idempotent: each step is skipped when its tool is already present at the pinned version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Not --locked: a dependency in its lock file was yanked from crates.io.
+# Must equal the wasm-bindgen crate version pinned in crate/Cargo.toml (wasm-pack refuses a mismatch).
+WASM_BINDGEN_VERSION=0.2.130
+WASM_PACK_VERSION=0.15.1
+
+step() { printf '\n== %s\n' "$*"; }
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "Chromium and chromedriver (Debian)"
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+  echo "present: $(chromium --version 2>/dev/null)"
+else
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
+
+step "Rust wasm32 target"
+if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo present
+else
+  rustup target add wasm32-unknown-unknown
+fi
+
+step "wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$WASM_BINDGEN_VERSION" ]; then
+  echo present
+else
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+step "wasm-pack $WASM_PACK_VERSION"
+if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" = "$WASM_PACK_VERSION" ]; then
+  echo present
+else
+  cargo install wasm-pack --version "$WASM_PACK_VERSION"
+fi
+
+if [ -f package-lock.json ]; then
+  step "npm packages"
+  if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
+    echo present
+  else
+    npm ci --no-audit --no-fund
+  fi
+fi
+
+step "setup done"
