@@ -7,7 +7,7 @@ pub mod error;
 pub mod sampling;
 
 #[cfg(target_arch = "wasm32")]
-mod wasm;
+pub mod wasm;
 
 pub use error::{Error, Result};
 pub use sampling::{Chain, SamplerConfig, StepRecord};

@@ -28,7 +28,7 @@ pub fn fixture_cases() -> Vec<FixtureCase> {
 /// ChaCha stream and pure-Rust libm, so every platform gets the same bits.
 pub fn synthetic_logits(vocab: usize, seed: u64, step: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
-    let offset = rng.next_u64() as usize % vocab;
+    let offset = (rng.next_u64() % vocab as u64) as usize;
     (0..vocab)
         .map(|i| {
             let rank = (i * 7919 + offset) % vocab;
