@@ -4,6 +4,7 @@
 //! `wasm` is compiled only for `wasm32`.
 
 pub mod error;
+pub mod math;
 pub mod sampling;
 
 #[cfg(target_arch = "wasm32")]

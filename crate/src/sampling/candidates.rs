@@ -2,6 +2,7 @@
 //! temperature. Samplers narrow it; the chain draws from what is left.
 
 use crate::error::{Error, Result};
+use crate::math::{exp_nonpositive, exp_weights, max_value};
 use std::cmp::Ordering;
 
 /// Token candidates for one step.
@@ -23,6 +24,8 @@ pub struct Candidates {
     head: Vec<u32>,
     /// Per-token keys for ranks other than the logit (typical sampling).
     keys: Vec<f32>,
+    /// Per-token exp weights, reused by every whole-vocabulary pass.
+    weights: Vec<f32>,
 }
 
 /// Probabilities of the kept set at the current scale, in a form that needs no exp to compare.
@@ -139,22 +142,29 @@ impl Candidates {
     }
 
     pub fn max_logit(&self) -> f32 {
+        if self.whole_vocab {
+            return max_value(&self.logits);
+        }
         let mut max = f32::NEG_INFINITY;
         self.for_each(|_, logit| max = max.max(logit));
         max
     }
 
     /// One pass of exp over the kept set.
-    pub fn normalizer(&self) -> Normalizer {
+    pub fn normalizer(&mut self) -> Normalizer {
         let max_logit = self.max_logit();
         let scale = self.scale;
-        let mut z = 0.0f64;
-        self.for_each(|_, logit| z += libm::expf(scale * (logit - max_logit)) as f64);
+        let z = if self.whole_vocab {
+            exp_weights(&self.logits, scale, max_logit, &mut self.weights).0
+        } else {
+            let weight = |logit: f32| exp_nonpositive(scale * (logit - max_logit)) as f64;
+            self.ids.iter().map(|&id| weight(self.logits[id as usize])).sum()
+        };
         Normalizer { max_logit, scale, ln_z: libm::log(z) }
     }
 
     /// Probabilities of the kept tokens, renormalised over the kept set.
-    pub fn probabilities(&self) -> Vec<(u32, f64)> {
+    pub fn probabilities(&mut self) -> Vec<(u32, f64)> {
         let norm = self.normalizer();
         let mut out = Vec::with_capacity(self.len());
         self.for_each(|id, logit| out.push((id, norm.prob(logit))));

@@ -5,6 +5,7 @@ use super::{
     LogitBias, MinP, MirostatV1, MirostatV2, Penalties, Sampler, Temperature, TopK, TopP, Typical,
 };
 use crate::error::Result;
+use crate::math::{exp_nonpositive, exp_weights};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -96,6 +97,7 @@ impl Chain {
             self.candidates.len(),
             self.top_n,
             &mut self.scratch,
+            &mut self.weights,
         );
         self.meter.add(record.surprise_bits);
         record.perplexity = self.meter.perplexity() as f32;
@@ -132,13 +134,14 @@ impl Chain {
         let u = (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
         let c = &self.candidates;
         let (max, scale) = (c.max_logit(), c.scale());
-        self.weights.clear();
-        let mut total = 0.0f64;
-        c.for_each(|_, logit| {
-            let w = libm::expf(scale * (logit - max));
-            total += w as f64;
-            self.weights.push(w);
-        });
+        let total = match c.kept_ids() {
+            None => exp_weights(c.logits(), scale, max, &mut self.weights).0,
+            Some(ids) => {
+                self.weights.clear();
+                self.weights.extend(ids.iter().map(|&id| exp_nonpositive(scale * (c.logit(id) - max))));
+                self.weights.iter().map(|&w| w as f64).sum()
+            }
+        };
         let target = u * total;
         let mut cumulative = 0.0f64;
         let mut chosen = None;

@@ -1,4 +1,5 @@
 use super::candidates::top_m;
+use crate::math::{exp_weights, max_value};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::LN_2;
 
@@ -62,18 +63,11 @@ pub(crate) fn describe_step(
     kept: usize,
     top_n: usize,
     scratch: &mut Vec<u32>,
+    weights: &mut Vec<f32>,
 ) -> StepRecord {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let max = max_value(logits);
     // H = ln Z − Σ e_i·d_i / Z with d_i = scale·(x_i − max) and e_i = exp(d_i).
-    let (mut z, mut weighted) = (0.0f64, 0.0f64);
-    for &x in logits {
-        let d = scale * (x - max);
-        if d > f32::NEG_INFINITY {
-            let e = libm::expf(d) as f64;
-            z += e;
-            weighted += e * d as f64;
-        }
-    }
+    let (z, weighted) = exp_weights(logits, scale, max, weights);
     let ln_z = libm::log(z);
     let ln_prob = |x: f32| (scale * (x - max)) as f64 - ln_z;
     let token_ln_prob = ln_prob(logits[token as usize]);
