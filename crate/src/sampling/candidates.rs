@@ -22,8 +22,6 @@ pub struct Candidates {
     sorted: bool,
     /// The best-ranked ids of the whole vocabulary, filled by [`Candidates::rank_head`].
     head: Vec<u32>,
-    /// Per-token keys for ranks other than the logit (typical sampling).
-    keys: Vec<f32>,
     /// Per-token exp weights, reused by every whole-vocabulary pass.
     weights: Vec<f32>,
 }
@@ -55,6 +53,16 @@ pub enum Rank {
     Probability,
     /// Surprise closest to the entropy first (locally typical sampling).
     Typicality { entropy_nats: f64 },
+}
+
+impl Rank {
+    /// Distance from the best possible rank: 0 is best.
+    fn key(&self, norm: &Normalizer, logit: f32) -> f32 {
+        match *self {
+            Rank::Probability => norm.scale * (norm.max_logit - logit),
+            Rank::Typicality { entropy_nats } => ((-norm.ln_prob(logit)) - entropy_nats).abs() as f32,
+        }
+    }
 }
 
 impl Candidates {
@@ -227,61 +235,69 @@ impl Candidates {
     }
 
     /// Keeps the smallest set of tokens, taken best-first by `rank`, whose probability mass
-    /// reaches `mass`. Never a full sort unless the mass really needs most of the vocabulary:
-    /// it ranks a head of 64 tokens and grows it 8× while the mass falls short.
+    /// reaches `mass` (at least one).
     pub fn keep_mass(&mut self, mass: f64, rank: Rank) {
         let norm = self.normalizer();
-        if let Rank::Typicality { entropy_nats } = rank {
-            self.rank_by_typicality(&norm, entropy_nats);
-        }
-        let mut m = 64;
-        let keep = loop {
-            let len = match rank {
-                Rank::Probability => self.rank_head(m),
-                Rank::Typicality { .. } => self.rank_head_by_keys(m),
-            };
+        let key = |logit: f32| rank.key(&norm, logit);
+        if !self.whole_vocab {
+            // Kept sets are short: sort them.
+            let logits = &self.logits;
+            self.ids.sort_unstable_by(|&a, &b| {
+                key(logits[a as usize]).total_cmp(&key(logits[b as usize])).then(a.cmp(&b))
+            });
             let mut cumulative = 0.0;
-            let cut = self.head(len).iter().position(|&id| {
-                cumulative += norm.prob(self.logits[id as usize]);
+            let keep = self.ids.iter().position(|&id| {
+                cumulative += norm.prob(logits[id as usize]);
                 cumulative >= mass
             });
-            match cut {
-                Some(last) => break last + 1,
-                // Everything is ranked and rounding left the total just under `mass`.
-                None if len < m || len >= self.len() => break len,
-                None => m = m.saturating_mul(8),
+            self.ids.truncate(keep.map_or(self.ids.len(), |last| last + 1).max(1));
+            self.sorted = matches!(rank, Rank::Probability);
+            return;
+        }
+        // The whole vocabulary: a histogram of the keys finds the bucket where the mass is
+        // reached, and only that bucket is sorted (llama.cpp does the same for top-k).
+        const BUCKETS: usize = 512;
+        // Keys past this (p below e^−32 of the best, for top-p) share the last bucket.
+        const KEY_RANGE: f32 = 32.0;
+        let bucket = |logit: f32| ((key(logit) * (BUCKETS as f32 / KEY_RANGE)) as usize).min(BUCKETS - 1);
+        let mut bucket_mass = [0.0f64; BUCKETS];
+        for (&logit, &weight) in self.logits.iter().zip(&self.weights) {
+            bucket_mass[bucket(logit)] += weight as f64;
+        }
+        let target = mass * bucket_mass.iter().sum::<f64>();
+        let mut cumulative = 0.0;
+        let boundary = bucket_mass
+            .iter()
+            .position(|&m| {
+                cumulative += m;
+                cumulative >= target
+            })
+            .unwrap_or(BUCKETS - 1);
+        let mut cumulative: f64 = bucket_mass[..boundary].iter().sum();
+        self.ids.clear();
+        self.head.clear();
+        for (id, (&logit, &weight)) in self.logits.iter().zip(&self.weights).enumerate() {
+            if weight > 0.0 {
+                match bucket(logit).cmp(&boundary) {
+                    Ordering::Less => self.ids.push(id as u32),
+                    Ordering::Equal => self.head.push(id as u32),
+                    Ordering::Greater => {}
+                }
             }
-        };
-        self.keep_head(keep);
-        if let Rank::Typicality { .. } = rank {
-            self.sorted = false;
         }
-    }
-
-    /// Fills `keys` with −|surprise − entropy| so that the most typical token ranks first.
-    fn rank_by_typicality(&mut self, norm: &Normalizer, entropy_nats: f64) {
-        let key = |logit: f32| -((-norm.ln_prob(logit)) - entropy_nats).abs() as f32;
-        self.keys.clear();
-        if self.whole_vocab {
-            self.keys.extend(self.logits.iter().map(|&logit| key(logit)));
-        } else {
-            self.keys.resize(self.logits.len(), f32::NEG_INFINITY);
-            for &id in &self.ids {
-                self.keys[id as usize] = key(self.logits[id as usize]);
+        let (logits, weights) = (&self.logits, &self.weights);
+        self.head.sort_unstable_by(|&a, &b| {
+            key(logits[a as usize]).total_cmp(&key(logits[b as usize])).then(a.cmp(&b))
+        });
+        for &id in &self.head {
+            if cumulative >= target && !self.ids.is_empty() {
+                break;
             }
+            cumulative += weights[id as usize] as f64;
+            self.ids.push(id);
         }
-    }
-
-    fn rank_head_by_keys(&mut self, m: usize) -> usize {
-        if self.whole_vocab {
-            top_m(&self.keys, m, &mut self.head);
-            self.head.len()
-        } else {
-            let keys = &self.keys;
-            self.ids.sort_unstable_by(|&a, &b| rank_order(keys, a, b));
-            self.sorted = false;
-            m.min(self.ids.len())
-        }
+        self.whole_vocab = false;
+        self.sorted = false;
     }
 
     fn sort_kept(&mut self) {
