@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds the ONNX models the runtime loads. Idempotent:
+# - the venv (models/.venv) is (re)installed only when requirements.txt changed;
+# - a model is rebuilt only when its files do not match models/checksums/<target>.sha256.
+#
+#   models/build.sh              SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored)
+#   models/build.sh tiny         the committed tiny random model -> models/tiny/
+#   models/build.sh all
+# Env: SMOLLM2_DTYPE=f16|f32 (default f16).
+#      UPDATE_CHECKSUMS=1 records new checksums after an intended change to the builder.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=.venv/bin/python
+step() { printf '\n== %s\n' "$*"; }
+
+step "Python venv (models/.venv)"
+if [ ! -x "$PY" ]; then
+  python3 -m venv .venv || { echo "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
+fi
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" = "$want" ]; then
+  echo present
+else
+  "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "$want" > .venv/.requirements.sha256
+fi
+
+# build NAME SUMS_FILE "FILES..." build_model.py-args...
+build() {
+  local name=$1 sums=$2 files=$3
+  shift 3
+  step "$name"
+  if [ -f "$sums" ] && sha256sum --quiet --check "$sums" >/dev/null 2>&1; then
+    echo "up to date (matches $sums)"
+    return
+  fi
+  local t0=$SECONDS
+  "$PY" build_model.py "$@"
+  echo "built in $((SECONDS - t0)) s"
+  if [ ! -f "$sums" ] || [ "${UPDATE_CHECKSUMS:-0}" = 1 ]; then
+    mkdir -p "$(dirname "$sums")"
+    # shellcheck disable=SC2086
+    sha256sum $files > "$sums"
+    echo "recorded checksums in models/$sums (commit it)"
+  elif ! sha256sum --quiet --check "$sums"; then
+    echo "ERROR: the build is not byte-identical to models/$sums." >&2
+    echo "If the builder changed on purpose: UPDATE_CHECKSUMS=1 models/build.sh $name" >&2
+    exit 1
+  fi
+}
+
+target=${1:-smollm2}
+dtype=${SMOLLM2_DTYPE:-f16}
+case "$target" in smollm2|tiny|all) ;; *) echo "usage: $0 [smollm2|tiny|all]" >&2; exit 2 ;; esac
+if [ "$target" = smollm2 ] || [ "$target" = all ]; then
+  d=smollm2-135m
+  build smollm2 "checksums/smollm2-135m-$dtype.sha256" "$d/model.onnx $d/tokenizer.json $d/config.json" \
+    smollm2 --dtype "$dtype"
+fi
+if [ "$target" = tiny ] || [ "$target" = all ]; then
+  build tiny checksums/tiny.sha256 "tiny/model.onnx tiny/tokenizer.json tiny/config.json tiny/fixtures.json" tiny
+fi

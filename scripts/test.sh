@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: native (unit, property, statistical, fixtures), then the wasm tests in
+# Node and in headless Chromium. Installs what is missing first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+bash scripts/setup.sh >/tmp/decoding-playground-setup.log 2>&1 || {
+  cat /tmp/decoding-playground-setup.log; exit 1; }
+
+echo "== native tests"
+cargo test --workspace
+# Benchmarks and examples are not run here (they print figures, not verdicts), but must build.
+cargo build --workspace --release --benches --examples
+
+echo "== wasm tests in Node"
+(cd crate && wasm-pack test --node)
+
+echo "== wasm tests in headless Chromium"
+(cd crate && WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome)
+
+echo "== all tests passed"
