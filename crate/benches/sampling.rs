@@ -36,17 +36,13 @@ fn zipf_logits() -> Vec<f32> {
         .collect()
 }
 
-/// The shape of a trained LM's logits: a Gaussian bulk (σ ≈ 2.5) with a few tokens 8–14
-/// above it, so the top handful of tokens hold most of the mass.
-fn lm_shaped_logits() -> Vec<f32> {
-    let mut u = uniforms(11);
-    let mut logits: Vec<f32> = (0..VOCAB)
-        .map(|_| (2.5 * (-2.0 * u().ln()).sqrt() * (std::f64::consts::TAU * u()).cos()) as f32)
-        .collect();
-    for (i, lift) in [14.0, 12.5, 11.0, 10.0, 9.0, 8.0].iter().enumerate() {
-        logits[(i * 9973) % VOCAB] += lift;
-    }
-    logits
+/// SmolLM2-135M's real next-token logits after "Once upon a time, there was a little"
+/// (written by models/dump_logits.py).
+fn smollm2_logits() -> Vec<f32> {
+    include_bytes!("data/smollm2_logits.f32")
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// One textbook softmax writing every probability: the floor any sampler pays.
@@ -133,14 +129,14 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
-    let shapes = [("zipf", zipf_logits()), ("lm_shaped", lm_shaped_logits())];
+    let shapes = [("zipf", zipf_logits()), ("smollm2", smollm2_logits())];
     for (shape, logits) in &shapes {
         bench(&mut c, shape, logits);
     }
     c.final_summary();
 
     println!("\nSampler cost per step, V = {VOCAB} (mean of criterion's samples, same run)");
-    println!("{:<24} {:>10} {:>12} {:>12}  {:>10} {:>12} {:>12}", "strategy", "zipf µs", "÷ softmax", "naive ÷ it", "lm µs", "÷ softmax", "naive ÷ it");
+    println!("{:<24} {:>10} {:>12} {:>12}  {:>10} {:>12} {:>12}", "strategy", "zipf µs", "÷ softmax", "naive ÷ it", "smollm2 µs", "÷ softmax", "naive ÷ it");
     let rows: Vec<&str> = ["softmax_floor", "naive_full_sort_chain"].into_iter()
         .chain(strategies().iter().map(|(n, _)| *n)).collect();
     for name in rows {
