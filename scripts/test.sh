@@ -13,9 +13,10 @@ log=$(mktemp)
 exec > >(tee "$log") 2>&1
 
 echo "== native tests"
+# Debug builds: one build of tract serves every test binary (the SmolLM2 tests take ~1 min).
 cargo test --workspace
 # Benchmarks and examples are not run here (they print figures, not verdicts), but must build.
-cargo build --workspace --release --benches --examples
+cargo build --workspace --benches --examples
 
 echo "== wasm tests in Node"
 (cd crate && wasm-pack test --node)

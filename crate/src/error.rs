@@ -20,6 +20,21 @@ pub enum Error {
     AllTokensBanned,
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("the prompt has {tokens} tokens but the context holds {context_length}, and one more is needed to generate")]
+    PromptTooLong { tokens: usize, context_length: usize },
+    #[error("generation was cancelled")]
+    Cancelled,
+    /// The model could not be loaded or run (corrupt bytes, an unexpected graph, an engine
+    /// failure); the message says which.
+    #[error("model error: {0}")]
+    Model(String),
+    /// Feeding more tokens would take the sequence past the model's context length.
+    #[error("the context is full: the model holds at most {context_length} tokens")]
+    ContextFull { context_length: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,11 +4,15 @@
 //! `wasm` is compiled only for `wasm32`.
 
 pub mod error;
+pub mod generate;
 pub mod math;
+pub mod model;
 pub mod sampling;
+pub mod tokenizer;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
 pub use error::{Error, Result};
+pub use model::{LanguageModel, TractModel};
 pub use sampling::{Chain, SamplerConfig, StepRecord};

@@ -1,9 +1,16 @@
 //! The JS-facing API: thin wrappers that convert at the boundary with serde-wasm-bindgen and
 //! turn core errors into JS `Error`s carrying the same message.
 
+use crate::generate::{Engine, GenerateConfig, Generation};
+use crate::model::{LanguageModel, TractModel};
 use crate::sampling::{Chain, SamplerConfig};
-use serde::Serialize;
+use crate::tokenizer::TextTokenizer;
+use crate::Error;
+use serde::{de::DeserializeOwned, Serialize};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -19,12 +26,12 @@ fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
     value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
 }
 
-fn config_from_js(config: JsValue) -> Result<SamplerConfig, JsError> {
+fn config_from_js<T: DeserializeOwned + Serialize + Default>(config: JsValue) -> Result<T, JsError> {
     if config.is_undefined() || config.is_null() {
-        return Ok(SamplerConfig::default());
+        return Ok(T::default());
     }
     let invalid = |e: &dyn std::fmt::Display| js_error(format!("invalid config: {e}"));
-    let parsed: SamplerConfig = serde_wasm_bindgen::from_value(config.clone()).map_err(|e| invalid(&e))?;
+    let parsed: T = serde_wasm_bindgen::from_value(config.clone()).map_err(|e| invalid(&e))?;
     // serde-wasm-bindgen reads only the fields it knows, so a misspelt `topp` would be dropped
     // silently; compare the keys given with those of the parsed config instead.
     let given: serde_json::Value = serde_wasm_bindgen::from_value(config).map_err(|e| invalid(&e))?;
@@ -64,7 +71,7 @@ impl Sampler {
     /// Builds a chain from a config object (camelCase fields; missing ones take defaults).
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Sampler, JsError> {
-        let config = config_from_js(config)?;
+        let config: SamplerConfig = config_from_js(config)?;
         let chain = Chain::new(&config).map_err(js_error)?;
         Ok(Sampler { chain, ignored: config.ignored_settings() })
     }
@@ -101,4 +108,137 @@ impl Sampler {
 #[wasm_bindgen(js_name = defaultSamplerConfig)]
 pub fn default_sampler_config() -> Result<JsValue, JsError> {
     to_js(&SamplerConfig::default())
+}
+
+/// A language model with its tokenizer, and at most one generation in progress.
+#[wasm_bindgen]
+pub struct Model {
+    engine: Rc<RefCell<Engine<TractModel>>>,
+    generation: Rc<RefCell<Option<Generation>>>,
+    cancelled: Rc<Cell<bool>>,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Loads a model from the bytes of its `model.onnx` and `tokenizer.json` and the text of
+    /// its `config.json`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(onnx: &[u8], tokenizer_json: &[u8], config_json: &str) -> Result<Model, JsError> {
+        let model = TractModel::from_bytes_with_config_json(onnx, config_json).map_err(js_error)?;
+        let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
+        Ok(Model {
+            engine: Rc::new(RefCell::new(Engine::new(model, tokenizer).map_err(js_error)?)),
+            generation: Rc::default(),
+            cancelled: Rc::default(),
+        })
+    }
+
+    #[wasm_bindgen(getter, js_name = vocabSize)]
+    pub fn vocab_size(&self) -> usize {
+        self.engine.borrow().model.vocab_size()
+    }
+
+    #[wasm_bindgen(getter, js_name = contextLength)]
+    pub fn context_length(&self) -> usize {
+        self.engine.borrow().model.context_length()
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsError> {
+        self.engine.borrow().tokenizer.encode(text).map_err(js_error)
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, JsError> {
+        self.engine.borrow().tokenizer.decode(ids).map_err(js_error)
+    }
+
+    /// Prefills the prompt and readies a generation; take its steps with `next()`.
+    pub fn start(&self, prompt: &str, config: JsValue) -> Result<(), JsError> {
+        let config: GenerateConfig = config_from_js(config)?;
+        let generation = self.engine.borrow_mut().start(prompt, &config).map_err(js_error)?;
+        self.cancelled.set(false);
+        *self.generation.borrow_mut() = Some(generation);
+        Ok(())
+    }
+
+    /// The next step (a step record plus `text` and, on the last one, `finish`), or
+    /// `undefined` once the generation has ended.
+    pub fn next(&self) -> Result<JsValue, JsError> {
+        next_step(&self.engine, &self.generation)
+    }
+
+    /// Makes a running `generate()` stop after the current token.
+    pub fn cancel(&self) {
+        self.cancelled.set(true);
+    }
+
+    /// Runs a whole generation, calling `onStep(step)` for each token and yielding to the event
+    /// loop between tokens, so a page or worker stays responsive. Resolves to the array of
+    /// steps; rejects with "generation was cancelled" after `cancel()` or when `signal` (an
+    /// AbortSignal) aborts.
+    pub fn generate(
+        &self,
+        prompt: String,
+        config: JsValue,
+        on_step: Option<js_sys::Function>,
+        signal: Option<js_sys::Object>,
+    ) -> Result<js_sys::Promise, JsError> {
+        self.start(&prompt, config)?;
+        let (engine, generation, cancelled) =
+            (self.engine.clone(), self.generation.clone(), self.cancelled.clone());
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let steps = js_sys::Array::new();
+            loop {
+                let step = next_step(&engine, &generation)?;
+                if step.is_undefined() {
+                    return Ok(steps.into());
+                }
+                if let Some(on_step) = &on_step {
+                    on_step.call1(&JsValue::NULL, &step)?;
+                }
+                steps.push(&step);
+                yield_to_event_loop().await;
+                if cancelled.get() || is_aborted(signal.as_ref()) {
+                    *generation.borrow_mut() = None;
+                    return Err(js_error(Error::Cancelled).into());
+                }
+            }
+        }))
+    }
+}
+
+fn next_step(
+    engine: &RefCell<Engine<TractModel>>,
+    generation: &RefCell<Option<Generation>>,
+) -> Result<JsValue, JsError> {
+    let mut slot = generation.borrow_mut();
+    let Some(current) = slot.as_mut() else { return Ok(JsValue::UNDEFINED) };
+    match engine.borrow_mut().step(current).map_err(js_error)? {
+        Some(step) => to_js(&step),
+        None => {
+            *slot = None;
+            Ok(JsValue::UNDEFINED)
+        }
+    }
+}
+
+fn is_aborted(signal: Option<&js_sys::Object>) -> bool {
+    signal
+        .and_then(|s| js_sys::Reflect::get(s, &"aborted".into()).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// Waits for a macrotask (`setTimeout(0)`): a microtask would not let a worker receive a
+/// "stop" message or a page repaint.
+async fn yield_to_event_loop() {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let scheduled = set_timeout.map(|f| f.call2(&JsValue::NULL, &resolve, &0.into()).is_ok());
+        if scheduled != Some(true) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

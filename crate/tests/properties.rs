@@ -151,7 +151,7 @@ fn top_k_breaks_ties_towards_the_lower_id() {
 #[test]
 fn reset_replays_the_generation() {
     let mut chain = Chain::new(&SamplerConfig::mirostat(2, 3.0, 0.3)).unwrap();
-    let mut run = |chain: &mut Chain| {
+    let run = |chain: &mut Chain| {
         (0..10).map(|s| chain.sample(&common::synthetic_logits(300, 1, s)).unwrap()).collect::<Vec<_>>()
     };
     let first = run(&mut chain);

@@ -2,6 +2,8 @@
 //! token ids that both platforms must reproduce exactly.
 #![allow(dead_code)]
 
+pub mod tiny;
+
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,296 @@
+//! The language-model runtime: a small backend-neutral [`LanguageModel`] trait, the embedding
+//! table it shares with every backend, and the tract (CPU, native and wasm) backend in
+//! [`tract`].
+//!
+//! The models this crate runs are decoder-only causal LMs exported to ONNX by `models/` with the
+//! signature `inputs_embeds`/`attention_mask`/`position_ids`/`past_key_values.*` →
+//! `logits`/`present.*` (see `models/README.md`). The graph takes *embeddings*, not ids: the
+//! runtime looks ids up in the embedding table itself, which is what lets superposed decoding
+//! feed a weighted sum of embedding rows ([`EmbeddingTable::superpose`] +
+//! [`LanguageModel::step_embedding`]).
+//!
+//! No backend type appears in the trait, so a WebGPU backend can implement it too.
+
+pub mod tract;
+
+use crate::error::{check, Error, Result};
+use serde::Deserialize;
+
+pub use self::tract::TractModel;
+
+/// A causal language model that keeps one sequence's KV cache.
+///
+/// Every call that feeds tokens appends them at [`position`](LanguageModel::position) and
+/// returns logits (length [`vocab_size`](LanguageModel::vocab_size)) for the next token. A call
+/// that would take the sequence past [`context_length`](LanguageModel::context_length) returns
+/// [`Error::ContextFull`] and changes nothing.
+pub trait LanguageModel {
+    /// Number of tokens (length of every logits vector).
+    fn vocab_size(&self) -> usize;
+    /// The most tokens one sequence can hold.
+    fn context_length(&self) -> usize;
+    /// Width of one embedding (one `step_embedding` input).
+    fn hidden_size(&self) -> usize;
+    /// The token embedding table (the graph does not embed ids itself).
+    fn embeddings(&self) -> &EmbeddingTable;
+
+    /// The embedding row of `token`, as f32.
+    fn embed(&self, token: u32) -> Result<Vec<f32>> {
+        self.embeddings().row(token)
+    }
+
+    /// Feeds `ids` (at least one) after what the cache holds and returns the logits of the last
+    /// position. Call [`reset`](LanguageModel::reset) first to start a new sequence.
+    fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
+
+    /// Like [`prefill`](LanguageModel::prefill), but returns the logits of every fed position,
+    /// row-major `[ids.len() × vocab_size]` (teacher-forced scoring, perplexity).
+    fn prefill_all_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
+
+    /// Feeds one token and returns the next-token logits.
+    fn step_token(&mut self, id: u32) -> Result<Vec<f32>> {
+        self.prefill(&[id])
+    }
+
+    /// Feeds one embedding vector (length [`hidden_size`](LanguageModel::hidden_size)), e.g. a
+    /// weighted sum of token embeddings, and returns the next-token logits.
+    fn step_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>>;
+
+    /// Number of positions held in the KV cache.
+    fn position(&self) -> usize;
+
+    /// Empties the KV cache: the next call starts a new sequence at position 0.
+    fn reset(&mut self);
+}
+
+/// The dimensions of a model, as in the `config.json` written next to each `model.onnx` by
+/// `models/build_model.py` (other keys of that file are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ModelConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub context_length: usize,
+}
+
+impl ModelConfig {
+    /// Parses a `config.json` (only the fields of [`ModelConfig`] are read).
+    pub fn from_json(json: &str) -> Result<Self> {
+        let config: ModelConfig = serde_json::from_str(json)
+            .map_err(|e| Error::Model(format!("cannot read the model config JSON: {e}")))?;
+        check(config.context_length > 0, "context_length", "at least 1", 0)?;
+        Ok(config)
+    }
+}
+
+/// How the embedding table is stored. f16 tables (the default SmolLM2 build) stay f16 in memory,
+/// half the size, and rows are widened to f32 when read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbeddingStorage {
+    F32(Vec<f32>),
+    /// IEEE 754 binary16 bit patterns.
+    F16(Vec<u16>),
+}
+
+/// The `[vocab, hidden]` token embedding table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingTable {
+    vocab_size: usize,
+    hidden_size: usize,
+    storage: EmbeddingStorage,
+}
+
+impl EmbeddingTable {
+    /// A table of `vocab_size` rows of `hidden_size` values.
+    pub fn new(vocab_size: usize, hidden_size: usize, storage: EmbeddingStorage) -> Result<Self> {
+        let len = match &storage {
+            EmbeddingStorage::F32(v) => v.len(),
+            EmbeddingStorage::F16(v) => v.len(),
+        };
+        if vocab_size == 0 || hidden_size == 0 || Some(len) != vocab_size.checked_mul(hidden_size) {
+            return Err(Error::Model(format!(
+                "embedding table holds {len} values, expected {vocab_size} x {hidden_size}"
+            )));
+        }
+        Ok(EmbeddingTable {
+            vocab_size,
+            hidden_size,
+            storage,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    pub fn storage(&self) -> &EmbeddingStorage {
+        &self.storage
+    }
+
+    /// Bytes held by the table.
+    pub fn storage_bytes(&self) -> usize {
+        match &self.storage {
+            EmbeddingStorage::F32(v) => v.len() * 4,
+            EmbeddingStorage::F16(v) => v.len() * 2,
+        }
+    }
+
+    fn range(&self, token: u32) -> Result<std::ops::Range<usize>> {
+        let t = token as usize;
+        if t >= self.vocab_size {
+            return Err(Error::TokenOutOfRange {
+                token,
+                vocab_size: self.vocab_size,
+            });
+        }
+        Ok(t * self.hidden_size..(t + 1) * self.hidden_size)
+    }
+
+    /// The row of `token` as f32.
+    pub fn row(&self, token: u32) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; self.hidden_size];
+        self.add_scaled_row(token, 1.0, &mut out)?;
+        Ok(out)
+    }
+
+    /// Writes the row of `token` into `out` (length `hidden_size`).
+    pub fn row_into(&self, token: u32, out: &mut [f32]) -> Result<()> {
+        self.check_out(out)?;
+        out.iter_mut().for_each(|x| *x = 0.0);
+        self.add_scaled_row(token, 1.0, out)
+    }
+
+    /// `out += weight * row(token)`, in f32.
+    pub fn add_scaled_row(&self, token: u32, weight: f32, out: &mut [f32]) -> Result<()> {
+        self.check_out(out)?;
+        let r = self.range(token)?;
+        match &self.storage {
+            EmbeddingStorage::F32(v) => {
+                for (o, &x) in out.iter_mut().zip(&v[r]) {
+                    *o += weight * x;
+                }
+            }
+            EmbeddingStorage::F16(v) => {
+                for (o, &x) in out.iter_mut().zip(&v[r]) {
+                    *o += weight * f16_bits_to_f32(x);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `sum_k weight_k * row(token_k)` accumulated in f32 in the given order: the input of
+    /// superposed decoding. Weights must be finite; at least one pair.
+    pub fn superpose(&self, tokens_and_weights: &[(u32, f32)]) -> Result<Vec<f32>> {
+        check(
+            !tokens_and_weights.is_empty(),
+            "superposition",
+            "at least one token",
+            "none",
+        )?;
+        let mut out = vec![0.0; self.hidden_size];
+        for &(token, weight) in tokens_and_weights {
+            check(
+                weight.is_finite(),
+                "superposition weight",
+                "a finite number",
+                weight,
+            )?;
+            self.add_scaled_row(token, weight, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn check_out(&self, out: &[f32]) -> Result<()> {
+        if out.len() != self.hidden_size {
+            return Err(Error::InvalidParameter {
+                name: "embedding",
+                expected: "a vector of hidden_size values",
+                value: format!("{} values (hidden_size is {})", out.len(), self.hidden_size),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Exact IEEE 754 binary16 → binary32 widening (subnormals, infinities and NaN included).
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let mant = (h & 0x3ff) as u32;
+    let bits = match (exp, mant) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: value = m * 2^-24; normalise it.
+            let shift = m.leading_zeros() - 21; // bring the top set bit to bit 10
+            let m = (m << shift) & 0x3ff;
+            let e = 127 - 15 + 1 - shift;
+            sign | (e << 23) | (m << 13)
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_widening_is_exact() {
+        assert_eq!(f16_bits_to_f32(0x0000), 0.0);
+        assert_eq!(f16_bits_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(f16_bits_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_bits_to_f32(0xc000), -2.0);
+        assert_eq!(f16_bits_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_bits_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_bits_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_bits_to_f32(0x0400), 2f32.powi(-14));
+        assert_eq!(f16_bits_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_bits_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_bits_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_bits_to_f32(0x7e00).is_nan());
+    }
+
+    #[test]
+    fn embedding_rows_and_superposition() {
+        let table =
+            EmbeddingTable::new(3, 2, EmbeddingStorage::F32(vec![1., 2., 3., 4., 5., 6.])).unwrap();
+        assert_eq!(table.row(1).unwrap(), vec![3., 4.]);
+        assert_eq!(
+            table.superpose(&[(0, 0.5), (2, 0.5)]).unwrap(),
+            vec![3., 4.]
+        );
+        assert_eq!(
+            table.row(3),
+            Err(Error::TokenOutOfRange {
+                token: 3,
+                vocab_size: 3
+            })
+        );
+        let mut out = [0.0; 3];
+        assert!(table.row_into(0, &mut out).is_err());
+        assert!(EmbeddingTable::new(3, 2, EmbeddingStorage::F32(vec![0.; 5])).is_err());
+        let half = EmbeddingTable::new(1, 2, EmbeddingStorage::F16(vec![0x3c00, 0xc000])).unwrap();
+        assert_eq!(half.row(0).unwrap(), vec![1.0, -2.0]);
+        assert_eq!(half.storage_bytes(), 4);
+    }
+
+    #[test]
+    fn config_json() {
+        let c = ModelConfig::from_json(
+            r#"{"vocab_size":5,"hidden_size":4,"num_layers":1,"num_key_value_heads":1,
+                "head_dim":4,"context_length":8,"name":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.context_length, 8);
+        assert!(matches!(ModelConfig::from_json("{"), Err(Error::Model(_))));
+    }
+}

@@ -1,0 +1,16 @@
+//! The committed tiny random model, loaded the way the browser loads a model: from bytes.
+
+use decoding_playground::generate::Engine;
+use decoding_playground::tokenizer::TextTokenizer;
+use decoding_playground::TractModel;
+
+pub const ONNX: &[u8] = include_bytes!("../../../models/tiny/model.onnx");
+pub const TOKENIZER: &[u8] = include_bytes!("../../../models/tiny/tokenizer.json");
+pub const CONFIG: &str = include_str!("../../../models/tiny/config.json");
+pub const GENERATION_FIXTURE: &str = include_str!("../fixtures/tiny_generation.json");
+pub const PROMPT: &str = "Once upon a time, there was a little";
+
+pub fn engine() -> Engine<TractModel> {
+    let model = TractModel::from_bytes_with_config_json(ONNX, CONFIG).unwrap();
+    Engine::new(model, TextTokenizer::from_bytes(TOKENIZER).unwrap()).unwrap()
+}

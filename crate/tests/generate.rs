@@ -1,0 +1,106 @@
+//! The generation loop on the tiny model: determinism (and the fixture wasm must match),
+//! streaming, stop tokens, cancellation and bad input.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use common::tiny::{engine, GENERATION_FIXTURE, PROMPT};
+use decoding_playground::generate::{FinishReason, GenerateConfig};
+use decoding_playground::{Error, LanguageModel};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Case {
+    name: String,
+    config: serde_json::Value,
+    tokens: Vec<u32>,
+    text: String,
+}
+
+fn config(json: &serde_json::Value) -> GenerateConfig {
+    serde_json::from_value(json.clone()).unwrap()
+}
+
+#[test]
+fn generations_match_the_fixture_that_wasm_replays() {
+    let mut cases: Vec<Case> = serde_json::from_str(GENERATION_FIXTURE).unwrap();
+    let mut engine = engine();
+    for case in &mut cases {
+        let steps = engine.generate(PROMPT, &config(&case.config), |_| {}, || false).unwrap();
+        let tokens: Vec<u32> = steps.iter().map(|s| s.record.token).collect();
+        let text: String = steps.iter().map(|s| s.text.as_str()).collect();
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            (case.tokens, case.text) = (tokens, text);
+        } else {
+            assert_eq!(tokens, case.tokens, "{}", case.name);
+            assert_eq!(text, case.text, "{}", case.name);
+        }
+    }
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_generation.json");
+        std::fs::write(path, serde_json::to_string_pretty(&cases).unwrap() + "\n").unwrap();
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_tokens_and_streamed_text_is_the_decoded_text() {
+    let mut engine = engine();
+    let config = GenerateConfig { max_tokens: 40, ..Default::default() };
+    let run = |engine: &mut decoding_playground::generate::Engine<_>| {
+        engine.generate(PROMPT, &config, |_| {}, || false).unwrap()
+    };
+    let (first, second) = (run(&mut engine), run(&mut engine));
+    assert_eq!(first, second);
+    let ids: Vec<u32> = first.iter().filter(|s| s.finish != Some(FinishReason::Stop)).map(|s| s.record.token).collect();
+    let streamed: String = first.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(streamed, engine.tokenizer.decode(&ids).unwrap());
+    assert_eq!(first.last().unwrap().finish.is_some(), true);
+    assert!(first[..first.len() - 1].iter().all(|s| s.finish.is_none()));
+}
+
+#[test]
+fn a_stop_token_ends_the_generation() {
+    let mut engine = engine();
+    let greedy = GenerateConfig {
+        max_tokens: 10,
+        stop_tokens: Some(vec![]),
+        sampler: decoding_playground::SamplerConfig::greedy(),
+    };
+    let free = engine.generate(PROMPT, &greedy, |_| {}, || false).unwrap();
+    assert_eq!(free.len(), 10);
+    assert_eq!(free[9].finish, Some(FinishReason::Length));
+    let stop = free[3].record.token;
+    let first_stop = free.iter().position(|s| s.record.token == stop).unwrap();
+    let stopped = GenerateConfig { stop_tokens: Some(vec![stop]), ..greedy };
+    let steps = engine.generate(PROMPT, &stopped, |_| {}, || false).unwrap();
+    assert_eq!(steps.len(), first_stop + 1);
+    assert_eq!(steps.last().unwrap().finish, Some(FinishReason::Stop));
+    assert_eq!(steps.last().unwrap().text, "", "the stop token shows no text");
+}
+
+#[test]
+fn cancellation_takes_effect_within_a_step() {
+    let mut engine = engine();
+    let seen = std::cell::Cell::new(0);
+    let result = engine.generate(PROMPT, &GenerateConfig::default(), |_| seen.set(seen.get() + 1), || seen.get() >= 3);
+    assert_eq!(result.unwrap_err(), Error::Cancelled);
+    assert_eq!(seen.get(), 3);
+    assert!(engine.generate(PROMPT, &GenerateConfig::default(), |_| {}, || false).is_ok(), "usable after");
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let mut engine = engine();
+    let ok = GenerateConfig::default();
+    assert_eq!(engine.start("", &ok).err().unwrap(), Error::EmptyPrompt);
+    let context = engine.model.context_length();
+    let long = "a b ".repeat(context);
+    let err = engine.start(&long, &ok).err().unwrap().to_string();
+    assert!(err.contains(&format!("the context holds {context}")), "{err}");
+    for max_tokens in [0, 1_000_000_000] {
+        let err = engine.start(PROMPT, &GenerateConfig { max_tokens, ..ok.clone() }).err().unwrap().to_string();
+        assert!(err.starts_with(&format!("maxTokens must be at least 1 and at most the context left after the prompt, got {max_tokens}")), "{err}");
+    }
+    let bad_sampler = serde_json::json!({"sampler": {"topP": 2.0}});
+    assert!(engine.start(PROMPT, &config(&bad_sampler)).err().unwrap().to_string().contains("topP"));
+}

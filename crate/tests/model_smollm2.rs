@@ -1,0 +1,140 @@
+//! The tract runtime on the real SmolLM2-135M-Instruct export (`models/smollm2-135m/`, built by
+//! `models/build.sh`, git-ignored): teacher-forced perplexity of the Moby-Dick paragraph and the
+//! greedy continuation, against `models/fixtures/smollm2_reference.json` (ONNX Runtime).
+//!
+//! When the model is missing the test prints why and passes, except under `CI=true`, where it
+//! fails. It prints load time and prefill/decode speed (no timing assertions). Run it in release:
+//! `cargo test --release --test model_smollm2 -- --nocapture` (a debug build takes ~45 s, most
+//! of it optimising the graph).
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use decoding_playground::model::{LanguageModel, TractModel};
+use serde_json::Value;
+
+const REFERENCE: &str = include_str!("../../models/fixtures/smollm2_reference.json");
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32
+}
+
+/// -log softmax(logits)[target], in f64.
+fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    (sum.ln() + max) - logits[target as usize] as f64
+}
+
+#[test]
+fn smollm2_perplexity_and_greedy_continuation_match_the_reference() {
+    // SMOLLM2_DIR: another build of the same model (e.g. `build_model.py smollm2 --dtype f32
+    // --out DIR`); the fixture is the f16 default build's, within the same tolerance.
+    let dir = std::env::var_os("SMOLLM2_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m")
+        });
+    let path = dir.join("model.onnx");
+    if !path.exists() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "CI=true but {} is missing: run models/build.sh first",
+                path.display()
+            );
+        }
+        println!(
+            "SKIPPED: {} is missing (build it with models/build.sh)",
+            path.display()
+        );
+        return;
+    }
+    if cfg!(debug_assertions) {
+        println!("note: a debug build; for representative speed run with --release");
+    }
+    let reference: Value = serde_json::from_str(REFERENCE).unwrap();
+
+    let t0 = Instant::now();
+    let bytes = std::fs::read(&path).unwrap();
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let read_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let mut model = TractModel::from_bytes_with_config_json(&bytes, &config).unwrap();
+    let load_s = t1.elapsed().as_secs_f64();
+    drop(bytes);
+    println!(
+        "load: read {:.1} MB in {read_s:.2} s, build + optimise {load_s:.2} s; {:?}; \
+         embedding table {:.1} MB",
+        std::fs::metadata(&path).unwrap().len() as f64 / 1e6,
+        model.config(),
+        model.embeddings().storage_bytes() as f64 / 1e6
+    );
+    assert_eq!(model.vocab_size(), 49152);
+    assert_eq!(model.hidden_size(), 576);
+    assert_eq!(model.context_length(), 8192);
+
+    // Teacher-forced perplexity of the paragraph: one prefill, every position's logits.
+    let paragraph = ids(&reference["paragraph"]["ids"]);
+    let want_ppl = reference["paragraph"]["perplexity"].as_f64().unwrap();
+    let t = Instant::now();
+    let logits = model.prefill_all_logits(&paragraph).unwrap();
+    let prefill_s = t.elapsed().as_secs_f64();
+    let vocab = model.vocab_size();
+    let mean_nll = paragraph[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, &target)| nll(&logits[i * vocab..(i + 1) * vocab], target))
+        .sum::<f64>()
+        / (paragraph.len() - 1) as f64;
+    let ppl = mean_nll.exp();
+    println!(
+        "prefill: {} tokens in {prefill_s:.2} s = {:.1} tok/s; perplexity {ppl:.3} (reference {want_ppl})",
+        paragraph.len(),
+        paragraph.len() as f64 / prefill_s
+    );
+    assert!(
+        (ppl / want_ppl - 1.0).abs() < 0.01,
+        "perplexity {ppl} is not within 1% of the reference {want_ppl}"
+    );
+
+    // Greedy continuation: a prefill of the prompt, then one cached step per token.
+    model.reset();
+    let prompt = ids(&reference["greedy"]["prompt_ids"]);
+    let want = ids(&reference["greedy"]["ids"]);
+    let t = Instant::now();
+    let mut logits = model.prefill(&prompt).unwrap();
+    let prompt_s = t.elapsed().as_secs_f64();
+    let mut got = vec![];
+    let t = Instant::now();
+    for _ in 0..want.len() {
+        let next = argmax(&logits);
+        got.push(next);
+        if got.len() < want.len() {
+            logits = model.step_token(next).unwrap();
+        }
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let steps = want.len() - 1;
+    println!(
+        "prompt prefill: {} tokens in {prompt_s:.3} s; decode: {steps} steps in {decode_s:.2} s \
+         = {:.1} tok/s",
+        prompt.len(),
+        steps as f64 / decode_s
+    );
+    println!("greedy ids: {got:?}");
+    assert_eq!(model.position(), prompt.len() + steps);
+    assert_eq!(
+        got, want,
+        "greedy continuation differs from the reference ({:?})",
+        reference["greedy"]["text"]
+    );
+}

@@ -1,0 +1,94 @@
+//! The tiny model through the JS API in Node and headless Chromium: the same tokens and text as
+//! natively (tests/fixtures/tiny_generation.json), streaming, cancellation and bad input.
+#![cfg(target_arch = "wasm32")]
+
+mod common;
+
+use common::tiny::{CONFIG, GENERATION_FIXTURE, ONNX, PROMPT, TOKENIZER};
+use decoding_playground::wasm::Model;
+use wasm_bindgen::{JsCast, JsError, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+fn js(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).expect("test JSON parses")
+}
+
+fn message(error: JsValue) -> String {
+    error.dyn_into::<js_sys::Error>().expect("a JS Error").message().into()
+}
+
+fn field(object: &JsValue, name: &str) -> JsValue {
+    js_sys::Reflect::get(object, &name.into()).unwrap()
+}
+
+fn model() -> Model {
+    Model::new(ONNX, TOKENIZER, CONFIG).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn generations_match_the_native_fixture() {
+    let model = model();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(GENERATION_FIXTURE).unwrap();
+    for case in cases {
+        model.start(PROMPT, js(&case["config"].to_string())).unwrap();
+        let (mut tokens, mut text) = (Vec::new(), String::new());
+        loop {
+            let step = model.next().unwrap();
+            if step.is_undefined() {
+                break;
+            }
+            tokens.push(field(&step, "token").as_f64().unwrap() as u32);
+            text.push_str(&field(&step, "text").as_string().unwrap());
+        }
+        let expected: Vec<u32> = serde_json::from_value(case["tokens"].clone()).unwrap();
+        assert_eq!(tokens, expected, "{}", case["name"]);
+        assert_eq!(text, case["text"].as_str().unwrap(), "{}", case["name"]);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn generate_streams_each_step_to_the_callback() {
+    let model = model();
+    let seen = js_sys::Array::new();
+    let on_step = js_sys::Function::new_with_args("step", "this.push(step)").bind0(&seen);
+    let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 12}"#), Some(on_step), None).unwrap();
+    let steps: js_sys::Array = JsFuture::from(promise).await.unwrap().dyn_into().unwrap();
+    assert_eq!(steps.length(), 12);
+    assert_eq!(seen.length(), 12);
+    let last = steps.get(11);
+    assert_eq!(field(&last, "finish").as_string().as_deref(), Some("length"));
+    for name in ["surpriseBits", "entropyBits", "top", "perplexity", "text"] {
+        assert!(!field(&last, name).is_undefined(), "step.{name}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn an_aborted_signal_cancels_within_a_step() {
+    let model = model();
+    let signal = js("{\"aborted\": false}");
+    let on_step = js_sys::Function::new_with_args("step", "this.aborted = true").bind0(&signal);
+    let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 50}"#), Some(on_step), Some(signal.into())).unwrap();
+    let error = JsFuture::from(promise).await.expect_err("cancelled");
+    assert_eq!(message(error), "generation was cancelled");
+    assert!(model.next().unwrap().is_undefined(), "the generation is gone");
+    model.start(PROMPT, JsValue::UNDEFINED).unwrap();
+    assert!(!model.next().unwrap().is_undefined(), "the model is usable after");
+}
+
+#[wasm_bindgen_test]
+fn bad_input_throws_errors_with_messages() {
+    let err = |r: Result<Model, JsError>| message(r.err().expect("refused").into());
+    assert!(err(Model::new(&ONNX[..ONNX.len() / 2], TOKENIZER, CONFIG)).starts_with("model error"));
+    assert!(err(Model::new(b"not onnx at all", TOKENIZER, CONFIG)).starts_with("model error"));
+    assert!(err(Model::new(ONNX, b"{oops", CONFIG)).starts_with("tokenizer error: invalid tokenizer.json"));
+    let model = model();
+    let start_err = |prompt: &str, config: &str| message(model.start(prompt, js(config)).err().expect("refused").into());
+    assert_eq!(start_err("", "{}"), "the prompt is empty");
+    assert!(start_err(PROMPT, r#"{"maxTokens": 0}"#).starts_with("maxTokens must be at least 1"));
+    assert!(start_err(PROMPT, r#"{"maxTokens": 100000000}"#).starts_with("maxTokens must be at least 1"));
+    assert!(start_err(PROMPT, r#"{"sampler": {"topK": 0}}"#).contains("topK must be at least 1"));
+    assert!(start_err(PROMPT, r#"{"maxtokens": 3}"#).contains("unknown field `maxtokens`"));
+    let long = "a b ".repeat(model.context_length());
+    assert!(start_err(&long, "{}").contains("the context holds"));
+}
