@@ -8,6 +8,10 @@
 //! of it optimising the graph).
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::{argmax, json_ids};
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,17 +20,6 @@ use serde_json::Value;
 
 const REFERENCE: &str = include_str!("../../models/fixtures/smollm2_reference.json");
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32
-}
 
 /// -log softmax(logits)[target], in f64.
 fn nll(logits: &[f32], target: u32) -> f64 {
@@ -83,7 +76,7 @@ fn smollm2_perplexity_and_greedy_continuation_match_the_reference() {
     assert_eq!(model.context_length(), 8192);
 
     // Teacher-forced perplexity of the paragraph: one prefill, every position's logits.
-    let paragraph = ids(&reference["paragraph"]["ids"]);
+    let paragraph = json_ids(&reference["paragraph"]["ids"]);
     let want_ppl = reference["paragraph"]["perplexity"].as_f64().unwrap();
     let t = Instant::now();
     let logits = model.prefill_all_logits(&paragraph).unwrap();
@@ -108,8 +101,8 @@ fn smollm2_perplexity_and_greedy_continuation_match_the_reference() {
 
     // Greedy continuation: a prefill of the prompt, then one cached step per token.
     model.reset();
-    let prompt = ids(&reference["greedy"]["prompt_ids"]);
-    let want = ids(&reference["greedy"]["ids"]);
+    let prompt = json_ids(&reference["greedy"]["prompt_ids"]);
+    let want = json_ids(&reference["greedy"]["ids"]);
     let t = Instant::now();
     let mut logits = model.prefill(&prompt).unwrap();
     let prompt_s = t.elapsed().as_secs_f64();

@@ -2,6 +2,10 @@
 //! the ONNX reference evaluator's, KV-cache consistency, load errors and the context limit.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::{argmax, json_ids};
+
 use decoding_playground::model::{LanguageModel, ModelConfig, TractModel};
 use decoding_playground::Error;
 use prost::Message;
@@ -20,13 +24,6 @@ fn fixtures() -> Value {
     serde_json::from_str(FIXTURES).unwrap()
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
 
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
@@ -44,9 +41,6 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap()
-}
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     let d = max_abs_diff(got, want);
@@ -81,7 +75,7 @@ fn prefill_and_cached_steps_match_the_reference_evaluator() {
     let mut m = tiny();
     for call in f["calls"].as_array().unwrap() {
         let name = call["name"].as_str().unwrap();
-        let input = ids(&call["input_ids"]);
+        let input = json_ids(&call["input_ids"]);
         assert_eq!(
             m.position() as u64,
             call["past_length"].as_u64().unwrap(),
@@ -111,7 +105,7 @@ fn superposed_embeddings_match_the_reference_evaluator() {
     for case in f["superposed"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         m.reset();
-        let prefix = ids(&case["prefix_ids"]);
+        let prefix = json_ids(&case["prefix_ids"]);
         if !prefix.is_empty() {
             m.prefill(&prefix).unwrap();
         }
@@ -120,7 +114,7 @@ fn superposed_embeddings_match_the_reference_evaluator() {
             case["position"].as_u64().unwrap(),
             "{name}"
         );
-        let pairs: Vec<(u32, f32)> = ids(&case["rows"])
+        let pairs: Vec<(u32, f32)> = json_ids(&case["rows"])
             .into_iter()
             .zip(floats(&case["weights"]))
             .collect();
@@ -137,7 +131,7 @@ fn superposed_embeddings_match_the_reference_evaluator() {
 
 #[test]
 fn kv_cache_steps_equal_a_fresh_full_prefill() {
-    let all = ids(&fixtures()["ids"]); // 13 ids
+    let all = json_ids(&fixtures()["ids"]); // 13 ids
     let mut m = tiny();
     // One full prefill of everything, all positions.
     let full = m.prefill_all_logits(&all).unwrap();
@@ -264,7 +258,7 @@ fn a_config_for_another_model_is_refused() {
 
 #[test]
 fn exceeding_the_context_is_context_full() {
-    let all = ids(&fixtures()["ids"]); // 13 ids
+    let all = json_ids(&fixtures()["ids"]); // 13 ids
     let mut m = tiny();
     m.set_context_length(12).unwrap();
     assert_eq!(

@@ -40,3 +40,13 @@ pub fn synthetic_logits(vocab: usize, seed: u64, step: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+/// A JSON array of token ids.
+pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().expect("an array of ids").iter().map(|x| x.as_u64().expect("an id") as u32).collect()
+}
+
+/// The index of the largest logit.
+pub fn argmax(v: &[f32]) -> u32 {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).expect("non-empty") as u32
+}
