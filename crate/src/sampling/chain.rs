@@ -1,11 +1,11 @@
 use super::candidates::Candidates;
 use super::config::{SamplerConfig, Stage};
-use super::record::{describe_step, PerplexityMeter, StepRecord};
+use super::record::{describe_step, full_distribution, FullDistribution, PerplexityMeter, StepRecord};
 use super::{
     LogitBias, MinP, MirostatV1, MirostatV2, Penalties, Sampler, Temperature, TopK, TopP, Typical,
 };
 use crate::error::Result;
-use crate::math::{exp_nonpositive, exp_weights};
+use crate::math::exp_nonpositive;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -89,15 +89,15 @@ impl Chain {
         for sampler in &mut self.samplers {
             sampler.apply(&mut self.candidates)?;
         }
-        let token = self.draw();
+        let full = full_distribution(self.candidates.logits(), self.candidates.scale(), &mut self.weights);
+        let token = self.draw(&full);
         let mut record = describe_step(
             self.candidates.logits(),
-            self.candidates.scale(),
+            &full,
             token,
             self.candidates.len(),
             self.top_n,
             &mut self.scratch,
-            &mut self.weights,
         );
         self.meter.add(record.surprise_bits);
         record.perplexity = self.meter.perplexity() as f32;
@@ -129,14 +129,15 @@ impl Chain {
 
     /// Inverse-CDF draw from the kept tokens, renormalised. Always consumes exactly one
     /// uniform number.
-    fn draw(&mut self) -> u32 {
+    fn draw(&mut self, full: &FullDistribution) -> u32 {
         // 53 random bits give a uniform f64 in [0, 1), the same on every platform.
         let u = (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
         let c = &self.candidates;
-        let (max, scale) = (c.max_logit(), c.scale());
         let total = match c.kept_ids() {
-            None => exp_weights(c.logits(), scale, max, &mut self.weights).0,
+            // Nothing was truncated: `weights` already holds the full distribution's.
+            None => full.z,
             Some(ids) => {
+                let (max, scale) = (c.max_logit(), c.scale());
                 self.weights.clear();
                 self.weights.extend(ids.iter().map(|&id| exp_nonpositive(scale * (c.logit(id) - max))));
                 self.weights.iter().map(|&w| w as f64).sum()

@@ -54,20 +54,35 @@ impl PerplexityMeter {
     }
 }
 
-/// Full-distribution statistics at inverse temperature `scale`: one pass of exp over the
-/// vocabulary, and a partial selection for the alternatives.
+/// The full (untruncated) distribution at inverse temperature `scale`, from one exp pass.
+#[derive(Clone, Copy)]
+pub(crate) struct FullDistribution {
+    pub max: f32,
+    pub scale: f32,
+    /// Z = Σ e_i with e_i = exp(d_i), d_i = scale·(x_i − max).
+    pub z: f64,
+    /// Σ e_i·d_i, for the entropy H = ln Z − Σ e_i·d_i / Z.
+    pub weighted: f64,
+}
+
+/// Leaves every e_i in `weights`, so that a draw over the whole vocabulary can reuse them.
+pub(crate) fn full_distribution(logits: &[f32], scale: f32, weights: &mut Vec<f32>) -> FullDistribution {
+    let max = max_value(logits);
+    let (z, weighted) = exp_weights(logits, scale, max, weights);
+    FullDistribution { max, scale, z, weighted }
+}
+
+/// The step record: the chosen token and the entropy under `full`, and a partial selection
+/// for the alternatives.
 pub(crate) fn describe_step(
     logits: &[f32],
-    scale: f32,
+    full: &FullDistribution,
     token: u32,
     kept: usize,
     top_n: usize,
     scratch: &mut Vec<u32>,
-    weights: &mut Vec<f32>,
 ) -> StepRecord {
-    let max = max_value(logits);
-    // H = ln Z − Σ e_i·d_i / Z with d_i = scale·(x_i − max) and e_i = exp(d_i).
-    let (z, weighted) = exp_weights(logits, scale, max, weights);
+    let FullDistribution { max, scale, z, weighted } = *full;
     let ln_z = libm::log(z);
     let ln_prob = |x: f32| (scale * (x - max)) as f64 - ln_z;
     let token_ln_prob = ln_prob(logits[token as usize]);
