@@ -353,33 +353,11 @@ fn take_embeddings(graph: &mut pb::GraphProto) -> Result<EmbeddingTable> {
         .ok_or_else(|| bad(format!("dims {:?} are too large", t.dims)))?;
     let storage = match t.data_type {
         ONNX_FLOAT if !t.raw_data.is_empty() => {
-            if t.raw_data.len() != n * 4 {
-                return Err(bad(format!(
-                    "{} bytes of data for {n} floats",
-                    t.raw_data.len()
-                )));
-            }
-            EmbeddingStorage::F32(
-                t.raw_data
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            )
+            EmbeddingStorage::F32(le_elements(&t.raw_data, n, f32::from_le_bytes).map_err(bad)?)
         }
         ONNX_FLOAT => EmbeddingStorage::F32(t.float_data),
         ONNX_FLOAT16 if !t.raw_data.is_empty() => {
-            if t.raw_data.len() != n * 2 {
-                return Err(bad(format!(
-                    "{} bytes of data for {n} halves",
-                    t.raw_data.len()
-                )));
-            }
-            EmbeddingStorage::F16(
-                t.raw_data
-                    .chunks_exact(2)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                    .collect(),
-            )
+            EmbeddingStorage::F16(le_elements(&t.raw_data, n, u16::from_le_bytes).map_err(bad)?)
         }
         // ONNX keeps f16 values without raw_data in int32_data, one per element.
         ONNX_FLOAT16 => EmbeddingStorage::F16(t.int32_data.iter().map(|&x| x as u16).collect()),
@@ -390,6 +368,14 @@ fn take_embeddings(graph: &mut pb::GraphProto) -> Result<EmbeddingTable> {
         }
     };
     EmbeddingTable::new(vocab, hidden, storage).map_err(|e| bad(e.to_string()))
+}
+
+/// Exactly `n` little-endian elements of `N` bytes each, as ONNX stores `raw_data`.
+fn le_elements<T, const N: usize>(raw: &[u8], n: usize, from: fn([u8; N]) -> T) -> Result<Vec<T>, String> {
+    if raw.len() != n * N {
+        return Err(format!("{} bytes of data for {n} elements of {N} bytes", raw.len()));
+    }
+    Ok(raw.chunks_exact(N).map(|b| from(b.try_into().expect("chunks_exact yields N bytes"))).collect())
 }
 
 fn declared_dims(info: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
