@@ -92,7 +92,7 @@ impl<M: LanguageModel> Engine<M> {
 
     /// Encodes and prefills the prompt (resetting the model) and readies the sampler.
     pub fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
-        let chain = Chain::new(&config.sampler)?;
+        let mut chain = Chain::new(&config.sampler)?;
         let ids = self.tokenizer.encode(prompt)?;
         if ids.is_empty() {
             return Err(Error::EmptyPrompt);
@@ -114,7 +114,6 @@ impl<M: LanguageModel> Engine<M> {
         };
         self.model.reset();
         let logits = self.model.prefill(&ids)?;
-        let mut chain = chain;
         for &id in &ids {
             chain.accept(id);
         }
