@@ -48,7 +48,7 @@ pub struct GeneratedStep {
     pub finish: Option<FinishReason>,
 }
 
-/// The model, the tokenizer and the token ids that end a text.
+/// A model and its tokenizer; runs one generation at a time.
 pub struct Engine<M: LanguageModel> {
     pub model: M,
     pub tokenizer: TextTokenizer,
