@@ -32,6 +32,9 @@ pub enum Error {
     /// failure); the message says which.
     #[error("model error: {0}")]
     Model(String),
+    /// An n-gram store that is corrupt, empty, or built with another tokenizer.
+    #[error("n-gram store: {0}")]
+    NgramStore(String),
     /// Feeding more tokens would take the sequence past the model's context length.
     #[error("the context is full: the model holds at most {context_length} tokens")]
     ContextFull { context_length: usize },

@@ -7,7 +7,9 @@ pub mod error;
 pub mod generate;
 pub mod math;
 pub mod model;
+pub mod ngram;
 pub mod sampling;
+pub mod superposed;
 pub mod tokenizer;
 
 #[cfg(target_arch = "wasm32")]

@@ -44,6 +44,19 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// A hash of the id → token mapping (FNV-1a, 64 bits): equal for tokenizers that give the
+    /// same ids, so an n-gram store can tell whether it was built with this one.
+    pub fn fingerprint(&self) -> u64 {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for id in 0..self.vocab_size() as u32 {
+            let token = self.id_to_token(id).unwrap_or_default();
+            for byte in (token.len() as u32).to_le_bytes().into_iter().chain(token.bytes()) {
+                hash = (hash ^ byte as u64).wrapping_mul(PRIME);
+            }
+        }
+        hash
+    }
 }
 
 /// Incremental decoding. A byte-level BPE token can end inside a UTF-8 character; the stream
