@@ -3,7 +3,9 @@
 //!
 //!     cargo run --release --example generate -- [PROMPT] [--model DIR] [--tokens N]
 
-use decoding_playground::generate::{Engine, GenerateConfig};
+use decoding_playground::generate::{Engine, GenerateConfig, GeneratedStep};
+use decoding_playground::ngram::NgramStore;
+use decoding_playground::superposed::SuperposedConfig;
 use decoding_playground::sampling::{PenaltyConfig, SamplerConfig};
 use decoding_playground::tokenizer::TextTokenizer;
 use decoding_playground::TractModel;
@@ -54,13 +56,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         print!("{prompt}");
         let config = GenerateConfig { max_tokens, sampler, ..Default::default() };
         let start = Instant::now();
-        let steps = engine.generate(&prompt, &config, |step| {
-            print!("{}", step.text);
-            let _ = std::io::stdout().flush();
-        }, || false)?;
+        let steps: Vec<GeneratedStep> = engine
+            .generate(&prompt, &config, |step| {
+                print!("{}", step.as_token().map_or("", |s| s.text.as_str()));
+                let _ = std::io::stdout().flush();
+            }, || false)?
+            .into_iter()
+            .filter_map(|s| s.as_token().cloned())
+            .collect();
         let seconds = start.elapsed().as_secs_f64();
         let last = steps.last().ok_or("no steps")?;
-        let mean = |f: fn(&decoding_playground::generate::GeneratedStep) -> f64| steps.iter().map(f).sum::<f64>() / steps.len() as f64;
+        let mean = |f: fn(&GeneratedStep) -> f64| steps.iter().map(f).sum::<f64>() / steps.len() as f64;
         println!(
             "\n   {} tokens, {:.1} tok/s incl. prefill | mean surprise {:.2} bits, entropy {:.2} bits, ppl {:.1}, kept {:.1}{}\n",
             steps.len(),
@@ -72,5 +78,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             last.record.mu.map_or(String::new(), |mu| format!(", final μ {mu:.2}")),
         );
     }
+
+    // Superposed decoding: k drafts from one forward pass per step, kept coherent by n-grams.
+    let store_path = dir.join("../ngrams/default.ngram");
+    let superposed = match std::fs::read(&store_path) {
+        Ok(bytes) => {
+            engine.set_ngram_store(Some(NgramStore::from_bytes(&bytes)?))?;
+            SuperposedConfig::default()
+        }
+        Err(e) => {
+            println!("(no n-gram store at {}: {e}; superposed decoding runs with alpha 0)", store_path.display());
+            SuperposedConfig { alpha: 0.0, ..Default::default() }
+        }
+    };
+    println!("── superposed decoding, k {}, alpha {}", superposed.drafts, superposed.alpha);
+    let config = GenerateConfig { max_tokens, superposed: Some(superposed), ..Default::default() };
+    let start = Instant::now();
+    let steps = engine.generate(&prompt, &config, |_| {}, || false)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let last = steps.last().and_then(|s| s.as_drafts()).ok_or("no steps")?;
+    for (i, draft) in last.drafts.iter().enumerate() {
+        println!("{}. (ppl {:.2}) {prompt}{}", i + 1, draft.perplexity, draft.text);
+    }
+    println!("   {} steps in {:.1} s, {:.1} steps/s incl. prefill\n", steps.len(), seconds, steps.len() as f64 / seconds);
     Ok(())
 }

@@ -1,9 +1,12 @@
-//! The generation loop: a model, a tokenizer and a sampler chain, one step at a time so that a
-//! caller (the wasm API, a worker) can yield, stream and cancel between tokens.
+//! The generation loop: a model, a tokenizer and a strategy (a sampler chain, or superposed
+//! decoding with its n-gram store), one step at a time so that a caller (the wasm API, a
+//! worker) can yield, stream and cancel between steps.
 
 use crate::error::{check, Error, Result};
 use crate::model::LanguageModel;
+use crate::ngram::NgramStore;
 use crate::sampling::{Chain, SamplerConfig, StepRecord};
+use crate::superposed::{DraftNode, DraftStep, FinalDraft, SuperposedConfig, SuperposedDecoder};
 use crate::tokenizer::{TextStream, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
@@ -17,11 +20,13 @@ pub struct GenerateConfig {
     /// (`<|im_end|>`, `<|endoftext|>`, when present).
     pub stop_tokens: Option<Vec<u32>>,
     pub sampler: SamplerConfig,
+    /// When set, superposed decoding replaces the sampler chain (`sampler` is then unused).
+    pub superposed: Option<SuperposedConfig>,
 }
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        Self { max_tokens: 64, stop_tokens: None, sampler: SamplerConfig::default() }
+        Self { max_tokens: 64, stop_tokens: None, sampler: SamplerConfig::default(), superposed: None }
     }
 }
 
@@ -48,16 +53,62 @@ pub struct GeneratedStep {
     pub finish: Option<FinishReason>,
 }
 
-/// A model and its tokenizer; runs one generation at a time.
+/// One step of superposed decoding: the draft tree's new nodes, and the final drafts at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuperposedStep {
+    #[serde(flatten)]
+    pub record: DraftStep,
+    /// Set on the last step: the k drafts with the lowest perplexity, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drafts: Vec<FinalDraft>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish: Option<FinishReason>,
+}
+
+/// What one call to [`Engine::step`] produced. In JSON and JS, `kind` tells which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Step {
+    /// One sampled token.
+    Token(GeneratedStep),
+    /// One superposed step: every draft grew by a token.
+    Drafts(SuperposedStep),
+}
+
+impl Step {
+    pub fn as_token(&self) -> Option<&GeneratedStep> {
+        match self {
+            Step::Token(step) => Some(step),
+            Step::Drafts(_) => None,
+        }
+    }
+
+    pub fn as_drafts(&self) -> Option<&SuperposedStep> {
+        match self {
+            Step::Drafts(step) => Some(step),
+            Step::Token(_) => None,
+        }
+    }
+}
+
+/// A model and its tokenizer, and the n-gram store superposed decoding uses; runs one
+/// generation at a time.
 pub struct Engine<M: LanguageModel> {
     pub model: M,
     pub tokenizer: TextTokenizer,
+    tokenizer_fingerprint: u64,
+    ngrams: Option<NgramStore>,
+}
+
+enum Strategy {
+    Sample { chain: Chain, stream: TextStream },
+    Superposed { decoder: SuperposedDecoder, prompt: Vec<u32> },
 }
 
 /// The state of one generation. The model's KV cache belongs to it until it ends.
 pub struct Generation {
-    chain: Chain,
-    stream: TextStream,
+    strategy: Strategy,
     logits: Vec<f32>,
     stop_tokens: Vec<u32>,
     remaining: usize,
@@ -87,12 +138,48 @@ impl<M: LanguageModel> Engine<M> {
                 model.vocab_size()
             )));
         }
-        Ok(Self { model, tokenizer })
+        let tokenizer_fingerprint = tokenizer.fingerprint();
+        Ok(Self { model, tokenizer, tokenizer_fingerprint, ngrams: None })
+    }
+
+    /// Identifies the tokenizer an n-gram store must have been built with.
+    pub fn tokenizer_fingerprint(&self) -> u64 {
+        self.tokenizer_fingerprint
+    }
+
+    /// Sets (or clears) the n-gram store of superposed decoding; refuses one built with
+    /// another tokenizer.
+    pub fn set_ngram_store(&mut self, store: Option<NgramStore>) -> Result<()> {
+        if let Some(store) = &store {
+            store.check_tokenizer(self.tokenizer.vocab_size(), self.tokenizer_fingerprint)?;
+        }
+        self.ngrams = store;
+        Ok(())
+    }
+
+    pub fn ngram_store(&self) -> Option<&NgramStore> {
+        self.ngrams.as_ref()
+    }
+
+    /// Takes the n-gram store out (e.g. to extend it with more text).
+    pub fn take_ngram_store(&mut self) -> Option<NgramStore> {
+        self.ngrams.take()
     }
 
     /// Encodes and prefills the prompt (resetting the model) and readies the sampler.
     pub fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
-        let mut chain = Chain::new(&config.sampler)?;
+        let mut strategy = match &config.superposed {
+            None => Strategy::Sample { chain: Chain::new(&config.sampler)?, stream: TextStream::default() },
+            Some(superposed) => {
+                let decoder = SuperposedDecoder::new(superposed)?;
+                if superposed.uses_ngrams() && self.ngrams.is_none() {
+                    return Err(Error::InvalidConfig(
+                        "superposed decoding with alpha above 0 needs an n-gram store: load one, or set alpha to 0".into(),
+                    ));
+                }
+                Strategy::Superposed { decoder, prompt: Vec::new() }
+            }
+        };
         let ids = self.tokenizer.encode(prompt)?;
         if ids.is_empty() {
             return Err(Error::EmptyPrompt);
@@ -114,12 +201,12 @@ impl<M: LanguageModel> Engine<M> {
         };
         self.model.reset();
         let logits = self.model.prefill(&ids)?;
-        for &id in &ids {
-            chain.accept(id);
+        match &mut strategy {
+            Strategy::Sample { chain, .. } => ids.iter().for_each(|&id| chain.accept(id)),
+            Strategy::Superposed { prompt, .. } => *prompt = ids.clone(),
         }
         Ok(Generation {
-            chain,
-            stream: TextStream::default(),
+            strategy,
             logits,
             stop_tokens,
             remaining: config.max_tokens,
@@ -128,28 +215,58 @@ impl<M: LanguageModel> Engine<M> {
         })
     }
 
-    /// Samples the next token and feeds it to the model; `None` once the generation ended.
-    pub fn step(&mut self, generation: &mut Generation) -> Result<Option<GeneratedStep>> {
+    /// Chooses the next token (or extends every draft) and feeds the model; `None` once the
+    /// generation ended.
+    pub fn step(&mut self, generation: &mut Generation) -> Result<Option<Step>> {
         if generation.finished {
             return Ok(None);
         }
-        let record = generation.chain.sample(&generation.logits)?;
         generation.remaining -= 1;
-        let stop = generation.stop_tokens.contains(&record.token);
-        let finish = if stop {
-            Some(FinishReason::Stop)
-        } else if generation.remaining == 0 {
-            Some(FinishReason::Length)
-        } else {
-            None
+        let stop_tokens = &generation.stop_tokens;
+        // The context check in `start` guarantees room for every input fed here.
+        let step = match &mut generation.strategy {
+            Strategy::Sample { chain, stream } => {
+                let record = chain.sample(&generation.logits)?;
+                let stop = stop_tokens.contains(&record.token);
+                let finish = finish_reason(stop, generation.remaining);
+                let text = if stop { String::new() } else { stream.push(&self.tokenizer, record.token)? };
+                if finish.is_none() {
+                    generation.logits = self.model.step_token(record.token)?;
+                }
+                Step::Token(GeneratedStep { record, text, finish })
+            }
+            Strategy::Superposed { decoder, prompt } => {
+                let mut record = decoder.step(&generation.logits, prompt, self.ngrams.as_ref(), stop_tokens)?;
+                for node in record.live.iter_mut().chain(&mut record.finished).chain(&mut record.pruned) {
+                    node.text = self.token_text(node, stop_tokens)?;
+                }
+                let finish = finish_reason(!decoder.has_live_drafts(), generation.remaining);
+                let mut drafts = Vec::new();
+                match finish {
+                    Some(_) => {
+                        drafts = decoder.results(stop_tokens);
+                        for draft in &mut drafts {
+                            let text_len = draft.tokens.len() - draft.stopped as usize;
+                            draft.text = self.tokenizer.decode(&draft.tokens[..text_len])?;
+                        }
+                    }
+                    None => {
+                        let input = self.model.embeddings().superpose(&decoder.superposition())?;
+                        generation.logits = self.model.step_embedding(&input)?;
+                    }
+                }
+                Step::Drafts(SuperposedStep { record, drafts, finish })
+            }
         };
-        let text = if stop { String::new() } else { generation.stream.push(&self.tokenizer, record.token)? };
-        match finish {
-            Some(_) => generation.finished = true,
-            // The context check in `start` guarantees room for every token fed here.
-            None => generation.logits = self.model.step_token(record.token)?,
+        generation.finished = finished(&step);
+        Ok(Some(step))
+    }
+
+    fn token_text(&self, node: &DraftNode, stop_tokens: &[u32]) -> Result<String> {
+        if stop_tokens.contains(&node.token) {
+            return Ok(String::new());
         }
-        Ok(Some(GeneratedStep { record, text, finish }))
+        self.tokenizer.decode(&[node.token])
     }
 
     /// Runs a whole generation, calling `on_step` for each token; stops early (with
@@ -158,9 +275,9 @@ impl<M: LanguageModel> Engine<M> {
         &mut self,
         prompt: &str,
         config: &GenerateConfig,
-        mut on_step: impl FnMut(&GeneratedStep),
+        mut on_step: impl FnMut(&Step),
         cancelled: impl Fn() -> bool,
-    ) -> Result<Vec<GeneratedStep>> {
+    ) -> Result<Vec<Step>> {
         let mut generation = self.start(prompt, config)?;
         let mut steps = Vec::new();
         while let Some(step) = self.step(&mut generation)? {
@@ -171,5 +288,23 @@ impl<M: LanguageModel> Engine<M> {
             }
         }
         Ok(steps)
+    }
+}
+
+/// `Stop` when the step ended the text, `Length` when it used the last of `maxTokens`.
+fn finish_reason(stopped: bool, remaining: usize) -> Option<FinishReason> {
+    if stopped {
+        Some(FinishReason::Stop)
+    } else if remaining == 0 {
+        Some(FinishReason::Length)
+    } else {
+        None
+    }
+}
+
+fn finished(step: &Step) -> bool {
+    match step {
+        Step::Token(s) => s.finish.is_some(),
+        Step::Drafts(s) => s.finish.is_some(),
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::generate::{Engine, GenerateConfig, Generation};
 use crate::model::{LanguageModel, TractModel};
+use crate::ngram::{NgramBuilder, NgramStore};
 use crate::sampling::{Chain, SamplerConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::Error;
@@ -151,6 +152,40 @@ impl Model {
         self.engine.borrow().tokenizer.decode(ids).map_err(js_error)
     }
 
+    /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
+    /// clears it with `null`). Refuses a corrupt store or one built with another tokenizer.
+    #[wasm_bindgen(js_name = setNgramStore)]
+    pub fn set_ngram_store(&self, bytes: Option<Vec<u8>>) -> Result<(), JsError> {
+        let store = bytes.map(|b| NgramStore::from_bytes(&b)).transpose().map_err(js_error)?;
+        self.engine.borrow_mut().set_ngram_store(store).map_err(js_error)
+    }
+
+    /// Builds an n-gram store from `text` (paragraphs separated by blank lines) with this
+    /// model's tokenizer and makes it the current one; with `extend`, the text is added to the
+    /// current store instead of replacing it. Returns the store's bytes, e.g. to cache them.
+    #[wasm_bindgen(js_name = buildNgramStore)]
+    pub fn build_ngram_store(&self, text: &str, extend: bool) -> Result<Vec<u8>, JsError> {
+        let mut engine = self.engine.borrow_mut();
+        // Tokenize first, so that an error leaves the current store in place.
+        let mut builder = NgramBuilder::for_tokenizer(&engine.tokenizer).map_err(js_error)?;
+        builder.add_text(&engine.tokenizer, text).map_err(js_error)?;
+        if let Some(current) = engine.take_ngram_store().filter(|_| extend) {
+            let mut merged = current.into_builder();
+            merged.append(builder).map_err(js_error)?;
+            builder = merged;
+        }
+        let store = builder.build().map_err(js_error)?;
+        let bytes = store.to_bytes();
+        engine.set_ngram_store(Some(store)).map_err(js_error)?;
+        Ok(bytes)
+    }
+
+    /// Corpus tokens in the current n-gram store (0 when there is none).
+    #[wasm_bindgen(getter, js_name = ngramStoreTokens)]
+    pub fn ngram_store_tokens(&self) -> usize {
+        self.engine.borrow().ngram_store().map_or(0, |s| s.len())
+    }
+
     /// Prefills the prompt and readies a generation; take its steps with `next()`.
     pub fn start(&self, prompt: &str, config: JsValue) -> Result<(), JsError> {
         let config: GenerateConfig = config_from_js(config)?;
@@ -160,8 +195,10 @@ impl Model {
         Ok(())
     }
 
-    /// The next step (a step record plus `text` and, on the last one, `finish`), or
-    /// `undefined` once the generation has ended.
+    /// The next step, or `undefined` once the generation has ended: with `kind: "token"`, a
+    /// step record plus `text` and, on the last one, `finish`; with `kind: "drafts"`
+    /// (superposed decoding), the draft tree's new nodes and, on the last one, `drafts` and
+    /// `finish`.
     pub fn next(&self) -> Result<JsValue, JsError> {
         next_step(&self.engine, &self.generation)
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::tiny::{engine, GENERATION_FIXTURE, PROMPT};
-use decoding_playground::generate::{FinishReason, GenerateConfig};
+use decoding_playground::generate::{FinishReason, GenerateConfig, GeneratedStep, Step};
 use decoding_playground::{Error, LanguageModel};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,11 @@ struct Case {
     text: String,
 }
 
+/// The token steps of a sampled (not superposed) generation.
+fn tokens_of(steps: Vec<Step>) -> Vec<GeneratedStep> {
+    steps.into_iter().map(|s| s.as_token().expect("a sampled step").clone()).collect()
+}
+
 fn config(json: &serde_json::Value) -> GenerateConfig {
     serde_json::from_value(json.clone()).unwrap()
 }
@@ -26,7 +31,7 @@ fn generations_match_the_fixture_that_wasm_replays() {
     let mut cases: Vec<Case> = serde_json::from_str(GENERATION_FIXTURE).unwrap();
     let mut engine = engine();
     for case in &mut cases {
-        let steps = engine.generate(PROMPT, &config(&case.config), |_| {}, || false).unwrap();
+        let steps = tokens_of(engine.generate(PROMPT, &config(&case.config), |_| {}, || false).unwrap());
         let tokens: Vec<u32> = steps.iter().map(|s| s.record.token).collect();
         let text: String = steps.iter().map(|s| s.text.as_str()).collect();
         if std::env::var_os("UPDATE_FIXTURES").is_some() {
@@ -47,7 +52,7 @@ fn the_same_seed_gives_the_same_tokens_and_streamed_text_is_the_decoded_text() {
     let mut engine = engine();
     let config = GenerateConfig { max_tokens: 40, ..Default::default() };
     let run = |engine: &mut decoding_playground::generate::Engine<_>| {
-        engine.generate(PROMPT, &config, |_| {}, || false).unwrap()
+        tokens_of(engine.generate(PROMPT, &config, |_| {}, || false).unwrap())
     };
     let (first, second) = (run(&mut engine), run(&mut engine));
     assert_eq!(first, second);
@@ -65,14 +70,15 @@ fn a_stop_token_ends_the_generation() {
         max_tokens: 10,
         stop_tokens: Some(vec![]),
         sampler: decoding_playground::SamplerConfig::greedy(),
+        superposed: None,
     };
-    let free = engine.generate(PROMPT, &greedy, |_| {}, || false).unwrap();
+    let free = tokens_of(engine.generate(PROMPT, &greedy, |_| {}, || false).unwrap());
     assert_eq!(free.len(), 10);
     assert_eq!(free[9].finish, Some(FinishReason::Length));
     let stop = free[3].record.token;
     let first_stop = free.iter().position(|s| s.record.token == stop).unwrap();
     let stopped = GenerateConfig { stop_tokens: Some(vec![stop]), ..greedy };
-    let steps = engine.generate(PROMPT, &stopped, |_| {}, || false).unwrap();
+    let steps = tokens_of(engine.generate(PROMPT, &stopped, |_| {}, || false).unwrap());
     assert_eq!(steps.len(), first_stop + 1);
     assert_eq!(steps.last().unwrap().finish, Some(FinishReason::Stop));
     assert_eq!(steps.last().unwrap().text, "", "the stop token shows no text");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tiny::{CONFIG, GENERATION_FIXTURE, ONNX, PROMPT, TOKENIZER};
+use common::tiny::{CONFIG, GENERATION_FIXTURE, NGRAMS, NGRAM_CORPUS, ONNX, PROMPT, SUPERPOSED_FIXTURE, TOKENIZER};
 use decoding_playground::wasm::Model;
 use wasm_bindgen::{JsCast, JsError, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -45,6 +45,66 @@ fn generations_match_the_native_fixture() {
         assert_eq!(tokens, expected, "{}", case["name"]);
         assert_eq!(text, case["text"].as_str().unwrap(), "{}", case["name"]);
     }
+}
+
+fn ids(value: &JsValue) -> Vec<u32> {
+    js_sys::Array::from(value).iter().map(|id| id.as_f64().unwrap() as u32).collect()
+}
+
+#[wasm_bindgen_test]
+fn superposed_drafts_match_the_native_fixture() {
+    let model = model();
+    model.set_ngram_store(Some(NGRAMS.to_vec())).unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(SUPERPOSED_FIXTURE).unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        model.start(PROMPT, js(&case["config"].to_string())).unwrap();
+        let (mut live, mut last) = (Vec::new(), JsValue::UNDEFINED);
+        loop {
+            let step = model.next().unwrap();
+            if step.is_undefined() {
+                break;
+            }
+            assert_eq!(field(&step, "kind").as_string().as_deref(), Some("drafts"));
+            let nodes = js_sys::Array::from(&field(&step, "live"));
+            live.push(nodes.iter().map(|n| field(&n, "token").as_f64().unwrap() as u32).collect::<Vec<_>>());
+            last = step;
+        }
+        let drafts = js_sys::Array::from(&field(&last, "drafts"));
+        let tokens: Vec<Vec<u32>> = drafts.iter().map(|d| ids(&field(&d, "tokens"))).collect();
+        let texts: Vec<String> = drafts.iter().map(|d| field(&d, "text").as_string().unwrap()).collect();
+        let expected = |key: &str| serde_json::from_value::<Vec<serde_json::Value>>(case[key].clone()).unwrap();
+        assert_eq!(serde_json::to_value(&live).unwrap(), serde_json::Value::Array(expected("live")), "{}", case["name"]);
+        assert_eq!(serde_json::to_value(&tokens).unwrap(), serde_json::Value::Array(expected("drafts")), "{}", case["name"]);
+        assert_eq!(serde_json::to_value(&texts).unwrap(), serde_json::Value::Array(expected("texts")), "{}", case["name"]);
+    }
+}
+
+#[wasm_bindgen_test]
+fn an_ngram_store_built_in_wasm_is_the_native_one() {
+    let model = model();
+    assert_eq!(model.ngram_store_tokens(), 0);
+    let bytes = model.build_ngram_store(NGRAM_CORPUS, false).unwrap();
+    assert!(bytes == NGRAMS, "the same bytes as models/tiny/ngrams.bin");
+    let tokens = model.ngram_store_tokens();
+    model.build_ngram_store("Once upon a time there was a whale.", true).unwrap();
+    assert!(model.ngram_store_tokens() > tokens, "extend adds to the store");
+    model.build_ngram_store("Once upon a time there was a whale.", false).unwrap();
+    assert!(model.ngram_store_tokens() < tokens, "without extend it replaces the store");
+}
+
+#[wasm_bindgen_test]
+fn bad_superposed_input_throws_errors_with_messages() {
+    let model = model();
+    let store_err = |bytes: &[u8]| message(model.set_ngram_store(Some(bytes.to_vec())).err().expect("refused").into());
+    assert!(store_err(b"").contains("not a valid n-gram store"));
+    assert!(store_err(&NGRAMS[..NGRAMS.len() - 4]).contains("not a valid n-gram store"));
+    let start_err = |config: &str| message(model.start(PROMPT, js(config)).err().expect("refused").into());
+    assert!(start_err(r#"{"superposed": {}}"#).contains("needs an n-gram store"));
+    model.set_ngram_store(Some(NGRAMS.to_vec())).unwrap();
+    assert!(start_err(r#"{"superposed": {"drafts": 0}}"#).contains("superposed.drafts"));
+    assert!(start_err(r#"{"superposed": {"alpha": -0.1}}"#).contains("superposed.alpha"));
+    assert!(start_err(r#"{"superposed": {"k": 3}}"#).contains("unknown field"));
 }
 
 #[wasm_bindgen_test]

@@ -68,14 +68,7 @@ impl Rank {
 impl Candidates {
     /// Starts a step from raw model logits, which must be finite.
     pub fn reset(&mut self, logits: &[f32]) -> Result<()> {
-        if logits.is_empty() {
-            return Err(Error::EmptyLogits);
-        }
-        // A branch-free check vectorises; the slow search runs only on failure.
-        if !logits.iter().fold(true, |ok, x| ok & x.is_finite()) {
-            let index = logits.iter().position(|x| !x.is_finite()).unwrap_or(0);
-            return Err(Error::NonFiniteLogit { index, value: logits[index] });
-        }
+        check_logits(logits)?;
         self.logits.clear();
         self.logits.extend_from_slice(logits);
         self.scale = 1.0;
@@ -307,6 +300,19 @@ impl Candidates {
             self.sorted = true;
         }
     }
+}
+
+/// Refuses empty logits and any NaN or infinity.
+pub(crate) fn check_logits(logits: &[f32]) -> Result<()> {
+    if logits.is_empty() {
+        return Err(Error::EmptyLogits);
+    }
+    // A branch-free check vectorises; the slow search runs only on failure.
+    if !logits.iter().fold(true, |ok, x| ok & x.is_finite()) {
+        let index = logits.iter().position(|x| !x.is_finite()).unwrap_or(0);
+        return Err(Error::NonFiniteLogit { index, value: logits[index] });
+    }
+    Ok(())
 }
 
 /// Higher value first; ties go to the lower id, so every truncation is deterministic.

@@ -16,6 +16,7 @@ mod top_k;
 mod top_p;
 mod typical;
 
+pub(crate) use candidates::check_logits;
 pub use candidates::{top_m, Candidates, Normalizer, Rank};
 pub use chain::Chain;
 pub use config::{SamplerConfig, Stage, MAX_TOP_N};

@@ -14,3 +14,9 @@ pub fn engine() -> Engine<TractModel> {
     let model = TractModel::from_bytes_with_config_json(ONNX, CONFIG).unwrap();
     Engine::new(model, TextTokenizer::from_bytes(TOKENIZER).unwrap()).unwrap()
 }
+
+/// The tiny model's n-gram store, built from `NGRAM_CORPUS` by
+/// `cargo run --example build_ngram_store -- models/tiny/tokenizer.json models/tiny/ngrams.bin models/tiny/ngram-corpus.txt`.
+pub const NGRAMS: &[u8] = include_bytes!("../../../models/tiny/ngrams.bin");
+pub const NGRAM_CORPUS: &str = include_str!("../../../models/tiny/ngram-corpus.txt");
+pub const SUPERPOSED_FIXTURE: &str = include_str!("../fixtures/tiny_superposed.json");
