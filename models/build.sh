@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds the ONNX models the runtime loads. Idempotent:
+# Builds the ONNX models the runtime loads, and the text corpora for the n-gram store. Idempotent:
 # - the venv (models/.venv) is (re)installed only when requirements.txt changed;
-# - a model is rebuilt only when its files do not match models/checksums/<target>.sha256.
+# - a model is rebuilt only when its files do not match models/checksums/<target>.sha256;
+# - the corpora are rebuilt only when they do not match models/checksums/corpora.sha256.
 #
-#   models/build.sh              SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored)
+#   models/build.sh              smollm2 + corpora (what setup runs)
+#   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored)
 #   models/build.sh tiny         the committed tiny random model -> models/tiny/
+#   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
+#                                (git-ignored; see models/ngrams/README.md)
 #   models/build.sh all
 # Env: SMOLLM2_DTYPE=f16|f32 (default f16).
 #      UPDATE_CHECKSUMS=1 records new checksums after an intended change to the builder.
@@ -49,14 +53,22 @@ build() {
   fi
 }
 
-target=${1:-smollm2}
+target=${1:-default}
 dtype=${SMOLLM2_DTYPE:-f16}
-case "$target" in smollm2|tiny|all) ;; *) echo "usage: $0 [smollm2|tiny|all]" >&2; exit 2 ;; esac
-if [ "$target" = smollm2 ] || [ "$target" = all ]; then
+case "$target" in
+  default|smollm2|tiny|corpora|all) ;;
+  *) echo "usage: $0 [smollm2|tiny|corpora|all]" >&2; exit 2 ;;
+esac
+if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; then
   d=smollm2-135m
   build smollm2 "checksums/smollm2-135m-$dtype.sha256" "$d/model.onnx $d/tokenizer.json $d/config.json" \
     smollm2 --dtype "$dtype"
 fi
 if [ "$target" = tiny ] || [ "$target" = all ]; then
   build tiny checksums/tiny.sha256 "tiny/model.onnx tiny/tokenizer.json tiny/config.json tiny/fixtures.json" tiny
+fi
+if [ "$target" = default ] || [ "$target" = corpora ] || [ "$target" = all ]; then
+  # corpora.py does its own checksum check / skip / record (same rules as build() above).
+  step corpora
+  "$PY" corpora.py
 fi
