@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// What to generate after the prompt. camelCase in JSON and JS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct GenerateConfig {
     /// At least 1, and at most what the context leaves after the prompt.
@@ -32,6 +33,7 @@ impl Default for GenerateConfig {
 
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub enum FinishReason {
     /// A stop token was sampled.
@@ -42,6 +44,7 @@ pub enum FinishReason {
 
 /// One generated token: what the sampler saw, and the text it adds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct GeneratedStep {
     #[serde(flatten)]
@@ -55,6 +58,7 @@ pub struct GeneratedStep {
 
 /// One step of superposed decoding: the draft tree's new nodes, and the final drafts at the end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct SuperposedStep {
     #[serde(flatten)]
@@ -68,6 +72,7 @@ pub struct SuperposedStep {
 
 /// What one call to [`Engine::step`] produced. In JSON and JS, `kind` tells which.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Step {
     /// One sampled token.

@@ -20,6 +20,7 @@ pub const MAX_DRAFTS: usize = 16;
 /// Superposed decoding's parameters. camelCase in JSON and JS. The defaults are the reference's
 /// k = 3 configuration (`params/p15_d3_mixed.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SuperposedConfig {
     /// k: drafts kept alive and returned.
@@ -93,6 +94,7 @@ impl SuperposedConfig {
 
 /// One draft token in the tree of a run. Node ids are unique within a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct DraftNode {
     pub id: usize,
@@ -115,6 +117,7 @@ pub struct DraftNode {
 
 /// A finished draft, as returned at the end of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct FinalDraft {
     /// Its last node in the step records.
@@ -132,6 +135,7 @@ pub struct FinalDraft {
 
 /// What one superposed step decided.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct DraftStep {
     pub step: usize,

@@ -71,13 +71,14 @@ pub struct Sampler {
 impl Sampler {
     /// Builds a chain from a config object (camelCase fields; missing ones take defaults).
     #[wasm_bindgen(constructor)]
-    pub fn new(config: JsValue) -> Result<Sampler, JsError> {
+    pub fn new(#[wasm_bindgen(unchecked_optional_param_type = "SamplerConfig")] config: JsValue) -> Result<Sampler, JsError> {
         let config: SamplerConfig = config_from_js(config)?;
         let chain = Chain::new(&config).map_err(js_error)?;
         Ok(Sampler { chain, ignored: config.ignored_settings() })
     }
 
     /// Picks the next token from one step's logits; returns the step record.
+    #[wasm_bindgen(unchecked_return_type = "StepRecord")]
     pub fn sample(&mut self, logits: &[f32]) -> Result<JsValue, JsError> {
         to_js(&self.chain.sample(logits).map_err(js_error)?)
     }
@@ -106,7 +107,7 @@ impl Sampler {
 }
 
 /// The default config (top-k 40 → top-p 0.95 → temperature 0.8) as a plain object.
-#[wasm_bindgen(js_name = defaultSamplerConfig)]
+#[wasm_bindgen(js_name = defaultSamplerConfig, unchecked_return_type = "SamplerConfig")]
 pub fn default_sampler_config() -> Result<JsValue, JsError> {
     to_js(&SamplerConfig::default())
 }
@@ -124,7 +125,11 @@ impl Model {
     /// Loads a model from the bytes of its `model.onnx` and `tokenizer.json` and the text of
     /// its `config.json`.
     #[wasm_bindgen(constructor)]
-    pub fn new(onnx: &[u8], tokenizer_json: &[u8], config_json: &str) -> Result<Model, JsError> {
+    pub fn new(
+        onnx: &[u8],
+        #[wasm_bindgen(js_name = tokenizerJson)] tokenizer_json: &[u8],
+        #[wasm_bindgen(js_name = configJson)] config_json: &str,
+    ) -> Result<Model, JsError> {
         let model = TractModel::from_bytes_with_config_json(onnx, config_json).map_err(js_error)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
         Ok(Model {
@@ -187,7 +192,11 @@ impl Model {
     }
 
     /// Prefills the prompt and readies a generation; take its steps with `next()`.
-    pub fn start(&self, prompt: &str, config: JsValue) -> Result<(), JsError> {
+    pub fn start(
+        &self,
+        prompt: &str,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
+    ) -> Result<(), JsError> {
         let config: GenerateConfig = config_from_js(config)?;
         let generation = self.engine.borrow_mut().start(prompt, &config).map_err(js_error)?;
         self.cancelled.set(false);
@@ -199,6 +208,7 @@ impl Model {
     /// step record plus `text` and, on the last one, `finish`; with `kind: "drafts"`
     /// (superposed decoding), the draft tree's new nodes and, on the last one, `drafts` and
     /// `finish`.
+    #[wasm_bindgen(unchecked_return_type = "Step | undefined")]
     pub fn next(&self) -> Result<JsValue, JsError> {
         next_step(&self.engine, &self.generation)
     }
@@ -212,12 +222,13 @@ impl Model {
     /// loop between tokens, so a page or worker stays responsive. Resolves to the array of
     /// steps; rejects with "generation was cancelled" after `cancel()` or when `signal` (an
     /// AbortSignal) aborts.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Step[]>")]
     pub fn generate(
         &self,
         prompt: String,
-        config: JsValue,
-        on_step: Option<js_sys::Function>,
-        signal: Option<js_sys::Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
+        #[wasm_bindgen(js_name = onStep, unchecked_optional_param_type = "((step: Step) => void) | null")] on_step: Option<js_sys::Function>,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ readonly aborted: boolean } | null")] signal: Option<js_sys::Object>,
     ) -> Result<js_sys::Promise, JsError> {
         self.start(&prompt, config)?;
         let (engine, generation, cancelled) =

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A truncation or scaling stage whose position in the chain is configurable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub enum Stage {
     TopK,
@@ -31,6 +32,7 @@ impl Stage {
 /// set, the chain is logit bias → penalties → temperature → Mirostat, as in llama.cpp:
 /// top-k, top-p, min-p and typical are ignored (see [`SamplerConfig::ignored_settings`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SamplerConfig {
     /// Seeds the draw; one uniform number is drawn per step whatever the strategy, so runs

@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 /// A fixed amount added to one token's logit; `-Infinity` bans the token. JSON has no
 /// infinity, so there the ban is written as the string `"-Infinity"`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct TokenBias {
     pub token: u32,
     #[serde(with = "number_or_ban")]
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "number | \"-Infinity\""))]
     pub bias: f32,
 }
 

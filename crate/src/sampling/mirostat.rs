@@ -6,6 +6,7 @@ use crate::error::{check, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct MirostatConfig {
     /// 1 (Zipf estimate, adaptive top-k) or 2 (surprise threshold).

@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 /// `repetition` once per distinct token (CTRL); presence subtracts a flat amount from every
 /// token seen; frequency subtracts per occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct PenaltyConfig {
     pub last_n: usize,

@@ -8,6 +8,7 @@ use std::f64::consts::LN_2;
 /// can be compared on one scale. With temperature 0 (greedy) that distribution would be
 /// one-hot and say nothing, so greedy steps report the untempered (temperature 1) model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct StepRecord {
     pub token: u32,
@@ -27,6 +28,7 @@ pub struct StepRecord {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Alternative {
     pub token: u32,
     pub prob: f32,
