@@ -1,6 +1,7 @@
 //! The tract runtime on the real SmolLM2-135M-Instruct export (`models/smollm2-135m/`, built by
 //! `models/build.sh`, git-ignored): teacher-forced perplexity of the Moby-Dick paragraph and the
-//! greedy continuation, against `models/fixtures/smollm2_reference.json` (ONNX Runtime).
+//! greedy continuation, against `models/fixtures/smollm2_reference.json` (ONNX Runtime); then
+//! superposed decoding with the default n-gram store, rescored by the model.
 //!
 //! When the model is missing the test prints why and passes, except under `CI=true`, where it
 //! fails. It prints load time and prefill/decode speed (no timing assertions). Run it in release:
@@ -15,7 +16,10 @@ use common::{argmax, json_ids};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use decoding_playground::generate::{Engine, GenerateConfig};
 use decoding_playground::model::{LanguageModel, TractModel};
+use decoding_playground::ngram::NgramStore;
+use decoding_playground::tokenizer::TextTokenizer;
 use serde_json::Value;
 
 const REFERENCE: &str = include_str!("../../models/fixtures/smollm2_reference.json");
@@ -130,4 +134,42 @@ fn smollm2_perplexity_and_greedy_continuation_match_the_reference() {
         "greedy continuation differs from the reference ({:?})",
         reference["greedy"]["text"]
     );
+
+    superposed_drafts_are_fluent(model, &dir);
+}
+
+/// Superposed decoding with the default n-gram store: k distinct drafts that the model itself,
+/// rescoring them teacher-forced, finds fluent. A broken superposition (wrong weights, wrong
+/// embedding rows) gives word salad, whose perplexity is far above the bound.
+fn superposed_drafts_are_fluent(model: TractModel, dir: &std::path::Path) {
+    let store_path = dir.join("../ngrams/default.ngram");
+    let Ok(store) = std::fs::read(&store_path) else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but {} is missing", store_path.display());
+        println!("SKIPPED superposed decoding: {} is missing (run scripts/setup.sh)", store_path.display());
+        return;
+    };
+    let tokenizer = TextTokenizer::from_bytes(&std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
+    let mut engine = Engine::new(model, tokenizer).unwrap();
+    engine.set_ngram_store(Some(NgramStore::from_bytes(&store).unwrap())).unwrap();
+    let prompt = "Once upon a time, there was a little";
+    let config = GenerateConfig { max_tokens: 16, superposed: Some(Default::default()), ..Default::default() };
+    let t = Instant::now();
+    let steps = engine.generate(prompt, &config, |_| {}, || false).unwrap();
+    println!("superposed k=3: {} steps in {:.2} s", steps.len(), t.elapsed().as_secs_f64());
+    let drafts = &steps.last().unwrap().as_drafts().unwrap().drafts;
+    assert_eq!(drafts.len(), 3);
+    let prompt_ids = engine.tokenizer.encode(prompt).unwrap();
+    let vocab = engine.model.vocab_size();
+    for (i, draft) in drafts.iter().enumerate() {
+        assert!(drafts[..i].iter().all(|d| d.tokens != draft.tokens), "distinct drafts");
+        let ids = [&prompt_ids[..], &draft.tokens].concat();
+        engine.model.reset();
+        let logits = engine.model.prefill_all_logits(&ids).unwrap();
+        let mean_nll = (prompt_ids.len()..ids.len())
+            .map(|p| nll(&logits[(p - 1) * vocab..p * vocab], ids[p]))
+            .sum::<f64>()
+            / draft.tokens.len() as f64;
+        println!("draft {i}: rescored perplexity {:.2}: {prompt}{}", mean_nll.exp(), draft.text);
+        assert!(mean_nll.exp() < 12.0, "draft {i} is not fluent: {:?}", draft.text);
+    }
 }
