@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Prints the sampler benchmarks: native (criterion, with ratios to a softmax pass and to a
-# naive full-sort chain), then the default chain in wasm (Node) against the native figure.
+# naive full-sort chain), then the default chain in wasm (Node) against the native figure,
+# then SmolLM2 in headless Chromium: our wasm against onnxruntime-web and native.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo bench --bench sampling
 (cd crate && wasm-pack build --release --target nodejs --out-dir pkg-node >/dev/null 2>&1)
 node crate/benches/sampling_wasm.mjs
+
+# SmolLM2 in headless Chromium, tract wasm vs onnxruntime-web on the same file, and native
+# (needs models/build.sh, run by scripts/setup.sh). The release wasm build takes minutes once.
+[ -d node_modules ] || npm ci --no-audit --no-fund
+(cd crate && wasm-pack build --release --target web --out-dir pkg-web >/dev/null 2>&1)
+node tests/bench/browser/run.mjs

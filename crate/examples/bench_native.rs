@@ -1,0 +1,83 @@
+//! The native side of the browser benchmark (tests/bench/browser/run.mjs): the same prompt,
+//! greedy config and protocol as the page, through the same Engine start/step path as the wasm
+//! `Model`. Loads, runs one cold generation and prints a JSON line; then runs one warm generation
+//! per line read on stdin (so the driver can alternate it with the browser's runs on a busy
+//! machine), printing a JSON line each; at the end of input prints the medians and peak RSS.
+//!
+//!     yes | head -3 | cargo run --release --example bench_native -- PROMPT [--model DIR] [--tokens N]
+
+use decoding_playground::generate::{Engine, GenerateConfig};
+use decoding_playground::sampling::SamplerConfig;
+use decoding_playground::tokenizer::TextTokenizer;
+use decoding_playground::TractModel;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Instant;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut prompt = None;
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m");
+    let mut max_tokens = 32;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--model" => dir = args.next().ok_or("--model needs a folder")?.into(),
+            "--tokens" => max_tokens = args.next().ok_or("--tokens needs a number")?.parse()?,
+            _ => prompt = Some(arg),
+        }
+    }
+    let prompt = prompt.ok_or("give the prompt as an argument")?;
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()));
+    let (onnx, tokenizer, config) = (read("model.onnx")?, read("tokenizer.json")?, read("config.json")?);
+
+    let have_bytes = Instant::now();
+    let model = TractModel::from_bytes_with_config_json(&onnx, std::str::from_utf8(&config)?)?;
+    let mut engine = Engine::new(model, TextTokenizer::from_bytes(&tokenizer)?)?;
+    let load_s = have_bytes.elapsed().as_secs_f64();
+    drop(onnx);
+    let prompt_tokens = engine.tokenizer.encode(&prompt)?.len();
+
+    // Empty stop tokens: every run generates exactly max_tokens, so the runtimes compare.
+    let config = GenerateConfig { max_tokens, stop_tokens: Some(vec![]), sampler: SamplerConfig::greedy() };
+    // Seconds to the end of the prefill, to the first token, and from the prefill to the end.
+    let mut generate = || -> Result<(f64, f64, f64)> {
+        let start = Instant::now();
+        let mut generation = engine.start(&prompt, &config)?;
+        let prefilled = start.elapsed().as_secs_f64();
+        engine.step(&mut generation)?;
+        let first = start.elapsed().as_secs_f64();
+        while engine.step(&mut generation)?.is_some() {}
+        Ok((prefilled, first, start.elapsed().as_secs_f64() - prefilled))
+    };
+    let (_, first_s, _) = generate()?;
+    println!("{{\"loadS\":{load_s:.3},\"firstTokenS\":{:.3},\"promptTokens\":{prompt_tokens}}}", load_s + first_s);
+
+    let (mut prefill, mut decode) = (vec![], vec![]);
+    for _ in std::io::stdin().lock().lines() {
+        let (prefill_s, _, decode_s) = generate()?;
+        prefill.push(prompt_tokens as f64 / prefill_s);
+        // The first step samples the prefill's logits; each later step runs the model once.
+        decode.push((max_tokens - 1) as f64 / decode_s);
+        println!("{{\"prefillTokS\":{:.2},\"decodeTokS\":{:.2}}}", prefill.last().unwrap(), decode.last().unwrap());
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    // VmHWM: the peak resident set of this process, as the driver reads for Chromium's renderer.
+    let peak_kb: f64 = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0); // 0: unknown (not Linux)
+    println!(
+        "{{\"prefillTokS\":{:.2},\"decodeTokS\":{:.2},\"peakRssBytes\":{}}}",
+        median(prefill),
+        median(decode),
+        peak_kb * 1024.0
+    );
+    Ok(())
+}

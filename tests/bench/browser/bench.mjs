@@ -1,0 +1,142 @@
+// Times SmolLM2 in this page with one runtime: "ours" (the crate's wasm Model, tract, simd128,
+// one thread) or "ort" (onnxruntime-web 1.30, wasm EP, SIMD, one thread) on the same ONNX file.
+// Protocol for both: one cold generation right after loading, then warm ones; the speeds are the
+// medians of the warm runs. run.mjs drives window.bench and prints the table.
+
+// Every wasm memory either runtime creates or exports, to report linear memory alike for both.
+// Installed before either runtime is imported.
+const memories = new Set();
+for (const name of ["instantiate", "instantiateStreaming"]) {
+  const original = WebAssembly[name];
+  WebAssembly[name] = async (source, imports) => {
+    const result = await original(source, imports);
+    const exported = Object.values((result.instance ?? result).exports);
+    const imported = Object.values(imports ?? {}).flatMap((module) => Object.values(module));
+    for (const value of [...exported, ...imported]) if (value instanceof WebAssembly.Memory) memories.add(value);
+    return result;
+  };
+}
+const wasmMemoryBytes = () => [...memories].reduce((sum, m) => sum + m.buffer.byteLength, 0);
+
+const log = (line) => {
+  console.log(line);
+  document.getElementById("log").textContent += line + "\n";
+};
+const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const seconds = (since) => (performance.now() - since) / 1000;
+
+// run.mjs loads each runtime in its own page and then alternates their warm runs, so that a
+// busy machine slows both alike. promptTokens: how many positions ORT prefills (it has no
+// tokenizer); run.mjs takes it from ours.
+let run, options;
+const timings = [];
+window.bench = {
+  async load(runtime, opts) {
+    options = opts;
+    run = runtime === "ours" ? await oursRuntime(opts.model) : await ortRuntime(opts.model);
+    const init = run.info.initS ? ` (.wasm fetch + compile ${run.info.initS.toFixed(2)} s)` : "";
+    log(`${runtime}: fetched in ${run.fetchS.toFixed(2)} s, loaded in ${run.loadS.toFixed(2)} s${init}`);
+    return this.generate(); // the cold run, right after loading
+  },
+  async generate() {
+    const t = await run.generate(options.prompt, options.maxTokens, options.promptTokens);
+    timings.push(t);
+    log(`run ${timings.length - 1}: prefill ${t.promptTokens} tok in ${t.prefillS.toFixed(2)} s, ${t.steps} steps in ${t.decodeS.toFixed(2)} s`);
+    return t;
+  },
+  result() {
+    const [cold, ...warm] = timings;
+    return {
+      fetchS: run.fetchS,
+      loadS: run.loadS,
+      // From having the model's bytes to the first sampled token (load + first prefill + sample).
+      firstTokenS: run.loadS + cold.firstTokenS,
+      promptTokens: cold.promptTokens,
+      // The first step samples the prefill's logits; each later step runs the model once.
+      prefillTokS: median(warm.map((t) => t.promptTokens / t.prefillS)),
+      decodeTokS: median(warm.map((t) => (t.steps - 1) / t.decodeS)),
+      wasmMemoryBytes: wasmMemoryBytes(),
+      text: cold.text,
+      ...run.info,
+    };
+  },
+};
+
+async function oursRuntime(model) {
+  const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
+  let start = performance.now();
+  const [onnx, tokenizer, config] = await Promise.all(["model.onnx", "tokenizer.json", "config.json"].map((f) => bytes(`${model}/${f}`)));
+  const fetchS = seconds(start);
+  start = performance.now();
+  await init(); // fetches and compiles the .wasm: counted in load, as ORT's is in its session creation
+  const initS = seconds(start);
+  const instance = new Model(onnx, tokenizer, new TextDecoder().decode(config));
+  const loadS = seconds(start);
+  // Empty stop tokens: every run generates exactly maxTokens, as ORT's loop does.
+  const generate = (prompt, maxTokens) => {
+    const config = { maxTokens, stopTokens: [], sampler: { temperature: 0, topK: null, topP: null } };
+    const start = performance.now();
+    instance.start(prompt, config);
+    const prefillS = seconds(start);
+    let text = instance.next().text;
+    const firstTokenS = seconds(start);
+    let steps = 1;
+    for (let step; (step = instance.next()) !== undefined; steps++) text += step.text;
+    return { promptTokens: instance.encode(prompt).length, prefillS, firstTokenS, decodeS: seconds(start) - prefillS, steps, text };
+  };
+  return { fetchS, loadS, generate, info: { runtime: "tract wasm (simd128, 1 thread)", initS } };
+}
+
+async function ortRuntime(model) {
+  const ort = await import("/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs");
+  // One thread, like our wasm. The page is cross-origin isolated, so more would be possible.
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  let start = performance.now();
+  const [onnx, configBytes] = await Promise.all(["model.onnx", "config.json"].map((f) => bytes(`${model}/${f}`)));
+  const fetchS = seconds(start);
+  const config = JSON.parse(new TextDecoder().decode(configBytes));
+  start = performance.now();
+  const session = await ort.InferenceSession.create(onnx, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3, // errors only, not the optimizer's notes on unused initializers
+  });
+  const loadS = seconds(start);
+  const { hidden_size: hidden, num_layers: layers, num_key_value_heads: heads, head_dim: dim, vocab_size: vocab } = config;
+  // The embedding is not in the graph and timing does not depend on values: seeded noise.
+  let seed = 1;
+  const noise = (n) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.1);
+  const argmax = (data, from) => {
+    let best = from;
+    for (let i = from; i < from + vocab; i++) if (data[i] > data[best]) best = i;
+    return best - from;
+  };
+  // One forward pass over `length` new positions after `past`; returns the next (greedy) token.
+  let past = null;
+  let position = 0;
+  const forward = async (length) => {
+    const feeds = {
+      inputs_embeds: new ort.Tensor("float32", noise(length * hidden), [1, length, hidden]),
+      attention_mask: new ort.Tensor("int64", new BigInt64Array(position + length).fill(1n), [1, position + length]),
+      position_ids: new ort.Tensor("int64", BigInt64Array.from({ length }, (_, i) => BigInt(position + i)), [1, length]),
+    };
+    for (let layer = 0; layer < layers; layer++)
+      for (const kv of ["key", "value"])
+        feeds[`past_key_values.${layer}.${kv}`] =
+          past?.[`present.${layer}.${kv}`] ?? new ort.Tensor("float32", new Float32Array(0), [1, heads, 0, dim]);
+    past = await session.run(feeds);
+    position += length;
+    return argmax(past.logits.data, (past.logits.dims[1] - 1) * vocab);
+  };
+  const generate = async (prompt, maxTokens, promptTokens) => {
+    [past, position] = [null, 0];
+    const start = performance.now();
+    const tokens = [await forward(promptTokens)];
+    const prefillS = seconds(start);
+    while (tokens.length < maxTokens) tokens.push(await forward(1));
+    return { promptTokens, prefillS, firstTokenS: prefillS, decodeS: seconds(start) - prefillS, steps: tokens.length, text: "" };
+  };
+  return { fetchS, loadS, generate, info: { runtime: `onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm EP, SIMD, 1 thread)` } };
+}
