@@ -14,3 +14,7 @@ node crate/benches/sampling_wasm.mjs
 [ -d node_modules ] || npm ci --no-audit --no-fund
 (cd crate && wasm-pack build --release --target web --out-dir pkg-web >/dev/null 2>&1)
 node tests/bench/browser/run.mjs
+
+# Superposed decoding's cost: natively (with its quality table), then in headless Chromium.
+cargo run --release --example superposed_eval
+node tests/bench/browser/superposed.mjs

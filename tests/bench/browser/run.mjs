@@ -6,14 +6,13 @@
 //
 // Needs crate/pkg-web ((cd crate && wasm-pack build --release --target web --out-dir pkg-web)),
 // models/smollm2-135m (models/build.sh) and node_modules (npm ci).
-import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { serve } from "./server.mjs";
+import { launchChromium, serve } from "./server.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const { values: args } = parseArgs({
@@ -101,10 +100,7 @@ if (!args["skip-native"]) {
 }
 
 const server = await serve(root);
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launchChromium();
 const pages = {};
 const results = {};
 try {

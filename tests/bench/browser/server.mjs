@@ -2,6 +2,7 @@
 // COOP/COEP make the page cross-origin isolated (SharedArrayBuffer, as onnxruntime-web's
 // threaded build wants); no-store keeps Chromium's cache out of the fetch timings.
 import { createServer } from "node:http";
+import { chromium } from "playwright-core";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
@@ -39,4 +40,12 @@ export function serve(root) {
       resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() }),
     ),
   );
+}
+
+/** Debian's Chromium, headless, through playwright-core (which must not download a browser). */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
 }
