@@ -2,7 +2,7 @@
 //! turn core errors into JS `Error`s carrying the same message.
 
 use crate::generate::{Engine, GenerateConfig, Generation};
-use crate::model::{LanguageModel, TractModel};
+use crate::model::{LanguageModel, ModelConfig, TractModel};
 use crate::ngram::{NgramBuilder, NgramStore};
 use crate::sampling::{Chain, SamplerConfig};
 use crate::tokenizer::TextTokenizer;
@@ -123,14 +123,16 @@ pub struct Model {
 #[wasm_bindgen]
 impl Model {
     /// Loads a model from the bytes of its `model.onnx` and `tokenizer.json` and the text of
-    /// its `config.json`.
+    /// its `config.json`. The ONNX bytes are read in chunks, never copied whole into wasm
+    /// memory, which never shrinks: that copy would add the file's size to the peak for good.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        onnx: &[u8],
+        onnx: js_sys::Uint8Array,
         #[wasm_bindgen(js_name = tokenizerJson)] tokenizer_json: &[u8],
         #[wasm_bindgen(js_name = configJson)] config_json: &str,
     ) -> Result<Model, JsError> {
-        let model = TractModel::from_bytes_with_config_json(onnx, config_json).map_err(js_error)?;
+        let config = ModelConfig::from_json(config_json).map_err(js_error)?;
+        let model = TractModel::from_buf(JsChunks::new(onnx), Some(&config)).map_err(js_error)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
         Ok(Model {
             engine: Rc::new(RefCell::new(Engine::new(model, tokenizer).map_err(js_error)?)),
@@ -265,6 +267,56 @@ fn next_step(
         None => {
             *slot = None;
             Ok(JsValue::UNDEFINED)
+        }
+    }
+}
+
+/// A JS `Uint8Array` read as a [`Buf`], one chunk at a time.
+struct JsChunks {
+    array: js_sys::Uint8Array,
+    chunk: Vec<u8>,
+    /// Where `chunk` starts in `array`, and how much of it is consumed.
+    chunk_start: usize,
+    consumed: usize,
+}
+
+impl JsChunks {
+    const CHUNK: usize = 1 << 20;
+
+    fn new(array: js_sys::Uint8Array) -> Self {
+        let mut chunks = JsChunks { array, chunk: Vec::new(), chunk_start: 0, consumed: 0 };
+        chunks.load_next();
+        chunks
+    }
+
+    fn load_next(&mut self) {
+        self.chunk_start += self.chunk.len();
+        self.consumed = 0;
+        let end = (self.chunk_start + Self::CHUNK).min(self.array.length() as usize);
+        self.chunk.resize(end - self.chunk_start, 0);
+        self.array.subarray(self.chunk_start as u32, end as u32).copy_to(&mut self.chunk);
+    }
+}
+
+impl prost::bytes::Buf for JsChunks {
+    fn remaining(&self) -> usize {
+        self.array.length() as usize - self.chunk_start - self.consumed
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.chunk[self.consumed..]
+    }
+
+    fn advance(&mut self, count: usize) {
+        // prost never asks for more than `remaining`; clamp rather than panic if it did.
+        let mut count = count.min(self.remaining());
+        while count > 0 {
+            let step = count.min(self.chunk.len() - self.consumed);
+            self.consumed += step;
+            count -= step;
+            if self.consumed == self.chunk.len() && self.remaining() > 0 {
+                self.load_next();
+            }
         }
     }
 }

@@ -23,7 +23,7 @@ fn field(object: &JsValue, name: &str) -> JsValue {
 }
 
 fn model() -> Model {
-    Model::new(ONNX, TOKENIZER, CONFIG).unwrap()
+    Model::new(ONNX.into(), TOKENIZER, CONFIG).unwrap()
 }
 
 #[wasm_bindgen_test]
@@ -139,9 +139,10 @@ async fn an_aborted_signal_cancels_within_a_step() {
 #[wasm_bindgen_test]
 fn bad_input_throws_errors_with_messages() {
     let err = |r: Result<Model, JsError>| message(r.err().expect("refused").into());
-    assert!(err(Model::new(&ONNX[..ONNX.len() / 2], TOKENIZER, CONFIG)).starts_with("model error"));
-    assert!(err(Model::new(b"not onnx at all", TOKENIZER, CONFIG)).starts_with("model error"));
-    assert!(err(Model::new(ONNX, b"{oops", CONFIG)).starts_with("tokenizer error: invalid tokenizer.json"));
+    assert!(err(Model::new(ONNX[..ONNX.len() / 2].into(), TOKENIZER, CONFIG)).starts_with("model error"));
+    assert!(err(Model::new(b"not onnx at all"[..].into(), TOKENIZER, CONFIG)).starts_with("model error"));
+    assert!(err(Model::new(ONNX.into(), b"{oops", CONFIG)).starts_with("tokenizer error: invalid tokenizer.json"));
+    assert!(err(Model::new(js_sys::Uint8Array::new_with_length(0), TOKENIZER, CONFIG)).starts_with("model error"));
     let model = model();
     let start_err = |prompt: &str, config: &str| message(model.start(prompt, js(config)).err().expect("refused").into());
     assert_eq!(start_err("", "{}"), "the prompt is empty");

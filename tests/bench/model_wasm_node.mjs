@@ -39,5 +39,5 @@ console.log(`  load (bytes → runnable):          ${((loaded - t0) / 1000).toFi
 console.log(`  cold time to first token:          ${((loaded - t0 + cold.prefill) / 1000).toFixed(2)} s (load + first prefill of ${promptTokens} tokens)`);
 console.log(`  prefill (warm):                    ${((promptTokens * 1000) / warm.prefill).toFixed(1)} tok/s`);
 console.log(`  decode (warm, greedy + records):   ${(((decodeTokens - 1) * 1000) / warm.decode).toFixed(1)} tok/s`);
-console.log(`  rss after: ${mb(process.memoryUsage().rss)} MB`);
+console.log(`  rss after: ${mb(process.memoryUsage().rss)} MB, peak ${mb(process.resourceUsage().maxRSS * 1024)} MB (the file's bytes included)`);
 console.log(`  continuation: ${JSON.stringify(warm.text.slice(0, 120))}`);

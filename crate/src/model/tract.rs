@@ -41,6 +41,7 @@
 
 use std::sync::Arc;
 
+use prost::bytes::Buf;
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -101,7 +102,13 @@ impl TractModel {
         Self::load(onnx, config, Rewrites::ByName)
     }
 
-    fn load(onnx: &[u8], config: Option<&ModelConfig>, rewrites: Rewrites) -> Result<Self> {
+    /// [`from_bytes`](Self::from_bytes) reading the bytes through a [`Buf`]: in wasm the bytes can
+    /// stay in JS and be read in chunks, rather than copied whole into wasm memory first.
+    pub fn from_buf(onnx: impl Buf, config: Option<&ModelConfig>) -> Result<Self> {
+        Self::load(onnx, config, Rewrites::ByName)
+    }
+
+    fn load(onnx: impl Buf, config: Option<&ModelConfig>, rewrites: Rewrites) -> Result<Self> {
         let mut proto = pb::ModelProto::decode(onnx)
             .map_err(|e| model_error("not a valid ONNX model (protobuf decoding failed)", e))?;
         let graph = proto
