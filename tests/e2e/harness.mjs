@@ -1,0 +1,111 @@
+// Shared by the end-to-end tests: serves the built page with `vite preview` on a free port and
+// drives Debian's Chromium through playwright-core (never a downloaded browser).
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+export const artifacts = join(root, "tests/e2e/artifacts");
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `vite preview` on the built page; resolves once it answers. */
+export async function startPreview() {
+  if (!existsSync(join(root, "dist/index.html"))) throw new Error("dist/ is missing: run `npm run build` first");
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(root, "node_modules/vite/bin/vite.js"), "preview", "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  // 127.0.0.1 is a secure context, so the page may use the Cache API.
+  const url = `http://127.0.0.1:${port}/`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`vite preview exited: ${output}`);
+    try {
+      if ((await fetch(url)).ok) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`vite preview did not answer: ${output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, close: () => child.kill() };
+}
+
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+  });
+}
+
+/** A fresh context (its own cache) and page; page errors fail the test that reads `errors`. */
+export async function openPage(browser, url, { init } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  if (init) await context.addInitScript(init);
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  await page.goto(url);
+  return { context, page, errors };
+}
+
+export async function waitReady(page, timeout = 60_000) {
+  await page.waitForSelector('#model-status[data-state="ready"]', { timeout });
+}
+
+/** Counts tokens as they arrive, to tell a stream from one final batch. */
+export async function watchStream(page) {
+  await page.evaluate(() => {
+    const stream = document.querySelector("#tokens");
+    window.__seen = [];
+    new MutationObserver(() => window.__seen.push(stream.querySelectorAll(".tok").length)).observe(stream, { childList: true });
+  });
+}
+
+/** Clicks Generate and waits for the run to end; returns what the page reports. */
+export async function generate(page, timeout = 60_000) {
+  const before = await page.evaluate(() => window.__playground.runs);
+  await page.click("#run");
+  await page.waitForFunction((n) => window.__playground.runs > n || document.querySelector("#run-status")?.dataset.state === "error", before, { timeout });
+  return page.evaluate(() => ({
+    status: document.querySelector("#run-status").textContent,
+    state: document.querySelector("#run-status").dataset.state,
+    tokens: document.querySelectorAll("#tokens .tok").length,
+    chartPoints: Number(document.querySelector("#chart").dataset.points),
+    chart: window.__playground.chart,
+    lastRun: window.__playground.lastRun,
+    tps: document.querySelector("#tps").textContent,
+  }));
+}
+
+export async function screenshot(page, name, selector) {
+  mkdirSync(artifacts, { recursive: true });
+  const path = join(artifacts, `${name}.png`);
+  // The sticky header would float over an element's picture.
+  const style = ".top { position: static !important; }";
+  if (selector) await page.locator(selector).screenshot({ path, style });
+  else await page.screenshot({ path, fullPage: true, style });
+  // Chromium's compositor can keep the screenshot's scroll offset and jump back to it on the
+  // next mouse press, moving the page under the pointer between mousedown and mouseup. A
+  // scroll from the page puts both back in step.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  return path;
+}

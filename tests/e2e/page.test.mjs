@@ -1,0 +1,306 @@
+// The page in headless Chromium on the tiny test model (?model=tiny): every strategy, the chart,
+// the draft tree, Stop, compare mode, links, export, personal n-grams and the error states.
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { after, before, describe, test } from "node:test";
+import { generate, launch, openPage, screenshot, startPreview, waitReady, watchStream } from "./harness.mjs";
+
+let server;
+let browser;
+before(async () => {
+  server = await startPreview();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+const tiny = (query = "") => `${server.url}?model=tiny${query ? `&${query}` : ""}`;
+
+async function tinyPage(query) {
+  const opened = await openPage(browser, tiny(query));
+  await waitReady(opened.page);
+  return opened;
+}
+
+/** Each run must show a token, a chart point and a step record per generated token. */
+function assertOnePointPerToken(result, maxTokens) {
+  assert.equal(result.state, "done", result.status);
+  assert.ok(result.tokens >= 1 && result.tokens <= maxTokens, `${result.tokens} tokens`);
+  assert.equal(result.chartPoints, result.tokens);
+  assert.equal(result.chart.x.length, result.tokens);
+  assert.equal(result.lastRun.steps, result.tokens);
+  for (const series of result.chart.series) assert.equal(series.values.length, result.tokens, series.label);
+}
+
+describe("sampling strategies on the tiny model", { timeout: 180_000 }, () => {
+  const strategies = [
+    ["greedy", "s=greedy"],
+    ["temperature only", "t=1&k=!40&tp=!0.95"],
+    ["top-k", "k=5&tp=!0.95"],
+    ["top-p", "k=!40&tp=0.8"],
+    ["min-p", "k=!40&tp=!0.95&mp=0.1"],
+    ["typical", "k=!40&tp=!0.95&ty=0.7"],
+    ["penalties", "rep=1.5&pres=0.5&freq=0.3"],
+    ["Hugging Face order", "o=hf"],
+    ["Mirostat v1", "s=mirostat1&t=1"],
+    ["Mirostat v2", "s=mirostat2&t=1&tau=4"],
+  ];
+  for (const [name, query] of strategies) {
+    test(name, async () => {
+      const { context, page, errors } = await tinyPage(`${query}&n=24&seed=3`);
+      await watchStream(page);
+      const result = await generate(page);
+      assertOnePointPerToken(result, 24);
+      // Tokens streamed in one by one rather than all at the end.
+      const seen = await page.evaluate(() => [...new Set(window.__seen)]);
+      assert.ok(seen.length >= Math.min(3, result.tokens), `token counts seen while streaming: ${seen}`);
+      assert.match(result.tps, /^\d+(\.\d)? tok\/s$/);
+      if (name.startsWith("Mirostat")) {
+        const labels = result.chart.series.map((s) => s.label);
+        const tau = result.chart.series.find((s) => s.label.startsWith("τ"));
+        const mu = result.chart.series.find((s) => s.label.startsWith("μ"));
+        assert.ok(tau, `a τ line: ${labels}`);
+        assert.ok(tau.values.every((v) => v === (name.endsWith("v2") ? 4 : 5)));
+        assert.ok(mu.values.every((v) => typeof v === "number"), "μ at every step");
+        assert.match(await page.locator("#chart .u-legend").innerText(), /τ target/);
+        // Mirostat ignores the default top-k and top-p, and the form says so.
+        assert.match(await page.locator("#ignored-note").innerText(), /ignores top-k, top-p/);
+        await screenshot(page, `tiny-${name.replace(/\W+/g, "-").toLowerCase()}`);
+      }
+      assert.deepEqual(errors, []);
+      await context.close();
+    });
+  }
+});
+
+describe("superposed decoding", { timeout: 120_000 }, () => {
+  for (const k of [3, 2]) {
+    test(`the draft tree has ${k} final branches`, async () => {
+      const { context, page, errors } = await tinyPage(`s=superposed&kd=${k}&n=8`);
+      const result = await generate(page);
+      assert.equal(result.state, "done", result.status);
+      assert.equal(await page.locator("#tree").getAttribute("data-final-branches"), String(k));
+      assert.equal(await page.locator("#tree .tree-node[data-final-rank]").count(), k);
+      assert.equal(await page.locator("#finals li").count(), k);
+      assert.ok((await page.locator("#tree .tree-node.pruned").count()) > 0, "pruned candidates drawn");
+      // Pruned candidates can be hidden.
+      await page.uncheck("#show-pruned");
+      assert.equal(await page.locator("#tree .tree-node.pruned").count(), 0);
+      await page.check("#show-pruned");
+      if (k === 3) await screenshot(page, "tiny-superposed-tree");
+      assert.deepEqual(errors, []);
+      await context.close();
+    });
+  }
+
+  test("personal n-grams change the store and rerun the drafts", async () => {
+    const { context, page, errors } = await tinyPage("s=superposed&n=8");
+    await generate(page);
+    const before = await page.locator("#finals .draft-text").allInnerTexts();
+    const runs = await page.evaluate(() => window.__playground.runs);
+    // The tiny model is random: only a store that knows its likely tokens can steer it.
+    await page.fill("#ngram-text", "Once upon a time, there was a little little little little little little little little.");
+    await page.click("#ngram-build");
+    await page.waitForFunction((n) => window.__playground.runs > n, runs);
+    assert.equal(await page.locator("#ngram-status").getAttribute("data-state"), "personal");
+    assert.match(await page.locator("#ngram-status").innerText(), /Personal store: \d+ tokens/);
+    assert.equal(await page.locator("#finals-before li").count(), 3);
+    assert.deepEqual(await page.locator("#finals-before .draft-text").allInnerTexts(), before);
+    const afterTexts = await page.locator("#finals .draft-text").allInnerTexts();
+    assert.equal(afterTexts.length, 3);
+    assert.notDeepEqual(afterTexts, before, "the drafts follow the new store");
+    await screenshot(page, "tiny-personal-ngrams", "#tree-section");
+    await page.click("#ngram-reset");
+    await page.waitForSelector('#ngram-status[data-state="default"]');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+describe("controls", { timeout: 120_000 }, () => {
+  test("Stop ends a run within a step, and the next run works", async () => {
+    const { context, page, errors } = await tinyPage("n=400&s=greedy");
+    await page.click("#run");
+    await page.waitForFunction(() => document.querySelectorAll("#tokens .tok").length >= 3);
+    const atClick = await page.evaluate(() => {
+      document.querySelector("#stop").click();
+      return document.querySelectorAll("#tokens .tok").length;
+    });
+    await page.waitForSelector('#run-status[data-state="stopped"]');
+    const final = await page.locator("#tokens .tok").count();
+    assert.ok(final < 400, `stopped early (${final} tokens)`);
+    // The tiny model outruns the page (hundreds of steps a second), so steps posted before the
+    // worker saw the stop still arrive after the click: the SmolLM2 test checks "within a step".
+    assert.ok(final >= atClick);
+    assert.equal(await page.evaluate(() => window.__playground.lastRun.cancelled), true);
+    await page.waitForTimeout(300);
+    assert.equal(await page.locator("#tokens .tok").count(), final, "nothing arrives after the stop");
+    await page.fill("#maxTokens", "5");
+    const next = await generate(page);
+    assertOnePointPerToken(next, 5);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("the form: strategy groups, ignored settings, and an invalid parameter", async () => {
+    const { context, page, errors } = await tinyPage("n=6");
+    await page.selectOption("#strategy", "mirostat2");
+    await page.waitForFunction(() => !document.querySelector("#ignored-note").hidden);
+    assert.match(await page.locator("#ignored-note").innerText(), /Mirostat v2 .* ignores top-k, top-p/);
+    assert.ok(await page.locator('fieldset[data-group="mirostat"]').isVisible());
+    assert.ok(await page.locator('[data-setting="topK"].ignored').isVisible());
+    await page.selectOption("#strategy", "sample");
+    await page.waitForFunction(() => document.querySelector("#ignored-note").hidden);
+    // Every control is labelled.
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll("input, select, textarea")]
+        .filter((el) => el.type !== "file" && el.id !== "share-url" && !el.labels?.length && !el.getAttribute("aria-label"))
+        .map((el) => el.id),
+    );
+    assert.deepEqual(unlabelled, []);
+    await page.fill("#f-topP", "1.5");
+    await page.waitForSelector("#param-error:not([hidden])");
+    assert.match(await page.locator("#param-error").innerText(), /topP/);
+    assert.equal(await page.locator("#f-topP").getAttribute("aria-invalid"), "true", "the field is marked");
+    await screenshot(page, "tiny-invalid-parameter", "#settings");
+    await page.click("#run");
+    await page.waitForSelector('#run-status[data-state="error"]');
+    await page.fill("#f-topP", "0.9");
+    await page.waitForSelector("#param-error", { state: "hidden" });
+    assert.equal(await page.locator("[aria-invalid]").count(), 0);
+    const result = await generate(page);
+    assertOnePointPerToken(result, 6);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("a token's numbers show on focus and hover", async () => {
+    const { context, page, errors } = await tinyPage("n=12&seed=5");
+    await generate(page);
+    await page.focus('#tokens .tok[tabindex="0"]');
+    const panel = page.locator(".token-panel").first();
+    await panel.waitFor({ state: "visible" });
+    const text = await panel.innerText();
+    for (const word of ["probability", "surprise", "entropy", "kept by truncation", "Top alternatives", "chosen"]) assert.match(text, new RegExp(word));
+    assert.ok((await panel.locator("tr").count()) >= 5, "alternatives listed");
+    await page.keyboard.press("ArrowRight");
+    assert.match(await panel.innerText(), /#2/);
+    await screenshot(page, "tiny-token-panel", ".output");
+    await page.keyboard.press("Escape");
+    await panel.waitFor({ state: "hidden" });
+    await page.hover("#tokens .tok >> nth=4");
+    await panel.waitFor({ state: "visible" });
+    assert.match(await panel.innerText(), /#5/);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("a link reproduces the run: same settings, same seed, same tokens", async () => {
+    const { context, page, errors } = await tinyPage();
+    await page.fill("#prompt", "Hello there");
+    await page.fill("#seed", "7");
+    await page.fill("#maxTokens", "12");
+    await page.fill("#f-temperature", "1.1");
+    await page.uncheck("#f-topP-on");
+    await page.waitForFunction(() => location.search.includes("seed=7") && location.search.includes("tp=%21"));
+    const first = await generate(page);
+    const link = page.url();
+    const other = await openPage(browser, link);
+    await waitReady(other.page);
+    assert.equal(await other.page.inputValue("#prompt"), "Hello there");
+    assert.equal(await other.page.inputValue("#seed"), "7");
+    assert.equal(await other.page.isChecked("#f-topP-on"), false);
+    const second = await generate(other.page);
+    assert.equal(second.lastRun.text, first.lastRun.text);
+    assert.equal(second.lastRun.label, "top-k 40 → T 1.1");
+    assert.deepEqual([...errors, ...other.errors], []);
+    await other.context.close();
+    await context.close();
+  });
+
+  test("a run exports as JSON", async () => {
+    const { context, page, errors } = await tinyPage("n=9&seed=2&s=mirostat2");
+    await generate(page);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
+    const data = JSON.parse(await readFile(await download.path(), "utf8"));
+    assert.equal(data.format, "decoding-playground-run/1");
+    assert.equal(data.settings.seed, 2);
+    assert.equal(data.runs.length, 1);
+    assert.equal(data.runs[0].steps.length, 9);
+    assert.equal(data.runs[0].config.sampler.mirostat.version, 2);
+    assert.ok(data.runs[0].steps.every((s) => s.kind === "token" && typeof s.surpriseBits === "number" && typeof s.mu === "number"));
+    assert.match(data.link, /s=mirostat2/);
+    assert.equal(data.model.name, "tiny test model (random weights)");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+describe("compare mode", { timeout: 120_000 }, () => {
+  test("runs 3 strategies side by side with overlaid perplexity, wall time and tok/s", async () => {
+    const { context, page, errors } = await tinyPage("n=16&seed=1");
+    await page.click("#compare-preset");
+    assert.equal(await page.locator("#compare-list .chip").count(), 3);
+    await page.selectOption("#strategy", "superposed");
+    await page.click("#compare-add");
+    assert.equal(await page.locator("#compare-list .chip").count(), 4);
+    assert.ok(await page.locator("#compare-add").isDisabled(), "at most 4");
+    assert.match(page.url(), /cmp=/);
+    await page.click("#compare-run");
+    await page.waitForSelector('#run-status[data-state="done"]', { timeout: 60_000 });
+    assert.equal(await page.locator('.compare-column[data-state="done"]').count(), 4);
+    for (const stats of await page.locator(".compare-stats").allInnerTexts()) assert.match(stats, /wall \d+\.\d\d s · \d+(\.\d)? (tok|steps)\/s/);
+    const chart = await page.evaluate(() => window.__playground.compareChart);
+    // Superposed runs have no per-token perplexity: 3 overlaid curves.
+    assert.equal(chart.series.length, 3);
+    assert.equal(chart.x.length, 16);
+    assert.equal(await page.locator(".compare-column").nth(3).locator(".finals li").count(), 3);
+    await screenshot(page, "tiny-compare", "#compare-panel");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+describe("error states", { timeout: 120_000 }, () => {
+  const dropFiles = (page, files) =>
+    page.evaluate(async (files) => {
+      const transfer = new DataTransfer();
+      for (const [name, content] of files) {
+        const bytes = content.startsWith("url:") ? await (await fetch(content.slice(4))).arrayBuffer() : new TextEncoder().encode(content);
+        transfer.items.add(new File([bytes], name));
+      }
+      document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }, files);
+
+  test("a bad model file shows an error and the page keeps working", async () => {
+    const { context, page, errors } = await tinyPage("n=5");
+    await dropFiles(page, [["model.onnx", "this is not a model"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
+    await page.waitForSelector("#model-error:not([hidden])");
+    assert.match(await page.locator("#model-error").innerText(), /Could not load model\.onnx: .*not a valid ONNX model.*still using tiny/);
+    await screenshot(page, "tiny-bad-model-file", "#model-panel");
+    await waitReady(page);
+    assertOnePointPerToken(await generate(page), 5);
+    // Without config.json, the page says what is missing.
+    await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"]]);
+    await page.waitForFunction(() => /missing config\.json/.test(document.querySelector("#model-error").textContent));
+    // The user's own files (here the tiny model's, dropped from disk) load and run.
+    await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
+    await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
+    assert.ok(await page.locator("#model-error").isHidden());
+    assertOnePointPerToken(await generate(page), 5);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("a browser without WebAssembly SIMD gets a clear message", async () => {
+    const { context, page } = await openPage(browser, tiny(), { init: () => (WebAssembly.validate = () => false) });
+    await page.waitForSelector("#model-error:not([hidden])");
+    assert.match(await page.locator("#model-error").innerText(), /does not support WebAssembly SIMD/);
+    assert.ok(await page.locator("#run").isDisabled());
+    assert.match(await page.locator("#backend").innerText(), /unavailable/);
+    await screenshot(page, "no-simd", "#model-panel");
+    await context.close();
+  });
+});

@@ -1,0 +1,98 @@
+// The page on the real default model, SmolLM2-135M (365 MB, fetched from the preview server):
+// download with progress, a greedy run, Mirostat, superposed drafts with the default n-gram
+// store, compare mode, and a reload served from the browser cache. Prints the tok/s it saw.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { generate, launch, openPage, screenshot, startPreview, waitReady, watchStream } from "./harness.mjs";
+
+let server;
+let browser;
+before(async () => {
+  server = await startPreview();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload", { timeout: 600_000 }, async (t) => {
+  const prompt = encodeURIComponent("The capital of France is");
+  const { context, page, errors } = await openPage(browser, `${server.url}?s=greedy&n=8&p=${prompt}`);
+  // The download shows its progress in bytes.
+  await page.waitForFunction(() => /Downloading: \d+/.test(document.querySelector("#load-text").textContent), null, { timeout: 60_000 });
+  await screenshot(page, "smollm2-loading", "#model-panel");
+  await waitReady(page, 300_000);
+  const status = await page.locator("#model-status").innerText();
+  assert.match(status, /SmolLM2-135M-Instruct: ready .* vocabulary 49152 .* n-gram store [\d,]+ tokens/);
+  t.diagnostic(status);
+
+  await watchStream(page);
+  const greedy = await generate(page, 120_000);
+  assert.equal(greedy.state, "done", greedy.status);
+  assert.equal(greedy.tokens, 8);
+  assert.equal(greedy.chartPoints, 8);
+  assert.ok((await page.evaluate(() => new Set(window.__seen).size)) >= 4, "tokens streamed");
+  assert.match(greedy.lastRun.text, /Paris/);
+  t.diagnostic(`greedy, 8 tokens: ${JSON.stringify(greedy.lastRun.text)} · ${greedy.status} · header ${greedy.tps}`);
+  await screenshot(page, "smollm2-greedy");
+
+  // Stop takes effect within a step: at SmolLM2's pace the page keeps up with the worker.
+  await page.fill("#maxTokens", "200");
+  await page.click("#run");
+  await page.waitForFunction(() => document.querySelectorAll("#tokens .tok").length >= 4, null, { timeout: 60_000 });
+  const atClick = await page.evaluate(() => {
+    document.querySelector("#stop").click();
+    return document.querySelectorAll("#tokens .tok").length;
+  });
+  await page.waitForSelector('#run-status[data-state="stopped"]');
+  const stoppedAt = await page.locator("#tokens .tok").count();
+  assert.ok(stoppedAt - atClick <= 1, `Stop within a step: ${atClick} tokens at the click, ${stoppedAt} in the end`);
+  t.diagnostic(`Stop: ${atClick} tokens at the click, ${stoppedAt} after`);
+
+  // Mirostat v2 on a story: surprise hovers around τ (2 bits, below SmolLM2's own ~2.7, so
+  // that Mirostat has something to cut).
+  await page.goto(`${server.url}?s=mirostat2&t=1&tau=2&n=48&seed=4&p=${encodeURIComponent("Once upon a time, there was a little")}`);
+  await waitReady(page, 120_000);
+  assert.match(await page.locator("#model-status").innerText(), /from the browser cache/, "a reload does not download the model again");
+  const mirostat = await generate(page, 120_000);
+  assert.equal(mirostat.chartPoints, mirostat.tokens);
+  assert.ok(mirostat.chart.series.some((s) => s.label.startsWith("τ")));
+  const surprise = mirostat.chart.series[0].values;
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  t.diagnostic(`Mirostat v2 τ 2, ${mirostat.tokens} tokens · mean surprise ${mean(surprise).toFixed(2)} bits (last half ${mean(surprise.slice(24)).toFixed(2)}) · ${mirostat.status}`);
+  assert.ok(Math.abs(mean(surprise) - 2) < 0.75, `Mirostat holds the mean surprise near τ = 2: ${mean(surprise)}`);
+  await screenshot(page, "smollm2-mirostat");
+  await page.focus('#tokens .tok[tabindex="0"]');
+  await page.keyboard.press("ArrowRight");
+  await page.keyboard.press("ArrowRight");
+  await screenshot(page, "smollm2-token-panel", ".output");
+
+  // Superposed decoding with the default n-gram store: k final drafts, readable.
+  await page.selectOption("#strategy", "superposed");
+  await page.fill("#maxTokens", "10");
+  const superposed = await generate(page, 120_000);
+  assert.equal(superposed.state, "done", superposed.status);
+  assert.equal(await page.locator("#tree").getAttribute("data-final-branches"), "3");
+  const drafts = await page.locator("#finals .draft-text").allInnerTexts();
+  assert.equal(drafts.length, 3);
+  t.diagnostic(`superposed k=3: ${JSON.stringify(drafts)} · ${superposed.status}`);
+  await screenshot(page, "smollm2-superposed", "#tree-section");
+
+  // Compare: greedy, top-k 5, Mirostat v2 on one prompt and seed.
+  await page.fill("#maxTokens", "24");
+  await page.click("#compare-preset");
+  await page.click("#compare-run");
+  await page.waitForSelector('#run-status[data-state="done"]', { timeout: 180_000 });
+  const runs = await page.evaluate(() => window.__playground.compareRuns);
+  const curves = await page.evaluate(() => window.__playground.compareChart.series.map((s) => `${s.label}: ppl ${s.values.at(-1).toFixed(2)}`));
+  t.diagnostic(`compare, final running perplexity: ${curves.join(" · ")}`);
+  assert.equal(runs.length, 3);
+  for (const run of runs) {
+    assert.equal(run.error, null);
+    t.diagnostic(`compare: ${run.label}: ${run.steps} tokens, ${(run.wallMs / 1000).toFixed(2)} s wall, ${run.tokensPerSecond.toFixed(1)} tok/s`);
+  }
+  await screenshot(page, "smollm2-compare", "#compare-panel");
+  assert.deepEqual(errors, []);
+  await context.close();
+});

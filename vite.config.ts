@@ -1,0 +1,25 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+import { serveModels } from "./web/models-plugin.ts";
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+export default defineConfig({
+  // The repository root is Vite's root: index.html lives there, next to models/.
+  plugins: [serveModels(here("./models"))],
+  resolve: {
+    // The page imports the wasm package by its npm name, as a user of the package would.
+    alias: { "decoding-playground": here("./crate/pkg-web/decoding_playground.js") },
+  },
+  worker: { format: "es" },
+  build: {
+    target: "es2022",
+    // The .wasm is ~18 MB: Vite's size warning says nothing useful here.
+    chunkSizeWarningLimit: 30_000,
+  },
+  server: { watch: { ignored: ["**/target/**", "**/models/**"] } },
+  test: {
+    include: ["web/src/**/*.test.ts"],
+    environment: "node",
+  },
+});

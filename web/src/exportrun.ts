@@ -1,0 +1,33 @@
+// A run as a JSON file: enough to see every step again, and the link that reproduces it.
+import type { ModelInfo, RunStats, Step, GenerateConfig } from "./protocol";
+import type { Settings } from "./settings";
+
+export interface ExportedRun {
+  label: string;
+  config: GenerateConfig;
+  stats: RunStats | null;
+  cancelled: boolean;
+  steps: Step[];
+}
+
+export interface Export {
+  format: "decoding-playground-run/1";
+  exportedAt: string;
+  link: string;
+  backend: string;
+  model: ModelInfo | null;
+  prompt: string;
+  settings: Settings;
+  runs: ExportedRun[];
+}
+
+export function download(data: Export): void {
+  const blob = new Blob([JSON.stringify(data, null, 1)], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `decoding-run-${data.exportedAt.replace(/[:.]/g, "-")}.json`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}

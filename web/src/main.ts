@@ -1,0 +1,298 @@
+// Wires the page: model panel, settings form, single runs, compare mode, personal n-grams,
+// share and export. All the model work happens in the worker.
+import "./style.css";
+import type { ChartData } from "./charts";
+import { EngineClient, WorkerError } from "./client";
+import { CompareView, presetEntries } from "./compare";
+import { Controls } from "./controls";
+import { download, type ExportedRun } from "./exportrun";
+import { ModelPanel, serverModel } from "./modelpanel";
+import type { FromWorker, ModelSource } from "./protocol";
+import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
+import { checkBasics, ignoredByStrategy, MAX_COMPARE, strategyOf, toConfig, type Settings } from "./settings";
+import { hasWasmSimd } from "./simd";
+import { fromQuery, toQuery } from "./urlstate";
+
+const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector(selector) as T;
+
+const BACKEND = "wasm SIMD128 · 1 thread";
+const modelChoice = new URLSearchParams(location.search).get("model") === "tiny" ? "tiny" : "smollm2";
+// Kept in every link: a tiny-model link must not load SmolLM2.
+const extraParams: Record<string, string> = modelChoice === "tiny" ? { model: "tiny" } : {};
+
+/** What tests and curious users can read: `window.__playground`. */
+interface PlaygroundState {
+  readonly chart: ChartData;
+  readonly compareChart: ChartData;
+  lastRun: RunSummary | null;
+  compareRuns: { label: string; steps: number; tokensPerSecond: number | null; wallMs: number | null; error: string | null }[];
+  model: string | null;
+  backend: string;
+  /** Finished runs (done or stopped), to wait on. */
+  runs: number;
+}
+declare global {
+  interface Window {
+    __playground: PlaygroundState;
+  }
+}
+
+$("#backend").textContent = BACKEND;
+if (hasWasmSimd()) {
+  start();
+} else {
+  // Nothing can run: say why instead of failing on the first compile.
+  const error = $("#model-error");
+  error.hidden = false;
+  error.textContent =
+    "This browser does not support WebAssembly SIMD (simd128), which the model runtime needs. Use a current Chrome, Edge, Firefox or Safari (16.4 or later).";
+  $("#model-status").dataset.state = "error";
+  $("#model-status").textContent = "No model can run in this browser.";
+  for (const control of document.querySelectorAll<HTMLButtonElement | HTMLInputElement>("button, input, select, textarea")) control.disabled = true;
+  $("#backend").textContent = "wasm SIMD128 unavailable";
+}
+
+function start(): void {
+  const form = $<HTMLFormElement>("#settings");
+  const runButton = $<HTMLButtonElement>("#run");
+  const stopButton = $<HTMLButtonElement>("#stop");
+  const compareRunButton = $<HTMLButtonElement>("#compare-run");
+  const ngramStatus = $("#ngram-status");
+
+  const client = new EngineClient(() => new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }));
+  const models = new ModelPanel($("#model-panel"), client);
+  const controls = new Controls(form, onFormChange);
+  const view = new RunView();
+  const compare = new CompareView($("#compare-panel"));
+  let settings: Settings = fromQuery(location.search);
+  let busy = false;
+  let modelReady = false;
+  let stopRequested = false;
+  let lastSource: ModelSource | null = null;
+  let lastRuns: ExportedRun[] = [];
+
+  const state: PlaygroundState = {
+    get chart() {
+      return view.chart.current;
+    },
+    get compareChart() {
+      return compare.chart.current;
+    },
+    lastRun: null,
+    compareRuns: [],
+    model: null,
+    backend: BACKEND,
+    runs: 0,
+  };
+  window.__playground = state;
+
+  controls.write(settings);
+  compare.setEntries(settings.compare);
+  compare.onEntriesChange = (entries) => {
+    controls.setCompare(entries);
+    onFormChange();
+  };
+
+  function refreshButtons(): void {
+    runButton.disabled = busy || !modelReady;
+    compareRunButton.disabled = busy || !modelReady || compare.entries.length < 2;
+    stopButton.disabled = !busy;
+    $<HTMLButtonElement>("#ngram-build").disabled = busy || !modelReady;
+    $<HTMLButtonElement>("#compare-add").disabled = compare.entries.length >= MAX_COMPARE;
+  }
+
+  // ---- settings ⇄ URL, live validation ----
+  let inspectTimer = 0;
+  function onFormChange(): void {
+    settings = controls.read();
+    controls.showGroups(settings.strategy);
+    history.replaceState(null, "", `?${toQuery(settings, extraParams)}`);
+    clearTimeout(inspectTimer);
+    inspectTimer = window.setTimeout(() => void inspect(), 120);
+  }
+
+  async function inspect(): Promise<void> {
+    const s = settings;
+    const basic = checkBasics(s);
+    const reply = await client.inspect(toConfig(s, Number.isSafeInteger(s.seed) ? s.seed : 0, 1));
+    if (s !== settings) return; // the form changed meanwhile
+    controls.showIgnored([...reply.ignored, ...ignoredByStrategy(s)], s.strategy);
+    controls.showError(basic ?? (reply.error ? `Invalid parameter: ${reply.error}` : null));
+  }
+
+  // ---- model ----
+  models.onLoading = () => {
+    modelReady = false;
+    refreshButtons();
+  };
+  models.onLoaded = (info) => {
+    modelReady = true;
+    state.model = info.name;
+    ngramStatus.dataset.state = "default";
+    ngramStatus.textContent = info.ngramTokens
+      ? `Default store: ${info.ngramTokens.toLocaleString("en")} tokens.`
+      : "This model has no n-gram store: build one below, or run superposed decoding with α = 0.";
+    refreshButtons();
+  };
+  const load = (source: ModelSource) => {
+    lastSource = source.kind === "url" ? source : null;
+    return models.load(source);
+  };
+  client.onRestart = (reason) => {
+    modelReady = false;
+    models.info = null;
+    busy = false;
+    refreshButtons();
+    setStatus(`The engine stopped (${reason}) and was restarted.`, "error");
+    if (lastSource) void load(lastSource);
+    else models.showError("The engine was restarted: load the model files again.");
+  };
+  client.onNotice = (message: FromWorker) => {
+    if (message.type === "ngrams") {
+      ngramStatus.textContent = `${message.personal ? "Personal" : "Default"} store: ${message.tokens.toLocaleString("en")} tokens.`;
+      ngramStatus.dataset.state = message.personal ? "personal" : "default";
+      if (message.personal) void rerunWithNewStore();
+    } else if (message.type === "error" && message.kind === "ngrams") {
+      ngramStatus.textContent = `N-gram store: ${message.message}`;
+      ngramStatus.dataset.state = "error";
+    } else if (message.type === "error") {
+      setStatus(message.message, "error");
+    }
+  };
+  // Files dropped anywhere on the page go to the model panel, instead of the browser opening them.
+  for (const type of ["dragover", "drop"]) document.addEventListener(type, (e) => e.preventDefault());
+
+  // ---- a single run ----
+  async function generate(): Promise<void> {
+    const s = (settings = controls.read());
+    const basic = checkBasics(s);
+    if (basic) return controls.showError(basic);
+    busy = true;
+    stopRequested = false;
+    refreshButtons();
+    controls.showError(null);
+    view.begin(s);
+    try {
+      const config = toConfig(s, s.seed, s.maxTokens);
+      const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs));
+      state.lastRun = view.finish(s, result);
+      state.runs += 1;
+      lastRuns = [{ label: state.lastRun.label, config, stats: result.stats, cancelled: result.cancelled, steps: result.steps }];
+    } catch (error) {
+      const message = (error as Error).message;
+      if (error instanceof WorkerError && error.kind === "config") {
+        controls.showError(`Invalid parameter: ${message}`);
+        setStatus("Not run: fix the parameter above.", "error");
+      } else {
+        setStatus(`The run failed: ${message}`, "error");
+      }
+    } finally {
+      busy = false;
+      refreshButtons();
+    }
+  }
+
+  // ---- personal n-grams: the drafts before and after ----
+  async function rerunWithNewStore(): Promise<void> {
+    const before = view.lastFinals;
+    if (settings.strategy !== "superposed") {
+      controls.write({ ...settings, strategy: "superposed" });
+      onFormChange();
+    }
+    await generate();
+    view.showFinalsBefore(before);
+  }
+  $("#ngram-build").addEventListener("click", () => {
+    const text = $<HTMLTextAreaElement>("#ngram-text").value;
+    if (!text.trim()) {
+      ngramStatus.textContent = "Paste some text first.";
+      return;
+    }
+    ngramStatus.textContent = "Building the store…";
+    client.buildNgrams(text, $<HTMLInputElement>("#ngram-extend").checked);
+  });
+  $("#ngram-reset").addEventListener("click", () => client.resetNgrams());
+
+  // ---- compare ----
+  const setEntries = (entries: ReturnType<typeof presetEntries>) => {
+    compare.setEntries(entries);
+    compare.onEntriesChange(compare.entries);
+    refreshButtons();
+  };
+  $("#compare-add").addEventListener("click", () => setEntries([...compare.entries, strategyOf(controls.read())]));
+  $("#compare-preset").addEventListener("click", () => setEntries(presetEntries()));
+  compareRunButton.addEventListener("click", async () => {
+    const s = (settings = controls.read());
+    const basic = checkBasics(s);
+    if (basic) return controls.showError(basic);
+    busy = true;
+    stopRequested = false;
+    refreshButtons();
+    setStatus(`Comparing ${compare.entries.length} strategies…`, "running");
+    try {
+      const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested);
+      lastRuns = runs.map((r) => ({
+        label: r.label,
+        config: toConfig(r.entry, s.seed, s.maxTokens),
+        stats: r.result?.stats ?? null,
+        cancelled: r.result?.cancelled ?? false,
+        steps: r.result?.steps ?? [],
+      }));
+      state.compareRuns = runs.map((r) => ({
+        label: r.label,
+        steps: r.result?.steps.length ?? 0,
+        tokensPerSecond: r.result?.stats?.tokensPerSecond ?? null,
+        wallMs: r.result?.stats?.wallMs ?? null,
+        error: r.error,
+      }));
+      const rates = runs.flatMap((r) => (r.result?.stats ? [r.result.stats.tokensPerSecond] : []));
+      if (rates.length) setSpeed(rates.reduce((a, b) => a + b, 0) / rates.length);
+      setStatus(stopRequested ? "Comparison stopped." : `Compared ${runs.length} strategies.`, stopRequested ? "stopped" : "done");
+    } finally {
+      busy = false;
+      refreshButtons();
+    }
+  });
+
+  // ---- run, stop, share, export ----
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!busy && modelReady) void generate();
+  });
+  controls.prompt.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+  });
+  stopButton.addEventListener("click", () => {
+    stopRequested = true;
+    client.stop();
+    setStatus("Stopping…", "running");
+  });
+  $("#share").addEventListener("click", async () => {
+    const out = $<HTMLInputElement>("#share-url");
+    out.value = location.href;
+    out.hidden = false;
+    try {
+      await navigator.clipboard.writeText(location.href);
+      $("#share-note").textContent = "Link copied.";
+    } catch {
+      out.select();
+      $("#share-note").textContent = "Copy the link above.";
+    }
+  });
+  $("#export").addEventListener("click", () =>
+    download({
+      format: "decoding-playground-run/1",
+      exportedAt: new Date().toISOString(),
+      link: location.href,
+      backend: BACKEND,
+      model: models.info,
+      prompt: settings.prompt,
+      settings,
+      runs: lastRuns,
+    }),
+  );
+
+  refreshButtons();
+  onFormChange();
+  void load(serverModel(modelChoice));
+}

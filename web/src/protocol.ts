@@ -1,0 +1,110 @@
+// The shapes that cross the page ⇄ worker boundary. The config and step record types come
+// from the wasm package itself (tsify derives them from the crate's serde shapes), so they
+// cannot drift from the Rust definitions; only what the page adds is declared here.
+import type * as pkg from "decoding-playground";
+
+// ---- generation config: the package's types with every field present ----
+// The package accepts partial configs (missing fields take defaults); the page always sends
+// complete ones, so that an export or a link states every setting.
+
+export type Stage = pkg.Stage;
+export type PenaltyConfig = Required<pkg.PenaltyConfig>;
+export type MirostatConfig = Required<pkg.MirostatConfig>;
+export type SamplerConfig = Required<Omit<pkg.SamplerConfig, "penalties" | "mirostat">> & {
+  penalties: PenaltyConfig;
+  mirostat: MirostatConfig | null;
+};
+export type SuperposedConfig = Required<pkg.SuperposedConfig>;
+export type GenerateConfig = Required<Omit<pkg.GenerateConfig, "sampler" | "superposed">> & {
+  sampler: SamplerConfig;
+  superposed: SuperposedConfig | null;
+};
+
+// ---- step records ----
+
+export type FinishReason = pkg.FinishReason;
+export type DraftNode = pkg.DraftNode;
+export type FinalDraft = pkg.FinalDraft;
+
+/** An alternative; `text` is added by the worker (the package gives ids only). */
+export type Alternative = pkg.Alternative & { text?: string };
+
+export type TokenStep = Omit<Extract<pkg.Step, { kind: "token" }>, "top"> & {
+  top: Alternative[];
+  /** The token decoded on its own (added by the worker): `text` is empty while a character
+   *  is incomplete and for a stop token. */
+  tokenText?: string;
+};
+
+export type DraftsStep = Extract<pkg.Step, { kind: "drafts" }>;
+
+export type Step = TokenStep | DraftsStep;
+
+// ---- messages ----
+
+/** Where the model comes from: files on the server (fetched and cached) or the user's disk. */
+export type ModelSource =
+  | {
+      kind: "url";
+      name: string;
+      onnx: string;
+      tokenizer: string;
+      config: string;
+      /** The n-gram store superposed decoding uses by default, if the model has one. */
+      ngrams: string | null;
+    }
+  | {
+      kind: "files";
+      name: string;
+      onnx: ArrayBuffer;
+      tokenizer: ArrayBuffer;
+      config: string;
+    };
+
+export type ToWorker =
+  | { type: "load"; source: ModelSource }
+  /** Builds a sampler for `config` without running it: the chain's stages and ignored settings,
+   *  or the config's error. */
+  | { type: "inspect"; requestId: number; config: GenerateConfig }
+  | { type: "generate"; runId: number; prompt: string; config: GenerateConfig }
+  | { type: "stop" }
+  | { type: "ngrams"; text: string; extend: boolean }
+  | { type: "resetNgrams" };
+
+export type LoadPhase = "download" | "cache" | "compile" | "ngrams";
+
+export interface ModelInfo {
+  name: string;
+  vocabSize: number;
+  contextLength: number;
+  loadMs: number;
+  /** Whether the bytes came from the browser's cache rather than the network. */
+  fromCache: boolean;
+  bytes: number;
+  ngramTokens: number;
+}
+
+export interface RunStats {
+  steps: number;
+  /** Generated tokens (draft steps count once each). */
+  tokens: number;
+  /** Prompt encoding + prefill. */
+  prefillMs: number;
+  /** From the end of the prefill to the last step. */
+  decodeMs: number;
+  wallMs: number;
+  tokensPerSecond: number;
+}
+
+export type ErrorKind = "load" | "config" | "run" | "ngrams" | "cancelled" | "crash";
+
+export type FromWorker =
+  | { type: "ready" }
+  | { type: "progress"; phase: LoadPhase; loaded: number; total: number | null; file: string }
+  | { type: "loaded"; info: ModelInfo }
+  | { type: "inspected"; requestId: number; stages: string[]; ignored: string[]; error: string | null }
+  | { type: "started"; runId: number; prefillMs: number }
+  | { type: "step"; runId: number; step: Step; elapsedMs: number }
+  | { type: "done"; runId: number; stats: RunStats }
+  | { type: "ngrams"; tokens: number; personal: boolean }
+  | { type: "error"; kind: ErrorKind; message: string; runId?: number };

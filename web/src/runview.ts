@@ -1,0 +1,140 @@
+// The single-run view: the token stream, the chart and, for superposed decoding, the draft
+// tree, fed one step at a time; plus the status line and the always-visible tok/s.
+import { Chart, runChartData } from "./charts";
+import type { RunResult } from "./client";
+import type { DraftsStep, FinalDraft, Step, TokenStep } from "./protocol";
+import { describe, type Settings } from "./settings";
+import { TokenView } from "./tokens";
+import { buildDraftTree, renderDraftTree, renderFinals } from "./tree";
+
+const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector(selector) as T;
+
+export type RunState = "idle" | "running" | "done" | "stopped" | "error";
+
+export function setStatus(text: string, state: RunState = "idle"): void {
+  const status = $("#run-status");
+  status.textContent = text;
+  status.dataset.state = state;
+  // Per-step updates would make a screen reader chatter: it reads the final state.
+  status.setAttribute("aria-busy", String(state === "running"));
+}
+
+export function setSpeed(tokensPerSecond: number): void {
+  $("#tps").textContent = `${tokensPerSecond.toFixed(1)} tok/s`;
+}
+
+/** What a finished run leaves for tests and export. */
+export interface RunSummary {
+  label: string;
+  steps: number;
+  tokens: number;
+  cancelled: boolean;
+  tokensPerSecond: number | null;
+  text: string;
+}
+
+export class RunView {
+  readonly tokens = new TokenView($("#tokens"));
+  readonly chart = new Chart($("#chart"));
+  private readonly showPruned = $<HTMLInputElement>("#show-pruned");
+  private tokenSteps: TokenStep[] = [];
+  private draftSteps: DraftsStep[] = [];
+  private tau: number | null = null;
+  private maxTokens = 0;
+  private firstMs = 0;
+  private treePending = false;
+  /** The final drafts of the last superposed run, to show next to a rerun's. */
+  lastFinals: FinalDraft[] = [];
+
+  constructor() {
+    this.showPruned.addEventListener("change", () => this.renderTree());
+  }
+
+  begin(s: Settings): void {
+    const superposed = s.strategy === "superposed";
+    this.tau = s.strategy === "mirostat1" || s.strategy === "mirostat2" ? s.tau : null;
+    this.maxTokens = s.maxTokens;
+    this.tokenSteps = [];
+    this.draftSteps = [];
+    this.tokens.clear(superposed ? "" : s.prompt);
+    this.chart.clear();
+    $("#tokens-section").hidden = superposed;
+    $("#chart-note").hidden = !superposed;
+    $("#chart").hidden = superposed;
+    $("#tree-section").hidden = !superposed;
+    $("#finals-before-section").hidden = true;
+    if (superposed) this.renderTree();
+    setStatus("Prefilling the prompt…", "running");
+  }
+
+  step(step: Step, elapsedMs: number): void {
+    const count = this.tokenSteps.length + this.draftSteps.length + 1;
+    if (count === 1) this.firstMs = elapsedMs;
+    // From the first step on, so that the prefill does not count.
+    else setSpeed(((count - 1) * 1000) / (elapsedMs - this.firstMs));
+    setStatus(`Generating: ${count} of ${this.maxTokens}…`, "running");
+    if (step.kind === "token") {
+      this.tokenSteps.push(step);
+      this.tokens.push(step);
+      this.chart.set(runChartData(this.tokenSteps, this.tau));
+    } else {
+      this.draftSteps.push(step);
+      this.scheduleTree();
+    }
+  }
+
+  finish(s: Settings, result: RunResult): RunSummary {
+    const last = result.steps.at(-1);
+    const finals = last?.kind === "drafts" ? (last.drafts ?? []) : [];
+    if (s.strategy === "superposed") {
+      this.renderTree();
+      this.lastFinals = finals;
+    }
+    const n = result.steps.length;
+    const rate = result.stats?.tokensPerSecond ?? null;
+    if (rate !== null) setSpeed(rate);
+    const unit = s.strategy === "superposed" ? "steps" : "tokens";
+    const perplexity = this.tokenSteps.at(-1)?.perplexity;
+    setStatus(
+      result.cancelled
+        ? `Stopped after ${n} ${unit}.`
+        : [
+            `${n} ${unit} in ${((result.stats?.wallMs ?? 0) / 1000).toFixed(2)} s (prompt ${(result.prefillMs / 1000).toFixed(2)} s)`,
+            `${rate?.toFixed(1)} ${s.strategy === "superposed" ? "steps" : "tok"}/s`,
+            ...(perplexity === undefined ? [] : [`perplexity ${perplexity.toFixed(2)}`]),
+            ...(last?.finish === "stop" ? ["ended with a stop token"] : []),
+          ].join(" · "),
+      result.cancelled ? "stopped" : "done",
+    );
+    return {
+      label: describe(s),
+      steps: n,
+      tokens: this.tokenSteps.length,
+      cancelled: result.cancelled,
+      tokensPerSecond: rate,
+      text: this.tokenSteps.length ? this.tokenSteps.map((t) => t.text).join("") : (finals[0]?.text ?? ""),
+    };
+  }
+
+  /** After a rerun with another n-gram store: the drafts from before, under the new ones. */
+  showFinalsBefore(before: FinalDraft[]): void {
+    renderFinals($<HTMLOListElement>("#finals-before"), before);
+    $("#finals-before-section").hidden = before.length === 0;
+  }
+
+  private renderTree(): void {
+    const tree = buildDraftTree(this.draftSteps);
+    renderDraftTree($("#tree"), tree, this.showPruned.checked);
+    renderFinals($<HTMLOListElement>("#finals"), tree.finals);
+  }
+
+  // A tree re-layout per step is cheap, but a frame is the most the eye can use.
+  private scheduleTree(): void {
+    if (this.treePending) return;
+    this.treePending = true;
+    requestAnimationFrame(() => {
+      this.treePending = false;
+      this.renderTree();
+    });
+  }
+}

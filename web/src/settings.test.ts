@@ -1,0 +1,41 @@
+import { describe as group, expect, it } from "vitest";
+import { defaultStrategy, describe, ignoredByStrategy, toConfig, checkBasics, defaultSettings } from "./settings";
+
+group("settings → GenerateConfig", () => {
+  it("sends the chain's switched-on stages only", () => {
+    const c = toConfig({ ...defaultStrategy(), minP: { on: true, value: 0.1 }, topK: { on: false, value: 40 } }, 9, 16);
+    expect(c).toMatchObject({ maxTokens: 16, stopTokens: null, superposed: null });
+    expect(c.sampler).toMatchObject({ seed: 9, temperature: 0.8, topK: null, topP: 0.95, minP: 0.1, typicalP: null, mirostat: null });
+    expect(c.sampler.order).toEqual(["topK", "typical", "topP", "minP", "temperature"]);
+  });
+
+  it("greedy is temperature 0 without truncation", () => {
+    const c = toConfig({ ...defaultStrategy(), strategy: "greedy" }, 0, 8);
+    expect(c.sampler).toMatchObject({ temperature: 0, topK: null, topP: null, minP: null, typicalP: null });
+    expect(ignoredByStrategy({ ...defaultStrategy(), strategy: "greedy" })).toContain("topK");
+  });
+
+  it("Mirostat keeps the truncation settings so that the crate can say it ignores them", () => {
+    const c = toConfig({ ...defaultStrategy(), strategy: "mirostat1", tau: 4, eta: 0.2 }, 0, 8);
+    expect(c.sampler.mirostat).toEqual({ version: 1, tau: 4, eta: 0.2 });
+    expect(c.sampler.topK).toBe(40);
+  });
+
+  it("superposed decoding sends its own config", () => {
+    const c = toConfig({ ...defaultStrategy(), strategy: "superposed", drafts: 4, alpha: 0.5 }, 0, 8);
+    expect(c.superposed).toMatchObject({ drafts: 4, alpha: 0.5, ngramOrders: [2, 3, 4, 5, 6], ngramWeights: [0.01, 0.04, 0.15, 0.18, 0.12] });
+  });
+
+  it("labels strategies for compare columns", () => {
+    expect(describe(defaultStrategy())).toBe("top-k 40 → top-p 0.95 → T 0.8");
+    expect(describe({ ...defaultStrategy(), order: "hf" })).toBe("T 0.8 → top-k 40 → top-p 0.95");
+    expect(describe({ ...defaultStrategy(), strategy: "mirostat2" })).toBe("Mirostat v2 τ 5 η 0.1 T 0.8");
+    expect(describe({ ...defaultStrategy(), strategy: "greedy", penalties: { lastN: 64, repetition: 1.3, presence: 0, frequency: 0 } })).toBe("greedy + rep 1.3");
+  });
+
+  it("checks what the sampler cannot", () => {
+    expect(checkBasics(defaultSettings())).toBeNull();
+    expect(checkBasics({ ...defaultSettings(), seed: 1.5 })).toMatch(/Seed/);
+    expect(checkBasics({ ...defaultSettings(), maxTokens: Number.NaN })).toMatch(/Max tokens/);
+  });
+});

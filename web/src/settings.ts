@@ -1,0 +1,193 @@
+// What the form edits, and how it becomes the crate's GenerateConfig. The form keeps values the
+// current strategy does not use (a switched-off top-k keeps its k), so switching back and forth
+// loses nothing; only `toConfig` decides what the crate sees.
+import type { GenerateConfig, PenaltyConfig, SamplerConfig, Stage } from "./protocol";
+
+export type StrategyKind = "greedy" | "sample" | "mirostat1" | "mirostat2" | "superposed";
+
+export const STRATEGIES: { kind: StrategyKind; label: string }[] = [
+  { kind: "greedy", label: "Greedy" },
+  { kind: "sample", label: "Sampling chain" },
+  { kind: "mirostat1", label: "Mirostat v1" },
+  { kind: "mirostat2", label: "Mirostat v2" },
+  { kind: "superposed", label: "Superposed decoding (k drafts)" },
+];
+
+/** A truncation setting that can be switched off without forgetting its value. */
+export interface Toggle {
+  on: boolean;
+  value: number;
+}
+
+/** N-gram orders of superposed decoding; the form edits one weight per order. */
+export const NGRAM_ORDERS = [2, 3, 4, 5, 6];
+
+/** One strategy with all its parameters: what a compare column runs. */
+export interface StrategySettings {
+  strategy: StrategyKind;
+  temperature: number;
+  topK: Toggle;
+  topP: Toggle;
+  minP: Toggle;
+  typicalP: Toggle;
+  /** Stage order: llama.cpp's (temperature last) or Hugging Face's (temperature first). */
+  order: "llama" | "hf";
+  penalties: PenaltyConfig;
+  tau: number;
+  eta: number;
+  drafts: number;
+  alpha: number;
+  ngramWeights: number[];
+}
+
+export interface Settings extends StrategySettings {
+  prompt: string;
+  seed: number;
+  maxTokens: number;
+  /** Strategies of compare mode (2–4 run side by side on this prompt and seed). */
+  compare: StrategySettings[];
+}
+
+export const MAX_COMPARE = 4;
+
+// Defaults follow the crate's: top-k 40 → top-p 0.95 → T 0.8, Mirostat τ 5 η 0.1, and the
+// superposed reference's k = 3 configuration.
+export function defaultStrategy(): StrategySettings {
+  return {
+    strategy: "sample",
+    temperature: 0.8,
+    topK: { on: true, value: 40 },
+    topP: { on: true, value: 0.95 },
+    minP: { on: false, value: 0.05 },
+    typicalP: { on: false, value: 0.9 },
+    order: "llama",
+    penalties: { lastN: 64, repetition: 1, presence: 0, frequency: 0 },
+    tau: 5,
+    eta: 0.1,
+    drafts: 3,
+    alpha: 0.54,
+    ngramWeights: [0.01, 0.04, 0.15, 0.18, 0.12],
+  };
+}
+
+export function defaultSettings(): Settings {
+  return {
+    ...defaultStrategy(),
+    prompt: "Once upon a time, there was a little",
+    seed: 0,
+    maxTokens: 48,
+    compare: [],
+  };
+}
+
+export function strategyOf(settings: StrategySettings): StrategySettings {
+  const { strategy, temperature, topK, topP, minP, typicalP, order, penalties, tau, eta, drafts, alpha, ngramWeights } =
+    settings;
+  return structuredClone({ strategy, temperature, topK, topP, minP, typicalP, order, penalties, tau, eta, drafts, alpha, ngramWeights });
+}
+
+const LLAMA_ORDER: Stage[] = ["topK", "typical", "topP", "minP", "temperature"];
+const HF_ORDER: Stage[] = ["temperature", "topK", "topP", "minP", "typical"];
+
+const on = (t: Toggle): number | null => (t.on ? t.value : null);
+
+export function toConfig(s: StrategySettings, seed: number, maxTokens: number): GenerateConfig {
+  const sampler: SamplerConfig = {
+    seed,
+    temperature: s.temperature,
+    topK: on(s.topK),
+    topP: on(s.topP),
+    minP: on(s.minP),
+    typicalP: on(s.typicalP),
+    mirostat: null,
+    penalties: { ...s.penalties },
+    logitBias: [],
+    order: s.order === "hf" ? [...HF_ORDER] : [...LLAMA_ORDER],
+    topN: 10,
+  };
+  switch (s.strategy) {
+    case "greedy":
+      // Truncation cannot change an argmax; leaving it out keeps `kept` honest (1).
+      Object.assign(sampler, { temperature: 0, topK: null, topP: null, minP: null, typicalP: null });
+      break;
+    case "mirostat1":
+    case "mirostat2":
+      // Truncation settings stay in, so that the crate's `ignoredSettings` names them.
+      sampler.mirostat = { version: s.strategy === "mirostat1" ? 1 : 2, tau: s.tau, eta: s.eta };
+      break;
+    case "sample":
+    case "superposed":
+      break;
+  }
+  const superposed =
+    s.strategy === "superposed"
+      ? {
+          drafts: s.drafts,
+          alpha: s.alpha,
+          temperature: 0.06,
+          tokenSample: null,
+          ngramOrders: [...NGRAM_ORDERS],
+          ngramWeights: [...s.ngramWeights],
+          penalty: 200,
+        }
+      : null;
+  return { maxTokens, stopTokens: null, sampler, superposed };
+}
+
+/** Settings a strategy ignores that the crate's Sampler does not report (it only knows
+ *  Mirostat's): the form marks them. Names are the crate's config field names. */
+export function ignoredByStrategy(s: StrategySettings): string[] {
+  switch (s.strategy) {
+    case "greedy":
+      return ["temperature", "topK", "topP", "minP", "typicalP", "order"];
+    case "superposed":
+      return ["temperature", "topK", "topP", "minP", "typicalP", "order", "penalties"];
+    default:
+      return [];
+  }
+}
+
+const num = (x: number) => String(+x.toPrecision(4));
+
+/** A short human label, e.g. "top-k 40 → top-p 0.95 → T 0.8". */
+export function describe(s: StrategySettings): string {
+  const pen = s.penalties;
+  const penalties = [
+    pen.repetition !== 1 ? `rep ${num(pen.repetition)}` : "",
+    pen.presence !== 0 ? `pres ${num(pen.presence)}` : "",
+    pen.frequency !== 0 ? `freq ${num(pen.frequency)}` : "",
+  ].filter(Boolean);
+  const withPenalties = (label: string) => (penalties.length ? `${label} + ${penalties.join(", ")}` : label);
+  switch (s.strategy) {
+    case "greedy":
+      return withPenalties("greedy");
+    case "mirostat1":
+    case "mirostat2":
+      return withPenalties(`Mirostat v${s.strategy === "mirostat1" ? 1 : 2} τ ${num(s.tau)} η ${num(s.eta)} T ${num(s.temperature)}`);
+    case "superposed":
+      return `superposed k ${s.drafts} α ${num(s.alpha)}`;
+    case "sample": {
+      const names: Record<Exclude<Stage, "temperature">, [string, Toggle]> = {
+        topK: ["top-k", s.topK],
+        topP: ["top-p", s.topP],
+        minP: ["min-p", s.minP],
+        typical: ["typical", s.typicalP],
+      };
+      const order = s.order === "hf" ? HF_ORDER : LLAMA_ORDER;
+      const parts = order.flatMap((stage) => {
+        if (stage === "temperature") return [`T ${num(s.temperature)}`];
+        const [name, toggle] = names[stage];
+        return toggle.on ? [`${name} ${num(toggle.value)}`] : [];
+      });
+      return withPenalties(parts.join(" → "));
+    }
+  }
+}
+
+/** What the crate's sampler check cannot see before a run: the seed and the token count. */
+export function checkBasics(s: Settings): string | null {
+  if (!Number.isSafeInteger(s.seed) || s.seed < 0) return "Seed must be a whole number of at least 0.";
+  if (!Number.isSafeInteger(s.maxTokens) || s.maxTokens < 1) return "Max tokens must be a whole number of at least 1.";
+  if (s.prompt === "") return "Type a prompt first.";
+  return null;
+}

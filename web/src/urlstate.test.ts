@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { defaultSettings, defaultStrategy, type Settings } from "./settings";
+import { fromQuery, toQuery } from "./urlstate";
+
+describe("URL state", () => {
+  it("writes nothing for the defaults and reads the defaults back", () => {
+    expect(toQuery(defaultSettings())).toBe("");
+    expect(fromQuery("")).toEqual(defaultSettings());
+  });
+
+  it("round-trips every setting, compare entries included", () => {
+    const s: Settings = {
+      ...defaultSettings(),
+      prompt: "Ünïcode & symbols = ?#%\nsecond line",
+      seed: 1234567,
+      maxTokens: 7,
+      strategy: "mirostat1",
+      temperature: 1.3,
+      topK: { on: false, value: 12 },
+      topP: { on: true, value: 0.9 },
+      minP: { on: true, value: 0.05 },
+      typicalP: { on: false, value: 0.2 },
+      order: "hf",
+      penalties: { lastN: 32, repetition: 1.3, presence: 0.5, frequency: -0.25 },
+      tau: 3.5,
+      eta: 0.2,
+      drafts: 5,
+      alpha: 0,
+      ngramWeights: [0.1, 0.2, 0.3, 0.4, 0.5],
+      compare: [
+        defaultStrategy(),
+        { ...defaultStrategy(), strategy: "greedy" },
+        { ...defaultStrategy(), strategy: "superposed", drafts: 4, alpha: 0.3 },
+      ],
+    };
+    const query = toQuery(s);
+    expect(fromQuery(query)).toEqual(s);
+    // Through a real URL too, as a shared link travels.
+    const url = new URL(`https://example.org/?${toQuery(s, { model: "tiny" })}`);
+    expect(url.searchParams.get("model")).toBe("tiny");
+    expect(fromQuery(url.search)).toEqual(s);
+  });
+
+  it("falls back to defaults for malformed values instead of failing", () => {
+    const s = fromQuery("seed=-3&n=abc&t=NaN&k=!&tp=x&w=1,2&s=bogus&cmp=s%3Dgreedy&cmp=&cmp=&cmp=&cmp=");
+    const d = defaultSettings();
+    expect(s.seed).toBe(d.seed);
+    expect(s.maxTokens).toBe(d.maxTokens);
+    expect(s.temperature).toBe(d.temperature);
+    expect(s.topK).toEqual(d.topK);
+    expect(s.topP).toEqual(d.topP);
+    expect(s.ngramWeights).toEqual(d.ngramWeights);
+    expect(s.strategy).toBe(d.strategy);
+    expect(s.compare).toHaveLength(4);
+    expect(s.compare[0]?.strategy).toBe("greedy");
+  });
+});

@@ -1,0 +1,116 @@
+// Settings ⇄ URL query, so that a link reproduces a run (same prompt, strategy and seed).
+// Only values that differ from the defaults are written, to keep links short. Compare-mode
+// strategies go in repeated `cmp` parameters, each one encoded with the same keys.
+import {
+  defaultSettings,
+  defaultStrategy,
+  MAX_COMPARE,
+  NGRAM_ORDERS,
+  STRATEGIES,
+  type Settings,
+  type StrategyKind,
+  type StrategySettings,
+  type Toggle,
+} from "./settings";
+
+type NumberKey = "temperature" | "tau" | "eta" | "drafts" | "alpha";
+type ToggleKey = "topK" | "topP" | "minP" | "typicalP";
+type PenaltyKey = keyof StrategySettings["penalties"];
+
+const NUMBER_KEYS: [NumberKey, string][] = [
+  ["temperature", "t"],
+  ["tau", "tau"],
+  ["eta", "eta"],
+  ["drafts", "kd"],
+  ["alpha", "a"],
+];
+const TOGGLE_KEYS: [ToggleKey, string][] = [
+  ["topK", "k"],
+  ["topP", "tp"],
+  ["minP", "mp"],
+  ["typicalP", "ty"],
+];
+const PENALTY_KEYS: [PenaltyKey, string][] = [
+  ["repetition", "rep"],
+  ["presence", "pres"],
+  ["frequency", "freq"],
+  ["lastN", "lastN"],
+];
+
+// A switched-off toggle keeps its value after a "!", e.g. k=!40.
+const writeToggle = (t: Toggle) => (t.on ? String(t.value) : `!${t.value}`);
+function readToggle(text: string, fallback: Toggle): Toggle {
+  const on = !text.startsWith("!");
+  const value = Number(on ? text : text.slice(1));
+  return Number.isFinite(value) && text !== "" && text !== "!" ? { on, value } : fallback;
+}
+
+function readNumber(text: string | null, fallback: number): number {
+  if (text === null || text.trim() === "") return fallback;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : fallback;
+}
+
+function writeStrategy(s: StrategySettings, params: URLSearchParams): void {
+  const d = defaultStrategy();
+  if (s.strategy !== d.strategy) params.set("s", s.strategy);
+  for (const [key, name] of NUMBER_KEYS) if (s[key] !== d[key]) params.set(name, String(s[key]));
+  for (const [key, name] of TOGGLE_KEYS) {
+    if (s[key].on !== d[key].on || s[key].value !== d[key].value) params.set(name, writeToggle(s[key]));
+  }
+  for (const [key, name] of PENALTY_KEYS) {
+    if (s.penalties[key] !== d.penalties[key]) params.set(name, String(s.penalties[key]));
+  }
+  if (s.order !== d.order) params.set("o", s.order);
+  if (s.ngramWeights.join() !== d.ngramWeights.join()) params.set("w", s.ngramWeights.join(","));
+}
+
+function readStrategy(params: URLSearchParams): StrategySettings {
+  const s = defaultStrategy();
+  const kind = params.get("s");
+  if (STRATEGIES.some((x) => x.kind === kind)) s.strategy = kind as StrategyKind;
+  for (const [key, name] of NUMBER_KEYS) s[key] = readNumber(params.get(name), s[key]);
+  for (const [key, name] of TOGGLE_KEYS) {
+    const text = params.get(name);
+    if (text !== null) s[key] = readToggle(text, s[key]);
+  }
+  for (const [key, name] of PENALTY_KEYS) s.penalties[key] = readNumber(params.get(name), s.penalties[key]);
+  if (params.get("o") === "hf") s.order = "hf";
+  const weights = params.get("w")?.split(",").map(Number);
+  if (weights && weights.length === NGRAM_ORDERS.length && weights.every(Number.isFinite)) s.ngramWeights = weights;
+  return s;
+}
+
+/** The query string for `settings` (without "?"); `extra` (e.g. model=tiny) goes first. */
+export function toQuery(settings: Settings, extra: Record<string, string> = {}): string {
+  const d = defaultSettings();
+  const params = new URLSearchParams(extra);
+  if (settings.prompt !== d.prompt) params.set("p", settings.prompt);
+  if (settings.seed !== d.seed) params.set("seed", String(settings.seed));
+  if (settings.maxTokens !== d.maxTokens) params.set("n", String(settings.maxTokens));
+  writeStrategy(settings, params);
+  for (const entry of settings.compare) {
+    const inner = new URLSearchParams();
+    writeStrategy(entry, inner);
+    // "s=sample" marks an all-default entry, which would otherwise be an empty string.
+    params.append("cmp", inner.toString() || `s=${entry.strategy}`);
+  }
+  return params.toString();
+}
+
+export function fromQuery(query: string): Settings {
+  const params = new URLSearchParams(query);
+  const d = defaultSettings();
+  const seed = readNumber(params.get("seed"), d.seed);
+  return {
+    ...readStrategy(params),
+    prompt: params.get("p") ?? d.prompt,
+    // The crate takes a u64 seed and a usize count: keep them non-negative integers.
+    seed: Number.isSafeInteger(seed) && seed >= 0 ? seed : d.seed,
+    maxTokens: Math.max(1, Math.round(readNumber(params.get("n"), d.maxTokens))),
+    compare: params
+      .getAll("cmp")
+      .slice(0, MAX_COMPARE)
+      .map((entry) => readStrategy(new URLSearchParams(entry))),
+  };
+}

@@ -1,0 +1,39 @@
+// The Web Worker: the wasm package runs here so that the page never freezes, not even while
+// tract compiles the model (a blocking call of seconds).
+import init, { Model, Sampler } from "decoding-playground";
+import { fetchWithCache } from "./fetcher";
+import type { FromWorker, ToWorker } from "./protocol";
+import { createWorker, errorMessage, type ModelLike } from "./worker";
+
+// The DOM typings describe a window; this is the part of a worker scope used here.
+const scope = self as unknown as {
+  postMessage(message: FromWorker): void;
+  addEventListener(type: "message", listener: (event: MessageEvent<ToWorker>) => void): void;
+  addEventListener(type: "unhandledrejection", listener: (event: PromiseRejectionEvent) => void): void;
+};
+
+const post = (message: FromWorker) => scope.postMessage(message);
+
+const handle = createWorker(
+  {
+    init: async () => {
+      await init();
+    },
+    createModel: (onnx, tokenizer, config): ModelLike => new Model(onnx, tokenizer, config),
+    inspect: (config) => {
+      const sampler = new Sampler(config);
+      try {
+        return { stages: sampler.stages, ignored: sampler.ignoredSettings };
+      } finally {
+        sampler.free();
+      }
+    },
+  },
+  post,
+  fetchWithCache,
+);
+
+scope.addEventListener("message", (event) => void handle(event.data));
+scope.addEventListener("unhandledrejection", (event) =>
+  post({ type: "error", kind: "crash", message: errorMessage(event.reason) }),
+);

@@ -1,0 +1,189 @@
+import { describe, expect, it } from "vitest";
+import type { Step as RawStep } from "decoding-playground";
+import type { FetchBytes } from "./fetcher";
+import type { FromWorker, GenerateConfig, ModelSource, TokenStep } from "./protocol";
+import { defaultStrategy, toConfig } from "./settings";
+import { createWorker, type ModelLike, type Runtime } from "./worker";
+
+// A model that emits `maxTokens` token steps, one per macrotask, like the wasm package's.
+class FakeModel implements ModelLike {
+  vocabSize = 512;
+  contextLength = 64;
+  ngramStoreTokens = 0;
+  freed = false;
+  constructor(readonly name: string) {}
+  // Like the wasm package: the config and prompt are checked synchronously, before a promise.
+  generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }) {
+    if (prompt === "") throw new Error("the prompt is empty");
+    if (config.sampler.topP !== null && config.sampler.topP > 1) throw new Error("invalid config: topP must be in (0, 1], got 1.5");
+    return this.steps(config, onStep, signal);
+  }
+  private async steps(config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }) {
+    const steps: TokenStep[] = [];
+    for (let i = 0; i < config.maxTokens; i++) {
+      const step: TokenStep = {
+        kind: "token", token: 10 + i, prob: 0.5, surpriseBits: 1, entropyBits: 2, kept: 3,
+        top: [{ token: 10 + i, prob: 0.5 }, { token: 99, prob: 0.25 }], perplexity: 2, text: `w${i}`,
+        ...(i === config.maxTokens - 1 ? { finish: "length" as const } : {}),
+      };
+      onStep(step);
+      steps.push(step);
+      await new Promise((r) => setTimeout(r, 0));
+      if (signal.aborted) throw new Error("generation was cancelled");
+    }
+    return steps;
+  }
+  decode(ids: number[]) {
+    return ids.map((id) => `<${id}>`).join("");
+  }
+  setNgramStore(bytes: Uint8Array | null) {
+    this.ngramStoreTokens = bytes ? bytes.length : 0;
+  }
+  buildNgramStore(text: string, extend: boolean) {
+    this.ngramStoreTokens = (extend ? this.ngramStoreTokens : 0) + text.split(/\s+/).length;
+    return new Uint8Array(4);
+  }
+  free() {
+    this.freed = true;
+  }
+}
+
+function setup() {
+  const messages: FromWorker[] = [];
+  const models: FakeModel[] = [];
+  const runtime: Runtime = {
+    init: async () => {},
+    createModel: (onnx, _tokenizer, config) => {
+      if (onnx[0] !== 0x08) throw new Error("not a valid ONNX model (protobuf decoding failed)");
+      const model = new FakeModel(JSON.parse(config).name);
+      models.push(model);
+      return model;
+    },
+    inspect: (config) => {
+      if (config.topP !== null && config.topP > 1) throw new Error("invalid config: topP must be in (0, 1]");
+      return { stages: ["topK", "temperature"], ignored: config.mirostat && config.topK !== null ? ["topK"] : [] };
+    },
+  };
+  const files: Record<string, Uint8Array> = {
+    "/m.onnx": new Uint8Array([0x08, 1, 2, 3]),
+    "/tok.json": new TextEncoder().encode("{}"),
+    "/config.json": new TextEncoder().encode('{"name":"fake"}'),
+    "/store.bin": new Uint8Array(7),
+  };
+  const fetchBytes: FetchBytes = async (url, onProgress) => {
+    const bytes = files[url];
+    if (!bytes) throw new Error(`cannot fetch ${url}: HTTP 404 Not Found`);
+    onProgress(bytes.length, bytes.length, false);
+    return { bytes: new Uint8Array(bytes), fromCache: false };
+  };
+  const handle = createWorker(runtime, (m) => messages.push(m), fetchBytes);
+  const of = <T extends FromWorker["type"]>(type: T) => messages.filter((m): m is Extract<FromWorker, { type: T }> => m.type === type);
+  return { handle, messages, models, of };
+}
+
+const source: ModelSource = { kind: "url", name: "fake", onnx: "/m.onnx", tokenizer: "/tok.json", config: "/config.json", ngrams: "/store.bin" };
+const config = (maxTokens: number, changes: Partial<GenerateConfig["sampler"]> = {}): GenerateConfig => {
+  const c = toConfig(defaultStrategy(), 0, maxTokens);
+  return { ...c, sampler: { ...c.sampler, ...changes } };
+};
+
+describe("worker message handling", () => {
+  it("loads a model with progress and reports it", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    expect(w.messages[0]).toEqual({ type: "ready" });
+    expect(w.of("progress").map((p) => p.phase)).toContain("download");
+    expect(w.of("progress").map((p) => p.phase)).toContain("compile");
+    const [loaded] = w.of("loaded");
+    expect(loaded?.info).toMatchObject({ name: "fake", vocabSize: 512, contextLength: 64, ngramTokens: 7, fromCache: false });
+  });
+
+  it("streams each step with the alternatives' text, then the stats", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    await w.handle({ type: "generate", runId: 1, prompt: "hi", config: config(3) });
+    const steps = w.of("step");
+    expect(steps).toHaveLength(3);
+    const first = steps[0]?.step as TokenStep;
+    expect(first.tokenText).toBe("<10>");
+    expect(first.top.map((a) => a.text)).toEqual(["<10>", "<99>"]);
+    expect(w.of("started")).toHaveLength(1);
+    const [done] = w.of("done");
+    expect(done?.runId).toBe(1);
+    expect(done?.stats).toMatchObject({ steps: 3, tokens: 3 });
+    expect(done?.stats.tokensPerSecond).toBeGreaterThan(0);
+  });
+
+  it("stops a run within a step", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    const run = w.handle({ type: "generate", runId: 2, prompt: "hi", config: config(50) });
+    await new Promise((r) => setTimeout(r, 5));
+    await w.handle({ type: "stop" });
+    await run;
+    const count = w.of("step").length;
+    expect(count).toBeLessThan(50);
+    expect(w.of("error")).toEqual([{ type: "error", kind: "cancelled", message: "generation was cancelled", runId: 2 }]);
+    // The worker serves the next run.
+    await w.handle({ type: "generate", runId: 3, prompt: "hi", config: config(2) });
+    expect(w.of("done").map((d) => d.runId)).toEqual([3]);
+  });
+
+  it("reports an invalid parameter as a config error and keeps working", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    await w.handle({ type: "inspect", requestId: 7, config: config(1, { topP: 1.5 }) });
+    expect(w.of("inspected")[0]).toMatchObject({ requestId: 7, error: "invalid config: topP must be in (0, 1]" });
+    await w.handle({ type: "generate", runId: 4, prompt: "hi", config: config(2, { topP: 1.5 }) });
+    expect(w.of("error")[0]).toMatchObject({ kind: "config", runId: 4 });
+    await w.handle({ type: "inspect", requestId: 8, config: config(1, { mirostat: { version: 2, tau: 5, eta: 0.1 } }) });
+    expect(w.of("inspected")[1]).toMatchObject({ requestId: 8, ignored: ["topK"], error: null });
+  });
+
+  it("refuses to run before a model is loaded", async () => {
+    const w = setup();
+    await w.handle({ type: "generate", runId: 1, prompt: "hi", config: config(2) });
+    expect(w.of("error")[0]).toMatchObject({ kind: "run", runId: 1, message: "no model is loaded yet" });
+  });
+
+  it("keeps the previous model when a bad file fails to load", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    const bad: ModelSource = { kind: "files", name: "junk.onnx", onnx: new Uint8Array([1, 2]).buffer, tokenizer: new ArrayBuffer(2), config: "{}" };
+    await w.handle({ type: "load", source: bad });
+    expect(w.of("error")[0]).toMatchObject({ kind: "load", message: "not a valid ONNX model (protobuf decoding failed)" });
+    expect(w.models[0]?.freed).toBe(false);
+    await w.handle({ type: "generate", runId: 5, prompt: "hi", config: config(1) });
+    expect(w.of("done")).toHaveLength(1);
+  });
+
+  it("lets only the latest of two overlapping loads install its model", async () => {
+    const w = setup();
+    const first = w.handle({ type: "load", source });
+    const second = w.handle({ type: "load", source: { ...source, name: "second", config: "/config.json" } });
+    await Promise.all([first, second]);
+    expect(w.of("loaded").map((m) => m.info.name)).toEqual(["second"]);
+  });
+
+  it("reports a missing file as a load error", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source: { ...source, onnx: "/missing.onnx" } });
+    expect(w.of("error")[0]).toMatchObject({ kind: "load", message: "cannot fetch /missing.onnx: HTTP 404 Not Found" });
+  });
+
+  it("loads the model even when its n-gram store is missing, and says so", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source: { ...source, ngrams: "/nope.bin" } });
+    expect(w.of("loaded")[0]?.info.ngramTokens).toBe(0);
+    expect(w.of("error")[0]).toMatchObject({ kind: "ngrams" });
+  });
+
+  it("builds a personal n-gram store and goes back to the default one", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    await w.handle({ type: "ngrams", text: "one two three", extend: false });
+    expect(w.of("ngrams")[0]).toEqual({ type: "ngrams", tokens: 3, personal: true });
+    await w.handle({ type: "resetNgrams" });
+    expect(w.of("ngrams")[1]).toEqual({ type: "ngrams", tokens: 7, personal: false });
+  });
+});

@@ -1,0 +1,259 @@
+// The worker's message handling, written against small interfaces (the wasm package's Model
+// and Sampler, a fetch function, a post function) so that unit tests can drive it with fakes.
+// worker-entry.ts wires it to the real package and to the worker's global scope.
+//
+// It owns the one Model. Every failure becomes an "error" message; nothing escapes, so the
+// worker keeps serving after a bad file or a bad parameter.
+import type { Step as RawStep } from "decoding-playground";
+import type { FetchBytes } from "./fetcher";
+import type {
+  Alternative,
+  ErrorKind,
+  FromWorker,
+  GenerateConfig,
+  ModelInfo,
+  ModelSource,
+  SamplerConfig,
+  Step,
+  ToWorker,
+} from "./protocol";
+
+/** What the worker needs of the wasm package's Model. */
+export interface ModelLike {
+  readonly vocabSize: number;
+  readonly contextLength: number;
+  readonly ngramStoreTokens: number;
+  generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }): Promise<unknown>;
+  decode(ids: number[]): string;
+  setNgramStore(bytes: Uint8Array | null): void;
+  buildNgramStore(text: string, extend: boolean): Uint8Array;
+  free?(): void;
+}
+
+export interface Runtime {
+  init(): Promise<void>;
+  createModel(onnx: Uint8Array, tokenizer: Uint8Array, configJson: string): ModelLike;
+  /** Builds a Sampler: its stage names and ignored settings, or throws the config's error. */
+  inspect(config: SamplerConfig): { stages: string[]; ignored: string[] };
+}
+
+export type Post = (message: FromWorker) => void;
+
+const CANCELLED = "generation was cancelled";
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return typeof error === "string" ? error : JSON.stringify(error);
+}
+
+/** A trap (a Rust panic, out of memory) leaves the wasm instance unusable: the page must
+ *  start a new worker. An ordinary error from the crate is a JS Error. */
+function isCrash(error: unknown): boolean {
+  return typeof WebAssembly !== "undefined" && error instanceof WebAssembly.RuntimeError;
+}
+
+interface Loaded {
+  model: ModelLike;
+  info: ModelInfo;
+  /** The model's own n-gram store, to go back to after a personal one. */
+  defaultNgrams: Uint8Array | null;
+  /** Token id → its text, for the alternatives of every step. */
+  texts: Map<number, string>;
+}
+
+export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchBytes): (message: ToWorker) => Promise<void> {
+  const ready = runtime.init().then(
+    () => post({ type: "ready" }),
+    (error) => {
+      post({ type: "error", kind: "crash", message: `cannot start the wasm module: ${errorMessage(error)}` });
+      throw error;
+    },
+  );
+  ready.catch(() => {}); // reported above; each message checks it again
+  let loaded: Loaded | null = null;
+  // A newer "load" supersedes one still fetching: only the latest may install its model.
+  let loadSeq = 0;
+  let running: { runId: number; signal: { aborted: boolean } } | null = null;
+
+  const fail = (kind: ErrorKind, error: unknown, runId?: number) =>
+    post({ type: "error", kind: isCrash(error) ? "crash" : kind, message: errorMessage(error), ...(runId === undefined ? {} : { runId }) });
+
+  function tokenText(state: Loaded, token: number): string {
+    let text = state.texts.get(token);
+    if (text === undefined) {
+      text = state.model.decode([token]);
+      state.texts.set(token, text);
+    }
+    return text;
+  }
+
+  // The crate's alternatives carry ids only; the page shows their text.
+  function enrich(state: Loaded, step: RawStep): Step {
+    if (step.kind !== "token") return step;
+    const top: Alternative[] = step.top.map((alt) => ({ ...alt, text: tokenText(state, alt.token) }));
+    return { ...step, top, tokenText: tokenText(state, step.token) };
+  }
+
+  async function load(source: ModelSource): Promise<void> {
+    const seq = ++loadSeq;
+    const t0 = performance.now();
+    let fromCache = true;
+    let bytes = 0;
+    const fetchFile = async (url: string, file: string) => {
+      const got = await fetchBytes(url, (done, total, cached) =>
+        post({ type: "progress", phase: cached ? "cache" : "download", loaded: done, total, file }),
+      );
+      fromCache &&= got.fromCache;
+      bytes += got.bytes.length;
+      return got.bytes;
+    };
+    let onnx: Uint8Array, tokenizer: Uint8Array, config: string;
+    if (source.kind === "url") {
+      [onnx, tokenizer, config] = await Promise.all([
+        fetchFile(source.onnx, "model.onnx"),
+        fetchFile(source.tokenizer, "tokenizer.json"),
+        fetchFile(source.config, "config.json").then((b) => new TextDecoder().decode(b)),
+      ]);
+    } else {
+      onnx = new Uint8Array(source.onnx);
+      tokenizer = new Uint8Array(source.tokenizer);
+      config = source.config;
+      fromCache = false;
+      bytes = onnx.length + tokenizer.length;
+    }
+    if (seq !== loadSeq) return;
+    post({ type: "progress", phase: "compile", loaded: 0, total: null, file: "model.onnx" });
+    // The old model stays until the new one is built, so a bad file leaves a working page.
+    const model = runtime.createModel(onnx, tokenizer, config);
+    let defaultNgrams: Uint8Array | null = null;
+    let ngramError: unknown = null;
+    if (source.kind === "url" && source.ngrams) {
+      try {
+        post({ type: "progress", phase: "ngrams", loaded: 0, total: null, file: "n-gram store" });
+        defaultNgrams = await fetchFile(source.ngrams, "n-gram store");
+        model.setNgramStore(defaultNgrams);
+      } catch (error) {
+        defaultNgrams = null;
+        ngramError = error;
+      }
+    }
+    if (seq !== loadSeq) {
+      model.free?.();
+      return;
+    }
+    loaded?.model.free?.();
+    const info: ModelInfo = {
+      name: source.name,
+      vocabSize: model.vocabSize,
+      contextLength: model.contextLength,
+      loadMs: performance.now() - t0,
+      fromCache,
+      bytes,
+      ngramTokens: model.ngramStoreTokens,
+    };
+    loaded = { model, info, defaultNgrams, texts: new Map() };
+    post({ type: "loaded", info });
+    if (ngramError !== null) {
+      fail("ngrams", `the model loaded, but not its n-gram store (superposed decoding needs α = 0): ${errorMessage(ngramError)}`);
+    }
+  }
+
+  async function generate(runId: number, prompt: string, config: GenerateConfig): Promise<void> {
+    const state = loaded;
+    if (!state) return fail("run", "no model is loaded yet", runId);
+    if (running) return fail("run", "a generation is already running", runId);
+    const signal = { aborted: false };
+    running = { runId, signal };
+    const t0 = performance.now();
+    let steps = 0;
+    let last = t0;
+    let tokens = 0;
+    try {
+      let promise: Promise<unknown>;
+      try {
+        // `generate` encodes and prefills synchronously; the config is checked first.
+        promise = state.model.generate(prompt, config, (raw) => {
+          const step = enrich(state, raw);
+          steps += 1;
+          tokens += step.kind === "token" ? 1 : 0;
+          last = performance.now();
+          post({ type: "step", runId, step, elapsedMs: last - t0 });
+        }, signal);
+      } catch (error) {
+        return fail("config", error, runId);
+      }
+      const prefilled = performance.now();
+      post({ type: "started", runId, prefillMs: prefilled - t0 });
+      try {
+        await promise;
+      } catch (error) {
+        return fail(errorMessage(error) === CANCELLED ? "cancelled" : "run", error, runId);
+      }
+      const decodeMs = Math.max(last - prefilled, 1e-3);
+      post({
+        type: "done",
+        runId,
+        stats: {
+          steps,
+          tokens: tokens || steps,
+          prefillMs: prefilled - t0,
+          decodeMs,
+          wallMs: performance.now() - t0,
+          tokensPerSecond: (steps * 1000) / decodeMs,
+        },
+      });
+    } finally {
+      running = null;
+    }
+  }
+
+  function buildNgrams(text: string, extend: boolean): void {
+    if (!loaded) return fail("ngrams", "load a model first: the store uses its tokenizer");
+    loaded.model.buildNgramStore(text, extend);
+    post({ type: "ngrams", tokens: loaded.model.ngramStoreTokens, personal: true });
+  }
+
+  function resetNgrams(): void {
+    if (!loaded) return;
+    loaded.model.setNgramStore(loaded.defaultNgrams);
+    post({ type: "ngrams", tokens: loaded.model.ngramStoreTokens, personal: false });
+  }
+
+  return async (message: ToWorker) => {
+    // A stop must not wait behind anything.
+    if (message.type === "stop") {
+      if (running) running.signal.aborted = true;
+      return;
+    }
+    try {
+      await ready;
+    } catch {
+      return; // already reported
+    }
+    try {
+      switch (message.type) {
+        case "load":
+          if (running) running.signal.aborted = true;
+          return await load(message.source);
+        case "inspect": {
+          try {
+            const { stages, ignored } = runtime.inspect(message.config.sampler);
+            post({ type: "inspected", requestId: message.requestId, stages, ignored, error: null });
+          } catch (error) {
+            post({ type: "inspected", requestId: message.requestId, stages: [], ignored: [], error: errorMessage(error) });
+          }
+          return;
+        }
+        case "generate":
+          return await generate(message.runId, message.prompt, message.config);
+        case "ngrams":
+          return buildNgrams(message.text, message.extend);
+        case "resetNgrams":
+          return resetNgrams();
+      }
+    } catch (error) {
+      const kind: ErrorKind = message.type === "load" ? "load" : message.type === "generate" ? "run" : message.type === "ngrams" || message.type === "resetNgrams" ? "ngrams" : "run";
+      fail(kind, error, message.type === "generate" ? message.runId : undefined);
+    }
+  };
+}
