@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: native (unit, property, statistical, fixtures), then the wasm tests in
-# Node and in headless Chromium. Installs what is missing first (scripts/setup.sh).
+# Runs every test: native (unit, property, statistical, fixtures), the wasm tests in Node and in
+# headless Chromium, then the page: typecheck, vitest unit tests and the end-to-end tests in
+# headless Chromium (playwright-core). Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -23,6 +24,34 @@ echo "== wasm tests in Node"
 
 echo "== wasm tests in headless Chromium"
 (cd crate && WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome)
+
+# --- npm package: pack it, npm install the tarball in a fresh folder, run its Node, TypeScript,
+# Vite + Chromium consumers and the README example; prints its own "test result:" lines.
+echo "== npm package (tests/npm/run.sh)"
+bash tests/npm/run.sh
+# --- end npm package
+
+echo "== web: wasm package for the page (release)"
+bash scripts/web-pkg.sh
+
+echo "== web: typecheck and build"
+npm run --silent typecheck
+npm run --silent build
+
+# vitest and node:test print their own totals; each is turned into a cargo-style
+# "test result:" line so that the summary below counts them too.
+echo "== web: unit tests (vitest)"
+vitest_json=$(mktemp)
+npx vitest run --reporter=default --reporter=json --outputFile.json="$vitest_json"
+node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`test result: ${r.success ? "ok" : "FAILED"}. ${r.numPassedTests} passed; ${r.numFailedTests} failed (vitest)`)' "$vitest_json"
+
+echo "== web: end-to-end tests in headless Chromium (tiny model, then SmolLM2)"
+e2e_tap=$(mktemp)
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$e2e_tap" tests/e2e/
+awk '/^# pass / { p = $3 } /^# fail / { f = $3 }
+     END { printf "test result: %s. %d passed; %d failed (e2e)\n", f ? "FAILED" : "ok", p, f }' "$e2e_tap"
 
 echo "== all tests passed"
 # cargo and wasm-bindgen-test print "test result: ok. N passed; M failed; ..." per binary.

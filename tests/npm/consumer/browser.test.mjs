@@ -1,0 +1,156 @@
+// The package in headless Chromium (playwright-core, Debian's /usr/bin/chromium), installed from
+// its tarball: a Vite app that imports it by name, built with `vite build` and also served by
+// `vite dev`, and a page without a bundler that imports its web build by path. Each runs the
+// seeded generations of the native fixtures on the tiny model and must give the same ids.
+// Run by tests/npm/run.sh from a fresh folder.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { cpSync, createReadStream, readdirSync, readFileSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import { extname, join, resolve, sep } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { chromium } from "playwright-core";
+
+const repo = process.env.REPO;
+assert.ok(repo, "REPO must name the repository");
+const here = process.cwd();
+const fixture = (name) => JSON.parse(readFileSync(join(repo, "crate/tests/fixtures", name), "utf8"));
+const PROMPT = "Once upon a time, there was a little";
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+  ".onnx": "application/octet-stream",
+  ".bin": "application/octet-stream",
+};
+
+/** Serves this folder, and /models/tiny/ from the repository. */
+function serve() {
+  const roots = [["/models/tiny/", join(repo, "models/tiny")], ["/", here]];
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const [prefix, dir] = roots.find(([p]) => path.startsWith(p));
+    const file = resolve(dir, path.slice(prefix.length));
+    let ok = file.startsWith(resolve(dir) + sep) && TYPES[extname(file)] !== undefined;
+    try {
+      ok &&= statSync(file).isFile();
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      res.writeHead(404).end("not found");
+      return;
+    }
+    res.writeHead(200, { "Content-Type": TYPES[extname(file)] });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((done) => server.listen(0, "127.0.0.1", () => done(server)));
+}
+
+let server;
+let browser;
+let origin;
+
+before(async () => {
+  server = await serve();
+  origin = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+describe("a Vite app, built", () => {
+  it("builds with `vite build`, the .wasm emitted as an asset and no Node code bundled", () => {
+    // The app fetches /models/tiny/*: Vite serves public/ in dev and copies it into dist/.
+    cpSync(join(repo, "models/tiny"), join(here, "vite-app/public/models/tiny"), { recursive: true });
+    execFileSync(process.execPath, [join(here, "node_modules/vite/bin/vite.js"), "build", "vite-app", "--logLevel", "warn"], {
+      cwd: here,
+      stdio: "inherit",
+    });
+    const assets = readdirSync(join(here, "vite-app/dist/assets"));
+    assert.ok(assets.some((f) => f.endsWith(".wasm")), `a .wasm among ${assets}`);
+    const js = assets.filter((f) => f.endsWith(".js")).map((f) => readFileSync(join(here, "vite-app/dist/assets", f), "utf8"));
+    assert.ok(js.length > 0 && js.every((code) => !code.includes("node:fs")), "the browser build, not node.js");
+  });
+  pageTests(() => `${origin}/vite-app/dist/index.html`);
+});
+
+describe("the same app in `vite dev` (dependency pre-bundling on)", () => {
+  let dev;
+  let url;
+  before(async () => {
+    const port = await new Promise((done) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address();
+        probe.close(() => done(port));
+      });
+    });
+    dev = spawn(process.execPath, [join(here, "node_modules/vite/bin/vite.js"), "vite-app", "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
+      cwd: here,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    dev.stdout.on("data", (d) => (output += d));
+    dev.stderr.on("data", (d) => (output += d));
+    url = `http://127.0.0.1:${port}/`;
+    for (const deadline = Date.now() + 60_000; ; ) {
+      if (dev.exitCode !== null) throw new Error(`vite dev exited: ${output}`);
+      if (await fetch(url).then((r) => r.ok, () => false)) break;
+      if (Date.now() > deadline) throw new Error(`vite dev did not answer: ${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+  after(() => dev?.kill());
+  pageTests(() => url);
+});
+
+describe("plain ES modules, no bundler", () => {
+  pageTests(() => `${origin}/plain/index.html`);
+});
+
+function pageTests(pageUrl) {
+  let page;
+  const errors = [];
+
+  it("loads the package and the tiny model", async () => {
+    page = await browser.newPage();
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    await page.goto(pageUrl());
+    await page.waitForSelector('#status[data-state="ready"], #status[data-state="failed"]', { timeout: 60_000 });
+    assert.equal(await page.textContent("#status"), "ready");
+  });
+
+  it("seeded generations give the native fixture's ids and text", async () => {
+    for (const c of fixture("tiny_generation.json")) {
+      const result = await page.evaluate(([prompt, config]) => window.generate(prompt, config), [PROMPT, c.config]);
+      assert.deepEqual(result.tokens, c.tokens, c.name);
+      assert.equal(result.text, c.text, c.name);
+      assert.equal(result.shown, c.text, `${c.name}: streamed to the page`);
+    }
+  });
+
+  it("superposed drafts match the native fixture", async () => {
+    for (const c of fixture("tiny_superposed.json")) {
+      const result = await page.evaluate(([prompt, config]) => window.generate(prompt, config), [PROMPT, c.config]);
+      assert.deepEqual(result.tokens, c.live, c.name);
+      assert.deepEqual(result.drafts.map((d) => d.tokens), c.drafts, c.name);
+      assert.deepEqual(result.drafts.map((d) => d.text), c.texts, c.name);
+    }
+  });
+
+  it("bad input rejects with an Error and its message", async () => {
+    const result = await page.evaluate(([prompt]) => window.errorOf(prompt, { sampler: { topK: 0 } }), [PROMPT]);
+    assert.deepEqual(result, { isError: true, message: "topK must be at least 1, got 0" });
+    assert.deepEqual(errors, [], "no page errors");
+    await page.close();
+  });
+}

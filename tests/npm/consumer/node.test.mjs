@@ -1,0 +1,162 @@
+// The package in Node, installed from its tarball: every seeded generation of the native fixtures
+// (crate/tests/fixtures/tiny_*.json) gives the same ids and text, and bad input of every kind
+// gives a JS Error with a message. Run by tests/npm/run.sh from a fresh folder, REPO=<repository>.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import init, { Model, Sampler, defaultSamplerConfig } from "decoding-playground";
+
+const repo = process.env.REPO;
+assert.ok(repo, "REPO must name the repository");
+const tiny = (name) => readFileSync(join(repo, "models/tiny", name));
+const fixture = (name) => JSON.parse(readFileSync(join(repo, "crate/tests/fixtures", name), "utf8"));
+
+const ONNX = tiny("model.onnx");
+const TOKENIZER = tiny("tokenizer.json");
+const CONFIG = tiny("config.json").toString("utf8");
+const NGRAMS = tiny("ngrams.bin");
+// The prompt of the fixtures (crate/tests/common/tiny.rs).
+const PROMPT = "Once upon a time, there was a little";
+
+await init(); // a no-op in Node, as documented
+const model = new Model(ONNX, TOKENIZER, CONFIG);
+
+/** Asserts that `fn` throws (or rejects with) a JS Error whose message matches `pattern`. */
+async function throwsError(fn, pattern) {
+  let error;
+  try {
+    await fn();
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof Error, `expected an Error, got ${error === undefined ? "no error" : String(error)}`);
+  assert.match(error.message, pattern);
+  return error.message;
+}
+
+describe("the installed package", () => {
+  it("has the package.json fields of the crate, and exports for Node, browsers and types", () => {
+    const pkg = JSON.parse(readFileSync("node_modules/decoding-playground/package.json", "utf8"));
+    const cargo = readFileSync(join(repo, "crate/Cargo.toml"), "utf8");
+    assert.equal(pkg.name, "decoding-playground");
+    assert.equal(pkg.version, cargo.match(/^version = "(.*)"/m)[1]);
+    assert.equal(pkg.license, cargo.match(/^license = "(.*)"/m)[1]);
+    assert.equal(pkg.type, "module");
+    assert.equal(pkg.types, "./decoding_playground.d.ts");
+    assert.deepEqual(pkg.exports["."], { types: "./decoding_playground.d.ts", node: "./node.js", default: "./decoding_playground.js" });
+    const shipped = ["README.md", "package.json", ...pkg.files].sort();
+    assert.deepEqual(readdirSync("node_modules/decoding-playground").sort(), shipped, "the tarball holds the package files, nothing else");
+    for (const file of pkg.files) assert.ok(statSync(join("node_modules/decoding-playground", file)).size > 0, file);
+    assert.ok(import.meta.resolve("decoding-playground").endsWith("/node_modules/decoding-playground/node.js"), "Node takes node.js");
+  });
+
+  it("exports the documented API", async () => {
+    assert.equal(typeof init, "function");
+    assert.ok((await init()).memory instanceof WebAssembly.Memory, "init() resolves to the wasm exports");
+    assert.equal(model.vocabSize, 512);
+    assert.equal(model.contextLength, 512);
+    assert.equal(defaultSamplerConfig().topK, 40);
+    assert.equal(model.decode(model.encode(PROMPT)), PROMPT);
+  });
+});
+
+describe("seeded generations match the native fixture", () => {
+  for (const c of fixture("tiny_generation.json")) {
+    it(`${c.name} (generate)`, async () => {
+      const seen = [];
+      const steps = await model.generate(PROMPT, c.config, (step) => seen.push(step));
+      assert.equal(seen.length, steps.length, "onStep saw every step");
+      assert.ok(steps.every((s) => s.kind === "token"));
+      assert.deepEqual(steps.map((s) => s.token), c.tokens);
+      assert.equal(steps.map((s) => s.text).join(""), c.text);
+      assert.equal(steps.at(-1).finish, "length");
+      if (c.config.sampler.mirostat) assert.ok(steps.every((s) => typeof s.mu === "number"), "Mirostat steps carry mu");
+    });
+  }
+
+  it("default chain (start/next, the synchronous API)", () => {
+    const c = fixture("tiny_generation.json").find((c) => c.name === "default chain");
+    model.start(PROMPT, c.config);
+    const tokens = [];
+    for (let step; (step = model.next()); ) tokens.push(step.token);
+    assert.deepEqual(tokens, c.tokens);
+    assert.equal(model.next(), undefined, "nothing after the end");
+  });
+
+  for (const c of fixture("tiny_superposed.json")) {
+    it(`superposed: ${c.name}`, async () => {
+      model.setNgramStore(NGRAMS);
+      const steps = await model.generate(PROMPT, c.config);
+      assert.ok(steps.every((s) => s.kind === "drafts"));
+      assert.deepEqual(steps.map((s) => s.live.map((n) => n.token)), c.live);
+      const last = steps.at(-1);
+      assert.deepEqual(last.drafts.map((d) => d.tokens), c.drafts);
+      assert.deepEqual(last.drafts.map((d) => d.text), c.texts);
+    });
+  }
+});
+
+describe("bad input gives JS Errors with messages", () => {
+  it("corrupt model bytes", async () => {
+    await throwsError(() => new Model(ONNX.subarray(0, ONNX.length / 2), TOKENIZER, CONFIG), /^model error/);
+    await throwsError(() => new Model(new TextEncoder().encode("not onnx at all"), TOKENIZER, CONFIG), /^model error/);
+  });
+
+  it("bad tokenizer.json", async () => {
+    await throwsError(() => new Model(ONNX, new TextEncoder().encode("{oops"), CONFIG), /^tokenizer error: invalid tokenizer\.json/);
+  });
+
+  it("unknown config key", async () => {
+    await throwsError(() => model.start(PROMPT, { maxtokens: 3 }), /unknown field `maxtokens`/);
+    await throwsError(() => model.generate(PROMPT, { sampler: { topp: 0.9 } }), /unknown field `sampler\.topp`/);
+    await throwsError(() => new Sampler({ temprature: 1 }), /unknown field `temprature`/);
+  });
+
+  it("out-of-range parameter", async () => {
+    await throwsError(() => model.start(PROMPT, { sampler: { topK: 0 } }), /topK must be at least 1/);
+    await throwsError(() => model.start(PROMPT, { maxTokens: 100_000_000 }), /^maxTokens must be at least 1/);
+    await throwsError(() => new Sampler({ mirostat: { version: 3, tau: 5, eta: 0.1 } }), /^mirostat\.version must be 1 or 2, got 3/);
+  });
+
+  it("NaN logits", async () => {
+    const sampler = new Sampler({ seed: 1 });
+    await throwsError(() => sampler.sample(new Float32Array([0.5, Number.NaN, 1])), /^logit 1 is NaN; logits must be finite numbers/);
+    assert.equal(typeof sampler.sample(new Float32Array([0.5, 2, 1])).token, "number", "usable after");
+    sampler.free();
+  });
+
+  it("empty prompt", async () => {
+    await throwsError(() => model.start("", {}), /^the prompt is empty$/);
+  });
+
+  it("over-long prompt", async () => {
+    await throwsError(() => model.generate("a b ".repeat(model.contextLength), {}), /the context holds 512/);
+  });
+
+  it("cancellation via AbortSignal, then via cancel()", async () => {
+    const controller = new AbortController();
+    let seen = 0;
+    const message = await throwsError(
+      () => model.generate(PROMPT, { maxTokens: 50 }, () => ++seen === 3 && controller.abort(), controller.signal),
+      /^generation was cancelled$/,
+    );
+    assert.equal(seen, 3, `stopped within a step (${message})`);
+    assert.equal(model.next(), undefined, "the cancelled generation is gone");
+    seen = 0;
+    await throwsError(() => model.generate(PROMPT, { maxTokens: 50 }, () => ++seen === 2 && model.cancel()), /^generation was cancelled$/);
+    assert.equal(seen, 2);
+    assert.equal((await model.generate(PROMPT, { maxTokens: 2 })).length, 2, "the model is usable after");
+  });
+
+  it("corrupt, empty and foreign n-gram stores", async () => {
+    await throwsError(() => model.setNgramStore(NGRAMS.subarray(0, NGRAMS.length - 4)), /^n-gram store: not a valid n-gram store/);
+    await throwsError(() => model.setNgramStore(new Uint8Array(0)), /^n-gram store: not a valid n-gram store/);
+    // The same store with another tokenizer's fingerprint (header bytes 24..32).
+    const foreign = Uint8Array.from(NGRAMS);
+    foreign[24] ^= 0xff;
+    await throwsError(() => model.setNgramStore(foreign), /built with another tokenizer/);
+    model.setNgramStore(null);
+    await throwsError(() => model.start(PROMPT, { superposed: {} }), /needs an n-gram store/);
+  });
+});

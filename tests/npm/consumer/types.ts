@@ -1,0 +1,96 @@
+// A TypeScript consumer of the installed package, compiled with `tsc --strict --noEmit` (no
+// skipLibCheck, so the package's .d.ts is checked too). The @ts-expect-error lines prove that the
+// types are precise: each would be an unused directive (an error) if the type were `any`.
+import init, { Model, Sampler, defaultSamplerConfig } from "decoding-playground";
+import type {
+  Alternative,
+  DraftNode,
+  FinalDraft,
+  FinishReason,
+  GenerateConfig,
+  GeneratedStep,
+  MirostatConfig,
+  PenaltyConfig,
+  SamplerConfig,
+  Stage,
+  Step,
+  StepRecord,
+  SuperposedConfig,
+  SuperposedStep,
+  TokenBias,
+} from "decoding-playground";
+
+const mirostat: MirostatConfig = { version: 2, tau: 5, eta: 0.1 };
+const penalties: PenaltyConfig = { lastN: 64, repetition: 1.1, presence: 0, frequency: 0 };
+const ban: TokenBias = { token: 0, bias: "-Infinity" };
+const order: Stage[] = ["temperature", "topK", "topP"];
+const sampler: SamplerConfig = { seed: 42, temperature: 1, topK: null, mirostat, penalties, logitBias: [ban, { token: 1, bias: -2 }], order, topN: 5 };
+const superposed: SuperposedConfig = { drafts: 3, alpha: 0.54, ngramOrders: [2, 3], ngramWeights: [0.1, 0.2] };
+const config: GenerateConfig = { maxTokens: 16, stopTokens: null, sampler };
+const drafting: GenerateConfig = { maxTokens: 8, superposed };
+const defaults: SamplerConfig = defaultSamplerConfig();
+
+// @ts-expect-error: a misspelt field is refused at compile time too (excess property check)
+const misspelt: GenerateConfig = { maxtokens: 3 };
+// @ts-expect-error: topK is a number or null
+const wrongType: SamplerConfig = { topK: "40" };
+// @ts-expect-error: not a stage
+const wrongStage: Stage = "topN";
+// @ts-expect-error: bias is a number or the string "-Infinity"
+const wrongBias: TokenBias = { token: 1, bias: "-inf" };
+
+/** What a chart needs from a token step. */
+function point(record: StepRecord): { surprise: number; entropy: number; mu: number | undefined; top: Alternative[] } {
+  return { surprise: record.surpriseBits, entropy: record.entropyBits, mu: record.mu, top: record.top };
+}
+
+/** Narrowing on `kind`: a token step has `text`; a drafts step has the tree's new nodes. */
+function describe(step: Step): string {
+  // @ts-expect-error: `text` exists only once `kind` is narrowed to "token"
+  step.text;
+  switch (step.kind) {
+    case "token": {
+      const token: GeneratedStep = step;
+      const finish: FinishReason | undefined = token.finish;
+      return `${token.token} ${JSON.stringify(token.text)} ${point(token).surprise.toFixed(2)} bits ${finish ?? ""}`;
+    }
+    case "drafts": {
+      const drafts: SuperposedStep = step;
+      // @ts-expect-error: a drafts step has no single token
+      drafts.token;
+      const nodes: DraftNode[] = [...drafts.live, ...drafts.finished, ...drafts.pruned];
+      const parents: (number | null)[] = nodes.map((n) => n.parent);
+      const final: FinalDraft[] = drafts.drafts ?? [];
+      return `${drafts.step}: ${nodes.length} nodes, ${parents.length} parents, ${final.map((d) => d.text).join(" | ")}`;
+    }
+    default: {
+      const never: never = step;
+      return never;
+    }
+  }
+}
+
+export async function run(onnx: Uint8Array, tokenizerJson: Uint8Array, configJson: string): Promise<string[]> {
+  await init();
+  const model = new Model(onnx, tokenizerJson, configJson);
+  const lines: string[] = [];
+  const controller = new AbortController();
+  const steps: Step[] = await model.generate("Once upon a time", config, (step) => lines.push(describe(step)), controller.signal);
+  model.start("Once upon a time", drafting);
+  for (let step = model.next(); step !== undefined; step = model.next()) lines.push(describe(step));
+  const ids: Uint32Array = model.encode("hello");
+  const text: string = model.decode(ids);
+  const store: Uint8Array = model.buildNgramStore(text, false);
+  model.setNgramStore(store);
+  model.setNgramStore(null);
+  // @ts-expect-error: generate() resolves to steps, not a string
+  const wrong: string = await model.generate("x", config);
+
+  const chain = new Sampler(sampler);
+  const record: StepRecord = chain.sample(new Float32Array([0, 1, 2]));
+  const stages: string[] = chain.stages;
+  const ignored: string[] = chain.ignoredSettings;
+  chain.free();
+  model.free();
+  return [...lines, String(steps.length), String(record.token), stages.join(), ignored.join(), String(defaults.topK), String(wrong)];
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Tests the npm package as its users get it: packs it (scripts/package.sh), installs the tarball
+# with `npm install` in a fresh temporary folder next to the exact versions pinned in
+# tests/npm/consumer/package.json, then runs there
+#   1. node.test.mjs: the package in Node: every fixture case's ids and text
+#      (crate/tests/fixtures/tiny_*.json), package.json and exports, bad input per category;
+#      example.test.mjs: the README's complete example, exactly as published;
+#   2. types.ts under `tsc --strict --noEmit` (NodeNext, Bundler, and Node-only libs);
+#   3. browser.test.mjs: a Vite app (`vite build`) and a plain-ESM page in headless Chromium.
+# Each prints a cargo-style "test result:" line, which scripts/test.sh's summary counts.
+# Env: KEEP_NPM_TEST_DIR=1 keeps the temporary folder.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+
+echo "== npm package: build and pack (scripts/package.sh)"
+bash scripts/package.sh
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' crate/Cargo.toml | head -n1)
+tarball=$repo/target/npm/decoding-playground-$version.tgz
+
+work=$(mktemp -d)
+if [ "${KEEP_NPM_TEST_DIR:-}" = 1 ]; then echo "consumer folder: $work"; else trap 'rm -rf "$work"' EXIT; fi
+cp -r tests/npm/consumer/. "$work/"
+cd "$work"
+
+failed=0
+result() { # name passed failed
+  printf 'test result: %s. %d passed; %d failed (npm: %s)\n' "$([ "$3" = 0 ] && echo ok || echo FAILED)" "$2" "$3" "$1"
+  [ "$3" = 0 ] || failed=1
+}
+
+echo "== npm package: npm install the tarball in a fresh folder ($work)"
+npm install --no-audit --no-fund --prefer-offline "$tarball"
+echo "files in the tarball:"
+tar tzf "$tarball" | sort | sed 's/^/  /'
+
+node_tests() { # name files...
+  local name=$1 tap
+  shift
+  tap=$(mktemp)
+  REPO=$repo node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$tap" "$@" || true
+  local p f
+  p=$(awk '/^# pass / { print $3 }' "$tap")
+  f=$(awk '/^# fail / { print $3 }' "$tap")
+  # No totals means the runner itself broke: count that as a failure.
+  [ -n "$p" ] && [ -n "$f" ] || { p=${p:-0}; f=1; }
+  result "$name" "$p" "$f"
+  rm -f "$tap"
+}
+
+echo "== npm package: Node consumer and the README example"
+node_tests node node.test.mjs example.test.mjs
+
+echo "== npm package: TypeScript consumer (tsc --strict --noEmit)"
+passed=0 fails=0
+for config in tsconfig.json tsconfig.bundler.json tsconfig.node.json; do
+  if node node_modules/typescript/bin/tsc --strict --noEmit -p "$config"; then
+    echo "  $config: ok"
+    passed=$((passed + 1))
+  else
+    echo "  $config: FAILED"
+    fails=$((fails + 1))
+  fi
+done
+result typescript "$passed" "$fails"
+
+echo "== npm package: Vite app and plain ES modules in headless Chromium"
+node_tests browser browser.test.mjs
+
+exit "$failed"
