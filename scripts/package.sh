@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the npm package `decoding-playground` into crate/pkg and packs it into
-# target/npm/decoding-playground-<version>.tgz; prints the tarball's path and the sizes.
+# Builds the npm package `decoding-playground` into crate/pkg-npm and packs it into
+# target/npm-package/decoding-playground-<version>.tgz; prints the tarball's path and the sizes.
 #
 #   1. wasm-pack build --release --target web (wasm-pack's own wasm-opt stays off: see Cargo.toml)
 #   2. wasm-opt from npm `binaryen` (tests/npm/package.json; Debian's binaryen breaks the output)
@@ -8,22 +8,25 @@
 #      (via wasm-pack's generated one), crate/js/README.md and crate/js/node.js (the Node entry)
 #   4. npm pack
 #
-# Skipped when the tarball is newer than every input. Env: WASM_OPT_FLAGS overrides the
-# optimisation flags (e.g. "-O3"); WASM_OPT_FLAGS=none packs the unoptimised .wasm (quick builds).
+# Skipped when its inputs (hashed into target/npm-package/.inputs) are unchanged.
+# Env: WASM_OPT_FLAGS overrides the optimisation flags (e.g. "-Oz"); "none" skips wasm-opt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# -Oz: 44% smaller than -O3's output... see README "npm package" for the measurements.
-DEFAULT_FLAGS="-Oz --strip-debug --strip-producers"
+# Measured on SmolLM2 in Node (tests/npm/bench.mjs; README "The npm package"): -O1 with the names
+# stripped gives the smallest gzip and brotli downloads, ~2 minutes of one core; -Oz/-O3 are ~1 MB
+# smaller raw but compress worse and take ~7 CPU minutes. Decode speed is the same for all.
+DEFAULT_FLAGS="-O1 --strip-debug --strip-producers"
 FLAGS=${WASM_OPT_FLAGS:-$DEFAULT_FLAGS}
 # The features wasm-bindgen's output uses (also read from its target_features section).
 FEATURES="--enable-simd --enable-bulk-memory --enable-bulk-memory-opt --enable-reference-types
   --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-multivalue
   --enable-call-indirect-overlong"
 
-pkg=crate/pkg
-out=target/npm
+pkg=crate/pkg-npm
+out=target/npm-package
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' crate/Cargo.toml | head -n1)
 tarball=$out/decoding-playground-$version.tgz
 stamp=$out/.inputs
@@ -33,7 +36,7 @@ inputs() { printf '%s\n' "$FLAGS"; find crate/src crate/js crate/Cargo.toml Carg
 
 gz() { gzip -9 -c "$1" | wc -c; }
 report() {
-  echo "tarball: $PWD/$tarball ($(wc -c <"$tarball") bytes)"
+  echo "tarball: $root/$tarball ($(wc -c <"$tarball") bytes)"
   cat "$out/sizes.txt"
 }
 
@@ -49,7 +52,7 @@ if ! [ -x "$wasm_opt" ] || ! [ tests/npm/node_modules/.package-lock.json -nt tes
 fi
 
 echo "== wasm-pack build --release --target web"
-(cd crate && wasm-pack build --release --target web --out-dir pkg --no-gitignore)
+(cd crate && wasm-pack build --release --target web --out-dir pkg-npm --no-gitignore)
 wasm=$pkg/decoding_playground_bg.wasm
 before=$(wc -c <"$wasm") before_gz=$(gz "$wasm")
 
@@ -66,7 +69,7 @@ fi
 after=$(wc -c <"$wasm") after_gz=$(gz "$wasm")
 
 echo "== package.json, README.md, node.js"
-cp crate/js/README.md crate/js/node.js "$pkg/"
+cp crate/js/README.md crate/js/node.js crate/LICENSE "$pkg/"
 rm -f "$pkg/.gitignore" # from older builds: npm must not read its "*"
 # The classes declare [Symbol.dispose](): pull in its lib, so that projects compiling for ES2022
 # without skipLibCheck accept the declarations (TypeScript >= 5.2).
@@ -90,7 +93,7 @@ EOF
 echo "== npm pack"
 mkdir -p "$out"
 rm -f "$out"/decoding-playground-*.tgz
-(cd "$pkg" && npm pack --silent --pack-destination "$PWD/../../$out" >/dev/null)
+(cd "$pkg" && npm pack --silent --pack-destination "$root/$out" >/dev/null)
 [ -f "$tarball" ] || { echo "npm pack did not write $tarball" >&2; exit 1; }
 
 {

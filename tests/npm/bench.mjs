@@ -4,7 +4,7 @@
 //
 //   node tests/npm/bench.mjs [--rounds N] [--model DIR] A.wasm B.wasm ...
 //
-// Each .wasm runs with the decoding_playground.js next to it, or else crate/pkg's: the JS glue of
+// Each .wasm runs with the decoding_playground.js next to it, or else crate/pkg-npm's: the JS glue of
 // the wasm-bindgen build it was optimised from (wasm-opt keeps imports and exports).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -16,7 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 if (process.env.BENCH_CHILD) {
   const [wasm, dir] = process.argv.slice(2);
   const own = join(dirname(wasm), "decoding_playground.js");
-  const glue = await import(pathToFileURL(existsSync(own) ? own : join(root, "crate/pkg/decoding_playground.js")).href);
+  const glue = await import(pathToFileURL(existsSync(own) ? own : join(root, "crate/pkg-npm/decoding_playground.js")).href);
   const t0 = performance.now();
   glue.initSync({ module: readFileSync(wasm) });
   const compiled = performance.now();

@@ -6,7 +6,8 @@
 #      (crate/tests/fixtures/tiny_*.json), package.json and exports, bad input per category;
 #      example.test.mjs: the README's complete example, exactly as published;
 #   2. types.ts under `tsc --strict --noEmit` (NodeNext, Bundler, and Node-only libs);
-#   3. browser.test.mjs: a Vite app (`vite build`) and a plain-ESM page in headless Chromium.
+#   3. browser.test.mjs: a Vite app (`vite build`, and `vite dev`) and a plain-ESM page in
+#      headless Chromium, each replaying the fixtures.
 # Each prints a cargo-style "test result:" line, which scripts/test.sh's summary counts.
 # Env: KEEP_NPM_TEST_DIR=1 keeps the temporary folder.
 set -euo pipefail
@@ -16,7 +17,13 @@ repo=$PWD
 echo "== npm package: build and pack (scripts/package.sh)"
 bash scripts/package.sh
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' crate/Cargo.toml | head -n1)
-tarball=$repo/target/npm/decoding-playground-$version.tgz
+tarball=$repo/target/npm-package/decoding-playground-$version.tgz
+
+# The consumer pins follow the page's (root package.json), so both test one toolchain: say so if
+# they drift apart.
+node -e 'const fs = require("fs"), [a, b] = process.argv.slice(1).map((f) => JSON.parse(fs.readFileSync(f, "utf8")).devDependencies ?? {});
+  for (const [name, v] of Object.entries(b)) if (a[name] && a[name] !== v) console.log(`note: tests/npm/consumer pins ${name} ${v}, package.json ${a[name]}`);' \
+  package.json tests/npm/consumer/package.json 2>/dev/null || true
 
 work=$(mktemp -d)
 if [ "${KEEP_NPM_TEST_DIR:-}" = 1 ]; then echo "consumer folder: $work"; else trap 'rm -rf "$work"' EXIT; fi
@@ -42,7 +49,8 @@ node_tests() { # name files...
     --test-reporter=tap --test-reporter-destination="$tap" "$@" || true
   local p f
   p=$(awk '/^# pass / { print $3 }' "$tap")
-  f=$(awk '/^# fail / { print $3 }' "$tap")
+  # A test cancelled (e.g. by a failing before hook) counts as failed.
+  f=$(awk '/^# (fail|cancelled) / { n += $3; seen = 1 } END { if (seen) print n }' "$tap")
   # No totals means the runner itself broke: count that as a failure.
   [ -n "$p" ] && [ -n "$f" ] || { p=${p:-0}; f=1; }
   result "$name" "$p" "$f"
