@@ -230,8 +230,9 @@ impl SuperposedDecoder {
         let mut candidates = Vec::with_capacity(self.live.len() * self.top.len());
         let mut history = Vec::new();
         let mut ngram_probs = vec![0.0; self.top.len()];
+        let ngrams = ngrams.filter(|_| self.config.uses_ngrams());
+        let alpha = self.config.alpha as f64;
         for (d, draft) in self.live.iter().enumerate() {
-            let ngrams = ngrams.filter(|_| self.config.uses_ngrams());
             if let Some(store) = ngrams {
                 history.clear();
                 history.extend_from_slice(prompt);
@@ -239,7 +240,6 @@ impl SuperposedDecoder {
                 store.mixture(&history, &self.config.ngram_orders, &self.config.ngram_weights, &self.top, &mut ngram_probs);
             }
             let any_known = ngram_probs.iter().any(|&p| p > 0.0);
-            let alpha = self.config.alpha as f64;
             for (j, &token) in self.top.iter().enumerate() {
                 let lp = model_log_probs[j];
                 let (step_score, tier) = match ngrams {
@@ -297,7 +297,7 @@ impl SuperposedDecoder {
         // The reference keeps the best k finished drafts.
         self.finished.sort_by(|a, b| b.log_prob.total_cmp(&a.log_prob));
         self.finished.truncate(k);
-        for (node, (_, weight)) in record.live.iter_mut().zip(self.weights()) {
+        for (node, (_, weight)) in record.live.iter_mut().zip(self.superposition()) {
             node.weight = weight;
         }
         self.steps += 1;
@@ -316,8 +316,10 @@ impl SuperposedDecoder {
         scaled.iter().map(|s| s - ln_z).collect()
     }
 
-    /// Each live draft's last token and weight: the softmax of the drafts' cumulative scores.
-    fn weights(&self) -> Vec<(u32, f32)> {
+    /// The next input: each live draft's last token and weight, the softmax of the drafts'
+    /// cumulative scores (summing to 1). Drafts that end in the same token add up in the
+    /// embedding sum.
+    pub fn superposition(&self) -> Vec<(u32, f32)> {
         let max = self.live.iter().map(|d| d.log_prob).fold(f64::NEG_INFINITY, f64::max);
         let exps: Vec<f64> = self.live.iter().map(|d| libm::exp(d.log_prob - max)).collect();
         let sum: f64 = exps.iter().sum();
@@ -326,12 +328,6 @@ impl SuperposedDecoder {
             .zip(&exps)
             .map(|(d, e)| (*d.tokens.last().expect("live drafts have tokens"), (e / sum) as f32))
             .collect()
-    }
-
-    /// The next input: (token, weight) per live draft, weights summing to 1. Drafts that end
-    /// in the same token add up in the embedding sum.
-    pub fn superposition(&self) -> Vec<(u32, f32)> {
-        self.weights()
     }
 
     /// The k drafts with the lowest perplexity among the live and the finished ones, best first.
