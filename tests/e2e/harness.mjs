@@ -5,6 +5,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -53,6 +54,23 @@ export function launch() {
     headless: true,
     args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
   });
+}
+
+/**
+ * For a test file: before its tests, serves the page and launches Chromium; after them, closes
+ * both. The returned object's `server` and `browser` are set once `before` has run.
+ */
+export function previewAndChromium() {
+  const session = { server: null, browser: null };
+  before(async () => {
+    session.server = await startPreview();
+    session.browser = await launch();
+  });
+  after(async () => {
+    await session.browser?.close();
+    session.server?.close();
+  });
+  return session;
 }
 
 /** A fresh context (its own cache) and page; page errors fail the test that reads `errors`. */

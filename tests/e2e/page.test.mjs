@@ -2,24 +2,15 @@
 // the draft tree, Stop, compare mode, links, export, personal n-grams and the error states.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { after, before, describe, test } from "node:test";
-import { generate, launch, openPage, screenshot, startPreview, waitReady, watchStream } from "./harness.mjs";
+import { describe, test } from "node:test";
+import { generate, openPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startPreview();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+const session = previewAndChromium();
 
-const tiny = (query = "") => `${server.url}?model=tiny${query ? `&${query}` : ""}`;
+const tiny = (query = "") => `${session.server.url}?model=tiny${query ? `&${query}` : ""}`;
 
 async function tinyPage(query) {
-  const opened = await openPage(browser, tiny(query));
+  const opened = await openPage(session.browser, tiny(query));
   await waitReady(opened.page);
   return opened;
 }
@@ -207,7 +198,7 @@ describe("controls", { timeout: 120_000 }, () => {
     await page.waitForFunction(() => location.search.includes("seed=7") && location.search.includes("tp=%21"));
     const first = await generate(page);
     const link = page.url();
-    const other = await openPage(browser, link);
+    const other = await openPage(session.browser, link);
     await waitReady(other.page);
     assert.equal(await other.page.inputValue("#prompt"), "Hello there");
     assert.equal(await other.page.inputValue("#seed"), "7");
@@ -295,7 +286,7 @@ describe("error states", { timeout: 120_000 }, () => {
   });
 
   test("a browser without WebAssembly SIMD gets a clear message", async () => {
-    const { context, page } = await openPage(browser, tiny(), { init: () => (WebAssembly.validate = () => false) });
+    const { context, page } = await openPage(session.browser, tiny(), { init: () => (WebAssembly.validate = () => false) });
     await page.waitForSelector("#model-error:not([hidden])");
     assert.match(await page.locator("#model-error").innerText(), /does not support WebAssembly SIMD/);
     assert.ok(await page.locator("#run").isDisabled());

@@ -2,23 +2,14 @@
 // download with progress, a greedy run, Mirostat, superposed drafts with the default n-gram
 // store, compare mode, and a reload served from the browser cache. Prints the tok/s it saw.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { generate, launch, openPage, screenshot, startPreview, waitReady, watchStream } from "./harness.mjs";
+import { test } from "node:test";
+import { generate, openPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startPreview();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+const session = previewAndChromium();
 
 test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload", { timeout: 600_000 }, async (t) => {
   const prompt = encodeURIComponent("The capital of France is");
-  const { context, page, errors } = await openPage(browser, `${server.url}?s=greedy&n=8&p=${prompt}`);
+  const { context, page, errors } = await openPage(session.browser, `${session.server.url}?s=greedy&n=8&p=${prompt}`);
   // The download shows its progress in bytes.
   await page.waitForFunction(() => /Downloading: \d+/.test(document.querySelector("#load-text").textContent), null, { timeout: 60_000 });
   await screenshot(page, "smollm2-loading", "#model-panel");
@@ -52,7 +43,7 @@ test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload",
 
   // Mirostat v2 on a story: surprise hovers around τ (2 bits, below SmolLM2's own ~2.7, so
   // that Mirostat has something to cut).
-  await page.goto(`${server.url}?s=mirostat2&t=1&tau=2&n=48&seed=4&p=${encodeURIComponent("Once upon a time, there was a little")}`);
+  await page.goto(`${session.server.url}?s=mirostat2&t=1&tau=2&n=48&seed=4&p=${encodeURIComponent("Once upon a time, there was a little")}`);
   await waitReady(page, 120_000);
   assert.match(await page.locator("#model-status").innerText(), /from the browser cache/, "a reload does not download the model again");
   const mirostat = await generate(page, 120_000);
