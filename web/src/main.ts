@@ -162,14 +162,24 @@ function start(): void {
   // Files dropped anywhere on the page go to the model panel, instead of the browser opening them.
   for (const type of ["dragover", "drop"]) document.addEventListener(type, (e) => e.preventDefault());
 
-  // ---- a single run ----
-  async function generate(): Promise<void> {
+  /** Reads the form; when it is valid, marks a run as started and returns its settings. */
+  function beginRun(): Settings | null {
     const s = (settings = controls.read());
     const basic = checkBasics(s);
-    if (basic) return controls.showError(basic);
+    if (basic) {
+      controls.showError(basic);
+      return null;
+    }
     busy = true;
     stopRequested = false;
     refreshButtons();
+    return s;
+  }
+
+  // ---- a single run ----
+  async function generate(): Promise<void> {
+    const s = beginRun();
+    if (!s) return;
     controls.showError(null);
     view.begin(s);
     try {
@@ -222,12 +232,8 @@ function start(): void {
   $("#compare-add").addEventListener("click", () => setEntries([...compare.entries, strategyOf(controls.read())]));
   $("#compare-preset").addEventListener("click", () => setEntries(presetEntries()));
   compareRunButton.addEventListener("click", async () => {
-    const s = (settings = controls.read());
-    const basic = checkBasics(s);
-    if (basic) return controls.showError(basic);
-    busy = true;
-    stopRequested = false;
-    refreshButtons();
+    const s = beginRun();
+    if (!s) return;
     setStatus(`Comparing ${compare.entries.length} strategies…`, "running");
     try {
       const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested);
