@@ -1,0 +1,169 @@
+//! Block-quantised matmul `x · Wᵀ` at SmolLM2-135M's shapes, decode (m = 1) and a 64-token
+//! prefill: the SIMD kernel against the scalar int8 reference, the f32-activation accuracy
+//! reference and, as the baseline, a plain f32 dot over the dequantised matrix (what an f32
+//! model pays). Prints a table from criterion's estimates after its own report.
+//!
+//!     cargo bench --bench quant
+
+use criterion::{BenchmarkId, Criterion};
+use decoding_playground::model::quant::{
+    simd_kernel_name, BlockFormat, Kernel, QuantMatrix, BLOCK,
+};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// (name, format, rows, cols): attention q/o, MLP gate/up, MLP down, the tied head.
+const SHAPES: [(&str, BlockFormat, usize, usize); 4] = [
+    ("q_o_576x576", BlockFormat::Q4_1, 576, 576),
+    ("gate_up_1536x576", BlockFormat::Q4_1, 1536, 576),
+    ("down_576x1536", BlockFormat::Q4_1, 576, 1536),
+    ("head_49152x576", BlockFormat::Q8_0, 49152, 576),
+];
+const TOKENS: [usize; 2] = [1, 64];
+const KERNELS: [(&str, Option<Kernel>); 4] = [
+    ("f32_dot", None),
+    ("reference", Some(Kernel::Reference)),
+    ("f32_activations", Some(Kernel::F32Activations)),
+    ("simd", Some(Kernel::Simd)),
+];
+
+/// Deterministic pseudo-random bits (SplitMix64), no dependency.
+fn bits(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// GGUF blocks with random quants and scales in the range SmolLM2's use (2^-9 .. 2^-7; Q4_1's
+/// mins negative).
+fn random_matrix(format: BlockFormat, rows: usize, cols: usize) -> QuantMatrix {
+    let mut next = bits(1);
+    let has_min = format == BlockFormat::Q4_1;
+    let quant_bytes = format.block_bytes() - 2 * (1 + has_min as usize);
+    let mut blocks = Vec::with_capacity(rows * cols / BLOCK * format.block_bytes());
+    for _ in 0..rows * cols / BLOCK {
+        blocks.extend((0x1800 | (next() & 0xfff) as u16).to_le_bytes());
+        if has_min {
+            blocks.extend((0x9800 | (next() & 0xfff) as u16).to_le_bytes());
+        }
+        blocks.extend((0..quant_bytes).map(|_| next() as u8));
+    }
+    QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap()
+}
+
+/// The baseline: `out[t][r] = x[t] · w[r]` in f32, 8 partial sums so that it vectorises.
+fn f32_matmul(w: &[f32], cols: usize, x: &[f32], out: &mut [f32]) {
+    let rows = w.len() / cols;
+    for (xt, out_t) in x.chunks_exact(cols).zip(out.chunks_exact_mut(rows)) {
+        for (o, wr) in out_t.iter_mut().zip(w.chunks_exact(cols)) {
+            let mut acc = [0.0f32; 8];
+            for (a, b) in wr.chunks_exact(8).zip(xt.chunks_exact(8)) {
+                for k in 0..8 {
+                    acc[k] += a[k] * b[k];
+                }
+            }
+            *o = acc.iter().sum();
+        }
+    }
+}
+
+fn criterion_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
+}
+
+fn group_name(shape: &str, m: usize) -> String {
+    format!("quant_{shape}_m{m}")
+}
+
+fn bench(c: &mut Criterion, shape: &str, w: &QuantMatrix, dense: &[f32], m: usize) {
+    let mut next = bits(2);
+    let x: Vec<f32> = (0..m * w.cols())
+        .map(|_| (next() >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0)
+        .collect();
+    let mut out = vec![0.0; m * w.rows()];
+    let mut group = c.benchmark_group(group_name(shape, m));
+    // The scalar kernels take about a second per call on the head at m = 64.
+    group.sample_size(10);
+    for (name, kernel) in KERNELS {
+        group.bench_function(BenchmarkId::from_parameter(name), |b| match kernel {
+            None => b.iter(|| f32_matmul(black_box(dense), w.cols(), black_box(&x), &mut out)),
+            Some(k) => b.iter(|| w.matmul_with(k, black_box(&x), m, &mut out).unwrap()),
+        });
+    }
+    group.finish();
+}
+
+/// Mean time in ns of one benchmark, from criterion's saved estimates.
+fn mean_ns(group: &str, name: &str) -> f64 {
+    let path = criterion_dir()
+        .join(group)
+        .join(name)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["mean"]["point_estimate"].as_f64().unwrap()
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .output_directory(&criterion_dir())
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let mut storage = Vec::new();
+    for (shape, format, rows, cols) in SHAPES {
+        let w = random_matrix(format, rows, cols);
+        let mut dense = vec![0.0; rows * cols];
+        for (r, row) in dense.chunks_exact_mut(cols).enumerate() {
+            w.dequantize_row(r, row).unwrap();
+        }
+        storage.push(w.storage_bytes());
+        for m in TOKENS {
+            bench(&mut c, shape, &w, &dense, m);
+        }
+    }
+    c.final_summary();
+
+    println!(
+        "\nx · Wᵀ per call in µs (means of criterion's samples, same run); simd = {}",
+        simd_kernel_name()
+    );
+    println!(
+        "{:<17} {:<5} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "shape",
+        "",
+        "m",
+        "f32 dot",
+        "reference",
+        "f32 acts",
+        "simd",
+        "GMAC/s",
+        "f32÷simd",
+        "MB held",
+        "MB f32"
+    );
+    for ((shape, format, rows, cols), bytes) in SHAPES.iter().zip(&storage) {
+        for m in TOKENS {
+            let group = group_name(shape, m);
+            let t: Vec<f64> = KERNELS
+                .iter()
+                .map(|(name, _)| mean_ns(&group, name))
+                .collect();
+            print!("{shape:<17} {:<5} {m:>3}", format.name());
+            t.iter().for_each(|ns| print!(" {:>10.1}", ns / 1e3));
+            let gmacs = (rows * cols * m) as f64 / t[3];
+            let f32_mb = (rows * cols * 4) as f64 / 1e6;
+            println!(
+                " {gmacs:>8.2} {:>7.2}× {:>8.2} {f32_mb:>8.2}",
+                t[0] / t[3],
+                *bytes as f64 / 1e6
+            );
+        }
+    }
+}

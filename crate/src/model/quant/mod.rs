@@ -1,0 +1,943 @@
+//! Weight matrices kept in GGUF's own block formats (Q8_0, Q4_0, Q4_1), and kernels that compute
+//! `out = x · Wᵀ` straight from the blocks, the way llama.cpp does: activations are quantised per
+//! 32-block to int16, each block's dot product is an exact integer sum, and an f32 part scales it.
+//!
+//! Determinism is the design constraint: the same seed must give the same tokens natively and in
+//! wasm. Integer sums are exact, so their order is free, but every kernel performs the same f32
+//! operations in the same order ([`block_term`]), lane = weight row, with no FMA. So
+//! [`Kernel::Simd`] equals [`Kernel::Reference`] bit for bit on every platform; [`self_check`]
+//! verifies it at run time.
+//!
+//! Memory layout: rows are interleaved in groups of [`GROUP`] (the last group padded with zero
+//! rows). Per (group, block) the four rows' quant bytes lie back to back, GGUF's bytes unchanged
+//! (nibble order included), and their scales (and Q4_1's mins) are widened once to f32, because
+//! f16 → f32 in the inner loop is expensive in wasm. That costs 36 bytes per Q8_0 block (GGUF:
+//! 34) and 24 per Q4_1 block (GGUF: 20).
+
+mod q4_0;
+mod q4_1;
+mod q8_0;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::error::{Error, Result};
+use crate::model::f16_bits_to_f32;
+
+/// Runs `$body` with the type `$F` naming the [`Format`] of `$format`.
+macro_rules! with_format {
+    ($format:expr, $F:ident => $body:expr) => {
+        match $format {
+            BlockFormat::Q8_0 => {
+                type $F = q8_0::Q8_0;
+                $body
+            }
+            BlockFormat::Q4_0 => {
+                type $F = q4_0::Q4_0;
+                $body
+            }
+            BlockFormat::Q4_1 => {
+                type $F = q4_1::Q4_1;
+                $body
+            }
+        }
+    };
+}
+
+/// Weights per block, in every format.
+pub const BLOCK: usize = 32;
+/// Rows computed together: one per f32 lane of a 128-bit vector.
+const GROUP: usize = 4;
+/// The weights of a tile of row groups that every token of a prefill sweeps while they sit in
+/// L1 (32 KiB or more on current CPUs, with room left for the activations).
+const TILE_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum BlockFormat {
+    Q8_0,
+    Q4_0,
+    Q4_1,
+}
+
+impl BlockFormat {
+    pub fn name(self) -> &'static str {
+        with_format!(self, F => F::NAME)
+    }
+
+    /// Bytes of one 32-weight block in GGUF.
+    pub fn block_bytes(self) -> usize {
+        with_format!(self, F => gguf_block_bytes::<F>())
+    }
+}
+
+/// What tells the formats apart; dequantisation, the kernels and repacking are generic over it.
+trait Format {
+    const NAME: &'static str;
+    /// Quant bytes per block: 32 × i8, or 16 bytes of nibbles.
+    const QS_BYTES: usize;
+    /// Subtracted from every quant (Q4_0's 8); the kernels subtract `OFFSET · Σq_x` from the
+    /// integer sum instead, which is exact.
+    const OFFSET: i32;
+    /// Whether a block carries a min: `w = d·q + m`.
+    const HAS_MIN: bool;
+    /// Quant `j` of a block's quant bytes, before the offset.
+    fn quant(qs: &[u8], j: usize) -> i32;
+}
+
+/// A GGUF block: f16 d, f16 m if the format has mins, then the quants.
+const fn gguf_block_bytes<F: Format>() -> usize {
+    2 + 2 * F::HAS_MIN as usize + F::QS_BYTES
+}
+
+/// Weight `j` of a block exactly as ggml and gguf-py dequantise it. `d·(q − offset)` is exact in
+/// f32 (11 × 8 significant bits at most), so Q4_1's `+ m` is its only rounding.
+#[inline(always)]
+fn dequantize<F: Format>(qs: &[u8], j: usize, d: f32, m: f32) -> f32 {
+    let v = d * (F::quant(qs, j) - F::OFFSET) as f32;
+    if F::HAS_MIN {
+        v + m
+    } else {
+        v
+    }
+}
+
+/// One block's contribution to an output, the f32 expression every kernel evaluates in exactly
+/// this order: `(d_w·d_x)·isum [+ m_w·s_x]`. `isum` already has the offset taken out; it is
+/// below 2^24 in magnitude, so converting it is exact.
+#[inline(always)]
+fn block_term(has_min: bool, dw: f32, dx: f32, isum: i32, mw: f32, sx: f32) -> f32 {
+    let t = (dw * dx) * isum as f32;
+    if has_min {
+        t + mw * sx
+    } else {
+        t
+    }
+}
+
+/// `rows × cols` weights in one of GGUF's block formats, repacked for the kernels (see the module
+/// docs for the layout).
+#[derive(Clone)]
+pub struct QuantMatrix {
+    format: BlockFormat,
+    rows: usize,
+    cols: usize,
+    /// Per (group, block), the group's 4 rows' quant bytes back to back.
+    qs: Vec<u8>,
+    /// Per (group, block), the 4 rows' scales.
+    d: Vec<f32>,
+    /// The mins, laid out like `d` (Q4_1 only; empty otherwise).
+    m: Vec<f32>,
+}
+
+impl std::fmt::Debug for QuantMatrix {
+    // The blocks themselves would be megabytes of output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuantMatrix")
+            .field("format", &self.format)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("storage_bytes", &self.storage_bytes())
+            .finish()
+    }
+}
+
+impl QuantMatrix {
+    /// `blocks`: the GGUF tensor data, row-major: `rows` rows of `cols/32` blocks each.
+    /// `row_order`: `None`, or `Some(perm)` with `perm.len() == rows`: row i of the result is GGUF
+    /// row `perm[i]` (to undo llama.cpp's Q/K permutation); it must be a permutation.
+    pub fn from_gguf_blocks(
+        format: BlockFormat,
+        rows: usize,
+        cols: usize,
+        blocks: &[u8],
+        row_order: Option<&[usize]>,
+    ) -> Result<Self> {
+        with_format!(format, F => Self::repack::<F>(format, rows, cols, blocks, row_order))
+    }
+
+    fn repack<F: Format>(
+        format: BlockFormat,
+        rows: usize,
+        cols: usize,
+        blocks: &[u8],
+        row_order: Option<&[usize]>,
+    ) -> Result<Self> {
+        let name = F::NAME;
+        if rows == 0 || cols == 0 || !cols.is_multiple_of(BLOCK) {
+            return Err(Error::Model(format!(
+                "a {name} matrix of {rows} x {cols}: rows must be positive and cols a positive multiple of {BLOCK}"
+            )));
+        }
+        let nb = cols / BLOCK;
+        let bb = gguf_block_bytes::<F>();
+        let expected = rows.checked_mul(nb).and_then(|n| n.checked_mul(bb));
+        if expected != Some(blocks.len()) {
+            return Err(Error::Model(format!(
+                "a {name} matrix of {rows} x {cols} takes {} bytes of blocks, got {}",
+                expected.map_or("more than usize::MAX".to_string(), |n| n.to_string()),
+                blocks.len()
+            )));
+        }
+        if let Some(perm) = row_order {
+            check_permutation(perm, rows)?;
+        }
+        let slots = rows.div_ceil(GROUP) * GROUP * nb;
+        let mut w = QuantMatrix {
+            format,
+            rows,
+            cols,
+            qs: vec![0; slots * F::QS_BYTES],
+            d: vec![0.0; slots],
+            m: if F::HAS_MIN {
+                vec![0.0; slots]
+            } else {
+                Vec::new()
+            },
+        };
+        for r in 0..rows {
+            let src = row_order.map_or(r, |p| p[r]);
+            let row = &blocks[src * nb * bb..][..nb * bb];
+            for (b, block) in row.chunks_exact(bb).enumerate() {
+                let s = w.slot(r, b);
+                let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
+                let m = if F::HAS_MIN {
+                    f16_bits_to_f32(u16::from_le_bytes([block[2], block[3]]))
+                } else {
+                    0.0
+                };
+                // No quantiser writes these; they would turn every output they touch into NaN.
+                if !d.is_finite() || !m.is_finite() {
+                    return Err(Error::Model(format!(
+                        "{name} block {b} of row {src} has a non-finite scale or min (d = {d}, m = {m})"
+                    )));
+                }
+                w.d[s] = d;
+                if F::HAS_MIN {
+                    w.m[s] = m;
+                }
+                w.qs[s * F::QS_BYTES..][..F::QS_BYTES].copy_from_slice(&block[bb - F::QS_BYTES..]);
+            }
+        }
+        Ok(w)
+    }
+
+    pub fn format(&self) -> BlockFormat {
+        self.format
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes of weights held (quants, f32 scales and mins, padding rows included).
+    pub fn storage_bytes(&self) -> usize {
+        self.qs.len() + 4 * (self.d.len() + self.m.len())
+    }
+
+    /// `out[j] = W[row][j]`, dequantised exactly as ggml and gguf-py do in f32.
+    pub fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        self.check_row(row, out.len())?;
+        self.for_each_weight(row, |j, w| out[j] = w);
+        Ok(())
+    }
+
+    /// `out[j] += weight * W[row][j]` with the values of [`dequantize_row`](Self::dequantize_row).
+    pub fn add_scaled_row(&self, row: usize, weight: f32, out: &mut [f32]) -> Result<()> {
+        self.check_row(row, out.len())?;
+        self.for_each_weight(row, |j, w| out[j] += weight * w);
+        Ok(())
+    }
+
+    /// `out` (m × rows, row-major) = `x` (m × cols, row-major) · Wᵀ with [`Kernel::Simd`].
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+        self.matmul_with(Kernel::Simd, x, m, out)
+    }
+
+    /// [`matmul`](Self::matmul) with an explicit kernel.
+    pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+        let len_ok = |len: usize, per_token: usize| m.checked_mul(per_token) == Some(len);
+        if !len_ok(x.len(), self.cols) || !len_ok(out.len(), self.rows) {
+            return Err(Error::Model(format!(
+                "matmul with a {} x {} matrix and m = {m} takes x of m x {} and out of m x {} values, got {} and {}",
+                self.rows,
+                self.cols,
+                self.cols,
+                self.rows,
+                x.len(),
+                out.len()
+            )));
+        }
+        if kernel == Kernel::F32Activations {
+            self.matmul_f32(x, m, out);
+            return Ok(());
+        }
+        let acts = Activations::quantize(x);
+        with_format!(self.format, F => {
+            if kernel == Kernel::Simd && simd_matmul::<F>(self, &acts, m, out) {
+                return Ok(());
+            }
+            for_each_group(self, m, out, |g, t| reference_group_dot::<F>(self, &acts, g, t));
+        });
+        Ok(())
+    }
+
+    fn check_row(&self, row: usize, len: usize) -> Result<()> {
+        if row >= self.rows || len != self.cols {
+            return Err(Error::Model(format!(
+                "row {row} of a {} x {} matrix into {len} values",
+                self.rows, self.cols
+            )));
+        }
+        Ok(())
+    }
+
+    fn blocks_per_row(&self) -> usize {
+        self.cols / BLOCK
+    }
+
+    /// Index of row `r`'s block `b` in `d` and `m` (and, × QS_BYTES, in `qs`).
+    fn slot(&self, r: usize, b: usize) -> usize {
+        ((r / GROUP) * self.blocks_per_row() + b) * GROUP + r % GROUP
+    }
+
+    fn for_each_weight(&self, row: usize, f: impl FnMut(usize, f32)) {
+        with_format!(self.format, F => self.weights::<F>(row, f))
+    }
+
+    fn weights<F: Format>(&self, row: usize, mut f: impl FnMut(usize, f32)) {
+        for b in 0..self.blocks_per_row() {
+            let s = self.slot(row, b);
+            let qs = &self.qs[s * F::QS_BYTES..][..F::QS_BYTES];
+            let m = if F::HAS_MIN { self.m[s] } else { 0.0 };
+            for j in 0..BLOCK {
+                f(b * BLOCK + j, dequantize::<F>(qs, j, self.d[s], m));
+            }
+        }
+    }
+
+    /// Each row is dequantised once and used by every token; the dot is the naive sequential sum.
+    fn matmul_f32(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        let mut w = vec![0.0; self.cols];
+        for r in 0..self.rows {
+            self.for_each_weight(r, |j, v| w[j] = v);
+            for t in 0..m {
+                out[t * self.rows + r] = naive_dot(&w, &x[t * self.cols..][..self.cols]);
+            }
+        }
+    }
+}
+
+fn naive_dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y)
+}
+
+fn check_permutation(perm: &[usize], rows: usize) -> Result<()> {
+    let bad = |why: String| {
+        Err(Error::Model(format!(
+            "row_order is not a permutation of 0..{rows}: {why}"
+        )))
+    };
+    if perm.len() != rows {
+        return bad(format!("it has {} entries", perm.len()));
+    }
+    let mut seen = vec![false; rows];
+    for (i, &p) in perm.iter().enumerate() {
+        if p >= rows || seen[p] {
+            return bad(format!("entry {i} is {p}"));
+        }
+        seen[p] = true;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Plain scalar code, int16 activations: the reference every SIMD kernel equals bit for bit.
+    Reference,
+    /// f32 activations against exactly dequantised weights (scalar, f32 accumulate): the accuracy
+    /// reference, also used to measure what quantised activations cost in accuracy.
+    F32Activations,
+    /// The platform's SIMD kernel (wasm simd128 when compiled with +simd128; x86-64 AVX2 when the
+    /// CPU has it); [`Reference`](Kernel::Reference) otherwise.
+    Simd,
+}
+
+/// The kernel [`Kernel::Simd`] runs on this platform.
+#[allow(unreachable_code)]
+pub fn simd_kernel_name() -> &'static str {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return "wasm simd128";
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        return "x86-64 avx2";
+    }
+    "scalar"
+}
+
+/// Runs the platform's SIMD kernel; false, with nothing written, where there is none.
+#[allow(unreachable_code, unused_variables)]
+fn simd_matmul<F: Format>(w: &QuantMatrix, acts: &Activations, m: usize, out: &mut [f32]) -> bool {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd128::matmul::<F>(w, acts, m, out);
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    return x86::matmul::<F>(w, acts, m, out);
+    false
+}
+
+/// `x` quantised per 32-block to int16: `d = amax / 32767`, plus `s = d·Σq` and `Σq` (token-major,
+/// like `x`). llama.cpp quantises activations to int8 because its kernels multiply i8 × i8; the
+/// simd128 and AVX2 dot products used here take i16 operands anyway (`i32x4.dot_i16x8_s`,
+/// `vpmaddwd`), so 16-bit activations cost the same and are 258× finer. Measured on SmolLM2:
+/// int8 activations moved the greedy continuation off the f32 reference's after 12 tokens;
+/// int16 ones keep it (see the README's accuracy table). Every block sum stays within i32:
+/// 32 · 128 · 32767 < 2³¹.
+struct Activations {
+    q: Vec<i16>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+    sum: Vec<i32>,
+}
+
+impl Activations {
+    /// `x.len()` must be a multiple of [`BLOCK`] (the matrix's cols are).
+    fn quantize(x: &[f32]) -> Self {
+        let blocks = x.len() / BLOCK;
+        let mut a = Activations {
+            q: vec![0; x.len()],
+            d: Vec::with_capacity(blocks),
+            s: Vec::with_capacity(blocks),
+            sum: Vec::with_capacity(blocks),
+        };
+        for (xb, qb) in x.chunks_exact(BLOCK).zip(a.q.chunks_exact_mut(BLOCK)) {
+            // max ignores NaN and the values are ≥ +0, so this is the same everywhere.
+            let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let d = amax / ACTIVATION_MAX;
+            let mut sum = 0;
+            if d != 0.0 {
+                for (q, &v) in qb.iter_mut().zip(xb) {
+                    let r = round_half_away((v / d).clamp(-ACTIVATION_MAX, ACTIVATION_MAX));
+                    *q = r as i16;
+                    sum += r;
+                }
+            }
+            a.d.push(d);
+            a.s.push(d * sum as f32);
+            a.sum.push(sum);
+        }
+        a
+    }
+}
+
+/// The largest activation quant.
+const ACTIVATION_MAX: f32 = 32767.0;
+
+/// `f32::round` (half away from zero) for |v| ≤ 2²³, from operations that are exact on every
+/// platform, so no libm or instruction choice can change a quant. NaN gives 0.
+fn round_half_away(v: f32) -> i32 {
+    let t = v as i32;
+    let frac = v - t as f32;
+    if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
+}
+
+/// Calls `dot(g, t)`, the 4 outputs of row group `g` for token `t`, for every pair, and writes the
+/// real rows to `out` (m × rows). The groups go in tiles that fit L1, and every token sweeps a
+/// tile before the next, so a prefill reads the weights from memory once, not once per token.
+#[inline(always)]
+fn for_each_group(
+    w: &QuantMatrix,
+    m: usize,
+    out: &mut [f32],
+    mut dot: impl FnMut(usize, usize) -> [f32; GROUP],
+) {
+    let groups = w.rows.div_ceil(GROUP);
+    let group_bytes = (w.qs.len() + 4 * (w.d.len() + w.m.len())) / groups;
+    let tile = (TILE_BYTES / group_bytes).max(1);
+    for g0 in (0..groups).step_by(tile) {
+        let g1 = (g0 + tile).min(groups);
+        for (t, out_t) in out.chunks_exact_mut(w.rows).take(m).enumerate() {
+            for g in g0..g1 {
+                let r0 = g * GROUP;
+                let n = GROUP.min(w.rows - r0);
+                out_t[r0..r0 + n].copy_from_slice(&dot(g, t)[..n]);
+            }
+        }
+    }
+}
+
+/// The scalar kernel: lane by lane, block by block, the same terms as the SIMD kernels.
+fn reference_group_dot<F: Format>(
+    w: &QuantMatrix,
+    a: &Activations,
+    g: usize,
+    t: usize,
+) -> [f32; GROUP] {
+    let nb = w.blocks_per_row();
+    let mut acc = [0.0f32; GROUP];
+    for b in 0..nb {
+        let xb = t * nb + b;
+        let x = &a.q[xb * BLOCK..][..BLOCK];
+        for (lane, acc) in acc.iter_mut().enumerate() {
+            let s = (g * nb + b) * GROUP + lane;
+            let qs = &w.qs[s * F::QS_BYTES..][..F::QS_BYTES];
+            let dot: i32 = (0..BLOCK).map(|j| F::quant(qs, j) * x[j] as i32).sum();
+            let mw = if F::HAS_MIN { w.m[s] } else { 0.0 };
+            *acc += block_term(
+                F::HAS_MIN,
+                w.d[s],
+                a.d[xb],
+                dot - F::OFFSET * a.sum[xb],
+                mw,
+                a.s[xb],
+            );
+        }
+    }
+    acc
+}
+
+/// Runs [`Kernel::Simd`] against [`Kernel::Reference`] on small pseudo-random matrices of every
+/// format (odd row counts, extreme scales and activations included) and requires equal bits, and
+/// checks the reference's outputs against a checksum computed natively, so that a platform whose
+/// arithmetic differs is caught. Meant for wasm tests; takes a few milliseconds.
+pub fn self_check() -> Result<()> {
+    let mut hash = Fnv::new();
+    for format in [BlockFormat::Q8_0, BlockFormat::Q4_0, BlockFormat::Q4_1] {
+        for (i, &(rows, cols, m, extreme)) in [
+            (5, 64, 1, false),
+            (13, 96, 3, false),
+            (8, 576, 2, false),
+            (7, 128, 3, true),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut rng = Lcg(0x5eed + i as u64);
+            let w = QuantMatrix::from_gguf_blocks(
+                format,
+                rows,
+                cols,
+                &random_blocks(format, rows, cols, extreme, &mut rng),
+                None,
+            )?;
+            let x = random_activations(m * cols, extreme, &mut rng);
+            let mut reference = vec![0.0; m * rows];
+            let mut simd = vec![0.0; m * rows];
+            w.matmul_with(Kernel::Reference, &x, m, &mut reference)?;
+            w.matmul_with(Kernel::Simd, &x, m, &mut simd)?;
+            if let Some(k) = (0..reference.len()).find(|&k| !same_bits(reference[k], simd[k])) {
+                return Err(Error::Model(format!(
+                    "quant self-check: {} {rows} x {cols}, m = {m}: the {} kernel gives {} at output {k}, the reference {}",
+                    format.name(),
+                    simd_kernel_name(),
+                    simd[k],
+                    reference[k]
+                )));
+            }
+            // NaN bit patterns may differ between platforms (wasm leaves them open): not hashed.
+            if !extreme {
+                reference.iter().for_each(|v| hash.add(v.to_bits()));
+            }
+        }
+    }
+    if hash.0 != SELF_CHECK_HASH {
+        return Err(Error::Model(format!(
+            "quant self-check: the reference kernel's outputs hash to {:#018x}, natively {SELF_CHECK_HASH:#018x}",
+            hash.0
+        )));
+    }
+    Ok(())
+}
+
+/// FNV-1a over the bits of the non-extreme reference outputs of [`self_check`], computed natively.
+const SELF_CHECK_HASH: u64 = 0xfc17_51e2_3476_8813;
+
+struct Fnv(u64);
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn add(&mut self, v: u32) {
+        for byte in v.to_le_bytes() {
+            self.0 = (self.0 ^ byte as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+/// Equal bits, or both NaN.
+fn same_bits(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// A 64-bit LCG (Knuth's MMIX constants), high bits out: enough to make test matrices.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 32) as u32
+    }
+    /// Uniform in [-1, 1).
+    fn signed_unit(&mut self) -> f32 {
+        (self.next() >> 8) as f32 / (1 << 23) as f32 - 1.0
+    }
+}
+
+/// GGUF bytes of a random matrix: random quants; scales mostly ordinary, some zero, negative or
+/// subnormal, and with `extreme` also the f16 maximum.
+fn random_blocks(
+    format: BlockFormat,
+    rows: usize,
+    cols: usize,
+    extreme: bool,
+    rng: &mut Lcg,
+) -> Vec<u8> {
+    let bb = format.block_bytes();
+    let has_min = format == BlockFormat::Q4_1;
+    let mut bytes = Vec::with_capacity(rows * cols / BLOCK * bb);
+    for _ in 0..rows * cols / BLOCK {
+        let start = bytes.len();
+        let scales = if has_min { 2 } else { 1 };
+        for _ in 0..scales {
+            let r = rng.next();
+            let sign = ((r & 1) as u16) << 15;
+            let bits = match (r >> 1) % 8 {
+                0 => 0,
+                1 => ((r >> 4) & 0x3ff) as u16, // subnormal
+                2 if extreme => 0x7bff,         // 65504
+                // 2^-12 .. 2^-4 with a random mantissa: the range real weights use.
+                _ => (((r >> 4) % 9 + 3) << 10 | (r >> 13) & 0x3ff) as u16,
+            };
+            bytes.extend_from_slice(&(sign | bits).to_le_bytes());
+        }
+        while bytes.len() < start + bb {
+            bytes.push(rng.next() as u8);
+        }
+    }
+    bytes
+}
+
+/// Random activations: mostly ordinary, some all-zero blocks, and with `extreme` blocks near the
+/// f32 maximum and subnormal ones.
+fn random_activations(n: usize, extreme: bool, rng: &mut Lcg) -> Vec<f32> {
+    let mut x = Vec::with_capacity(n);
+    while x.len() < n {
+        let scale = match rng.next() % 8 {
+            0 => 0.0,
+            1 if extreme => 1e36,
+            2 if extreme => 1e-39,
+            k => k as f32,
+        };
+        for _ in 0..BLOCK {
+            x.push(scale * rng.signed_unit());
+        }
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORMATS: [BlockFormat; 3] = [BlockFormat::Q8_0, BlockFormat::Q4_0, BlockFormat::Q4_1];
+
+    fn random_matrix(
+        format: BlockFormat,
+        rows: usize,
+        cols: usize,
+        extreme: bool,
+        seed: u64,
+    ) -> QuantMatrix {
+        let blocks = random_blocks(format, rows, cols, extreme, &mut Lcg(seed));
+        QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap()
+    }
+
+    fn run(w: &QuantMatrix, kernel: Kernel, x: &[f32], m: usize) -> Vec<f32> {
+        let mut out = vec![f32::NAN; m * w.rows()];
+        w.matmul_with(kernel, x, m, &mut out).unwrap();
+        out
+    }
+
+    fn model_error(r: Result<()>) -> String {
+        match r {
+            Err(Error::Model(msg)) => msg,
+            other => panic!("expected Error::Model, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn format_names_and_sizes() {
+        let got: Vec<_> = FORMATS
+            .iter()
+            .map(|f| (f.name(), f.block_bytes()))
+            .collect();
+        assert_eq!(got, [("Q8_0", 34), ("Q4_0", 18), ("Q4_1", 20)]);
+    }
+
+    #[test]
+    fn native_simd_kernel_is_avx2_where_the_cpu_has_it() {
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            simd_kernel_name() == "x86-64 avx2",
+            is_x86_feature_detected!("avx2")
+        );
+    }
+
+    #[test]
+    fn simd_equals_reference_bit_for_bit() {
+        let mut compared = 0;
+        for format in FORMATS {
+            for (seed, &(rows, cols)) in
+                [(1, 32), (4, 64), (5, 96), (13, 576), (6, 1536), (17, 160)]
+                    .iter()
+                    .enumerate()
+            {
+                for m in [1, 3, 7] {
+                    for extreme in [false, true] {
+                        let seed = (seed * 100 + m * 2 + extreme as usize) as u64;
+                        let w = random_matrix(format, rows, cols, extreme, seed);
+                        let x = random_activations(m * cols, extreme, &mut Lcg(seed ^ 0xabcd));
+                        let reference = run(&w, Kernel::Reference, &x, m);
+                        let simd = run(&w, Kernel::Simd, &x, m);
+                        for (k, (r, s)) in reference.iter().zip(&simd).enumerate() {
+                            assert!(same_bits(*r, *s), "{format:?} {rows}x{cols} m={m} extreme={extreme}: output {k}: simd {s} ({:#x}) vs reference {r} ({:#x})", s.to_bits(), r.to_bits());
+                        }
+                        compared += reference
+                            .iter()
+                            .filter(|v| v.is_finite() && **v != 0.0)
+                            .count();
+                    }
+                }
+            }
+        }
+        // Guard against comparing nothing but zeros and NaNs.
+        assert!(
+            compared > 1500,
+            "only {compared} nonzero finite outputs compared"
+        );
+    }
+
+    #[test]
+    fn simd_handles_all_zero_and_huge_inputs_like_reference() {
+        for format in FORMATS {
+            let w = random_matrix(format, 5, 64, true, 9);
+            for x in [
+                vec![0.0; 128],
+                vec![3e38; 128],
+                vec![-1e-45; 128],
+                vec![f32::NAN; 128],
+            ] {
+                let reference = run(&w, Kernel::Reference, &x, 2);
+                let simd = run(&w, Kernel::Simd, &x, 2);
+                assert!(
+                    reference.iter().zip(&simd).all(|(r, s)| same_bits(*r, *s)),
+                    "{format:?}: {reference:?} vs {simd:?}"
+                );
+            }
+            assert!(run(&w, Kernel::Simd, &[0.0; 64], 1)
+                .iter()
+                .all(|v| *v == 0.0));
+        }
+    }
+
+    #[test]
+    fn f32_activations_is_the_naive_dot_of_dequantised_rows() {
+        for format in FORMATS {
+            let (rows, cols, m) = (7, 96, 3);
+            let w = random_matrix(format, rows, cols, false, 3);
+            let x = random_activations(m * cols, false, &mut Lcg(4));
+            let out = run(&w, Kernel::F32Activations, &x, m);
+            let mut row = vec![0.0; cols];
+            for r in 0..rows {
+                w.dequantize_row(r, &mut row).unwrap();
+                for t in 0..m {
+                    let mut acc = 0.0f32;
+                    for j in 0..cols {
+                        acc += row[j] * x[t * cols + j];
+                    }
+                    assert_eq!(
+                        out[t * rows + r].to_bits(),
+                        acc.to_bits(),
+                        "{format:?} row {r} token {t}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The quantised activations' error on one output is at most Σ_blocks Σ_j |w_j| · d_x / 2, plus
+    /// f32 rounding; the realised relative error on random data is far below 1e-4.
+    #[test]
+    fn reference_is_close_to_f32_activations() {
+        for format in FORMATS {
+            let (rows, cols, m) = (13, 576, 3);
+            let w = random_matrix(format, rows, cols, false, 5);
+            let x = random_activations(m * cols, false, &mut Lcg(6));
+            let exact = run(&w, Kernel::F32Activations, &x, m);
+            let quantised = run(&w, Kernel::Reference, &x, m);
+            let mut row = vec![0.0; cols];
+            let (mut err2, mut norm2) = (0.0f64, 0.0f64);
+            for r in 0..rows {
+                w.dequantize_row(r, &mut row).unwrap();
+                for t in 0..m {
+                    let xt = &x[t * cols..][..cols];
+                    let mut bound = 0.0f64;
+                    let mut magnitude = 0.0f64;
+                    for (wb, xb) in row.chunks(BLOCK).zip(xt.chunks(BLOCK)) {
+                        let amax = xb.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                        bound += wb.iter().map(|v| v.abs() as f64).sum::<f64>() * amax / (2.0 * ACTIVATION_MAX as f64);
+                        magnitude += wb
+                            .iter()
+                            .zip(xb)
+                            .map(|(a, b)| (a * b).abs() as f64)
+                            .sum::<f64>();
+                    }
+                    let (e, q) = (exact[t * rows + r] as f64, quantised[t * rows + r] as f64);
+                    let bound = 1.001 * bound + 1e-4 * magnitude + 1e-30;
+                    assert!(
+                        (e - q).abs() <= bound,
+                        "{format:?} row {r} token {t}: {q} vs {e}, bound {bound}"
+                    );
+                    err2 += (e - q).powi(2);
+                    norm2 += e * e;
+                }
+            }
+            let rel = (err2 / norm2).sqrt();
+            assert!(rel > 1e-9 && rel < 1e-4, "{format:?}: relative error {rel}");
+        }
+    }
+
+    #[test]
+    fn activations_round_half_away_from_zero() {
+        let mut x = vec![0.0f32; 64];
+        x[..6].copy_from_slice(&[32767.0, 2.5, -2.5, 0.49999997, -32766.5, 1.5]);
+        let a = Activations::quantize(&x);
+        assert_eq!(a.d, [1.0, 0.0]);
+        assert_eq!(&a.q[..6], &[32767, 3, -3, 0, -32767, 2]);
+        assert!(a.q[32..].iter().all(|&q| q == 0));
+        assert_eq!(a.sum, [2, 0]); // 32767 + 3 - 3 + 0 - 32767 + 2
+        assert_eq!(a.s, [2.0, 0.0]);
+        assert_eq!(
+            (
+                round_half_away(f32::NAN),
+                round_half_away(-0.5),
+                round_half_away(0.4)
+            ),
+            (0, -1, 0)
+        );
+    }
+
+    #[test]
+    fn row_order_permutes_rows() {
+        for format in FORMATS {
+            let (rows, cols) = (6, 64);
+            let blocks = random_blocks(format, rows, cols, false, &mut Lcg(11));
+            let plain = QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap();
+            let perm = [3, 0, 5, 1, 4, 2];
+            let permuted =
+                QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, Some(&perm)).unwrap();
+            let (mut a, mut b) = (vec![0.0; cols], vec![0.0; cols]);
+            for (i, &p) in perm.iter().enumerate() {
+                permuted.dequantize_row(i, &mut a).unwrap();
+                plain.dequantize_row(p, &mut b).unwrap();
+                assert_eq!(a, b);
+            }
+            let x = random_activations(cols, false, &mut Lcg(12));
+            let (y_plain, y_perm) = (
+                run(&plain, Kernel::Simd, &x, 1),
+                run(&permuted, Kernel::Simd, &x, 1),
+            );
+            assert_eq!(perm.iter().map(|&p| y_plain[p]).collect::<Vec<_>>(), y_perm);
+            assert_ne!(y_plain, y_perm);
+        }
+    }
+
+    #[test]
+    fn add_scaled_row_adds_the_dequantised_row() {
+        let w = random_matrix(BlockFormat::Q4_1, 3, 64, false, 13);
+        let mut row = vec![0.0; 64];
+        w.dequantize_row(2, &mut row).unwrap();
+        let mut out: Vec<f32> = (0..64).map(|i| i as f32).collect();
+        w.add_scaled_row(2, -0.75, &mut out).unwrap();
+        for j in 0..64 {
+            assert_eq!(out[j], j as f32 + -0.75 * row[j]);
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let q = BlockFormat::Q4_1;
+        let blocks = vec![0u8; 3 * 2 * 20];
+        let new = |rows, cols, bytes: &[u8], perm: Option<&[usize]>| {
+            QuantMatrix::from_gguf_blocks(q, rows, cols, bytes, perm).map(|_| ())
+        };
+        assert!(model_error(new(3, 48, &blocks[..60], None)).contains("multiple of 32"));
+        assert!(model_error(new(0, 64, &[], None)).contains("rows must be positive"));
+        assert!(model_error(new(3, 64, &blocks[..119], None))
+            .contains("takes 120 bytes of blocks, got 119"));
+        assert!(model_error(new(usize::MAX, 64, &blocks, None)).contains("more than usize::MAX"));
+        assert!(model_error(new(3, 64, &blocks, Some(&[0, 1]))).contains("2 entries"));
+        assert!(model_error(new(3, 64, &blocks, Some(&[0, 1, 1]))).contains("entry 2 is 1"));
+        assert!(model_error(new(3, 64, &blocks, Some(&[0, 3, 1]))).contains("entry 1 is 3"));
+        let mut inf = blocks.clone();
+        inf[2 * 20 + 2..2 * 20 + 4].copy_from_slice(&0x7c00u16.to_le_bytes()); // row 1 block 0's min
+        assert!(model_error(new(3, 64, &inf, None)).contains("block 0 of row 1 has a non-finite"));
+
+        let w = QuantMatrix::from_gguf_blocks(q, 3, 64, &blocks, None).unwrap();
+        let mut out = vec![0.0; 64];
+        assert!(model_error(w.dequantize_row(3, &mut out)).contains("row 3 of a 3 x 64"));
+        assert!(model_error(w.dequantize_row(0, &mut out[..63])).contains("into 63 values"));
+        assert!(model_error(w.add_scaled_row(3, 1.0, &mut out)).contains("row 3"));
+        for kernel in [Kernel::Reference, Kernel::F32Activations, Kernel::Simd] {
+            assert!(
+                model_error(w.matmul_with(kernel, &[0.0; 128], 2, &mut [0.0; 5]))
+                    .contains("got 128 and 5")
+            );
+            assert!(
+                model_error(w.matmul_with(kernel, &[0.0; 127], 2, &mut [0.0; 6]))
+                    .contains("got 127 and 6")
+            );
+            assert!(w.matmul_with(kernel, &[], usize::MAX, &mut []).is_err());
+            assert!(w.matmul_with(kernel, &[], 0, &mut []).is_ok());
+        }
+    }
+
+    #[test]
+    fn storage_is_the_padded_repacked_blocks() {
+        // 5 rows pad to 8; 2 blocks per row; Q4_1: 16 quant bytes + 2 f32 per block.
+        let w = random_matrix(BlockFormat::Q4_1, 5, 64, false, 1);
+        assert_eq!(w.storage_bytes(), 8 * 2 * 24);
+        let w = random_matrix(BlockFormat::Q8_0, 4, 32, false, 1);
+        assert_eq!(w.storage_bytes(), 4 * 36);
+        assert_eq!(
+            format!("{w:?}"),
+            "QuantMatrix { format: Q8_0, rows: 4, cols: 32, storage_bytes: 144 }"
+        );
+    }
+
+    #[test]
+    fn self_check_passes() {
+        self_check().unwrap();
+    }
+
+    #[test]
+    fn quant_matrix_is_send_and_sync() {
+        fn assert<T: Send + Sync + std::fmt::Debug>() {}
+        assert::<QuantMatrix>();
+    }
+}

@@ -1,0 +1,115 @@
+//! The wasm simd128 kernel. Per weight row and block: split the nibbles (`and 0x0F`, `shr 4`) or
+//! take the i8 quants, widen to i16, `i32x4.dot_i16x8_s` against the activations pre-widened to
+//! i16 (exact); shuffle the 4 rows of a group into one i32 lane each; then
+//! [`block_term`](super::block_term) in f32x4 lanes, one row per lane (simd128 has no FMA), so
+//! the result is the reference's bits.
+
+use super::{for_each_group, Activations, Format, QuantMatrix, BLOCK, GROUP};
+use core::arch::wasm32::*;
+
+pub(super) fn matmul<F: Format>(w: &QuantMatrix, a: &Activations, m: usize, out: &mut [f32]) {
+    for_each_group(w, m, out, |g, t| group_dot::<F>(w, a, g, t));
+}
+
+/// The 4 outputs of row group `g` for token `t`.
+#[inline]
+fn group_dot<F: Format>(w: &QuantMatrix, a: &Activations, g: usize, t: usize) -> [f32; GROUP] {
+    let nb = w.cols / BLOCK;
+    let slots = g * nb * GROUP..(g + 1) * nb * GROUP;
+    // Slicing once bounds every pointer read below.
+    let qs = &w.qs[slots.start * F::QS_BYTES..slots.end * F::QS_BYTES];
+    let d = &w.d[slots.clone()];
+    let mins = if F::HAS_MIN { &w.m[slots] } else { &[][..] };
+    let x = &a.q[t * w.cols..][..w.cols];
+    let blocks = t * nb..(t + 1) * nb;
+    let (xd, xs, xsum) = (&a.d[blocks.clone()], &a.s[blocks.clone()], &a.sum[blocks]);
+    let mut acc = f32x4_splat(0.0);
+    for b in 0..nb {
+        // SAFETY: every offset is inside the slices above; v128 loads need no alignment.
+        unsafe {
+            let xp = x.as_ptr().add(b * BLOCK) as *const v128;
+            let xv = [
+                v128_load(xp),
+                v128_load(xp.add(1)),
+                v128_load(xp.add(2)),
+                v128_load(xp.add(3)),
+            ];
+            let q = qs.as_ptr().add(b * GROUP * F::QS_BYTES);
+            let mut isum = rows_to_lanes(
+                row_dot::<F>(q, &xv),
+                row_dot::<F>(q.add(F::QS_BYTES), &xv),
+                row_dot::<F>(q.add(2 * F::QS_BYTES), &xv),
+                row_dot::<F>(q.add(3 * F::QS_BYTES), &xv),
+            );
+            if F::OFFSET != 0 {
+                isum = i32x4_sub(isum, i32x4_splat(F::OFFSET * xsum[b]));
+            }
+            let dwdx = f32x4_mul(
+                v128_load(d.as_ptr().add(b * GROUP) as *const v128),
+                f32x4_splat(xd[b]),
+            );
+            let mut term = f32x4_mul(dwdx, f32x4_convert_i32x4(isum));
+            if F::HAS_MIN {
+                let mw = v128_load(mins.as_ptr().add(b * GROUP) as *const v128);
+                term = f32x4_add(term, f32x4_mul(mw, f32x4_splat(xs[b])));
+            }
+            acc = f32x4_add(acc, term);
+        }
+    }
+    [
+        f32x4_extract_lane::<0>(acc),
+        f32x4_extract_lane::<1>(acc),
+        f32x4_extract_lane::<2>(acc),
+        f32x4_extract_lane::<3>(acc),
+    ]
+}
+
+/// One row's block against the 4 × i16x8 activations: 4 partial i32 sums.
+///
+/// SAFETY: `q` must point to the row's `F::QS_BYTES` quant bytes.
+#[inline(always)]
+unsafe fn row_dot<F: Format>(q: *const u8, x: &[v128; 4]) -> v128 {
+    let w = if F::QS_BYTES == BLOCK / 2 {
+        let v = v128_load(q as *const v128);
+        let (low, high) = (v128_and(v, u8x16_splat(0x0f)), u8x16_shr(v, 4));
+        [
+            u16x8_extend_low_u8x16(low),
+            u16x8_extend_high_u8x16(low),
+            u16x8_extend_low_u8x16(high),
+            u16x8_extend_high_u8x16(high),
+        ]
+    } else {
+        let (v0, v1) = (
+            v128_load(q as *const v128),
+            v128_load((q as *const v128).add(1)),
+        );
+        [
+            i16x8_extend_low_i8x16(v0),
+            i16x8_extend_high_i8x16(v0),
+            i16x8_extend_low_i8x16(v1),
+            i16x8_extend_high_i8x16(v1),
+        ]
+    };
+    i32x4_add(
+        i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1])),
+        i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])),
+    )
+}
+
+/// Four rows' partial sums → one i32x4 whose lane r is row r's total.
+#[inline(always)]
+fn rows_to_lanes(a: v128, b: v128, c: v128, d: v128) -> v128 {
+    // [a0+a2, b0+b2, a1+a3, b1+b3], likewise for c and d, then add the halves.
+    let ab = i32x4_add(
+        i32x4_shuffle::<0, 4, 1, 5>(a, b),
+        i32x4_shuffle::<2, 6, 3, 7>(a, b),
+    );
+    let cd = i32x4_add(
+        i32x4_shuffle::<0, 4, 1, 5>(c, d),
+        i32x4_shuffle::<2, 6, 3, 7>(c, d),
+    );
+    i32x4_add(
+        i32x4_shuffle::<0, 1, 4, 5>(ab, cd),
+        i32x4_shuffle::<2, 3, 6, 7>(ab, cd),
+    )
+}
