@@ -131,8 +131,6 @@ impl Generation {
     }
 }
 
-const END_OF_TEXT: [&str; 2] = ["<|im_end|>", "<|endoftext|>"];
-
 impl<M: LanguageModel> Engine<M> {
     pub fn new(model: M, tokenizer: TextTokenizer) -> Result<Self> {
         // A tokenizer may list fewer tokens than the model's (padded) output; never more.
@@ -202,7 +200,7 @@ impl<M: LanguageModel> Engine<M> {
         )?;
         let stop_tokens = match &config.stop_tokens {
             Some(tokens) => tokens.clone(),
-            None => END_OF_TEXT.iter().filter_map(|t| self.tokenizer.token_to_id(t)).collect(),
+            None => self.tokenizer.end_of_text_ids(),
         };
         self.model.reset();
         let logits = self.model.prefill(&ids)?;

@@ -134,6 +134,19 @@ impl Model {
         let config = ModelConfig::from_json(config_json).map_err(js_error)?;
         let model = TractModel::from_buf(JsChunks::new(onnx), Some(&config)).map_err(js_error)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
+        Self::with(model, tokenizer)
+    }
+
+    /// Loads a Llama-family model from the bytes of one `.gguf` file, which holds the weights
+    /// (kept in their own Q8_0/Q4_0/Q4_1/F16/F32 precision) and the tokenizer. The bytes are
+    /// read in chunks; each tensor's bytes are dropped once its blocks are in place.
+    #[wasm_bindgen(js_name = fromGguf)]
+    pub fn from_gguf(gguf: js_sys::Uint8Array) -> Result<Model, JsError> {
+        let (model, tokenizer) = TractModel::from_gguf(JsChunks::new(gguf)).map_err(js_error)?;
+        Self::with(model, tokenizer)
+    }
+
+    fn with(model: TractModel, tokenizer: TextTokenizer) -> Result<Model, JsError> {
         Ok(Model {
             engine: Rc::new(RefCell::new(Engine::new(model, tokenizer).map_err(js_error)?)),
             generation: Rc::default(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tiny::{engine, GENERATION_FIXTURE, PROMPT};
+use common::tiny::{engine, PROMPT};
 use decoding_playground::generate::{FinishReason, GenerateConfig, GeneratedStep, Step};
 use decoding_playground::{Error, LanguageModel};
 use serde::{Deserialize, Serialize};
@@ -28,22 +28,24 @@ fn config(json: &serde_json::Value) -> GenerateConfig {
 
 #[test]
 fn generations_match_the_fixture_that_wasm_replays() {
-    let mut cases: Vec<Case> = serde_json::from_str(GENERATION_FIXTURE).unwrap();
-    let mut engine = engine();
-    for case in &mut cases {
-        let steps = tokens_of(engine.generate(PROMPT, &config(&case.config), |_| {}, || false).unwrap());
-        let tokens: Vec<u32> = steps.iter().map(|s| s.record.token).collect();
-        let text: String = steps.iter().map(|s| s.text.as_str()).collect();
-        if std::env::var_os("UPDATE_FIXTURES").is_some() {
-            (case.tokens, case.text) = (tokens, text);
-        } else {
-            assert_eq!(tokens, case.tokens, "{}", case.name);
-            assert_eq!(text, case.text, "{}", case.name);
+    for (model, engine, fixture, file, _, _) in common::tiny::models() {
+        let mut cases: Vec<Case> = serde_json::from_str(fixture).unwrap();
+        let mut engine = engine();
+        for case in &mut cases {
+            let steps = tokens_of(engine.generate(PROMPT, &config(&case.config), |_| {}, || false).unwrap());
+            let tokens: Vec<u32> = steps.iter().map(|s| s.record.token).collect();
+            let text: String = steps.iter().map(|s| s.text.as_str()).collect();
+            if std::env::var_os("UPDATE_FIXTURES").is_some() {
+                (case.tokens, case.text) = (tokens, text);
+            } else {
+                assert_eq!(tokens, case.tokens, "{model}: {}", case.name);
+                assert_eq!(text, case.text, "{model}: {}", case.name);
+            }
         }
-    }
-    if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_generation.json");
-        std::fs::write(path, serde_json::to_string_pretty(&cases).unwrap() + "\n").unwrap();
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::write(path, serde_json::to_string_pretty(&cases).unwrap() + "\n").unwrap();
+        }
     }
 }
 

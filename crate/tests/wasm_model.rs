@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::tiny::{CONFIG, GENERATION_FIXTURE, NGRAMS, NGRAM_CORPUS, ONNX, PROMPT, SUPERPOSED_FIXTURE, TOKENIZER};
+use common::tiny::{
+    CONFIG, GENERATION_FIXTURE, GGUF, GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE, NGRAMS, NGRAM_CORPUS, ONNX,
+    PROMPT, SUPERPOSED_FIXTURE, TOKENIZER,
+};
 use decoding_playground::wasm::Model;
 use wasm_bindgen::{JsCast, JsError, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -26,10 +29,24 @@ fn model() -> Model {
     Model::new(ONNX.into(), TOKENIZER, CONFIG).unwrap()
 }
 
+fn gguf_model() -> Model {
+    Model::from_gguf(GGUF.into()).unwrap()
+}
+
+/// Each tiny model with its native fixtures.
+fn models() -> [(&'static str, Model, &'static str, &'static str); 2] {
+    [("onnx", model(), GENERATION_FIXTURE, SUPERPOSED_FIXTURE), ("gguf", gguf_model(), GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE)]
+}
+
 #[wasm_bindgen_test]
 fn generations_match_the_native_fixture() {
-    let model = model();
-    let cases: Vec<serde_json::Value> = serde_json::from_str(GENERATION_FIXTURE).unwrap();
+    for (name, model, fixture, _) in models() {
+        generations_match(name, &model, fixture);
+    }
+}
+
+fn generations_match(name: &str, model: &Model, fixture: &str) {
+    let cases: Vec<serde_json::Value> = serde_json::from_str(fixture).unwrap();
     for case in cases {
         model.start(PROMPT, js(&case["config"].to_string())).unwrap();
         let (mut tokens, mut text) = (Vec::new(), String::new());
@@ -42,8 +59,8 @@ fn generations_match_the_native_fixture() {
             text.push_str(&field(&step, "text").as_string().unwrap());
         }
         let expected: Vec<u32> = serde_json::from_value(case["tokens"].clone()).unwrap();
-        assert_eq!(tokens, expected, "{}", case["name"]);
-        assert_eq!(text, case["text"].as_str().unwrap(), "{}", case["name"]);
+        assert_eq!(tokens, expected, "{name}: {}", case["name"]);
+        assert_eq!(text, case["text"].as_str().unwrap(), "{name}: {}", case["name"]);
     }
 }
 
@@ -53,9 +70,14 @@ fn ids(value: &JsValue) -> Vec<u32> {
 
 #[wasm_bindgen_test]
 fn superposed_drafts_match_the_native_fixture() {
-    let model = model();
+    for (name, model, _, fixture) in models() {
+        drafts_match(name, &model, fixture);
+    }
+}
+
+fn drafts_match(name: &str, model: &Model, fixture: &str) {
     model.set_ngram_store(Some(NGRAMS.to_vec())).unwrap();
-    let cases: Vec<serde_json::Value> = serde_json::from_str(SUPERPOSED_FIXTURE).unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(fixture).unwrap();
     assert!(!cases.is_empty());
     for case in cases {
         model.start(PROMPT, js(&case["config"].to_string())).unwrap();
@@ -74,9 +96,9 @@ fn superposed_drafts_match_the_native_fixture() {
         let tokens: Vec<Vec<u32>> = drafts.iter().map(|d| ids(&field(&d, "tokens"))).collect();
         let texts: Vec<String> = drafts.iter().map(|d| field(&d, "text").as_string().unwrap()).collect();
         let expected = |key: &str| serde_json::from_value::<Vec<serde_json::Value>>(case[key].clone()).unwrap();
-        assert_eq!(serde_json::to_value(&live).unwrap(), serde_json::Value::Array(expected("live")), "{}", case["name"]);
-        assert_eq!(serde_json::to_value(&tokens).unwrap(), serde_json::Value::Array(expected("drafts")), "{}", case["name"]);
-        assert_eq!(serde_json::to_value(&texts).unwrap(), serde_json::Value::Array(expected("texts")), "{}", case["name"]);
+        assert_eq!(serde_json::to_value(&live).unwrap(), serde_json::Value::Array(expected("live")), "{name}: {}", case["name"]);
+        assert_eq!(serde_json::to_value(&tokens).unwrap(), serde_json::Value::Array(expected("drafts")), "{name}: {}", case["name"]);
+        assert_eq!(serde_json::to_value(&texts).unwrap(), serde_json::Value::Array(expected("texts")), "{name}: {}", case["name"]);
     }
 }
 
@@ -152,4 +174,31 @@ fn bad_input_throws_errors_with_messages() {
     assert!(start_err(PROMPT, r#"{"maxtokens": 3}"#).contains("unknown field `maxtokens`"));
     let long = "a b ".repeat(model.context_length());
     assert!(start_err(&long, "{}").contains("the context holds"));
+}
+
+#[wasm_bindgen_test]
+fn bad_gguf_bytes_throw_errors_with_messages() {
+    let err = |bytes: &[u8]| message(Model::from_gguf(bytes.into()).err().expect("refused").into());
+    let patched = |at: usize, with: &[u8]| {
+        let mut bytes = GGUF.to_vec();
+        bytes[at..at + with.len()].copy_from_slice(with);
+        bytes
+    };
+    assert!(err(b"").starts_with("model error"));
+    assert!(err(&patched(0, b"GGML")).contains("not a GGUF file"));
+    assert!(err(&patched(4, &1u32.to_le_bytes())).contains("version 1"));
+    // The first "llama" in the file is the value of general.architecture.
+    let arch = GGUF.windows(5).position(|w| w == b"llama").unwrap();
+    assert!(err(&patched(arch, b"gpt-2")).contains("gpt-2"));
+    for cut in [3, 24, 1000, 13_000, GGUF.len() / 2, GGUF.len() - 1] {
+        assert!(err(&GGUF[..cut]).starts_with("model error"), "cut at {cut}");
+    }
+}
+
+/// The simd128 kernels equal the scalar reference bit for bit here, and the reference's outputs
+/// hash to what the native build computes: the precondition for the same tokens everywhere.
+#[wasm_bindgen_test]
+fn quantised_kernels_equal_the_native_reference() {
+    decoding_playground::model::quant::self_check().unwrap();
+    assert_eq!(decoding_playground::model::quant::simd_kernel_name(), "wasm simd128");
 }

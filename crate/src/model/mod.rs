@@ -11,10 +11,18 @@
 //!
 //! No backend type appears in the trait, so a WebGPU backend can implement it too.
 
+pub mod gguf;
+pub mod onnx;
+pub mod quant;
 pub mod tract;
+pub mod weights;
+
+use std::sync::Arc;
 
 use crate::error::{check, Error, Result};
 use serde::Deserialize;
+
+use self::quant::QuantMatrix;
 
 pub use self::tract::TractModel;
 
@@ -85,17 +93,19 @@ impl ModelConfig {
     }
 }
 
-/// How the embedding table is stored. f16 tables (the default SmolLM2 build) stay f16 in memory,
-/// half the size, and rows are widened to f32 when read.
-#[derive(Debug, Clone, PartialEq)]
+/// How the embedding table is stored: in the file's own precision, widened to f32 row by row
+/// when read. A block-quantised table (SmolLM2's GGUF: Q8_0) is shared with the tied output
+/// projection, so it is held once.
+#[derive(Debug, Clone)]
 pub enum EmbeddingStorage {
     F32(Vec<f32>),
     /// IEEE 754 binary16 bit patterns.
     F16(Vec<u16>),
+    Quant(Arc<QuantMatrix>),
 }
 
 /// The `[vocab, hidden]` token embedding table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct EmbeddingTable {
     vocab_size: usize,
     hidden_size: usize,
@@ -108,7 +118,17 @@ impl EmbeddingTable {
         let len = match &storage {
             EmbeddingStorage::F32(v) => v.len(),
             EmbeddingStorage::F16(v) => v.len(),
+            EmbeddingStorage::Quant(q) => q.rows() * q.cols(),
         };
+        if let EmbeddingStorage::Quant(q) = &storage {
+            if q.rows() != vocab_size || q.cols() != hidden_size {
+                return Err(Error::Model(format!(
+                    "embedding table is {} x {}, expected {vocab_size} x {hidden_size}",
+                    q.rows(),
+                    q.cols()
+                )));
+            }
+        }
         if vocab_size == 0 || hidden_size == 0 || Some(len) != vocab_size.checked_mul(hidden_size) {
             return Err(Error::Model(format!(
                 "embedding table holds {len} values, expected {vocab_size} x {hidden_size}"
@@ -138,6 +158,7 @@ impl EmbeddingTable {
         match &self.storage {
             EmbeddingStorage::F32(v) => v.len() * 4,
             EmbeddingStorage::F16(v) => v.len() * 2,
+            EmbeddingStorage::Quant(q) => q.storage_bytes(),
         }
     }
 
@@ -181,6 +202,7 @@ impl EmbeddingTable {
                     *o += weight * f16_bits_to_f32(x);
                 }
             }
+            EmbeddingStorage::Quant(q) => q.add_scaled_row(token as usize, weight, out)?,
         }
         Ok(())
     }

@@ -1,72 +1,45 @@
-//! The tract-onnx backend of [`LanguageModel`]: CPU inference, natively
-//! and in wasm32 (simd128 kernels).
+//! The tract backend of [`LanguageModel`]: CPU inference, natively and in wasm32 (simd128
+//! kernels), for models from either format:
 //!
-//! # Loading
+//! - **GGUF** ([`TractModel::from_gguf`]): the Llama graph is built here from the GGUF's
+//!   hyper-parameters ([`llama_graph`]), and every block-quantised matrix is a [`QuantMatMul`]
+//!   op that computes from the shared [`QuantMatrix`](super::quant::QuantMatrix) blocks with our
+//!   kernels; tract runs everything else (norms, RoPE, attention, the KV cache);
+//! - **ONNX** ([`TractModel::from_bytes`]): a checked [`OnnxDecoder`] graph, whose weights tract
+//!   widens to f32 at load.
 //!
-//! [`TractModel::from_bytes`] takes the bytes of one ONNX protobuf (no external data: the
-//! browser fetches the file, and tract's external-data loader only reads paths) and, optionally,
-//! the [`ModelConfig`] from the `config.json` next to it:
-//!
-//! - the dimensions come from the graph itself: vocabulary and hidden size from the embedding
-//!   initializer `model.embed_tokens.weight` `[vocab, hidden]`, the layer count from the
-//!   `past_key_values.{i}.key` inputs, KV heads and head size from their declared shape. A config,
-//!   when given, must agree with them (a mismatch is an error: it catches a config paired with
-//!   the wrong model);
-//! - the context length is not in the graph (RoPE is computed from `position_ids`): it comes
-//!   from the config, else [`DEFAULT_CONTEXT_LENGTH`]; [`TractModel::set_context_length`]
-//!   changes it (lower it to bound KV-cache memory).
-//!
-//! The embedding table is taken out of the protobuf before tract sees it (the graph never reads
-//! it) and kept in its stored type: an f16 table stays f16 (57 MB for SmolLM2 instead of 113 MB)
-//! and rows are widened to f32 when read.
-//!
-//! The graph is then typed with symbolic shapes (`S` new tokens, `P` cached ones:
+//! Either graph is then typed with symbolic shapes (`S` new tokens, `P` cached ones:
 //! `inputs_embeds` `[1,S,hidden]`, `attention_mask` `[1,P+S]`, `position_ids` `[1,S]`, past K/V
 //! `[1,kv_heads,P,head_dim]`), decluttered, and rewritten by tract-transformers: the
 //! `Concat(past, new) → present` pairs become stateful `DynKeyValueCache` ops (the runtime keeps
 //! the cache; the model is left with 3 inputs and the `logits` output), RoPE, masked softmax and
 //! RMSNorm become fused ops. Then it is optimised and one state is spawned per sequence.
+//! [`QuantMatMul`] passes through every stage untouched.
 //!
-//! Memory while loading: the caller's bytes, the decoded protobuf (one copy of the weights) and
-//! tract's tensors; the protobuf is dropped once tract has built its model. f16 matrices are
-//! widened to f32 at load (tract folds each `Cast` of a constant), so the running model holds
-//! f32 weights whatever the file stores. Measured natively (SmolLM2-135M, 2-core machine, other
-//! builds running): peak RSS 1.3 GB for the 382 MB f16 file, 1.8 GB for the 651 MB f32 file;
-//! load (decode + build + optimise) ~3 s in release, ~35 s in a debug build.
+//! The context length comes from the GGUF metadata or the ONNX model's config;
+//! [`TractModel::set_context_length`] lowers it to bound KV-cache memory.
 //!
-//! Errors: the signature, the embedding initializer and the graph's wiring are checked before
-//! tract parses the graph (its parser indexes tensors by name without checking), so a corrupt,
-//! truncated or foreign file gives an [`Error::Model`] naming what is wrong. Should inference
-//! itself fail, the sequence is reset (the KV cache might hold part of the failed call).
+//! Should inference itself fail, the sequence is reset (the KV cache might hold part of the
+//! failed call).
+
+pub mod llama_graph;
+mod quant_op;
 
 use std::sync::Arc;
 
 use prost::bytes::Buf;
-use prost::Message;
-use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{bail, ensure, DimLike, TractErrorContext};
 use tract_onnx::tract_core::transform::get_transform;
 
-use super::{EmbeddingStorage, EmbeddingTable, LanguageModel, ModelConfig};
+use super::onnx::{OnnxDecoder, INPUT_NAMES};
+use super::quant::Kernel;
+use super::weights::GgufModel;
+use super::{EmbeddingTable, LanguageModel, ModelConfig};
 use crate::error::{Error, Result};
+use crate::tokenizer::TextTokenizer;
 
-/// Context length used when no config is given.
-pub const DEFAULT_CONTEXT_LENGTH: usize = 2048;
-/// Name of the embedding initializer the runtime reads.
-pub const EMBED_TOKENS_INITIALIZER: &str = "model.embed_tokens.weight";
-
-const INPUT_NAMES: [&str; 3] = ["inputs_embeds", "attention_mask", "position_ids"];
-
-// ONNX TensorProto.DataType
-const ONNX_FLOAT: i32 = 1;
-const ONNX_FLOAT16: i32 = 10;
-// ONNX TensorProto.DataLocation
-const ONNX_EXTERNAL: i32 = 1;
-
-fn model_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Model(format!("{what}: {e}"))
-}
+pub use quant_op::QuantMatMul;
 
 /// tract errors carry a chain of contexts; keep all of it.
 fn tract_error(what: &str, e: TractError) -> Error {
@@ -109,48 +82,60 @@ impl TractModel {
     }
 
     fn load(onnx: impl Buf, config: Option<&ModelConfig>, rewrites: Rewrites) -> Result<Self> {
-        let mut proto = pb::ModelProto::decode(onnx)
-            .map_err(|e| model_error("not a valid ONNX model (protobuf decoding failed)", e))?;
-        let graph = proto
-            .graph
-            .as_mut()
-            .ok_or_else(|| Error::Model("not a valid ONNX model: it has no graph".into()))?;
-        let embeddings = take_embeddings(graph)?;
-        let dims = check_signature(graph, embeddings.vocab_size(), embeddings.hidden_size())?;
-        let config = match config {
-            Some(c) => {
-                let found = ModelConfig {
-                    context_length: c.context_length,
-                    ..dims.clone()
-                };
-                if *c != found {
-                    return Err(Error::Model(format!(
-                        "the config does not match the model: config {c:?}, graph {found:?}"
-                    )));
-                }
-                if c.context_length == 0 {
-                    return Err(Error::Model("the config's context_length is 0".into()));
-                }
-                c.clone()
-            }
-            None => dims,
-        };
-
+        let OnnxDecoder { proto, embeddings, config } = OnnxDecoder::read(onnx, config)?;
         let model = tract_onnx::onnx()
             .with_ignore_value_info(true)
             .model_for_proto_model(&proto)
             .map_err(|e| tract_error("cannot build the ONNX graph", e))?;
         drop(proto);
-        let (plan, slots) = build_plan(model, &config, rewrites)
+        Self::prepare(model, embeddings, config, rewrites, (&Default::default(), Kernel::Simd))
+    }
+
+    /// Loads a Llama-family model from a `.gguf` file streamed from `gguf` (in wasm, from JS in
+    /// chunks), in the file's own precision, and returns it with the tokenizer from the file's
+    /// metadata. Each tensor's bytes are dropped once its blocks are in place.
+    pub fn from_gguf(gguf: impl Buf) -> Result<(Self, TextTokenizer)> {
+        Self::from_gguf_with_kernel(gguf, Kernel::Simd)
+    }
+
+    /// [`from_gguf`](Self::from_gguf) with the quantised products computed by `kernel`: the
+    /// scalar reference, or f32 activations, to measure what the fast kernel costs in accuracy.
+    pub fn from_gguf_with_kernel(gguf: impl Buf, kernel: Kernel) -> Result<(Self, TextTokenizer)> {
+        let GgufModel { weights, tokenizer } = GgufModel::read(gguf)?;
+        let (proto, quantised) = llama_graph::onnx_graph(&weights);
+        let config = ModelConfig {
+            vocab_size: weights.params.vocab_size,
+            hidden_size: weights.params.hidden_size,
+            num_layers: weights.params.num_layers,
+            num_key_value_heads: weights.params.num_kv_heads,
+            head_dim: weights.params.head_dim,
+            context_length: weights.params.context_length,
+        };
+        let embeddings = weights.embeddings.clone();
+        drop(weights);
+        let mut onnx = tract_onnx::onnx();
+        onnx.op_register.insert(QuantMatMul::ONNX_OP, quant_op::onnx_builder);
+        let model = onnx
+            .with_ignore_value_info(true)
+            .model_for_proto_model(&proto)
+            .map_err(|e| tract_error("cannot build the Llama graph", e))?;
+        drop(proto);
+        let model = Self::prepare(model, embeddings, config, Rewrites::ByName, (&quantised, kernel))?;
+        Ok((model, tokenizer))
+    }
+
+    /// Types, rewrites and optimises a graph; `quantised` binds the [`QuantMatMul`] ops to their
+    /// weights by name.
+    fn prepare(
+        model: InferenceModel,
+        embeddings: EmbeddingTable,
+        config: ModelConfig,
+        rewrites: Rewrites,
+        quantised: (&llama_graph::QuantisedWeights, Kernel),
+    ) -> Result<Self> {
+        let (plan, slots) = build_plan(model, &config, rewrites, quantised)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
-        Ok(TractModel {
-            plan,
-            state: None,
-            slots,
-            embeddings,
-            config,
-            position: 0,
-        })
+        Ok(TractModel { plan, state: None, slots, embeddings, config, position: 0 })
     }
 
     /// [`from_bytes`](Self::from_bytes) with the text of a `config.json`.
@@ -329,207 +314,13 @@ impl LanguageModel for TractModel {
     }
 }
 
-/// Removes the embedding initializer from the graph and returns it as a table.
-fn take_embeddings(graph: &mut pb::GraphProto) -> Result<EmbeddingTable> {
-    let ix = graph
-        .initializer
-        .iter()
-        .position(|t| t.name == EMBED_TOKENS_INITIALIZER)
-        .ok_or_else(|| {
-            Error::Model(format!(
-                "the model has no `{EMBED_TOKENS_INITIALIZER}` initializer (the token embedding table)"
-            ))
-        })?;
-    let t = graph.initializer.remove(ix);
-    graph.input.retain(|i| i.name != EMBED_TOKENS_INITIALIZER);
-    let bad = |why: String| Error::Model(format!("`{EMBED_TOKENS_INITIALIZER}`: {why}"));
-    if t.data_location == Some(ONNX_EXTERNAL) || !t.external_data.is_empty() {
-        return Err(bad(
-            "stored as external data; export the model as one protobuf".into(),
-        ));
-    }
-    if t.dims.len() != 2 || t.dims.iter().any(|&d| d <= 0) {
-        return Err(bad(format!(
-            "expected a [vocab, hidden] matrix, got dims {:?}",
-            t.dims
-        )));
-    }
-    let (vocab, hidden) = (t.dims[0] as usize, t.dims[1] as usize);
-    let n = vocab
-        .checked_mul(hidden)
-        .ok_or_else(|| bad(format!("dims {:?} are too large", t.dims)))?;
-    let storage = match t.data_type {
-        ONNX_FLOAT if !t.raw_data.is_empty() => {
-            EmbeddingStorage::F32(le_elements(&t.raw_data, n, f32::from_le_bytes).map_err(bad)?)
-        }
-        ONNX_FLOAT => EmbeddingStorage::F32(t.float_data),
-        ONNX_FLOAT16 if !t.raw_data.is_empty() => {
-            EmbeddingStorage::F16(le_elements(&t.raw_data, n, u16::from_le_bytes).map_err(bad)?)
-        }
-        // ONNX keeps f16 values without raw_data in int32_data, one per element.
-        ONNX_FLOAT16 => EmbeddingStorage::F16(t.int32_data.iter().map(|&x| x as u16).collect()),
-        other => {
-            return Err(bad(format!(
-                "element type {other} is not supported (float32 or float16 only)"
-            )))
-        }
-    };
-    EmbeddingTable::new(vocab, hidden, storage).map_err(|e| bad(e.to_string()))
-}
-
-/// Exactly `n` little-endian elements of `N` bytes each, as ONNX stores `raw_data`.
-fn le_elements<T, const N: usize>(raw: &[u8], n: usize, from: fn([u8; N]) -> T) -> Result<Vec<T>, String> {
-    if raw.len() != n * N {
-        return Err(format!("{} bytes of data for {n} elements of {N} bytes", raw.len()));
-    }
-    Ok(raw.chunks_exact(N).map(|b| from(b.try_into().expect("chunks_exact yields N bytes"))).collect())
-}
-
-fn declared_dims(info: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
-    use pb::tensor_shape_proto::dimension::Value;
-    let pb::type_proto::Value::TensorType(t) = info.r#type.as_ref()?.value.as_ref()?;
-    Some(
-        t.shape
-            .as_ref()?
-            .dim
-            .iter()
-            .map(|d| match d.value {
-                Some(Value::DimValue(v)) => Some(v),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-/// Checks that the graph has exactly the inputs and outputs this runtime feeds and reads, and
-/// returns the dimensions it declares (context length: [`DEFAULT_CONTEXT_LENGTH`]).
-fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Result<ModelConfig> {
-    let initializers: std::collections::HashSet<&str> =
-        graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !initializers.contains(i.name.as_str()))
-        .collect();
-    let input = |name: &str| inputs.iter().copied().find(|i| i.name == name);
-    let has_output = |name: &str| graph.output.iter().any(|o| o.name == name);
-    let expected = "expected inputs inputs_embeds, attention_mask, position_ids, \
-                    past_key_values.{i}.key/value and outputs logits, present.{i}.key/value";
-
-    for name in INPUT_NAMES {
-        if input(name).is_none() {
-            return Err(Error::Model(format!(
-                "the model has no input `{name}` ({expected})"
-            )));
-        }
-    }
-    let layers = (0..)
-        .take_while(|i| input(&format!("past_key_values.{i}.key")).is_some())
-        .count();
-    if layers == 0 {
-        return Err(Error::Model(format!(
-            "the model has no input `past_key_values.0.key` ({expected})"
-        )));
-    }
-    for i in 0..layers {
-        for kv in ["key", "value"] {
-            let name = format!("past_key_values.{i}.{kv}");
-            if input(&name).is_none() {
-                return Err(Error::Model(format!(
-                    "the model has no input `{name}` ({expected})"
-                )));
-            }
-            let name = format!("present.{i}.{kv}");
-            if !has_output(&name) {
-                return Err(Error::Model(format!(
-                    "the model has no output `{name}` ({expected})"
-                )));
-            }
-        }
-    }
-    if !has_output("logits") {
-        return Err(Error::Model(format!(
-            "the model has no output `logits` ({expected})"
-        )));
-    }
-    // Every tensor a node reads and every graph output must be produced by something (tract's
-    // parser indexes them without checking).
-    let mut produced: std::collections::HashSet<&str> = graph
-        .input
-        .iter()
-        .map(|i| i.name.as_str())
-        .chain(initializers.iter().copied())
-        .collect();
-    produced.insert(EMBED_TOKENS_INITIALIZER);
-    produced.insert("");
-    for node in &graph.node {
-        produced.extend(node.output.iter().map(|o| o.as_str()));
-    }
-    for node in &graph.node {
-        if let Some(missing) = node.input.iter().find(|i| !produced.contains(i.as_str())) {
-            return Err(Error::Model(format!(
-                "the graph is incomplete: node `{}` ({}) reads `{missing}`, which nothing produces",
-                node.name, node.op_type
-            )));
-        }
-    }
-    if let Some(missing) = graph
-        .output
-        .iter()
-        .find(|o| !produced.contains(o.name.as_str()))
-    {
-        return Err(Error::Model(format!(
-            "the graph is incomplete: nothing produces its output `{}`",
-            missing.name
-        )));
-    }
-    if inputs.len() != 3 + 2 * layers {
-        let extra: Vec<&str> = inputs
-            .iter()
-            .map(|i| i.name.as_str())
-            .filter(|n| !INPUT_NAMES.contains(n) && !n.starts_with("past_key_values."))
-            .collect();
-        return Err(Error::Model(format!(
-            "the model has unexpected inputs {extra:?} ({expected})"
-        )));
-    }
-
-    let kv_dims = declared_dims(input("past_key_values.0.key").expect("checked"));
-    let (kv_heads, head_dim) = match kv_dims.as_deref() {
-        Some([_, Some(h), _, Some(d)]) if *h > 0 && *d > 0 => (*h as usize, *d as usize),
-        _ => {
-            return Err(Error::Model(format!(
-                "`past_key_values.0.key` must be declared [batch, kv_heads, past, head_dim] \
-                 with fixed kv_heads and head_dim, got {kv_dims:?}"
-            )))
-        }
-    };
-    if let Some(Some(h)) = declared_dims(input("inputs_embeds").expect("checked"))
-        .as_deref()
-        .and_then(|d| d.last())
-    {
-        if *h as usize != hidden {
-            return Err(Error::Model(format!(
-                "`inputs_embeds` has width {h} but the embedding table has {hidden}"
-            )));
-        }
-    }
-    Ok(ModelConfig {
-        vocab_size: vocab,
-        hidden_size: hidden,
-        num_layers: layers,
-        num_key_value_heads: kv_heads,
-        head_dim,
-        context_length: DEFAULT_CONTEXT_LENGTH,
-    })
-}
-
 /// Types the graph with symbolic shapes, moves the KV cache into the model and optimises it.
 /// Returns the plan and, for each of its inputs, which of (embeds, mask, positions) it takes.
 fn build_plan(
     mut model: InferenceModel,
     config: &ModelConfig,
     rewrites: Rewrites,
+    (quantised, kernel): (&llama_graph::QuantisedWeights, Kernel),
 ) -> TractResult<(Arc<TypedRunnableModel>, [usize; 3])> {
     let s = model.symbols.sym("S");
     let p = model.symbols.sym("P");
@@ -565,7 +356,9 @@ fn build_plan(
         };
         model.set_input_fact(ix, fact)?;
     }
-    let mut typed = model.into_typed()?.into_decluttered()?;
+    let mut typed = model.into_typed()?;
+    quant_op::bind_weights(&mut typed, quantised, kernel)?;
+    let mut typed = typed.into_decluttered()?;
     apply_transformer_rewrites(&mut typed, rewrites)?;
 
     if typed.inputs.len() != 3 || typed.outputs.len() != 1 {
@@ -639,7 +432,7 @@ fn apply_transformer_rewrites(model: &mut TypedModel, rewrites: Rewrites) -> Tra
 mod tests {
     use super::*;
 
-    const TINY: &[u8] = include_bytes!("../../../models/tiny/model.onnx");
+    const TINY: &[u8] = include_bytes!("../../../../models/tiny/model.onnx");
 
     /// The registry lookup finds the transform natively, and the direct fallback (for a platform
     /// where the registry's static constructors did not run) gives the same model.

@@ -1,0 +1,94 @@
+//! GGUF models through the tract backend, their weights kept in Q4_1/Q8_0 blocks: the tiny GGUF
+//! against the float64 numpy reference over gguf-py's dequantised weights
+//! (models/tiny/gguf_reference.json, written by `models/build.sh tiny`), the KV cache, and the
+//! embedding rows superposed decoding reads from the Q8_0 blocks.
+#![cfg(not(target_arch = "wasm32"))]
+
+use decoding_playground::model::quant::Kernel;
+use decoding_playground::model::{EmbeddingStorage, LanguageModel};
+use decoding_playground::TractModel;
+
+const TINY_GGUF: &[u8] = include_bytes!("../../models/tiny/model.gguf");
+const TINY_REFERENCE: &str = include_str!("../../models/tiny/gguf_reference.json");
+
+fn reference() -> serde_json::Value {
+    serde_json::from_str(TINY_REFERENCE).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn tiny(kernel: Kernel) -> TractModel {
+    TractModel::from_gguf_with_kernel(TINY_GGUF, kernel).unwrap().0
+}
+
+/// With f32 activations the graph computes the reference's function exactly (f32 rounding
+/// only); the int16 activations of the fast kernels add a small, bounded error.
+#[test]
+fn tiny_gguf_logits_match_the_float64_reference() {
+    let reference = reference();
+    let ids: Vec<u32> = serde_json::from_value(reference["ids"].clone()).unwrap();
+    let expected: Vec<Vec<f32>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    for (kernel, tolerance) in [(Kernel::F32Activations, 2e-5), (Kernel::Reference, 3e-3), (Kernel::Simd, 3e-3)] {
+        let mut model = tiny(kernel);
+        let vocab = model.vocab_size();
+        let logits = model.prefill_all_logits(&ids).unwrap();
+        let worst = expected
+            .iter()
+            .enumerate()
+            .map(|(pos, row)| max_abs_diff(&logits[pos * vocab..(pos + 1) * vocab], row))
+            .fold(0.0, f32::max);
+        println!("{kernel:?}: max |logit - reference| = {worst:.2e}");
+        assert!(worst < tolerance, "{kernel:?}: max |logit - reference| = {worst} (tolerance {tolerance})");
+    }
+}
+
+#[test]
+fn the_simd_kernels_give_the_reference_kernels_logits_bit_for_bit() {
+    let ids: Vec<u32> = serde_json::from_value(reference()["ids"].clone()).unwrap();
+    let simd = tiny(Kernel::Simd).prefill_all_logits(&ids).unwrap();
+    let scalar = tiny(Kernel::Reference).prefill_all_logits(&ids).unwrap();
+    assert!(simd.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+#[test]
+fn gguf_kv_cache_steps_equal_a_fresh_full_prefill() {
+    let ids: Vec<u32> = serde_json::from_value(reference()["ids"].clone()).unwrap();
+    let mut model = tiny(Kernel::Simd);
+    let vocab = model.vocab_size();
+    let full = model.prefill_all_logits(&ids).unwrap();
+    model.reset();
+    let mut incremental = vec![model.prefill(&ids[..5]).unwrap()];
+    for (k, &id) in ids[5..].iter().enumerate() {
+        incremental.push(if k % 2 == 0 {
+            model.step_token(id).unwrap()
+        } else {
+            model.step_embedding(&model.embed(id).unwrap()).unwrap()
+        });
+    }
+    for (logits, end) in incremental.iter().zip(5..) {
+        let diff = max_abs_diff(logits, &full[(end - 1) * vocab..end * vocab]);
+        assert!(diff < 1e-4, "position {}: max |diff| = {diff}", end - 1);
+    }
+}
+
+/// Embedding rows (and so superposed decoding's weighted sums) come straight from the Q8_0
+/// blocks, dequantised as gguf-py does.
+#[test]
+fn embedding_rows_are_read_from_the_q8_0_blocks() {
+    let model = tiny(Kernel::Simd);
+    let table = model.embeddings();
+    let EmbeddingStorage::Quant(blocks) = table.storage() else { panic!("token_embd is Q8_0") };
+    assert_eq!(blocks.format().name(), "Q8_0");
+    let reference = reference();
+    let embd = reference["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "token_embd.weight").unwrap();
+    let first: Vec<f32> = serde_json::from_value(embd["first_values"].clone()).unwrap();
+    assert_eq!(&table.row(0).unwrap()[..first.len()], &first[..]);
+    let (a, b) = (table.row(7).unwrap(), table.row(300).unwrap());
+    let sum = table.superpose(&[(7, 0.25), (300, 0.75)]).unwrap();
+    for j in 0..a.len() {
+        assert_eq!(sum[j], 0.0 + 0.25 * a[j] + 0.75 * b[j]);
+    }
+}
