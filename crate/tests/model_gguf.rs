@@ -92,3 +92,22 @@ fn embedding_rows_are_read_from_the_q8_0_blocks() {
         assert_eq!(sum[j], 0.0 + 0.25 * a[j] + 0.75 * b[j]);
     }
 }
+
+/// The native logits that the wasm tests compare theirs with (`tiny_gguf_logits.json`):
+/// a prefill of the prompt, then two cached steps.
+#[test]
+fn native_logits_match_the_fixture_wasm_compares_with() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_gguf_logits.json");
+    let (mut model, tokenizer) = TractModel::from_gguf(TINY_GGUF).unwrap();
+    let prompt = tokenizer.encode("Once upon a time, there was a little").unwrap();
+    let steps = [prompt.clone(), vec![300], vec![301]];
+    let logits: Vec<Vec<f32>> = steps.iter().map(|ids| model.prefill(ids).unwrap()).collect();
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        let fixture = serde_json::json!({ "steps": steps, "logits": logits });
+        std::fs::write(path, serde_json::to_string(&fixture).unwrap() + "\n").unwrap();
+    }
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let stored_logits: Vec<Vec<f32>> = serde_json::from_value(stored["logits"].clone()).unwrap();
+    let same = stored_logits == logits && stored["steps"] == serde_json::json!(steps);
+    assert!(same, "the native logits changed: run with UPDATE_FIXTURES=1 after a deliberate change");
+}
