@@ -4,7 +4,10 @@
 //! per line read on stdin (so the driver can alternate it with the browser's runs on a busy
 //! machine), printing a JSON line each; at the end of input prints the medians and peak RSS.
 //!
-//!     yes | head -3 | cargo run --release --example bench_native -- PROMPT [--model DIR] [--tokens N]
+//!     yes | head -3 | cargo run --release --example bench_native -- PROMPT|--prompt-ids 1,2,3 [--model PATH] [--tokens N]
+//!
+//! PATH: a `.gguf` file (default: models/smollm2-135m/model.gguf) or a folder holding
+//! model.onnx, tokenizer.json and config.json.
 
 use decoding_playground::generate::{Engine, GenerateConfig};
 use decoding_playground::sampling::SamplerConfig;
@@ -19,24 +22,39 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut prompt = None;
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m");
+    let mut prompt_ids: Option<Vec<u32>> = None;
+    let mut path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m/model.gguf");
     let mut max_tokens = 32;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--model" => dir = args.next().ok_or("--model needs a folder")?.into(),
+            "--model" => path = args.next().ok_or("--model needs a path")?.into(),
             "--tokens" => max_tokens = args.next().ok_or("--tokens needs a number")?.parse()?,
+            "--prompt-ids" => {
+                let ids = args.next().ok_or("--prompt-ids needs ids")?;
+                prompt_ids = Some(ids.split(',').map(str::parse).collect::<std::result::Result<_, _>>()?);
+            }
             _ => prompt = Some(arg),
         }
     }
-    let prompt = prompt.ok_or("give the prompt as an argument")?;
-    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()));
-    let (onnx, tokenizer, config) = (read("model.onnx")?, read("tokenizer.json")?, read("config.json")?);
-
-    let have_bytes = Instant::now();
-    let model = TractModel::from_bytes_with_config_json(&onnx, std::str::from_utf8(&config)?)?;
-    let mut engine = Engine::new(model, TextTokenizer::from_bytes(&tokenizer)?)?;
-    let load_s = have_bytes.elapsed().as_secs_f64();
-    drop(onnx);
+    let read = |path: PathBuf| std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
+    let (model, tokenizer, load_s) = if path.is_dir() {
+        let (onnx, tokenizer, config) =
+            (read(path.join("model.onnx"))?, read(path.join("tokenizer.json"))?, read(path.join("config.json"))?);
+        let have_bytes = Instant::now();
+        let model = TractModel::from_bytes_with_config_json(&onnx, std::str::from_utf8(&config)?)?;
+        (model, TextTokenizer::from_bytes(&tokenizer)?, have_bytes.elapsed().as_secs_f64())
+    } else {
+        let gguf = read(path)?;
+        let have_bytes = Instant::now();
+        let (model, tokenizer) = TractModel::from_gguf(gguf.as_slice())?;
+        (model, tokenizer, have_bytes.elapsed().as_secs_f64())
+    };
+    let mut engine = Engine::new(model, tokenizer)?;
+    let prompt = match (prompt, prompt_ids) {
+        (_, Some(ids)) => engine.tokenizer.decode(&ids)?,
+        (Some(prompt), None) => prompt,
+        (None, None) => return Err("give the prompt as an argument, or --prompt-ids".into()),
+    };
     let prompt_tokens = engine.tokenizer.encode(&prompt)?.len();
 
     // Empty stop tokens: every run generates exactly max_tokens, so the runtimes compare.

@@ -169,6 +169,21 @@ impl<M: LanguageModel> Engine<M> {
         self.ngrams.take()
     }
 
+    /// Teacher-forced natural-log probabilities of `ids[1..]`, each given the ids before it, from
+    /// one prefill (resetting the model): the basis of perplexity.
+    pub fn log_probs(&mut self, ids: &[u32]) -> Result<Vec<f64>> {
+        check(ids.len() >= 2, "ids", "at least two tokens", ids.len())?;
+        self.model.reset();
+        let logits = self.model.prefill_all_logits(&ids[..ids.len() - 1])?;
+        let vocab = self.model.vocab_size();
+        let mut scratch = Vec::new();
+        Ok(logits
+            .chunks_exact(vocab)
+            .zip(&ids[1..])
+            .map(|(row, &next)| crate::math::log_prob(row, next as usize, &mut scratch))
+            .collect())
+    }
+
     /// Encodes and prefills the prompt (resetting the model) and readies the sampler.
     pub fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
         let mut strategy = match &config.superposed {

@@ -206,6 +206,14 @@ impl Model {
         self.engine.borrow().ngram_store().map_or(0, |s| s.len())
     }
 
+    /// Teacher-forced natural-log probabilities of `ids[1..]`, each given the ids before it (one
+    /// prefill); `exp(-mean)` is the perplexity. Ends a generation in progress.
+    #[wasm_bindgen(js_name = logProbs)]
+    pub fn log_probs(&self, ids: &[u32]) -> Result<Vec<f64>, JsError> {
+        *self.generation.borrow_mut() = None;
+        self.engine.borrow_mut().log_probs(ids).map_err(js_error)
+    }
+
     /// Prefills the prompt and readies a generation; take its steps with `next()`.
     pub fn start(
         &self,

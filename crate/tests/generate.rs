@@ -112,3 +112,20 @@ fn bad_requests_are_clear_errors() {
     let bad_sampler = serde_json::json!({"sampler": {"topP": 2.0}});
     assert!(engine.start(PROMPT, &config(&bad_sampler)).err().unwrap().to_string().contains("topP"));
 }
+
+#[test]
+fn log_probs_are_the_teacher_forced_log_softmax_of_each_next_token() {
+    let mut engine = engine();
+    let ids = engine.tokenizer.encode(PROMPT).unwrap();
+    let got = engine.log_probs(&ids).unwrap();
+    engine.model.reset();
+    let logits = engine.model.prefill_all_logits(&ids).unwrap();
+    let vocab = engine.model.vocab_size();
+    for (i, &next) in ids[1..].iter().enumerate() {
+        let row = &logits[i * vocab..(i + 1) * vocab];
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let ln_z = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+        assert!((got[i] - (row[next as usize] as f64 - ln_z)).abs() < 1e-5, "position {i}");
+    }
+    assert!(matches!(engine.log_probs(&ids[..1]), Err(Error::InvalidParameter { .. })));
+}

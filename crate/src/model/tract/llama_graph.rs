@@ -27,9 +27,11 @@ pub type QuantisedWeights = HashMap<String, Arc<QuantMatrix>>;
 const ONNX_INT64: i32 = 7;
 const OPSET: i64 = 17;
 
-/// The graph and the quantised matrices it names. The weights' f16/f32 matrices are copied
-/// into the protobuf (transposed to `[in, out]`); quantised ones are shared, not copied.
-pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights) {
+/// The graph, the quantised matrices it names, and a block-quantised output projection that the
+/// graph leaves out (its output `logits` is then the normed hidden state, and the caller
+/// projects only the rows it needs). The weights' f16/f32 matrices are copied into the protobuf
+/// (transposed to `[in, out]`); quantised ones are shared, not copied.
+pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights, Option<Arc<QuantMatrix>>) {
     let p = &weights.params;
     let (layers, hidden, heads, kv_heads, head_dim) =
         (p.num_layers, p.hidden_size, p.num_heads, p.num_kv_heads, p.head_dim);
@@ -145,9 +147,18 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights) 
     }
     let h = g.rms_norm(&x, "output_norm.weight", &weights.output_norm);
     let head_name = if weights.output.is_some() { "output.weight" } else { "token_embd.weight" };
-    // An f16 head stays f32 in the graph: tract folds a Cast of a constant only within a small
-    // budget, and would otherwise re-cast (and re-pack) the whole head on every step.
-    g.matmul(&h, head_name, &weights.output_matrix(), Some("logits"));
+    let (head, output_width) = match weights.output_matrix() {
+        Matrix::Quant(q) => {
+            g.op_to("Identity", &[&h], "logits", vec![]);
+            (Some(q), hidden)
+        }
+        // An f16 head stays f32 in the graph: tract folds a Cast of a constant only within a
+        // small budget, and would otherwise re-cast (and re-pack) the whole head on every step.
+        matrix => {
+            g.matmul(&h, head_name, &matrix, Some("logits"));
+            (None, p.vocab_size)
+        }
+    };
 
     let f32_input = |name: String, dims: Vec<Dim>| value_info(name, ONNX_FLOAT, dims);
     let kv_dims = || vec![Dim::Param("batch"), Dim::Value(kv_heads), Dim::Param("past"), Dim::Value(head_dim)];
@@ -162,7 +173,7 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights) 
     inputs.extend(kv_names("past_key_values").into_iter().map(|n| f32_input(n, kv_dims())));
     let mut outputs = vec![f32_input(
         "logits".into(),
-        vec![Dim::Param("batch"), Dim::Param("seq"), Dim::Value(p.vocab_size)],
+        vec![Dim::Param("batch"), Dim::Param("seq"), Dim::Value(output_width)],
     )];
     outputs.extend(kv_names("present").into_iter().map(|n| f32_input(n, kv_dims())));
 
@@ -181,7 +192,7 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights) 
         graph: Some(graph),
         ..Default::default()
     };
-    (model, g.quantised)
+    (model, g.quantised, head)
 }
 
 #[derive(Default)]

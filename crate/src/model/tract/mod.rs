@@ -29,11 +29,11 @@ use std::sync::Arc;
 
 use prost::bytes::Buf;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::{bail, ensure, DimLike, TractErrorContext};
+use tract_onnx::tract_core::internal::{bail, ensure, format_err, DimLike, TractErrorContext};
 use tract_onnx::tract_core::transform::get_transform;
 
 use super::onnx::{OnnxDecoder, INPUT_NAMES};
-use super::quant::Kernel;
+use super::quant::{Kernel, QuantMatrix};
 use super::weights::GgufModel;
 use super::{EmbeddingTable, LanguageModel, ModelConfig};
 use crate::error::{Error, Result};
@@ -53,6 +53,9 @@ pub struct TractModel {
     state: Option<TypedSimpleState>,
     /// `slots[k]`: which of (embeds, mask, position_ids) the plan takes as its k-th input.
     slots: [usize; 3],
+    /// A block-quantised output projection, applied here rather than in the graph so that a
+    /// prefill projects its last position only: the graph then ends at the normed hidden state.
+    head: Option<(Arc<QuantMatrix>, Kernel)>,
     embeddings: EmbeddingTable,
     config: ModelConfig,
     position: usize,
@@ -88,7 +91,7 @@ impl TractModel {
             .model_for_proto_model(&proto)
             .map_err(|e| tract_error("cannot build the ONNX graph", e))?;
         drop(proto);
-        Self::prepare(model, embeddings, config, rewrites, (&Default::default(), Kernel::Simd))
+        Self::prepare(model, embeddings, config, rewrites, (&Default::default(), Kernel::Simd), false)
     }
 
     /// Loads a Llama-family model from a `.gguf` file streamed from `gguf` (in wasm, from JS in
@@ -102,7 +105,7 @@ impl TractModel {
     /// scalar reference, or f32 activations, to measure what the fast kernel costs in accuracy.
     pub fn from_gguf_with_kernel(gguf: impl Buf, kernel: Kernel) -> Result<(Self, TextTokenizer)> {
         let GgufModel { weights, tokenizer } = GgufModel::read(gguf)?;
-        let (proto, quantised) = llama_graph::onnx_graph(&weights);
+        let (proto, quantised, head) = llama_graph::onnx_graph(&weights);
         let config = ModelConfig {
             vocab_size: weights.params.vocab_size,
             hidden_size: weights.params.hidden_size,
@@ -120,7 +123,8 @@ impl TractModel {
             .model_for_proto_model(&proto)
             .map_err(|e| tract_error("cannot build the Llama graph", e))?;
         drop(proto);
-        let model = Self::prepare(model, embeddings, config, Rewrites::ByName, (&quantised, kernel))?;
+        let mut model = Self::prepare(model, embeddings, config, Rewrites::ByName, (&quantised, kernel), head.is_some())?;
+        model.head = head.map(|h| (h, kernel));
         Ok((model, tokenizer))
     }
 
@@ -132,10 +136,12 @@ impl TractModel {
         config: ModelConfig,
         rewrites: Rewrites,
         quantised: (&llama_graph::QuantisedWeights, Kernel),
+        outputs_hidden: bool,
     ) -> Result<Self> {
-        let (plan, slots) = build_plan(model, &config, rewrites, quantised)
+        let width = if outputs_hidden { config.hidden_size } else { config.vocab_size };
+        let (plan, slots) = build_plan(model, &config, rewrites, quantised, width)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
-        Ok(TractModel { plan, state: None, slots, embeddings, config, position: 0 })
+        Ok(TractModel { plan, state: None, slots, head: None, embeddings, config, position: 0 })
     }
 
     /// [`from_bytes`](Self::from_bytes) with the text of a `config.json`.
@@ -215,20 +221,23 @@ impl TractModel {
                 return Err(tract_error("inference failed (the sequence was reset)", e));
             }
         };
-        let logits = &outputs[0];
+        let output = &outputs[0];
+        let head = self.head.as_ref();
         let read = || -> TractResult<Vec<f32>> {
+            let width = if head.is_some() { hidden } else { vocab };
             ensure!(
-                logits.shape() == [1, s, vocab],
-                "logits have shape {:?}, expected [1, {s}, {vocab}]",
-                logits.shape()
+                output.shape() == [1, s, width],
+                "the output has shape {:?}, expected [1, {s}, {width}]",
+                output.shape()
             );
-            let view = logits.try_as_plain_ram()?;
+            let view = output.try_as_plain_ram()?;
             let values = view.as_slice::<f32>()?;
-            Ok(if all_logits {
-                values.to_vec()
-            } else {
-                values[(s - 1) * vocab..].to_vec()
-            })
+            let rows = if all_logits { values } else { &values[(s - 1) * width..] };
+            let Some((head, kernel)) = head else { return Ok(rows.to_vec()) };
+            let m = rows.len() / hidden;
+            let mut logits = vec![0.0; m * vocab];
+            head.matmul_with(*kernel, rows, m, &mut logits).map_err(|e| format_err!("output projection: {e}"))?;
+            Ok(logits)
         };
         match read() {
             Ok(values) => {
@@ -321,6 +330,7 @@ fn build_plan(
     config: &ModelConfig,
     rewrites: Rewrites,
     (quantised, kernel): (&llama_graph::QuantisedWeights, Kernel),
+    output_width: usize,
 ) -> TractResult<(Arc<TypedRunnableModel>, [usize; 3])> {
     let s = model.symbols.sym("S");
     let p = model.symbols.sym("P");
@@ -377,13 +387,9 @@ fn build_plan(
             .position(|n| n == name)
             .with_context(|| format!("unexpected input `{name}` after the KV cache rewrite"))?;
     }
-    let logits_fact = typed.outlet_fact(typed.outputs[0])?;
-    if let Some(v) = logits_fact.shape.last().and_then(|d| d.to_usize().ok()) {
-        ensure!(
-            v == config.vocab_size,
-            "the logits have {v} columns but the embedding table has {} rows",
-            config.vocab_size
-        );
+    let output_fact = typed.outlet_fact(typed.outputs[0])?;
+    if let Some(v) = output_fact.shape.last().and_then(|d| d.to_usize().ok()) {
+        ensure!(v == output_width, "the output has {v} columns, expected {output_width}");
     }
     let plan = typed.into_optimized()?.into_runnable()?;
     Ok((plan, slots))
