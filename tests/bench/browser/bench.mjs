@@ -1,7 +1,9 @@
-// Times SmolLM2 in this page with one runtime: "ours" (the crate's wasm Model, tract, simd128,
-// one thread) or "ort" (onnxruntime-web 1.30, wasm EP, SIMD, one thread) on the same ONNX file.
-// Protocol for both: one cold generation right after loading, then warm ones; the speeds are the
-// medians of the warm runs. run.mjs drives window.bench and prints the table.
+// Times SmolLM2 in this page with one engine: "ours" (the crate's wasm Model on the GGUF, its
+// Q4_1/Q8_0 blocks kept, tract + our simd128 kernels, one thread), or onnxruntime-web 1.30 (wasm
+// EP, SIMD, one thread) on the same weights as an f32 ONNX file ("ort-f32") or that file through
+// quantize_dynamic ("ort-int8"). Protocol for all: one cold generation right after loading, then
+// warm ones; the speeds are the medians of the warm runs; then each engine's teacher-forced
+// perplexity of the fixture paragraph. run.mjs drives window.bench and prints the table.
 
 // Every wasm memory either runtime creates or exports, to report linear memory alike for both.
 // Installed before either runtime is imported.
@@ -26,28 +28,30 @@ const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const seconds = (since) => (performance.now() - since) / 1000;
 
-// run.mjs loads each runtime in its own page and then alternates their warm runs, so that a
-// busy machine slows both alike. promptTokens: how many positions ORT prefills (it has no
-// tokenizer); run.mjs takes it from ours.
+// run.mjs loads each engine in its own page and then alternates their warm runs, so that a
+// busy machine slows all alike. The prompt is the first promptTokens ids of the paragraph.
 let run, options;
 const timings = [];
 window.bench = {
   async load(runtime, opts) {
-    options = opts;
-    run = runtime === "ours" ? await oursRuntime(opts.model) : await ortRuntime(opts.model);
+    const embeds = new Float32Array(await (await fetch(opts.paragraphEmbeds)).arrayBuffer());
+    options = { ...opts, paragraph: { ids: opts.paragraphIds, embeds } };
+    run = runtime === "ours" ? await oursRuntime(opts.gguf) : await ortRuntime(opts.onnx[runtime]);
     const init = run.info.initS ? ` (.wasm fetch + compile ${run.info.initS.toFixed(2)} s)` : "";
     log(`${runtime}: fetched in ${run.fetchS.toFixed(2)} s, loaded in ${run.loadS.toFixed(2)} s${init}`);
     return this.generate(); // the cold run, right after loading
   },
   async generate() {
-    const t = await run.generate(options.prompt, options.maxTokens, options.promptTokens);
+    const t = await run.generate(options.paragraph.ids.slice(0, options.promptTokens), options.maxTokens);
     timings.push(t);
     log(`run ${timings.length - 1}: prefill ${t.promptTokens} tok in ${t.prefillS.toFixed(2)} s, ${t.steps} steps in ${t.decodeS.toFixed(2)} s`);
     return t;
   },
-  result() {
+  async result() {
     const [cold, ...warm] = timings;
+    const logProbs = await run.logProbs(options.paragraph);
     return {
+      perplexity: Math.exp(-logProbs.reduce((a, b) => a + b, 0) / logProbs.length),
       fetchS: run.fetchS,
       loadS: run.loadS,
       // From having the model's bytes to the first sampled token (load + first prefill + sample).
@@ -63,18 +67,21 @@ window.bench = {
   },
 };
 
-async function oursRuntime(model) {
+async function oursRuntime(gguf) {
   const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
   let start = performance.now();
-  const [onnx, tokenizer, config] = await Promise.all(["model.onnx", "tokenizer.json", "config.json"].map((f) => bytes(`${model}/${f}`)));
+  const file = await bytes(gguf);
   const fetchS = seconds(start);
   start = performance.now();
   await init(); // fetches and compiles the .wasm: counted in load, as ORT's is in its session creation
   const initS = seconds(start);
-  const instance = new Model(onnx, tokenizer, new TextDecoder().decode(config));
+  const instance = Model.fromGguf(file);
   const loadS = seconds(start);
+  // The first `promptTokens` ids of the paragraph, as text (ORT is fed as many positions).
+  const promptOf = (ids) => instance.decode(ids);
   // Empty stop tokens: every run generates exactly maxTokens, as ORT's loop does.
-  const generate = (prompt, maxTokens) => {
+  const generate = (ids, maxTokens) => {
+    const prompt = promptOf(ids);
     const config = { maxTokens, stopTokens: [], sampler: { temperature: 0, topK: null, topP: null } };
     const start = performance.now();
     instance.start(prompt, config);
@@ -85,7 +92,8 @@ async function oursRuntime(model) {
     for (let step; (step = instance.next()) !== undefined; steps++) text += step.text;
     return { promptTokens: instance.encode(prompt).length, prefillS, firstTokenS, decodeS: seconds(start) - prefillS, steps, text };
   };
-  return { fetchS, loadS, generate, info: { runtime: "tract wasm (simd128, 1 thread)", initS } };
+  const logProbs = async ({ ids }) => [...instance.logProbs(Uint32Array.from(ids))];
+  return { fetchS, loadS, generate, logProbs, info: { runtime: "tract wasm + our Q4_1/Q8_0 simd128 kernels, 1 thread", initS, downloadBytes: file.length } };
 }
 
 async function ortRuntime(model) {
@@ -95,6 +103,7 @@ async function ortRuntime(model) {
   ort.env.wasm.proxy = false;
   let start = performance.now();
   const [onnx, configBytes] = await Promise.all(["model.onnx", "config.json"].map((f) => bytes(`${model}/${f}`)));
+  const downloadBytes = onnx.length;
   const fetchS = seconds(start);
   const config = JSON.parse(new TextDecoder().decode(configBytes));
   start = performance.now();
@@ -113,12 +122,13 @@ async function ortRuntime(model) {
     for (let i = from; i < from + vocab; i++) if (data[i] > data[best]) best = i;
     return best - from;
   };
-  // One forward pass over `length` new positions after `past`; returns the next (greedy) token.
+  // One forward pass over `length` new positions after `past` (their embeddings: seeded noise
+  // unless given); returns the logits.
   let past = null;
   let position = 0;
-  const forward = async (length) => {
+  const forward = async (length, embeds = noise(length * hidden)) => {
     const feeds = {
-      inputs_embeds: new ort.Tensor("float32", noise(length * hidden), [1, length, hidden]),
+      inputs_embeds: new ort.Tensor("float32", embeds, [1, length, hidden]),
       attention_mask: new ort.Tensor("int64", new BigInt64Array(position + length).fill(1n), [1, position + length]),
       position_ids: new ort.Tensor("int64", BigInt64Array.from({ length }, (_, i) => BigInt(position + i)), [1, length]),
     };
@@ -128,15 +138,30 @@ async function ortRuntime(model) {
           past?.[`present.${layer}.${kv}`] ?? new ort.Tensor("float32", new Float32Array(0), [1, heads, 0, dim]);
     past = await session.run(feeds);
     position += length;
-    return argmax(past.logits.data, (past.logits.dims[1] - 1) * vocab);
+    return past.logits.data;
   };
-  const generate = async (prompt, maxTokens, promptTokens) => {
+  const next = (logits) => argmax(logits, logits.length - vocab);
+  const generate = async (ids, maxTokens) => {
     [past, position] = [null, 0];
     const start = performance.now();
-    const tokens = [await forward(promptTokens)];
+    const tokens = [next(await forward(ids.length))];
     const prefillS = seconds(start);
-    while (tokens.length < maxTokens) tokens.push(await forward(1));
-    return { promptTokens, prefillS, firstTokenS: prefillS, decodeS: seconds(start) - prefillS, steps: tokens.length, text: "" };
+    while (tokens.length < maxTokens) tokens.push(next(await forward(1)));
+    return { promptTokens: ids.length, prefillS, firstTokenS: prefillS, decodeS: seconds(start) - prefillS, steps: tokens.length, text: "" };
   };
-  return { fetchS, loadS, generate, info: { runtime: `onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm EP, SIMD, 1 thread)` } };
+  // The paragraph's real embedding rows (prepare.py), all but the last position in one prefill.
+  const logProbs = async ({ ids, embeds }) => {
+    [past, position] = [null, 0];
+    const n = ids.length - 1;
+    const logits = await forward(n, embeds.subarray(0, n * hidden));
+    return ids.slice(1).map((id, i) => {
+      const row = logits.subarray(i * vocab, (i + 1) * vocab);
+      let max = -Infinity;
+      for (const x of row) max = Math.max(max, x);
+      let z = 0;
+      for (const x of row) z += Math.exp(x - max);
+      return row[id] - max - Math.log(z);
+    });
+  };
+  return { fetchS, loadS, generate, logProbs, info: { runtime: `onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm EP, SIMD, 1 thread)`, downloadBytes } };
 }
