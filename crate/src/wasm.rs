@@ -159,6 +159,13 @@ impl Model {
         self.engine.borrow().model.vocab_size()
     }
 
+    /// How the weights are held in memory: the GGUF's own block types, e.g. `["Q4_1", "Q8_0"]`,
+    /// or `["F32"]` for an ONNX model (widened at load).
+    #[wasm_bindgen(getter, js_name = weightTypes)]
+    pub fn weight_types(&self) -> Vec<String> {
+        self.engine.borrow().model.weight_types().iter().map(|t| t.to_string()).collect()
+    }
+
     #[wasm_bindgen(getter, js_name = contextLength)]
     pub fn context_length(&self) -> usize {
         self.engine.borrow().model.context_length()

@@ -80,6 +80,7 @@ fn gguf_kv_cache_steps_equal_a_fresh_full_prefill() {
 fn embedding_rows_are_read_from_the_q8_0_blocks() {
     let model = tiny(Kernel::Simd);
     let table = model.embeddings();
+    assert_eq!(model.weight_types(), ["Q4_1", "Q8_0"]);
     let EmbeddingStorage::Quant(blocks) = table.storage() else { panic!("token_embd is Q8_0") };
     assert_eq!(blocks.format().name(), "Q8_0");
     let reference = reference();

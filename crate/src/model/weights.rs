@@ -106,6 +106,21 @@ impl LlamaWeights {
                 .sum::<usize>()
     }
 
+    /// The distinct storage types of the matrices and the embedding table, e.g. `["Q4_1", "Q8_0"]`.
+    pub fn matrix_types(&self) -> Vec<&'static str> {
+        let embedding = match self.embeddings.storage() {
+            EmbeddingStorage::Quant(q) => q.format().name(),
+            EmbeddingStorage::F32(_) => "F32",
+            EmbeddingStorage::F16(_) => "F16",
+        };
+        let layers = self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
+        let mut types: Vec<&'static str> =
+            layers.chain(&self.output).map(Matrix::type_name).chain([embedding]).collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+
     /// The output projection: its own matrix, or the (tied) embedding table.
     pub fn output_matrix(&self) -> Matrix {
         match (&self.output, self.embeddings.storage()) {

@@ -56,6 +56,8 @@ pub struct TractModel {
     /// A block-quantised output projection, applied here rather than in the graph so that a
     /// prefill projects its last position only: the graph then ends at the normed hidden state.
     head: Option<(Arc<QuantMatrix>, Kernel)>,
+    /// How the weights are held, e.g. `["Q4_1", "Q8_0"]` (ONNX models: widened to `["F32"]`).
+    weight_types: Vec<&'static str>,
     embeddings: EmbeddingTable,
     config: ModelConfig,
     position: usize,
@@ -115,6 +117,7 @@ impl TractModel {
             context_length: weights.params.context_length,
         };
         let embeddings = weights.embeddings.clone();
+        let weight_types = weights.matrix_types();
         drop(weights);
         let mut onnx = tract_onnx::onnx();
         onnx.op_register.insert(QuantMatMul::ONNX_OP, quant_op::onnx_builder);
@@ -125,6 +128,7 @@ impl TractModel {
         drop(proto);
         let mut model = Self::prepare(model, embeddings, config, Rewrites::ByName, (&quantised, kernel), head.is_some())?;
         model.head = head.map(|h| (h, kernel));
+        model.weight_types = weight_types;
         Ok((model, tokenizer))
     }
 
@@ -141,13 +145,20 @@ impl TractModel {
         let width = if outputs_hidden { config.hidden_size } else { config.vocab_size };
         let (plan, slots) = build_plan(model, &config, rewrites, quantised, width)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
-        Ok(TractModel { plan, state: None, slots, head: None, embeddings, config, position: 0 })
+        let weight_types = vec!["F32"];
+        Ok(TractModel { plan, state: None, slots, head: None, weight_types, embeddings, config, position: 0 })
     }
 
     /// [`from_bytes`](Self::from_bytes) with the text of a `config.json`.
     pub fn from_bytes_with_config_json(onnx: &[u8], config_json: &str) -> Result<Self> {
         let config = ModelConfig::from_json(config_json)?;
         Self::from_bytes(onnx, Some(&config))
+    }
+
+    /// How the weights are held in memory, e.g. `["Q4_1", "Q8_0"]` for SmolLM2's GGUF; ONNX
+    /// models are widened to `["F32"]` at load.
+    pub fn weight_types(&self) -> &[&'static str] {
+        &self.weight_types
     }
 
     /// The model's dimensions and context length.
