@@ -1,12 +1,13 @@
 // Serves the model files under /models/ from the repository's models/ folder, in `vite dev`
-// and in `vite preview` alike. The SmolLM2 file is 365 MB: it must never be copied into dist/,
-// and preview otherwise serves dist/ only.
+// and in `vite preview` alike. SmolLM2's files are 98 MB (GGUF) and 383 MB (ONNX): they must
+// never be copied into dist/, and preview otherwise serves dist/ only.
 import { createReadStream, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join, resolve, sep } from "node:path";
 import type { Plugin } from "vite";
 
 const TYPES: Record<string, string> = {
+  ".gguf": "application/octet-stream",
   ".onnx": "application/octet-stream",
   ".ngram": "application/octet-stream",
   ".bin": "application/octet-stream",

@@ -1,5 +1,6 @@
-// The page in headless Chromium on the tiny test model (?model=tiny): every strategy, the chart,
-// the draft tree, Stop, compare mode, links, export, personal n-grams and the error states.
+// The page in headless Chromium on the tiny test model (?model=tiny, its GGUF): every strategy, the
+// chart, the draft tree, Stop, compare mode, links, export, personal n-grams, dropped models
+// (GGUF and ONNX) and the error states.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
@@ -224,6 +225,7 @@ describe("controls", { timeout: 120_000 }, () => {
     assert.ok(data.runs[0].steps.every((s) => s.kind === "token" && typeof s.surpriseBits === "number" && typeof s.mu === "number"));
     assert.match(data.link, /s=mirostat2/);
     assert.equal(data.model.name, "tiny test model (random weights)");
+    assert.equal(data.model.format, "gguf");
     assert.deepEqual(errors, []);
     await context.close();
   });
@@ -254,18 +256,96 @@ describe("compare mode", { timeout: 120_000 }, () => {
   });
 });
 
-describe("error states", { timeout: 120_000 }, () => {
+describe("models: the GGUF default, dropped files and the error states", { timeout: 120_000 }, () => {
+  // Each entry: [name, content], the content being text, "url:<path>" (the server's file) or
+  // "half:<path>" (its first half, a truncated copy).
   const dropFiles = (page, files) =>
     page.evaluate(async (files) => {
       const transfer = new DataTransfer();
       for (const [name, content] of files) {
-        const bytes = content.startsWith("url:") ? await (await fetch(content.slice(4))).arrayBuffer() : new TextEncoder().encode(content);
+        const [, scheme, path] = content.match(/^(url|half):(.*)$/) ?? [];
+        let bytes = new TextEncoder().encode(content);
+        if (scheme) bytes = new Uint8Array(await (await fetch(path)).arrayBuffer());
+        if (scheme === "half") bytes = bytes.subarray(0, bytes.length >> 1);
         transfer.items.add(new File([bytes], name));
       }
       document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
     }, files);
+  const modelText = (page) => page.evaluate(() => document.querySelector("#model-status").textContent);
 
-  test("a bad model file shows an error and the page keeps working", async () => {
+  test("the default is the GGUF: its size is shown before the download, then its format", async () => {
+    // Every text the model panel shows, in order, from the first one on.
+    const record = () => {
+      window.__panelTexts = [];
+      new MutationObserver(() => {
+        const status = document.querySelector("#model-status");
+        const load = document.querySelector("#load-text");
+        if (!status || !load) return;
+        const text = `${status.textContent} | ${load.textContent}`;
+        if (window.__panelTexts.at(-1) !== text) window.__panelTexts.push(text);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    };
+    const { context, page, errors } = await openPage(session.browser, tiny("n=6&s=greedy"), { init: record });
+    await waitReady(page);
+    const texts = await page.evaluate(() => window.__panelTexts);
+    const sized = texts.findIndex((t) => t.includes("Loading tiny test model (random weights) (model.gguf, 96 kB)…"));
+    const fetching = texts.findIndex((t) => /\| (Downloading|Reading from the browser cache):/.test(t));
+    assert.ok(sized >= 0 && fetching > sized, `the size before the download: ${texts.join("\n")}`);
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · GGUF( · Q4_1 \/ Q8_0 blocks)? · vocabulary 512 · context 512 · n-gram store [\d,]+ tokens$/);
+    assert.equal(await page.evaluate(() => window.__playground.model), "tiny test model (random weights)");
+    assertOnePointPerToken(await generate(page), 6);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("?format=onnx loads the tiny model's ONNX files, and links keep it", async () => {
+    const { context, page, errors } = await tinyPage("format=onnx&n=4&s=greedy");
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready .* · ONNX · vocabulary 512/);
+    assertOnePointPerToken(await generate(page), 4);
+    assert.match(page.url(), /[?&]model=tiny/);
+    assert.match(page.url(), /[?&]format=onnx/);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("a dropped .gguf loads and gives the tokens of the same file from the server", async () => {
+    const { context, page, errors } = await tinyPage("n=10&s=greedy&seed=3");
+    const served = await generate(page);
+    assertOnePointPerToken(served, 10);
+    await dropFiles(page, [["my-model.gguf", "url:/models/tiny/model.gguf"]]);
+    await page.waitForFunction(() => /^my-model\.gguf: ready/.test(document.querySelector("#model-status").textContent));
+    assert.match(await modelText(page), /^my-model\.gguf: ready in [\d.]+ s \(96 kB\) · GGUF.* · n-gram store none$/);
+    assert.ok(await page.locator("#model-error").isHidden());
+    const dropped = await generate(page);
+    assertOnePointPerToken(dropped, 10);
+    assert.equal(dropped.lastRun.text, served.lastRun.text, "the same model gives the same greedy tokens");
+    await screenshot(page, "tiny-dropped-gguf", "#model-panel");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("a garbage or truncated .gguf shows the crate's error and the page keeps working", async () => {
+    const { context, page, errors } = await tinyPage("n=5");
+    await dropFiles(page, [["junk.gguf", "this is not a model"]]);
+    await page.waitForSelector("#model-error:not([hidden])");
+    assert.match(await page.locator("#model-error").innerText(), /^Could not load junk\.gguf: model error: not a GGUF file .*\(still using tiny test model \(random weights\)\)$/);
+    await screenshot(page, "tiny-bad-gguf", "#model-panel");
+    await waitReady(page);
+    assertOnePointPerToken(await generate(page), 5);
+    await dropFiles(page, [["half.gguf", "half:/models/tiny/model.gguf"]]);
+    await page.waitForFunction(() => /Could not load half\.gguf/.test(document.querySelector("#model-error").textContent));
+    assert.match(await page.locator("#model-error").innerText(), /^Could not load half\.gguf: model error: the file ends inside .*still using tiny/);
+    await waitReady(page);
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready/);
+    assertOnePointPerToken(await generate(page), 5);
+    // Two GGUFs at once: the page asks for one.
+    await dropFiles(page, [["a.gguf", "x"], ["b.gguf", "y"]]);
+    await page.waitForFunction(() => /2 \.gguf files: drop one/.test(document.querySelector("#model-error").textContent));
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("a bad ONNX file shows an error, and model.onnx + tokenizer.json + config.json still load", async () => {
     const { context, page, errors } = await tinyPage("n=5");
     await dropFiles(page, [["model.onnx", "this is not a model"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForSelector("#model-error:not([hidden])");
@@ -279,6 +359,7 @@ describe("error states", { timeout: 120_000 }, () => {
     // The user's own files (here the tiny model's, dropped from disk) load and run.
     await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
+    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · vocabulary 512/);
     assert.ok(await page.locator("#model-error").isHidden());
     assertOnePointPerToken(await generate(page), 5);
     assert.deepEqual(errors, []);

@@ -1,6 +1,7 @@
-// The page on the real default model, SmolLM2-135M (365 MB, fetched from the preview server):
-// download with progress, a greedy run, Mirostat, superposed drafts with the default n-gram
-// store, compare mode, and a reload served from the browser cache. Prints the tok/s it saw.
+// The page on the real default model, SmolLM2-135M's GGUF (98 MB of Q4_1/Q8_0 blocks, fetched
+// from the preview server): its size before the download, download with progress, a greedy run,
+// Mirostat, superposed drafts with the default n-gram store, compare mode, and a reload served
+// from the browser cache. Prints the tok/s it saw.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { generate, openPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
@@ -10,12 +11,14 @@ const session = previewAndChromium();
 test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload", { timeout: 600_000 }, async (t) => {
   const prompt = encodeURIComponent("The capital of France is");
   const { context, page, errors } = await openPage(session.browser, `${session.server.url}?s=greedy&n=8&p=${prompt}`);
-  // The download shows its progress in bytes.
+  // The download shows its progress in bytes, and what it fetches: the one GGUF file, its size.
   await page.waitForFunction(() => /Downloading: \d+/.test(document.querySelector("#load-text").textContent), null, { timeout: 60_000 });
+  assert.match(await page.locator("#model-status").innerText(), /^Loading SmolLM2-135M-Instruct \(model\.gguf, 98 MB\)…$/);
+  assert.match(await page.locator("#load-text").innerText(), /^Downloading: [\d.]+ [kM]?B of 98 MB$/);
   await screenshot(page, "smollm2-loading", "#model-panel");
   await waitReady(page, 300_000);
   const status = await page.locator("#model-status").innerText();
-  assert.match(status, /SmolLM2-135M-Instruct: ready .* vocabulary 49152 .* n-gram store [\d,]+ tokens/);
+  assert.match(status, /^SmolLM2-135M-Instruct: ready in [\d.]+ s \(98 MB\) · GGUF( · Q4_1 \/ Q8_0 blocks)? · vocabulary 49152 .* n-gram store [\d,]+ tokens$/);
   t.diagnostic(status);
 
   await watchStream(page);

@@ -2,12 +2,13 @@
 # Tests the npm package as its users get it: packs it (scripts/package.sh), installs the tarball
 # with `npm install` in a fresh temporary folder next to the exact versions pinned in
 # tests/npm/consumer/package.json, then runs there
-#   1. node.test.mjs: the package in Node: every fixture case's ids and text
-#      (crate/tests/fixtures/tiny_*.json), package.json and exports, bad input per category;
-#      example.test.mjs: the README's complete example, exactly as published;
+#   1. node.test.mjs: the package in Node: every fixture case's ids and text on the tiny model's
+#      ONNX export and its GGUF (crate/tests/fixtures/tiny_*.json, tiny_gguf_*.json), package.json
+#      and exports, bad input per category (bad GGUFs among them);
+#      example.test.mjs: the README's complete example, exactly as published (the tiny GGUF);
 #   2. types.ts under `tsc --strict --noEmit` (NodeNext, Bundler, and Node-only libs);
 #   3. browser.test.mjs: a Vite app (`vite build`, and `vite dev`) and a plain-ESM page in
-#      headless Chromium, each replaying the fixtures.
+#      headless Chromium, each replaying the fixtures of both formats.
 # Each prints a cargo-style "test result:" line, which scripts/test.sh's summary counts.
 # Env: KEEP_NPM_TEST_DIR=1 keeps the temporary folder.
 set -euo pipefail

@@ -126,7 +126,8 @@ export class EngineClient {
     return new Promise((resolve, reject) => {
       this.loading = { resolve, reject, progress };
       // The user's files move to the worker rather than being copied.
-      this.send({ type: "load", source }, source.kind === "files" ? [source.onnx, source.tokenizer] : []);
+      const transfer = source.kind === "url" ? [] : source.format === "gguf" ? [source.gguf] : [source.onnx, source.tokenizer];
+      this.send({ type: "load", source }, transfer);
     });
   }
 

@@ -1,6 +1,6 @@
 // Fetches model files with progress and keeps them in the Cache API, so that a reload does not
-// download 365 MB again. Entries are keyed by the server's ETag: a rebuilt model has a new one,
-// is fetched again, and its old copy is deleted.
+// download the model (98 MB for SmolLM2's GGUF) again. Entries are keyed by the server's ETag: a
+// rebuilt model has a new one, is fetched again, and its old copy is deleted.
 //
 // A file is stored in parts of 64 MB plus a small manifest written last: Chromium refuses a
 // single Cache entry of a few hundred MB in private windows (it keeps those in memory), and a
@@ -23,7 +23,7 @@ async function readBody(response: Response, onProgress: (loaded: number, total: 
   const total = Number.isFinite(header) && header > 0 ? header : null;
   if (!response.body) return new Uint8Array(await response.arrayBuffer());
   const reader = response.body.getReader();
-  // With a known size, write straight into one buffer: no second 365 MB copy at the end.
+  // With a known size, write straight into one buffer: no second copy of the model at the end.
   let buffer = new Uint8Array(total ?? 1 << 20);
   let loaded = 0;
   for (;;) {

@@ -16,9 +16,15 @@ import { fromQuery, toQuery } from "./urlstate";
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector(selector) as T;
 
 const BACKEND = "wasm SIMD128 · 1 thread";
-const modelChoice = new URLSearchParams(location.search).get("model") === "tiny" ? "tiny" : "smollm2";
-// Kept in every link: a tiny-model link must not load SmolLM2.
-const extraParams: Record<string, string> = modelChoice === "tiny" ? { model: "tiny" } : {};
+const query = new URLSearchParams(location.search);
+const modelChoice = query.get("model") === "tiny" ? "tiny" : "smollm2";
+// The server's models are GGUF files; `?format=onnx` loads their ONNX exports instead.
+const formatChoice = query.get("format") === "onnx" ? "onnx" : "gguf";
+// Kept in every link: a tiny-model link must not load SmolLM2, nor an ONNX link the GGUF.
+const extraParams: Record<string, string> = {
+  ...(modelChoice === "tiny" ? { model: "tiny" } : {}),
+  ...(formatChoice === "onnx" ? { format: "onnx" } : {}),
+};
 
 /** What tests and curious users can read: `window.__playground`. */
 interface PlaygroundState {
@@ -61,6 +67,7 @@ function start(): void {
 
   const client = new EngineClient(() => new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }));
   const models = new ModelPanel($("#model-panel"), client);
+  models.serverFormat = formatChoice;
   const controls = new Controls(form, onFormChange);
   const view = new RunView();
   const compare = new CompareView($("#compare-panel"));
@@ -300,5 +307,5 @@ function start(): void {
 
   refreshButtons();
   onFormChange();
-  void load(serverModel(modelChoice));
+  void load(serverModel(modelChoice, formatChoice));
 }

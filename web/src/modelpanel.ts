@@ -1,52 +1,80 @@
-// The model section: load the default model (progress: bytes fetched, then compiling), or the
-// user's own model.onnx + tokenizer.json + config.json by drag and drop or file picker. The
-// files are read here and handed to the worker; nothing is uploaded anywhere.
+// The model section: load the default model (first its size, then progress: bytes fetched, then
+// compiling), or the user's own model by drag and drop or file picker: one .gguf file, or
+// model.onnx + tokenizer.json + config.json. The files are read here and handed to the worker;
+// nothing is uploaded anywhere.
 import { WorkerError, type EngineClient } from "./client";
-import type { LoadPhase, ModelInfo, ModelSource } from "./protocol";
+import { modelUrls, type LoadPhase, type ModelFormat, type ModelInfo, type ModelSource } from "./protocol";
 
-const MB = 1024 * 1024;
-const mb = (bytes: number) => `${(bytes / MB).toFixed(bytes < 10 * MB ? 1 : 0)} MB`;
-
-export function serverModel(which: "smollm2" | "tiny"): ModelSource {
-  const base = new URL(import.meta.env.BASE_URL, location.href);
-  const url = (path: string) => new URL(path, base).href;
-  return which === "tiny"
-    ? {
-        kind: "url",
-        name: "tiny test model (random weights)",
-        onnx: url("models/tiny/model.onnx"),
-        tokenizer: url("models/tiny/tokenizer.json"),
-        config: url("models/tiny/config.json"),
-        ngrams: url("models/tiny/ngrams.bin"),
-      }
-    : {
-        kind: "url",
-        name: "SmolLM2-135M-Instruct",
-        onnx: url("models/smollm2-135m/model.onnx"),
-        tokenizer: url("models/smollm2-135m/tokenizer.json"),
-        config: url("models/smollm2-135m/config.json"),
-        ngrams: url("models/ngrams/default.ngram"),
-      };
+/** Decimal units, as a file manager or a download dialog shows them. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1e3) return `${bytes} B`;
+  if (bytes < 1e6) return `${Math.round(bytes / 1e3)} kB`;
+  const mb = bytes / 1e6;
+  return `${mb.toFixed(mb < 10 ? 1 : 0)} MB`;
 }
 
-/** Picks model.onnx, tokenizer.json and config.json out of what was dropped. */
+export type ServerModel = "smollm2" | "tiny";
+
+/** A model on the server: its GGUF by default, or its ONNX files (`?format=onnx`). */
+export function serverModel(which: ServerModel, format: ModelFormat = "gguf"): ModelSource {
+  const base = new URL(import.meta.env.BASE_URL, location.href);
+  const url = (path: string) => new URL(path, base).href;
+  const dir = which === "tiny" ? "models/tiny" : "models/smollm2-135m";
+  const name = which === "tiny" ? "tiny test model (random weights)" : "SmolLM2-135M-Instruct";
+  const ngrams = url(which === "tiny" ? "models/tiny/ngrams.bin" : "models/ngrams/default.ngram");
+  return format === "gguf"
+    ? { kind: "url", format, name, gguf: url(`${dir}/model.gguf`), ngrams }
+    : { kind: "url", format, name, onnx: url(`${dir}/model.onnx`), tokenizer: url(`${dir}/tokenizer.json`), config: url(`${dir}/config.json`), ngrams };
+}
+
+/** The total size of a server model's files (HEAD requests), or null when one is unknown. */
+export async function downloadSize(source: Extract<ModelSource, { kind: "url" }>, fetchFn: typeof fetch = fetch): Promise<number | null> {
+  try {
+    const sizes = await Promise.all(
+      modelUrls(source).map(async ({ url }) => {
+        const head = await fetchFn(url, { method: "HEAD", cache: "no-store" });
+        const length = Number(head.headers.get("Content-Length"));
+        return head.ok && Number.isFinite(length) && length > 0 ? length : null;
+      }),
+    );
+    return sizes.every((n) => n !== null) ? sizes.reduce((a: number, b) => a + (b ?? 0), 0) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Picks the model out of what was dropped: one .gguf file, or model.onnx, tokenizer.json and
+ *  config.json. */
 export async function filesToSource(files: readonly File[]): Promise<ModelSource> {
-  const onnx = files.find((f) => f.name.toLowerCase().endsWith(".onnx"));
-  const json = files.filter((f) => f.name.toLowerCase().endsWith(".json"));
-  const tokenizer = json.find((f) => f.name.toLowerCase().includes("tokenizer"));
-  const config = json.find((f) => f.name.toLowerCase().includes("config") && !f.name.toLowerCase().includes("tokenizer"));
+  const lower = (f: File) => f.name.toLowerCase();
+  const ggufs = files.filter((f) => lower(f).endsWith(".gguf"));
+  if (ggufs.length > 1) throw new Error(`${ggufs.length} .gguf files: drop one (it holds the whole model)`);
+  const [gguf] = ggufs;
+  // A GGUF holds its tokenizer and dimensions: anything dropped with it is not needed.
+  if (gguf) return { kind: "files", format: "gguf", name: gguf.name, gguf: await gguf.arrayBuffer() };
+  const onnx = files.find((f) => lower(f).endsWith(".onnx"));
+  const json = files.filter((f) => lower(f).endsWith(".json"));
+  const tokenizer = json.find((f) => lower(f).includes("tokenizer"));
+  const config = json.find((f) => lower(f).includes("config") && !lower(f).includes("tokenizer"));
   const missing = [!onnx && "a .onnx model", !tokenizer && "tokenizer.json", !config && "config.json"].filter(Boolean);
   if (!onnx || !tokenizer || !config) {
     // The wasm API takes the dimensions and context length from config.json: it is required.
-    throw new Error(`missing ${missing.join(" and ")}: drop model.onnx, tokenizer.json and config.json together`);
+    throw new Error(`missing ${missing.join(" and ")}: drop one .gguf file, or model.onnx, tokenizer.json and config.json together`);
   }
   return {
     kind: "files",
+    format: "onnx",
     name: onnx.name,
     onnx: await onnx.arrayBuffer(),
     tokenizer: await tokenizer.arrayBuffer(),
     config: await config.text(),
   };
+}
+
+/** "GGUF · Q4_1 / Q8_0 blocks", or the format alone when the weight types are not known. */
+export function formatLabel(info: Pick<ModelInfo, "format" | "weightTypes">): string {
+  const format = info.format.toUpperCase();
+  return info.weightTypes?.length ? `${format} · ${info.weightTypes.join(" / ")}${info.format === "gguf" ? " blocks" : ""}` : format;
 }
 
 export class ModelPanel {
@@ -58,6 +86,9 @@ export class ModelPanel {
   info: ModelInfo | null = null;
   onLoaded: (info: ModelInfo) => void = () => {};
   onLoading: () => void = () => {};
+  /** The format the "Load" buttons fetch (`?format=onnx` switches them to the ONNX files). */
+  serverFormat: ModelFormat = "gguf";
+  private loadSeq = 0;
 
   constructor(root: HTMLElement, private readonly client: EngineClient) {
     this.status = root.querySelector("#model-status") as HTMLElement;
@@ -88,7 +119,7 @@ export class ModelPanel {
       }
     });
     for (const button of root.querySelectorAll<HTMLButtonElement>("[data-load]")) {
-      button.addEventListener("click", () => void this.load(serverModel(button.dataset.load === "tiny" ? "tiny" : "smollm2")));
+      button.addEventListener("click", () => void this.load(serverModel(button.dataset.load === "tiny" ? "tiny" : "smollm2", this.serverFormat)));
     }
   }
 
@@ -106,14 +137,27 @@ export class ModelPanel {
   }
 
   async load(source: ModelSource): Promise<void> {
+    const seq = ++this.loadSeq;
     this.showError(null);
     this.fileSizes.clear();
     this.progress.hidden = false;
     this.progress.removeAttribute("value");
-    this.progressText.textContent = `Loading ${source.name}…`;
     this.status.dataset.state = "loading";
-    this.status.textContent = this.info ? `${this.info.name} is loaded; loading ${source.name}…` : `Loading ${source.name}…`;
+    const loading = (what: string) => {
+      this.progressText.textContent = `Loading ${what}…`;
+      this.status.textContent = this.info ? `${this.info.name} is loaded; loading ${what}…` : `Loading ${what}…`;
+    };
+    loading(source.name);
     this.onLoading();
+    if (source.kind === "url") {
+      // Say what is about to be downloaded before the download starts (a cached copy is only
+      // read, but the size is still what the model weighs).
+      const size = await downloadSize(source);
+      if (seq !== this.loadSeq) return;
+      const files = modelUrls(source).map((f) => f.file).join(" + ");
+      loading(`${source.name} (${files}${size === null ? "" : `, ${formatBytes(size)}`})`);
+      if (size !== null) this.progressText.textContent = `${formatBytes(size)} to fetch: downloaded once, then read from the browser cache…`;
+    }
     try {
       const info = await this.client.load(source, (phase, loaded, total, file) => this.onProgress(phase, loaded, total, file));
       this.info = info;
@@ -137,7 +181,7 @@ export class ModelPanel {
 
   private readyText(info: ModelInfo): string {
     const store = info.ngramTokens ? `${info.ngramTokens.toLocaleString("en")} tokens` : "none";
-    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${mb(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · vocabulary ${info.vocabSize} · context ${info.contextLength} · n-gram store ${store}`;
+    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · vocabulary ${info.vocabSize} · context ${info.contextLength} · n-gram store ${store}`;
   }
 
   private onProgress(phase: LoadPhase, loaded: number, total: number | null, file: string): void {
@@ -155,7 +199,7 @@ export class ModelPanel {
       this.progress.value = done;
     }
     const verb = phase === "cache" ? "Reading from the browser cache" : "Downloading";
-    this.progressText.textContent = `${verb}: ${mb(done)}${all ? ` of ${mb(all)}` : ""}`;
+    this.progressText.textContent = `${verb}: ${formatBytes(done)}${all ? ` of ${formatBytes(all)}` : ""}`;
     this.progressText.dataset.phase = phase;
   }
 }

@@ -42,24 +42,50 @@ export type Step = TokenStep | DraftsStep;
 
 // ---- messages ----
 
+/** The two file formats the crate reads: one GGUF file (weights in their quantised blocks, the
+ *  tokenizer and the dimensions in its metadata), or an ONNX graph with its tokenizer.json and
+ *  config.json. */
+export type ModelFormat = "gguf" | "onnx";
+
 /** Where the model comes from: files on the server (fetched and cached) or the user's disk. */
 export type ModelSource =
   | {
       kind: "url";
+      format: "gguf";
       name: string;
-      onnx: string;
-      tokenizer: string;
-      config: string;
+      gguf: string;
       /** The n-gram store superposed decoding uses by default, if the model has one. */
       ngrams: string | null;
     }
   | {
+      kind: "url";
+      format: "onnx";
+      name: string;
+      onnx: string;
+      tokenizer: string;
+      config: string;
+      ngrams: string | null;
+    }
+  | { kind: "files"; format: "gguf"; name: string; gguf: ArrayBuffer }
+  | {
       kind: "files";
+      format: "onnx";
       name: string;
       onnx: ArrayBuffer;
       tokenizer: ArrayBuffer;
       config: string;
     };
+
+/** A source's model files as URLs, with the names the progress messages use. */
+export function modelUrls(source: Extract<ModelSource, { kind: "url" }>): { file: string; url: string }[] {
+  return source.format === "gguf"
+    ? [{ file: "model.gguf", url: source.gguf }]
+    : [
+        { file: "model.onnx", url: source.onnx },
+        { file: "tokenizer.json", url: source.tokenizer },
+        { file: "config.json", url: source.config },
+      ];
+}
 
 export type ToWorker =
   | { type: "load"; source: ModelSource }
@@ -75,11 +101,15 @@ export type LoadPhase = "download" | "cache" | "compile" | "ngrams";
 
 export interface ModelInfo {
   name: string;
+  format: ModelFormat;
+  /** The weights' storage types (e.g. ["Q4_1", "Q8_0"]), when the package reports them. */
+  weightTypes: string[] | null;
   vocabSize: number;
   contextLength: number;
   loadMs: number;
   /** Whether the bytes came from the browser's cache rather than the network. */
   fromCache: boolean;
+  /** The model files' size (without the n-gram store). */
   bytes: number;
   ngramTokens: number;
 }

@@ -19,7 +19,8 @@ const handle = createWorker(
     init: async () => {
       await init();
     },
-    createModel: (onnx, tokenizer, config): ModelLike => new Model(onnx, tokenizer, config),
+    createModel: (files): ModelLike =>
+      files.format === "gguf" ? Model.fromGguf(files.gguf) : new Model(files.onnx, files.tokenizer, files.config),
     inspect: (config) => {
       const sampler = new Sampler(config);
       try {

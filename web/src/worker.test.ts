@@ -3,7 +3,7 @@ import type { Step as RawStep } from "decoding-playground";
 import type { FetchBytes } from "./fetcher";
 import type { FromWorker, GenerateConfig, ModelSource, TokenStep } from "./protocol";
 import { defaultStrategy, toConfig } from "./settings";
-import { createWorker, type ModelLike, type Runtime } from "./worker";
+import { createWorker, weightTypesOf, type ModelLike, type Runtime } from "./worker";
 
 // A model that emits `maxTokens` token steps, one per macrotask, like the wasm package's.
 class FakeModel implements ModelLike {
@@ -11,7 +11,7 @@ class FakeModel implements ModelLike {
   contextLength = 64;
   ngramStoreTokens = 0;
   freed = false;
-  constructor(readonly name: string) {}
+  constructor(readonly name: string, readonly weightTypes?: unknown) {}
   // Like the wasm package: the config and prompt are checked synchronously, before a promise.
   generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }) {
     if (prompt === "") throw new Error("the prompt is empty");
@@ -53,9 +53,16 @@ function setup() {
   const models: FakeModel[] = [];
   const runtime: Runtime = {
     init: async () => {},
-    createModel: (onnx, _tokenizer, config) => {
-      if (onnx[0] !== 0x08) throw new Error("not a valid ONNX model (protobuf decoding failed)");
-      const model = new FakeModel(JSON.parse(config).name);
+    createModel: (files) => {
+      let model: FakeModel;
+      if (files.format === "gguf") {
+        // Like the crate: the magic first, then the metadata (here: a name after it).
+        if (new TextDecoder().decode(files.gguf.subarray(0, 4)) !== "GGUF") throw new Error("not a GGUF file (its first bytes are not the magic `GGUF`)");
+        model = new FakeModel(new TextDecoder().decode(files.gguf.subarray(4)), ["Q4_1", "Q8_0"]);
+      } else {
+        if (files.onnx[0] !== 0x08) throw new Error("not a valid ONNX model (protobuf decoding failed)");
+        model = new FakeModel(JSON.parse(files.config).name);
+      }
       models.push(model);
       return model;
     },
@@ -65,6 +72,7 @@ function setup() {
     },
   };
   const files: Record<string, Uint8Array> = {
+    "/m.gguf": new TextEncoder().encode("GGUFgguf-model"),
     "/m.onnx": new Uint8Array([0x08, 1, 2, 3]),
     "/tok.json": new TextEncoder().encode("{}"),
     "/config.json": new TextEncoder().encode('{"name":"fake"}'),
@@ -81,7 +89,8 @@ function setup() {
   return { handle, messages, models, of };
 }
 
-const source: ModelSource = { kind: "url", name: "fake", onnx: "/m.onnx", tokenizer: "/tok.json", config: "/config.json", ngrams: "/store.bin" };
+const source: ModelSource = { kind: "url", format: "onnx", name: "fake", onnx: "/m.onnx", tokenizer: "/tok.json", config: "/config.json", ngrams: "/store.bin" };
+const ggufSource: ModelSource = { kind: "url", format: "gguf", name: "fake gguf", gguf: "/m.gguf", ngrams: "/store.bin" };
 const config = (maxTokens: number, changes: Partial<GenerateConfig["sampler"]> = {}): GenerateConfig => {
   const c = toConfig(defaultStrategy(), 0, maxTokens);
   return { ...c, sampler: { ...c.sampler, ...changes } };
@@ -95,7 +104,34 @@ describe("worker message handling", () => {
     expect(w.of("progress").map((p) => p.phase)).toContain("download");
     expect(w.of("progress").map((p) => p.phase)).toContain("compile");
     const [loaded] = w.of("loaded");
-    expect(loaded?.info).toMatchObject({ name: "fake", vocabSize: 512, contextLength: 64, ngramTokens: 7, fromCache: false });
+    expect(loaded?.info).toMatchObject({ name: "fake", format: "onnx", weightTypes: null, vocabSize: 512, contextLength: 64, ngramTokens: 7, fromCache: false });
+    expect(new Set(w.of("progress").filter((p) => p.phase === "download").map((p) => p.file))).toEqual(new Set(["model.onnx", "tokenizer.json", "config.json", "n-gram store"]));
+  });
+
+  it("loads a GGUF from one URL, with its weight types when the package reports them", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source: ggufSource });
+    const progress = w.of("progress");
+    expect(progress.filter((p) => p.phase === "download").map((p) => p.file)).toEqual(["model.gguf", "n-gram store"]);
+    expect(progress.find((p) => p.phase === "compile")?.file).toBe("model.gguf");
+    const [loaded] = w.of("loaded");
+    expect(w.models[0]?.name).toBe("gguf-model");
+    expect(loaded?.info).toMatchObject({ name: "fake gguf", format: "gguf", weightTypes: ["Q4_1", "Q8_0"], ngramTokens: 7, bytes: 14 });
+    await w.handle({ type: "generate", runId: 1, prompt: "hi", config: config(2) });
+    expect(w.of("done")).toHaveLength(1);
+  });
+
+  it("loads a dropped GGUF file, and keeps it when a bad one follows", async () => {
+    const w = setup();
+    const gguf = new TextEncoder().encode("GGUFmine").buffer;
+    await w.handle({ type: "load", source: { kind: "files", format: "gguf", name: "mine.gguf", gguf } });
+    expect(w.of("loaded")[0]?.info).toMatchObject({ name: "mine.gguf", format: "gguf", fromCache: false, bytes: 8, ngramTokens: 0 });
+    const junk = new TextEncoder().encode("junk").buffer;
+    await w.handle({ type: "load", source: { kind: "files", format: "gguf", name: "junk.gguf", gguf: junk } });
+    expect(w.of("error")).toEqual([{ type: "error", kind: "load", message: "not a GGUF file (its first bytes are not the magic `GGUF`)" }]);
+    expect(w.models[0]?.freed).toBe(false);
+    await w.handle({ type: "generate", runId: 2, prompt: "hi", config: config(1) });
+    expect(w.of("done")).toHaveLength(1);
   });
 
   it("streams each step with the alternatives' text, then the stats", async () => {
@@ -149,7 +185,7 @@ describe("worker message handling", () => {
   it("keeps the previous model when a bad file fails to load", async () => {
     const w = setup();
     await w.handle({ type: "load", source });
-    const bad: ModelSource = { kind: "files", name: "junk.onnx", onnx: new Uint8Array([1, 2]).buffer, tokenizer: new ArrayBuffer(2), config: "{}" };
+    const bad: ModelSource = { kind: "files", format: "onnx", name: "junk.onnx", onnx: new Uint8Array([1, 2]).buffer, tokenizer: new ArrayBuffer(2), config: "{}" };
     await w.handle({ type: "load", source: bad });
     expect(w.of("error")[0]).toMatchObject({ kind: "load", message: "not a valid ONNX model (protobuf decoding failed)" });
     expect(w.models[0]?.freed).toBe(false);
@@ -169,6 +205,16 @@ describe("worker message handling", () => {
     const w = setup();
     await w.handle({ type: "load", source: { ...source, onnx: "/missing.onnx" } });
     expect(w.of("error")[0]).toMatchObject({ kind: "load", message: "cannot fetch /missing.onnx: HTTP 404 Not Found" });
+    await w.handle({ type: "load", source: { ...ggufSource, gguf: "/missing.gguf" } });
+    expect(w.of("error")[1]).toMatchObject({ kind: "load", message: "cannot fetch /missing.gguf: HTTP 404 Not Found" });
+  });
+
+  it("shows weight types only when the package gives a list of names", () => {
+    expect(weightTypesOf(new FakeModel("a"))).toBeNull();
+    expect(weightTypesOf(new FakeModel("a", []))).toBeNull();
+    expect(weightTypesOf(new FakeModel("a", "Q4_1"))).toBeNull();
+    expect(weightTypesOf(new FakeModel("a", ["Q8_0", 4]))).toBeNull();
+    expect(weightTypesOf(new FakeModel("a", ["Q4_1", "Q8_0"]))).toEqual(["Q4_1", "Q8_0"]);
   });
 
   it("loads the model even when its n-gram store is missing, and says so", async () => {

@@ -27,12 +27,20 @@ export interface ModelLike {
   decode(ids: number[]): string;
   setNgramStore(bytes: Uint8Array | null): void;
   buildNgramStore(text: string, extend: boolean): Uint8Array;
+  /** The weights' storage types, should the package report them (see `weightTypesOf`). */
+  readonly weightTypes?: unknown;
   free?(): void;
 }
 
+/** The bytes of a model in either format, as the wasm package's two constructors take them. */
+export type ModelFiles =
+  | { format: "gguf"; gguf: Uint8Array }
+  | { format: "onnx"; onnx: Uint8Array; tokenizer: Uint8Array; config: string };
+
 export interface Runtime {
   init(): Promise<void>;
-  createModel(onnx: Uint8Array, tokenizer: Uint8Array, configJson: string): ModelLike;
+  /** `Model.fromGguf(gguf)`, or `new Model(onnx, tokenizer, config)`. */
+  createModel(files: ModelFiles): ModelLike;
   /** Builds a Sampler: its stage names and ignored settings, or throws the config's error. */
   inspect(config: SamplerConfig): { stages: string[]; ignored: string[] };
 }
@@ -50,6 +58,18 @@ export function errorMessage(error: unknown): string {
  *  start a new worker. An ordinary error from the crate is a JS Error. */
 function isCrash(error: unknown): boolean {
   return typeof WebAssembly !== "undefined" && error instanceof WebAssembly.RuntimeError;
+}
+
+/** The model's `weightTypes` (e.g. ["Q4_1", "Q8_0"]) if the package has such a getter and it
+ *  gives a list of names; null otherwise, and the page then shows the format alone. */
+export function weightTypesOf(model: ModelLike): string[] | null {
+  let types: unknown;
+  try {
+    types = model.weightTypes;
+  } catch {
+    return null;
+  }
+  return Array.isArray(types) && types.length > 0 && types.every((t) => typeof t === "string") ? [...types] : null;
 }
 
 interface Loaded {
@@ -99,38 +119,46 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     const t0 = performance.now();
     let fromCache = true;
     let bytes = 0;
-    const fetchFile = async (url: string, file: string) => {
+    // `bytes` and `fromCache` describe the model's own files, not its n-gram store.
+    const fetchFile = async (url: string, file: string, modelFile = true) => {
       const got = await fetchBytes(url, (done, total, cached) =>
         post({ type: "progress", phase: cached ? "cache" : "download", loaded: done, total, file }),
       );
-      fromCache &&= got.fromCache;
-      bytes += got.bytes.length;
+      if (modelFile) {
+        fromCache &&= got.fromCache;
+        bytes += got.bytes.length;
+      }
       return got.bytes;
     };
-    let onnx: Uint8Array, tokenizer: Uint8Array, config: string;
-    if (source.kind === "url") {
-      [onnx, tokenizer, config] = await Promise.all([
+    let files: ModelFiles;
+    if (source.kind === "url" && source.format === "gguf") {
+      files = { format: "gguf", gguf: await fetchFile(source.gguf, "model.gguf") };
+    } else if (source.kind === "url") {
+      const [onnx, tokenizer, config] = await Promise.all([
         fetchFile(source.onnx, "model.onnx"),
         fetchFile(source.tokenizer, "tokenizer.json"),
         fetchFile(source.config, "config.json").then((b) => new TextDecoder().decode(b)),
       ]);
-    } else {
-      onnx = new Uint8Array(source.onnx);
-      tokenizer = new Uint8Array(source.tokenizer);
-      config = source.config;
+      files = { format: "onnx", onnx, tokenizer, config };
+    } else if (source.format === "gguf") {
+      files = { format: "gguf", gguf: new Uint8Array(source.gguf) };
       fromCache = false;
-      bytes = onnx.length + tokenizer.length;
+      bytes = source.gguf.byteLength;
+    } else {
+      files = { format: "onnx", onnx: new Uint8Array(source.onnx), tokenizer: new Uint8Array(source.tokenizer), config: source.config };
+      fromCache = false;
+      bytes = source.onnx.byteLength + source.tokenizer.byteLength;
     }
     if (seq !== loadSeq) return;
-    post({ type: "progress", phase: "compile", loaded: 0, total: null, file: "model.onnx" });
+    post({ type: "progress", phase: "compile", loaded: 0, total: null, file: files.format === "gguf" ? "model.gguf" : "model.onnx" });
     // The old model stays until the new one is built, so a bad file leaves a working page.
-    const model = runtime.createModel(onnx, tokenizer, config);
+    const model = runtime.createModel(files);
     let defaultNgrams: Uint8Array | null = null;
     let ngramError: unknown = null;
     if (source.kind === "url" && source.ngrams) {
       try {
         post({ type: "progress", phase: "ngrams", loaded: 0, total: null, file: "n-gram store" });
-        defaultNgrams = await fetchFile(source.ngrams, "n-gram store");
+        defaultNgrams = await fetchFile(source.ngrams, "n-gram store", false);
         model.setNgramStore(defaultNgrams);
       } catch (error) {
         defaultNgrams = null;
@@ -144,6 +172,8 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     loaded?.model.free?.();
     const info: ModelInfo = {
       name: source.name,
+      format: source.format,
+      weightTypes: weightTypesOf(model),
       vocabSize: model.vocabSize,
       contextLength: model.contextLength,
       loadMs: performance.now() - t0,

@@ -1,6 +1,7 @@
 // The page logic shared by the Vite app and the plain-ESM page: it receives the package's module
-// (imported by name through Vite, or by path without a bundler), loads the tiny model over HTTP
-// and exposes functions for the Playwright test (browser.test.mjs) to call.
+// (imported by name through Vite, or by path without a bundler), loads the tiny model over HTTP,
+// both its GGUF and its ONNX export, and exposes functions for the Playwright test
+// (browser.test.mjs) to call.
 export async function setup(pkg) {
   const { default: init, Model } = pkg;
   const status = document.querySelector("#status");
@@ -11,14 +12,19 @@ export async function setup(pkg) {
       if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
       return new Uint8Array(await response.arrayBuffer());
     };
-    const model = new Model(
-      await bytes("/models/tiny/model.onnx"),
-      await bytes("/models/tiny/tokenizer.json"),
-      new TextDecoder().decode(await bytes("/models/tiny/config.json")),
-    );
-    model.setNgramStore(await bytes("/models/tiny/ngrams.bin"));
+    const models = {
+      gguf: Model.fromGguf(await bytes("/models/tiny/model.gguf")),
+      onnx: new Model(
+        await bytes("/models/tiny/model.onnx"),
+        await bytes("/models/tiny/tokenizer.json"),
+        new TextDecoder().decode(await bytes("/models/tiny/config.json")),
+      ),
+    };
+    const ngrams = await bytes("/models/tiny/ngrams.bin");
+    for (const model of Object.values(models)) model.setNgramStore(ngrams);
     const out = document.querySelector("#output");
-    window.generate = async (prompt, config) => {
+    window.generate = async (prompt, config, format = "onnx") => {
+      const model = models[format];
       out.textContent = "";
       const steps = await model.generate(prompt, config, (step) => {
         if (step.kind === "token") out.textContent += step.text;
@@ -33,7 +39,19 @@ export async function setup(pkg) {
     };
     window.errorOf = async (prompt, config) => {
       try {
-        await model.generate(prompt, config);
+        await models.onnx.generate(prompt, config);
+        return null;
+      } catch (error) {
+        return { isError: error instanceof Error, message: error.message };
+      }
+    };
+    // A bad GGUF (its first `keep` bytes, with `magic` written over the first four).
+    window.ggufErrorOf = async (keep, magic) => {
+      const file = await bytes("/models/tiny/model.gguf");
+      const cut = file.slice(0, keep ?? file.length);
+      if (magic) cut.set(new TextEncoder().encode(magic), 0);
+      try {
+        Model.fromGguf(cut).free();
         return null;
       } catch (error) {
         return { isError: error instanceof Error, message: error.message };

@@ -1,7 +1,8 @@
 // The package in headless Chromium (playwright-core, Debian's /usr/bin/chromium), installed from
 // its tarball: a Vite app that imports it by name, built with `vite build` and also served by
 // `vite dev`, and a page without a bundler that imports its web build by path. Each runs the
-// seeded generations of the native fixtures on the tiny model and must give the same ids.
+// seeded generations of the native fixtures on the tiny model, its ONNX export and its GGUF, and
+// must give the same ids.
 // Run by tests/npm/run.sh from a fresh folder.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -21,6 +22,7 @@ const TYPES = {
   ".js": "text/javascript; charset=utf-8",
   ".wasm": "application/wasm",
   ".json": "application/json",
+  ".gguf": "application/octet-stream",
   ".onnx": "application/octet-stream",
   ".bin": "application/octet-stream",
 };
@@ -129,22 +131,37 @@ function pageTests(pageUrl) {
     assert.equal(await page.textContent("#status"), "ready");
   });
 
-  it("seeded generations give the native fixture's ids and text", async () => {
-    for (const c of fixture("tiny_generation.json")) {
-      const result = await page.evaluate(([prompt, config]) => window.generate(prompt, config), [PROMPT, c.config]);
-      assert.deepEqual(result.tokens, c.tokens, c.name);
-      assert.equal(result.text, c.text, c.name);
-      assert.equal(result.shown, c.text, `${c.name}: streamed to the page`);
-    }
-  });
+  for (const [format, prefix] of [["onnx", "tiny"], ["gguf", "tiny_gguf"]]) {
+    it(`seeded generations give the native fixture's ids and text (${format}: ${prefix}_generation.json)`, async () => {
+      const cases = fixture(`${prefix}_generation.json`);
+      assert.ok(cases.length > 0, `${prefix}_generation.json has cases`);
+      for (const c of cases) {
+        const result = await page.evaluate(([prompt, config, format]) => window.generate(prompt, config, format), [PROMPT, c.config, format]);
+        assert.deepEqual(result.tokens, c.tokens, c.name);
+        assert.equal(result.text, c.text, c.name);
+        assert.equal(result.shown, c.text, `${c.name}: streamed to the page`);
+      }
+    });
 
-  it("superposed drafts match the native fixture", async () => {
-    for (const c of fixture("tiny_superposed.json")) {
-      const result = await page.evaluate(([prompt, config]) => window.generate(prompt, config), [PROMPT, c.config]);
-      assert.deepEqual(result.tokens, c.live, c.name);
-      assert.deepEqual(result.drafts.map((d) => d.tokens), c.drafts, c.name);
-      assert.deepEqual(result.drafts.map((d) => d.text), c.texts, c.name);
-    }
+    it(`superposed drafts match the native fixture (${format}: ${prefix}_superposed.json)`, async () => {
+      const cases = fixture(`${prefix}_superposed.json`);
+      assert.ok(cases.length > 0, `${prefix}_superposed.json has cases`);
+      for (const c of cases) {
+        const result = await page.evaluate(([prompt, config, format]) => window.generate(prompt, config, format), [PROMPT, c.config, format]);
+        assert.deepEqual(result.tokens, c.live, c.name);
+        assert.deepEqual(result.drafts.map((d) => d.tokens), c.drafts, c.name);
+        assert.deepEqual(result.drafts.map((d) => d.text), c.texts, c.name);
+      }
+    });
+  }
+
+  it("a bad GGUF throws an Error with the crate's message", async () => {
+    const magic = await page.evaluate(() => window.ggufErrorOf(null, "GGML"));
+    assert.equal(magic.isError, true);
+    assert.match(magic.message, /^model error: not a GGUF file \(magic .*expected "GGUF"\)/);
+    const truncated = await page.evaluate(() => window.ggufErrorOf(50_000, null));
+    assert.equal(truncated.isError, true);
+    assert.match(truncated.message, /^model error: the file ends inside tensor `[^`]+`/);
   });
 
   it("bad input rejects with an Error and its message", async () => {

@@ -1,7 +1,7 @@
 // The README's complete example, exactly as published: the ```js block after the "run as-is"
 // marker in the installed package's README.md is written to example.mjs and run with node, once
-// loading the tiny model over HTTP and once from its folder; its output must show the native
-// fixture's Mirostat ids and superposed drafts, the step records and the cancellation.
+// loading the tiny model's GGUF over HTTP and once from disk; its output must show the native
+// GGUF fixtures' Mirostat ids and superposed drafts, the step records and the cancellation.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createReadStream, readFileSync, writeFileSync } from "node:fs";
@@ -13,8 +13,8 @@ import { after, before, describe, it } from "node:test";
 const repo = process.env.REPO;
 assert.ok(repo, "REPO must name the repository");
 const fixture = (name) => JSON.parse(readFileSync(join(repo, "crate/tests/fixtures", name), "utf8"));
-const mirostat = fixture("tiny_generation.json").find((c) => c.name === "mirostat v2");
-const superposed = fixture("tiny_superposed.json").find((c) => c.name === "default k 3");
+const mirostat = fixture("tiny_gguf_generation.json").find((c) => c.name === "mirostat v2");
+const superposed = fixture("tiny_gguf_superposed.json").find((c) => c.name === "default k 3");
 
 const MARKER = "<!-- This block is run as-is by the package's tests (tests/npm/ in the repository). -->";
 
@@ -31,7 +31,7 @@ before(async () => {
   // Serves models/tiny over HTTP, for the example's URL branch.
   server = createServer((req, res) => {
     const name = new URL(req.url, "http://x").pathname.split("/").pop();
-    if (!["model.onnx", "tokenizer.json", "config.json"].includes(name)) return res.writeHead(404).end();
+    if (!["model.gguf"].includes(name)) return res.writeHead(404).end();
     createReadStream(join(repo, "models/tiny", name)).pipe(res);
   });
   await new Promise((done) => server.listen(0, "127.0.0.1", done));
@@ -47,10 +47,10 @@ describe("the README's complete example", () => {
     writeFileSync("example.mjs", example + "\n");
   });
 
-  for (const source of ["a URL", "a folder"]) {
-    it(`runs with the tiny model from ${source} and prints the fixture's ids`, async () => {
-      const MODEL_DIR = source === "a URL" ? `http://127.0.0.1:${server.address().port}/models/tiny` : join(repo, "models/tiny");
-      const env = { ...process.env, MODEL_DIR, NGRAMS: join(repo, "models/tiny/ngrams.bin") };
+  for (const source of ["a URL", "a file"]) {
+    it(`runs with the tiny GGUF from ${source} and prints the fixture's ids`, async () => {
+      const MODEL = source === "a URL" ? `http://127.0.0.1:${server.address().port}/models/tiny/model.gguf` : join(repo, "models/tiny/model.gguf");
+      const env = { ...process.env, MODEL, NGRAMS: join(repo, "models/tiny/ngrams.bin") };
       const { stdout, stderr } = await promisify(execFile)(process.execPath, ["example.mjs"], { env });
       process.stdout.write(stdout.split("\n").map((l) => `    | ${l}`).join("\n") + "\n");
       assert.equal(stderr, "");

@@ -1,6 +1,7 @@
 // The package in Node, installed from its tarball: every seeded generation of the native fixtures
-// (crate/tests/fixtures/tiny_*.json) gives the same ids and text, and bad input of every kind
-// gives a JS Error with a message. Run by tests/npm/run.sh from a fresh folder, REPO=<repository>.
+// (crate/tests/fixtures/tiny_*.json: the tiny model's ONNX export and its GGUF) gives the same ids
+// and text, and bad input of every kind gives a JS Error with a message. Run by tests/npm/run.sh
+// from a fresh folder, REPO=<repository>.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ assert.ok(repo, "REPO must name the repository");
 const tiny = (name) => readFileSync(join(repo, "models/tiny", name));
 const fixture = (name) => JSON.parse(readFileSync(join(repo, "crate/tests/fixtures", name), "utf8"));
 
+const GGUF = tiny("model.gguf");
 const ONNX = tiny("model.onnx");
 const TOKENIZER = tiny("tokenizer.json");
 const CONFIG = tiny("config.json").toString("utf8");
@@ -21,6 +23,7 @@ const PROMPT = "Once upon a time, there was a little";
 
 await init(); // a no-op in Node, as documented
 const model = new Model(ONNX, TOKENIZER, CONFIG);
+const gguf = Model.fromGguf(GGUF);
 
 /** Asserts that `fn` throws (or rejects with) a JS Error whose message matches `pattern`. */
 async function throwsError(fn, pattern) {
@@ -59,48 +62,81 @@ describe("the installed package", () => {
     assert.equal(defaultSamplerConfig().topK, 40);
     assert.equal(model.decode(model.encode(PROMPT)), PROMPT);
   });
-});
 
-describe("seeded generations match the native fixture", () => {
-  for (const c of fixture("tiny_generation.json")) {
-    it(`${c.name} (generate)`, async () => {
-      const seen = [];
-      const steps = await model.generate(PROMPT, c.config, (step) => seen.push(step));
-      assert.equal(seen.length, steps.length, "onStep saw every step");
-      assert.ok(steps.every((s) => s.kind === "token"));
-      assert.deepEqual(steps.map((s) => s.token), c.tokens);
-      assert.equal(steps.map((s) => s.text).join(""), c.text);
-      assert.equal(steps.at(-1).finish, "length");
-      if (c.config.sampler.mirostat) assert.ok(steps.every((s) => typeof s.mu === "number"), "Mirostat steps carry mu");
-    });
-  }
-
-  it("default chain (start/next, the synchronous API)", () => {
-    const c = fixture("tiny_generation.json").find((c) => c.name === "default chain");
-    model.start(PROMPT, c.config);
-    const tokens = [];
-    for (let step; (step = model.next()); ) tokens.push(step.token);
-    assert.deepEqual(tokens, c.tokens);
-    assert.equal(model.next(), undefined, "nothing after the end");
+  it("loads the tiny GGUF: dimensions and tokenizer from the file alone", () => {
+    assert.ok(gguf instanceof Model);
+    assert.equal(gguf.vocabSize, 512);
+    assert.equal(gguf.contextLength, model.contextLength);
+    assert.deepEqual([...gguf.encode(PROMPT)], [...model.encode(PROMPT)], "the same ids as tokenizer.json");
+    assert.equal(gguf.decode(gguf.encode(PROMPT)), PROMPT);
   });
-
-  for (const c of fixture("tiny_superposed.json")) {
-    it(`superposed: ${c.name}`, async () => {
-      model.setNgramStore(NGRAMS);
-      const steps = await model.generate(PROMPT, c.config);
-      assert.ok(steps.every((s) => s.kind === "drafts"));
-      assert.deepEqual(steps.map((s) => s.live.map((n) => n.token)), c.live);
-      const last = steps.at(-1);
-      assert.deepEqual(last.drafts.map((d) => d.tokens), c.drafts);
-      assert.deepEqual(last.drafts.map((d) => d.text), c.texts);
-    });
-  }
 });
+
+for (const [format, prefix] of [["ONNX", "tiny"], ["GGUF", "tiny_gguf"]]) {
+  const m = format === "GGUF" ? gguf : model;
+  describe(`seeded generations match the native fixture (${format}: ${prefix}_*.json)`, () => {
+    it("the fixtures have cases", () => {
+      assert.ok(fixture(`${prefix}_generation.json`).length >= 8, `${prefix}_generation.json`);
+      assert.ok(fixture(`${prefix}_superposed.json`).length >= 1, `${prefix}_superposed.json`);
+    });
+
+    for (const c of fixture(`${prefix}_generation.json`)) {
+      it(`${c.name} (generate)`, async () => {
+        const seen = [];
+        const steps = await m.generate(PROMPT, c.config, (step) => seen.push(step));
+        assert.equal(seen.length, steps.length, "onStep saw every step");
+        assert.ok(steps.every((s) => s.kind === "token"));
+        assert.deepEqual(steps.map((s) => s.token), c.tokens);
+        assert.equal(steps.map((s) => s.text).join(""), c.text);
+        assert.equal(steps.at(-1).finish, "length");
+        if (c.config.sampler.mirostat) assert.ok(steps.every((s) => typeof s.mu === "number"), "Mirostat steps carry mu");
+      });
+    }
+
+    it("default chain (start/next, the synchronous API)", () => {
+      const c = fixture(`${prefix}_generation.json`).find((c) => c.name === "default chain");
+      m.start(PROMPT, c.config);
+      const tokens = [];
+      for (let step; (step = m.next()); ) tokens.push(step.token);
+      assert.deepEqual(tokens, c.tokens);
+      assert.equal(m.next(), undefined, "nothing after the end");
+    });
+
+    for (const c of fixture(`${prefix}_superposed.json`)) {
+      it(`superposed: ${c.name}`, async () => {
+        m.setNgramStore(NGRAMS);
+        const steps = await m.generate(PROMPT, c.config);
+        assert.ok(steps.every((s) => s.kind === "drafts"));
+        assert.deepEqual(steps.map((s) => s.live.map((n) => n.token)), c.live);
+        const last = steps.at(-1);
+        assert.deepEqual(last.drafts.map((d) => d.tokens), c.drafts);
+        assert.deepEqual(last.drafts.map((d) => d.text), c.texts);
+      });
+    }
+  });
+}
 
 describe("bad input gives JS Errors with messages", () => {
   it("corrupt model bytes", async () => {
     await throwsError(() => new Model(ONNX.subarray(0, ONNX.length / 2), TOKENIZER, CONFIG), /^model error/);
     await throwsError(() => new Model(new TextEncoder().encode("not onnx at all"), TOKENIZER, CONFIG), /^model error/);
+  });
+
+  it("bad GGUF files: wrong magic, unsupported version, truncated, empty", async () => {
+    const copy = () => Uint8Array.from(GGUF);
+    const wrongMagic = copy();
+    wrongMagic.set(new TextEncoder().encode("GGML"), 0);
+    await throwsError(() => Model.fromGguf(wrongMagic), /^model error: not a GGUF file \(magic .*expected "GGUF"\)/);
+    await throwsError(() => Model.fromGguf(new TextEncoder().encode("not a model at all")), /^model error: not a GGUF file/);
+    // The version is the u32 after the magic: 2 and 3 are read.
+    const version1 = copy();
+    new DataView(version1.buffer).setUint32(4, 1, true);
+    await throwsError(() => Model.fromGguf(version1), /^model error: GGUF version 1 is not supported/);
+    // Cut inside the tensor data, and inside the header.
+    await throwsError(() => Model.fromGguf(GGUF.subarray(0, GGUF.length - 100)), /^model error: the file ends inside tensor `[^`]+`/);
+    await throwsError(() => Model.fromGguf(GGUF.subarray(0, 200)), /^model error: the header claims \d+ metadata entries, more than the \d+ bytes left can hold/);
+    await throwsError(() => Model.fromGguf(new Uint8Array(0)), /^model error: /);
+    assert.equal((await gguf.generate(PROMPT, { maxTokens: 2 })).length, 2, "the loaded GGUF model is untouched");
   });
 
   it("bad tokenizer.json", async () => {

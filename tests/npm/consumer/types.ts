@@ -70,8 +70,14 @@ function describe(step: Step): string {
   }
 }
 
-export async function run(onnx: Uint8Array, tokenizerJson: Uint8Array, configJson: string): Promise<string[]> {
+export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uint8Array, configJson: string): Promise<string[]> {
   await init();
+  const fromGguf: Model = Model.fromGguf(gguf);
+  // @ts-expect-error: fromGguf takes the file's bytes, not its path
+  Model.fromGguf("model.gguf");
+  // @ts-expect-error: a GGUF holds its tokenizer and dimensions: there is nothing more to pass
+  Model.fromGguf(gguf, tokenizerJson);
+  fromGguf.free();
   const model = new Model(onnx, tokenizerJson, configJson);
   const lines: string[] = [];
   const controller = new AbortController();

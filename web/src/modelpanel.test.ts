@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { downloadSize, filesToSource, formatBytes, formatLabel, serverModel } from "./modelpanel";
+
+const file = (name: string, text = name) => new File([text], name);
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("the model panel's sources", () => {
+  it("the server models are GGUF files by default, ONNX on request", () => {
+    vi.stubGlobal("location", new URL("http://localhost:4173/?model=tiny"));
+    expect(serverModel("smollm2")).toEqual({
+      kind: "url",
+      format: "gguf",
+      name: "SmolLM2-135M-Instruct",
+      gguf: "http://localhost:4173/models/smollm2-135m/model.gguf",
+      ngrams: "http://localhost:4173/models/ngrams/default.ngram",
+    });
+    expect(serverModel("tiny")).toMatchObject({ format: "gguf", gguf: "http://localhost:4173/models/tiny/model.gguf", ngrams: "http://localhost:4173/models/tiny/ngrams.bin" });
+    expect(serverModel("tiny", "onnx")).toMatchObject({
+      format: "onnx",
+      onnx: "http://localhost:4173/models/tiny/model.onnx",
+      tokenizer: "http://localhost:4173/models/tiny/tokenizer.json",
+      config: "http://localhost:4173/models/tiny/config.json",
+    });
+  });
+
+  it("a dropped .gguf is the whole model; the ONNX form needs its three files", async () => {
+    const gguf = await filesToSource([file("SmolLM2.Q4_1.GGUF", "GGUF…")]);
+    expect(gguf).toMatchObject({ kind: "files", format: "gguf", name: "SmolLM2.Q4_1.GGUF" });
+    expect(gguf.kind === "files" && gguf.format === "gguf" && new TextDecoder().decode(gguf.gguf)).toBe("GGUF…");
+    // Files dropped along with a GGUF are not needed.
+    expect(await filesToSource([file("tokenizer.json"), file("m.gguf")])).toMatchObject({ format: "gguf", name: "m.gguf" });
+    await expect(filesToSource([file("a.gguf"), file("b.gguf")])).rejects.toThrow("2 .gguf files: drop one");
+    const onnx = await filesToSource([file("model.onnx"), file("tokenizer.json"), file("config.json", '{"a":1}')]);
+    expect(onnx).toMatchObject({ kind: "files", format: "onnx", name: "model.onnx", config: '{"a":1}' });
+    await expect(filesToSource([file("model.onnx"), file("tokenizer.json")])).rejects.toThrow(
+      "missing config.json: drop one .gguf file, or model.onnx, tokenizer.json and config.json together",
+    );
+    await expect(filesToSource([])).rejects.toThrow("missing a .onnx model and tokenizer.json and config.json");
+  });
+
+  it("sizes a server model with HEAD requests before downloading it", async () => {
+    const heads: string[] = [];
+    const sizes: Record<string, number> = { "/m.gguf": 98_362_432, "/m.onnx": 1000, "/t.json": 20, "/c.json": 3 };
+    const fakeFetch = (async (url: string, init?: RequestInit) => {
+      heads.push(`${init?.method} ${url}`);
+      const size = sizes[url];
+      return size === undefined ? new Response(null, { status: 404 }) : new Response(null, { headers: { "Content-Length": String(size) } });
+    }) as typeof fetch;
+    expect(await downloadSize({ kind: "url", format: "gguf", name: "m", gguf: "/m.gguf", ngrams: null }, fakeFetch)).toBe(98_362_432);
+    expect(heads).toEqual(["HEAD /m.gguf"]);
+    const onnx = { kind: "url", format: "onnx", name: "m", onnx: "/m.onnx", tokenizer: "/t.json", config: "/c.json", ngrams: null } as const;
+    expect(await downloadSize(onnx, fakeFetch)).toBe(1023);
+    expect(await downloadSize({ ...onnx, config: "/none.json" }, fakeFetch)).toBeNull();
+    const offline = (async () => {
+      throw new TypeError("Failed to fetch");
+    }) as typeof fetch;
+    expect(await downloadSize(onnx, offline)).toBeNull();
+  });
+
+  it("says sizes in decimal units, and the format with the weight types", () => {
+    expect(formatBytes(98_362_432)).toBe("98 MB");
+    expect(formatBytes(5_088)).toBe("5 kB");
+    expect(formatBytes(95_968)).toBe("96 kB");
+    expect(formatBytes(3_522_762)).toBe("3.5 MB");
+    expect(formatBytes(0)).toBe("0 B");
+    expect(formatLabel({ format: "gguf", weightTypes: ["Q4_1", "Q8_0"] })).toBe("GGUF · Q4_1 / Q8_0 blocks");
+    expect(formatLabel({ format: "gguf", weightTypes: null })).toBe("GGUF");
+    expect(formatLabel({ format: "onnx", weightTypes: null })).toBe("ONNX");
+  });
+});
