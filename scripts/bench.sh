@@ -9,10 +9,14 @@ cargo bench --bench sampling
 (cd crate && wasm-pack build --release --target nodejs --out-dir pkg-node >/dev/null 2>&1)
 node crate/benches/sampling_wasm.mjs
 
-# SmolLM2 in headless Chromium, tract wasm vs onnxruntime-web on the same file, and native
-# (needs models/build.sh, run by scripts/setup.sh). The release wasm build takes minutes once.
+cargo bench --bench quant -- --warm-up-time 1 --measurement-time 3
+
+# SmolLM2 in headless Chromium (needs models/build.sh, run by scripts/setup.sh). prepare.py
+# builds ORT-web's f32 ONNX and its quantize_dynamic int8 variant once (models/bench/, ~2 min).
+# The release wasm build takes minutes once.
 [ -d node_modules ] || npm ci --no-audit --no-fund
-(cd crate && wasm-pack build --release --target web --out-dir pkg-web >/dev/null 2>&1)
+models/.venv/bin/python tests/bench/browser/prepare.py
+bash scripts/web-pkg.sh >/dev/null
 node tests/bench/browser/run.mjs
 
 # Superposed decoding's cost: natively (with its quality table), then in headless Chromium.

@@ -48,11 +48,8 @@ fn main() -> Result<()> {
     }
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
     let read = |path: &str| std::fs::read(models.join(path)).map_err(|e| format!("models/{path}: {e} (run scripts/setup.sh)"));
-    let model = TractModel::from_bytes_with_config_json(
-        &read("smollm2-135m/model.onnx")?,
-        &String::from_utf8(read("smollm2-135m/config.json")?)?,
-    )?;
-    let mut engine = Engine::new(model, TextTokenizer::from_bytes(&read("smollm2-135m/tokenizer.json")?)?)?;
+    let (model, tokenizer) = TractModel::from_gguf(read("smollm2-135m/model.gguf")?.as_slice())?;
+    let mut engine = Engine::new(model, tokenizer)?;
     let store = NgramStore::from_bytes(&read("ngrams/default.ngram")?)?;
     println!("n-gram store: {} tokens, {:.1} MB", store.len(), store.memory_bytes() as f64 / 1e6);
     print_lookup_speed(&store, &engine.tokenizer)?;

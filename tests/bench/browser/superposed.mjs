@@ -16,7 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const { values: args } = parseArgs({
   options: { tokens: { type: "string", default: "32" }, prompts: { type: "string", default: "2" } },
 });
-for (const path of ["crate/pkg-web/decoding_playground_bg.wasm", "models/smollm2-135m/model.onnx", "models/ngrams/default.ngram"]) {
+for (const path of ["crate/pkg-web/decoding_playground_bg.wasm", "models/smollm2-135m/model.gguf", "models/ngrams/default.ngram"]) {
   if (!existsSync(join(root, path))) throw new Error(`${path} is missing: run scripts/setup.sh and build crate/pkg-web`);
 }
 const prompts = ["Once upon a time, there was a little", "The history of the city begins in", "The best way to learn a new language is"];
@@ -32,12 +32,7 @@ try {
       const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
       await init();
       const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-      const dir = "/models/smollm2-135m";
-      const model = new Model(
-        await bytes(`${dir}/model.onnx`),
-        await bytes(`${dir}/tokenizer.json`),
-        await (await fetch(`${dir}/config.json`)).text(),
-      );
+      const model = Model.fromGguf(await bytes("/models/smollm2-135m/model.gguf"));
       model.setNgramStore(await bytes("/models/ngrams/default.ngram"));
       const timed = async (config, prompt) => {
         const start = performance.now();
