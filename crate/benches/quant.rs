@@ -5,13 +5,14 @@
 //!
 //!     cargo bench --bench quant
 
+mod common;
+
+use common::mean_ns;
 use criterion::{BenchmarkId, Criterion};
 use decoding_playground::model::quant::{
     simd_kernel_name, BlockFormat, Kernel, QuantMatrix, BLOCK,
 };
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// (name, format, rows, cols): attention q/o, MLP gate/up, MLP down, the tied head.
 const SHAPES: [(&str, BlockFormat, usize, usize); 4] = [
@@ -73,10 +74,6 @@ fn f32_matmul(w: &[f32], cols: usize, x: &[f32], out: &mut [f32]) {
     }
 }
 
-fn criterion_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
-}
-
 fn group_name(shape: &str, m: usize) -> String {
     format!("quant_{shape}_m{m}")
 }
@@ -99,23 +96,8 @@ fn bench(c: &mut Criterion, shape: &str, w: &QuantMatrix, dense: &[f32], m: usiz
     group.finish();
 }
 
-/// Mean time in ns of one benchmark, from criterion's saved estimates.
-fn mean_ns(group: &str, name: &str) -> f64 {
-    let path = criterion_dir()
-        .join(group)
-        .join(name)
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    value["mean"]["point_estimate"].as_f64().unwrap()
-}
-
 fn main() {
-    let mut c = Criterion::default()
-        .output_directory(&criterion_dir())
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::criterion();
     let mut storage = Vec::new();
     for (shape, format, rows, cols) in SHAPES {
         let w = random_matrix(format, rows, cols);

@@ -4,12 +4,13 @@
 //!
 //!     cargo bench --bench sampling
 
+mod common;
+
+use common::mean_ns;
 use criterion::{BenchmarkId, Criterion};
 use decoding_playground::math::{exp_nonpositive, exp_weights, max_value};
 use decoding_playground::sampling::{Chain, SamplerConfig};
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::time::Duration;
 
 const VOCAB: usize = 49152;
 
@@ -93,10 +94,6 @@ fn strategies() -> Vec<(&'static str, SamplerConfig)> {
     ]
 }
 
-fn criterion_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
-}
-
 fn bench(c: &mut Criterion, shape: &str, logits: &[f32]) {
     let mut group = c.benchmark_group(format!("sampling_{shape}"));
     let mut probs = Vec::with_capacity(VOCAB);
@@ -115,20 +112,8 @@ fn bench(c: &mut Criterion, shape: &str, logits: &[f32]) {
     group.finish();
 }
 
-/// Mean time in ns of one benchmark, from criterion's saved estimates.
-fn mean_ns(group: &str, name: &str) -> f64 {
-    let path = criterion_dir().join(group).join(name).join("new/estimates.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    value["mean"]["point_estimate"].as_f64().unwrap()
-}
-
 fn main() {
-    let mut c = Criterion::default()
-        .output_directory(&criterion_dir())
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::criterion();
     let shapes = [("zipf", zipf_logits()), ("smollm2", smollm2_logits())];
     for (shape, logits) in &shapes {
         bench(&mut c, shape, logits);

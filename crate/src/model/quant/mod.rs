@@ -479,6 +479,38 @@ fn for_each_group(
     }
 }
 
+/// What one SIMD group product reads: row group `g`'s quants, scales and mins (4 rows
+/// interleaved per block), and token `t`'s activation quants and per-block d, s and Σq.
+#[allow(dead_code)] // only the SIMD kernels use it
+struct GroupSlices<'a> {
+    qs: &'a [u8],
+    d: &'a [f32],
+    mins: &'a [f32],
+    x: &'a [i16],
+    xd: &'a [f32],
+    xs: &'a [f32],
+    xsum: &'a [i32],
+}
+
+#[allow(dead_code)]
+impl<'a> GroupSlices<'a> {
+    /// Slicing once bounds every pointer read of a kernel.
+    fn new<F: Format>(w: &'a QuantMatrix, a: &'a Activations, g: usize, t: usize) -> Self {
+        let nb = w.cols / BLOCK;
+        let slots = g * nb * GROUP..(g + 1) * nb * GROUP;
+        let blocks = t * nb..(t + 1) * nb;
+        GroupSlices {
+            qs: &w.qs[slots.start * F::QS_BYTES..slots.end * F::QS_BYTES],
+            d: &w.d[slots.clone()],
+            mins: if F::HAS_MIN { &w.m[slots] } else { &[] },
+            x: &a.q[t * w.cols..][..w.cols],
+            xd: &a.d[blocks.clone()],
+            xs: &a.s[blocks.clone()],
+            xsum: &a.sum[blocks],
+        }
+    }
+}
+
 /// The scalar kernel: lane by lane, block by block, the same terms as the SIMD kernels.
 fn reference_group_dot<F: Format>(
     w: &QuantMatrix,

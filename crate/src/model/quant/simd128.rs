@@ -4,7 +4,7 @@
 //! [`block_term`](super::block_term) in f32x4 lanes, one row per lane (simd128 has no FMA), so
 //! the result is the reference's bits.
 
-use super::{for_each_group, Activations, Format, QuantMatrix, BLOCK, GROUP};
+use super::{for_each_group, Activations, Format, GroupSlices, QuantMatrix, BLOCK, GROUP};
 use core::arch::wasm32::*;
 
 pub(super) fn matmul<F: Format>(w: &QuantMatrix, a: &Activations, m: usize, out: &mut [f32]) {
@@ -15,14 +15,7 @@ pub(super) fn matmul<F: Format>(w: &QuantMatrix, a: &Activations, m: usize, out:
 #[inline]
 fn group_dot<F: Format>(w: &QuantMatrix, a: &Activations, g: usize, t: usize) -> [f32; GROUP] {
     let nb = w.cols / BLOCK;
-    let slots = g * nb * GROUP..(g + 1) * nb * GROUP;
-    // Slicing once bounds every pointer read below.
-    let qs = &w.qs[slots.start * F::QS_BYTES..slots.end * F::QS_BYTES];
-    let d = &w.d[slots.clone()];
-    let mins = if F::HAS_MIN { &w.m[slots] } else { &[][..] };
-    let x = &a.q[t * w.cols..][..w.cols];
-    let blocks = t * nb..(t + 1) * nb;
-    let (xd, xs, xsum) = (&a.d[blocks.clone()], &a.s[blocks.clone()], &a.sum[blocks]);
+    let GroupSlices { qs, d, mins, x, xd, xs, xsum } = GroupSlices::new::<F>(w, a, g, t);
     let mut acc = f32x4_splat(0.0);
     for b in 0..nb {
         // SAFETY: every offset is inside the slices above; v128 loads need no alignment.

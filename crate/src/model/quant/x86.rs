@@ -4,7 +4,7 @@
 //! lanes, one row per lane, with separate multiplies and adds (no FMA), so the result is the
 //! reference's bits.
 
-use super::{for_each_group, Activations, Format, QuantMatrix, BLOCK, GROUP};
+use super::{for_each_group, Activations, Format, GroupSlices, QuantMatrix, BLOCK, GROUP};
 use core::arch::x86_64::*;
 
 pub(super) fn available() -> bool {
@@ -41,14 +41,7 @@ unsafe fn group_dot<F: Format>(
     t: usize,
 ) -> [f32; GROUP] {
     let nb = w.cols / BLOCK;
-    let slots = g * nb * GROUP..(g + 1) * nb * GROUP;
-    // Slicing once bounds every pointer read below.
-    let qs = &w.qs[slots.start * F::QS_BYTES..slots.end * F::QS_BYTES];
-    let d = &w.d[slots.clone()];
-    let mins = if F::HAS_MIN { &w.m[slots] } else { &[][..] };
-    let x = &a.q[t * w.cols..][..w.cols];
-    let blocks = t * nb..(t + 1) * nb;
-    let (xd, xs, xsum) = (&a.d[blocks.clone()], &a.s[blocks.clone()], &a.sum[blocks]);
+    let GroupSlices { qs, d, mins, x, xd, xs, xsum } = GroupSlices::new::<F>(w, a, g, t);
     let mut acc = _mm_setzero_ps();
     for b in 0..nb {
         let xp = x.as_ptr().add(b * BLOCK) as *const __m256i;
