@@ -1,13 +1,12 @@
 //! The language-model runtime: a small backend-neutral [`LanguageModel`] trait, the embedding
-//! table it shares with every backend, and the tract (CPU, native and wasm) backend in
-//! [`tract`].
+//! table it shares with every backend, the file formats ([`gguf`], [`onnx`]), the one loader of a
+//! GGUF's weights in their own precision ([`weights`]), the block-quantised matrices and their
+//! kernels ([`quant`]), and the tract backend (CPU, native and wasm) in [`tract`].
 //!
-//! The models this crate runs are decoder-only causal LMs exported to ONNX by `models/` with the
-//! signature `inputs_embeds`/`attention_mask`/`position_ids`/`past_key_values.*` →
-//! `logits`/`present.*` (see `models/README.md`). The graph takes *embeddings*, not ids: the
-//! runtime looks ids up in the embedding table itself, which is what lets superposed decoding
-//! feed a weighted sum of embedding rows ([`EmbeddingTable::superpose`] +
-//! [`LanguageModel::step_embedding`]).
+//! Models are decoder-only causal LMs fed *embeddings*, not ids: the runtime looks ids up in the
+//! embedding table itself, which is what lets superposed decoding feed a weighted sum of
+//! embedding rows ([`EmbeddingTable::superpose`] + [`LanguageModel::step_embedding`]). A GGUF's
+//! table stays in its Q8_0 blocks, which the tied output projection shares.
 //!
 //! No backend type appears in the trait, so a WebGPU backend can implement it too.
 
