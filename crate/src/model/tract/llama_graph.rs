@@ -57,6 +57,7 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights, 
     g.scalar_f32("c.neg_big", f32::MIN);
     let bias = g.op("Where", &[&visible, "c.zero_f", "c.neg_big"], vec![]);
     let bias = g.op("Unsqueeze", &[&bias, "c.ax1"], vec![]);
+    let group_bias = g.op("Unsqueeze", &[&bias, "c.ax1"], vec![]); // [B, 1, 1, S, T]
 
     // RoPE tables in HF layout. libm's pow, so the constants do not depend on the platform.
     let inv_freq: Vec<f32> = (0..head_dim / 2)
@@ -80,8 +81,6 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights, 
     g.scalar_f32("c.eps", p.rms_norm_eps);
     g.scalar_f32("c.scale", (1.0 / (head_dim as f64).sqrt()) as f32);
     g.i64s("c.shape_h", &[0, 0, hidden as i64]);
-    g.i64s("c.rep", &[1, 1, (heads / kv_heads) as i64, 1, 1]);
-    g.i64s("c.shape_rep", &[0, heads as i64, -1, hd]);
     g.i64s(&format!("c.shape_{heads}"), &[0, 0, heads as i64, hd]);
     g.i64s(&format!("c.shape_{kv_heads}"), &[0, 0, kv_heads as i64, hd]);
 
@@ -99,15 +98,13 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights, 
         let y = g.op("Reshape", &[x, &format!("c.shape_{n}")], vec![]);
         g.op("Transpose", &[&y], vec![attr_ints("perm", &[0, 2, 1, 3])])
     };
-    // Query head h reads KV head h / (heads / kv_heads), as HF's repeat_kv.
-    let repeat_kv = |g: &mut Graph, x: &str| {
-        if heads == kv_heads {
-            return x.to_string();
-        }
-        let x = g.op("Unsqueeze", &[x, "c.ax2"], vec![]);
-        let x = g.op("Expand", &[&x, "c.rep"], vec![]);
-        g.op("Reshape", &[&x, "c.shape_rep"], vec![])
-    };
+    // Grouped-query attention without repeating K and V: query head h reads KV head
+    // h / (heads / kv_heads), as HF's repeat_kv, so the heads of one group are adjacent and the
+    // queries reshape to [B, kv_heads, group, S, hd] against K and V broadcast over the group.
+    // tract packs a matmul's K and V on every step; repeating them would pack them (heads /
+    // kv_heads) times over.
+    g.i64s("c.shape_grouped", &[0, kv_heads as i64, (heads / kv_heads) as i64, -1, hd]);
+    g.i64s("c.shape_heads", &[0, heads as i64, -1, hd]);
 
     let mut x = "inputs_embeds".to_string();
     for (i, layer) in weights.layers.iter().enumerate() {
@@ -123,14 +120,16 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights, 
         let axis2 = || vec![attr_int("axis", 2)];
         let k = g.op_to("Concat", &[&format!("past_key_values.{i}.key"), &k], &format!("present.{i}.key"), axis2());
         let v = g.op_to("Concat", &[&format!("past_key_values.{i}.value"), &v], &format!("present.{i}.value"), axis2());
-        let k = repeat_kv(&mut g, &k);
-        let kt = g.op("Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
+        let k = g.op("Unsqueeze", &[&k, "c.ax2"], vec![]);
+        let kt = g.op("Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 2, 4, 3])]);
+        let q = g.op("Reshape", &[&q, "c.shape_grouped"], vec![]);
         let scores = g.op("MatMul", &[&q, &kt], vec![]);
         let scores = g.op("Mul", &[&scores, "c.scale"], vec![]);
-        let scores = g.op("Add", &[&scores, &bias], vec![]);
-        let attention = g.op("Softmax", &[&scores], vec![attr_int("axis", 3)]);
-        let v = repeat_kv(&mut g, &v);
+        let scores = g.op("Add", &[&scores, &group_bias], vec![]);
+        let attention = g.op("Softmax", &[&scores], vec![attr_int("axis", 4)]);
+        let v = g.op("Unsqueeze", &[&v, "c.ax2"], vec![]);
         let context = g.op("MatMul", &[&attention, &v], vec![]);
+        let context = g.op("Reshape", &[&context, "c.shape_heads"], vec![]);
         let context = g.op("Transpose", &[&context], vec![attr_ints("perm", &[0, 2, 1, 3])]);
         let context = g.op("Reshape", &[&context, "c.shape_h"], vec![]);
         let attn_out = g.matmul(&context, &format!("blk.{i}.attn_output.weight"), &layer.o, None);
