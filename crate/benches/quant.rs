@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::mean_ns;
+use common::{mean_ns, splitmix as bits};
 use criterion::{BenchmarkId, Criterion};
 use decoding_playground::model::quant::{
     simd_kernel_name, BlockFormat, Kernel, QuantMatrix, BLOCK,
@@ -29,17 +29,6 @@ const KERNELS: [(&str, Option<Kernel>); 4] = [
     ("simd", Some(Kernel::Simd)),
 ];
 
-/// Deterministic pseudo-random bits (SplitMix64), no dependency.
-fn bits(seed: u64) -> impl FnMut() -> u64 {
-    let mut state = seed;
-    move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// GGUF blocks with random quants and scales in the range SmolLM2's use (2^-9 .. 2^-7; Q4_1's
 /// mins negative).

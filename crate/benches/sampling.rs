@@ -14,16 +14,10 @@ use std::hint::black_box;
 
 const VOCAB: usize = 49152;
 
-/// Deterministic uniform numbers in (0, 1) without another dependency (SplitMix64).
+/// Deterministic uniform numbers in (0, 1) without another dependency.
 fn uniforms(seed: u64) -> impl FnMut() -> f64 {
-    let mut state = seed;
-    move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 + 1e-17
-    }
+    let mut bits = common::splitmix(seed);
+    move || (bits() >> 11) as f64 / (1u64 << 53) as f64 + 1e-17
 }
 
 /// Zipf-like logits (exponent 1.1 in rank) with Gumbel noise, ranks scattered over the ids.

@@ -25,3 +25,15 @@ pub fn criterion() -> Criterion {
         .measurement_time(Duration::from_secs(2))
         .configure_from_args()
 }
+
+/// Deterministic pseudo-random bits (SplitMix64), no dependency.
+pub fn splitmix(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
