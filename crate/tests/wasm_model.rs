@@ -193,6 +193,15 @@ fn bad_gguf_bytes_throw_errors_with_messages() {
     for cut in [3, 24, 1000, 13_000, GGUF.len() / 2, GGUF.len() - 1] {
         assert!(err(&GGUF[..cut]).starts_with("model error"), "cut at {cut}");
     }
+    let after = |needle: &[u8]| GGUF.windows(needle.len()).position(|w| w == needle).unwrap() + needle.len();
+    // token_embd's tensor info: its name, 2 dims (u32 count, 2 × u64), the type (u32), the offset (u64).
+    let info = after(b"token_embd.weight") + 4 + 16;
+    assert!(err(&patched(info, &12u32.to_le_bytes())).contains("Q4_K"));
+    assert!(err(&patched(info + 4, &(1u64 << 40).to_le_bytes())).starts_with("model error"));
+    assert!(err(&patched(after(b"llama.block_count") - 5, b"X")).contains("`llama.block_count` is missing"));
+    // A value (after its u32 type id) that disagrees with the tokenizer's 512 tokens.
+    let vocab = after(b"llama.vocab_size") + 4;
+    assert!(err(&patched(vocab, &500u32.to_le_bytes())).contains("512 tokens"));
 }
 
 /// The simd128 kernels equal the scalar reference bit for bit here, and the reference's outputs
