@@ -515,16 +515,6 @@ impl GgufHeader {
         })
     }
 
-    /// An array of F32/F64 values.
-    pub fn get_f32_array(&self, key: &str) -> Result<Vec<f32>> {
-        self.required(key, "an array of floats", |v| {
-            v.as_array()?
-                .iter()
-                .map(|x| x.as_float().map(|f| f as f32))
-                .collect()
-        })
-    }
-
     /// `general.architecture` ("llama", ...).
     pub fn architecture(&self) -> Result<&str> {
         self.get_str("general.architecture")
