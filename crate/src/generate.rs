@@ -5,6 +5,7 @@
 use crate::error::{check, Error, Result};
 use crate::model::LanguageModel;
 use crate::ngram::NgramStore;
+use crate::sampling::record::full_distribution;
 use crate::sampling::{Chain, SamplerConfig, StepRecord};
 use crate::superposed::{DraftNode, DraftStep, FinalDraft, SuperposedConfig, SuperposedDecoder};
 use crate::tokenizer::{TextStream, TextTokenizer};
@@ -180,7 +181,7 @@ impl<M: LanguageModel> Engine<M> {
         Ok(logits
             .chunks_exact(vocab)
             .zip(&ids[1..])
-            .map(|(row, &next)| crate::math::log_prob(row, next as usize, &mut scratch))
+            .map(|(row, &next)| full_distribution(row, 1.0, &mut scratch).ln_prob(row[next as usize]))
             .collect())
     }
 

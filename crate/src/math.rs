@@ -65,13 +65,6 @@ pub fn max_value(xs: &[f32]) -> f32 {
     rest.iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
 }
 
-/// ln softmax(logits)[index], over the same portable exp as the samplers.
-pub fn log_prob(logits: &[f32], index: usize, scratch: &mut Vec<f32>) -> f64 {
-    let max = max_value(logits);
-    let (z, _) = exp_weights(logits, 1.0, max, scratch);
-    (logits[index] - max) as f64 - z.ln()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,8 +95,5 @@ mod tests {
         assert!((z - exact).abs() < 1e-5 * exact && (zd - exact_d).abs() < 1e-5 * exact_d.abs());
         assert_eq!(weights.len(), 1001);
         assert_eq!(max_value(&logits), 0.0);
-        let ln_p = log_prob(&logits, 3, &mut weights);
-        let ln_z: f64 = (0..1001).map(|i| (-0.01 * i as f64).exp()).sum::<f64>().ln();
-        assert!((ln_p - (-0.03 - ln_z)).abs() < 1e-6, "{ln_p}");
     }
 }

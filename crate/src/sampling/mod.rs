@@ -10,7 +10,7 @@ mod mirostat;
 mod mirostat_v1;
 mod mirostat_v2;
 mod penalties;
-mod record;
+pub(crate) mod record;
 mod temperature;
 mod top_k;
 mod top_p;

@@ -63,15 +63,23 @@ pub(crate) struct FullDistribution {
     pub scale: f32,
     /// Z = Σ e_i with e_i = exp(d_i), d_i = scale·(x_i − max).
     pub z: f64,
+    pub ln_z: f64,
     /// Σ e_i·d_i, for the entropy H = ln Z − Σ e_i·d_i / Z.
     pub weighted: f64,
+}
+
+impl FullDistribution {
+    /// ln p of a token with this logit.
+    pub fn ln_prob(&self, logit: f32) -> f64 {
+        (self.scale * (logit - self.max)) as f64 - self.ln_z
+    }
 }
 
 /// Leaves every e_i in `weights`, so that a draw over the whole vocabulary can reuse them.
 pub(crate) fn full_distribution(logits: &[f32], scale: f32, weights: &mut Vec<f32>) -> FullDistribution {
     let max = max_value(logits);
     let (z, weighted) = exp_weights(logits, scale, max, weights);
-    FullDistribution { max, scale, z, weighted }
+    FullDistribution { max, scale, z, ln_z: libm::log(z), weighted }
 }
 
 /// The step record: the chosen token and the entropy under `full`, and a partial selection
@@ -84,9 +92,8 @@ pub(crate) fn describe_step(
     top_n: usize,
     scratch: &mut Vec<u32>,
 ) -> StepRecord {
-    let FullDistribution { max, scale, z, weighted } = *full;
-    let ln_z = libm::log(z);
-    let ln_prob = |x: f32| (scale * (x - max)) as f64 - ln_z;
+    let FullDistribution { z, ln_z, weighted, .. } = *full;
+    let ln_prob = |x: f32| full.ln_prob(x);
     let token_ln_prob = ln_prob(logits[token as usize]);
     top_m(logits, top_n, scratch);
     StepRecord {
