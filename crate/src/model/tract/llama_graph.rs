@@ -145,7 +145,6 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights, 
         x = g.op("Add", &[&x, &down], vec![]);
     }
     let h = g.rms_norm(&x, "output_norm.weight", &weights.output_norm);
-    let head_name = if weights.output.is_some() { "output.weight" } else { "token_embd.weight" };
     let (head, output_width) = match weights.output_matrix() {
         Matrix::Quant(q) => {
             g.op_to("Identity", &[&h], "logits", vec![]);
@@ -154,7 +153,8 @@ pub fn onnx_graph(weights: &LlamaWeights) -> (pb::ModelProto, QuantisedWeights, 
         // An f16 head stays f32 in the graph: tract folds a Cast of a constant only within a
         // small budget, and would otherwise re-cast (and re-pack) the whole head on every step.
         matrix => {
-            g.matmul(&h, head_name, &matrix, Some("logits"));
+            let name = if weights.output.is_some() { "output.weight" } else { "token_embd.weight" };
+            g.matmul(&h, name, &matrix, Some("logits"));
             (None, p.vocab_size)
         }
     };

@@ -93,7 +93,9 @@ impl TractModel {
             .model_for_proto_model(&proto)
             .map_err(|e| tract_error("cannot build the ONNX graph", e))?;
         drop(proto);
-        Self::prepare(model, embeddings, config, rewrites, (&Default::default(), Kernel::Simd), false)
+        let (plan, slots) = build_plan(model, &config, rewrites, (&Default::default(), Kernel::Simd), config.vocab_size)
+            .map_err(|e| tract_error("cannot prepare the model", e))?;
+        Ok(TractModel { plan, state: None, slots, head: None, weight_types: vec!["F32"], embeddings, config, position: 0 })
     }
 
     /// Loads a Llama-family model from a `.gguf` file streamed from `gguf` (in wasm, from JS in
@@ -126,27 +128,12 @@ impl TractModel {
             .model_for_proto_model(&proto)
             .map_err(|e| tract_error("cannot build the Llama graph", e))?;
         drop(proto);
-        let mut model = Self::prepare(model, embeddings, config, Rewrites::ByName, (&quantised, kernel), head.is_some())?;
-        model.head = head.map(|h| (h, kernel));
-        model.weight_types = weight_types;
-        Ok((model, tokenizer))
-    }
-
-    /// Types, rewrites and optimises a graph; `quantised` binds the [`QuantMatMul`] ops to their
-    /// weights by name.
-    fn prepare(
-        model: InferenceModel,
-        embeddings: EmbeddingTable,
-        config: ModelConfig,
-        rewrites: Rewrites,
-        quantised: (&llama_graph::QuantisedWeights, Kernel),
-        outputs_hidden: bool,
-    ) -> Result<Self> {
-        let width = if outputs_hidden { config.hidden_size } else { config.vocab_size };
-        let (plan, slots) = build_plan(model, &config, rewrites, quantised, width)
+        let width = if head.is_some() { config.hidden_size } else { config.vocab_size };
+        let (plan, slots) = build_plan(model, &config, Rewrites::ByName, (&quantised, kernel), width)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
-        let weight_types = vec!["F32"];
-        Ok(TractModel { plan, state: None, slots, head: None, weight_types, embeddings, config, position: 0 })
+        let head = head.map(|h| (h, kernel));
+        let model = TractModel { plan, state: None, slots, head, weight_types, embeddings, config, position: 0 };
+        Ok((model, tokenizer))
     }
 
     /// [`from_bytes`](Self::from_bytes) with the text of a `config.json`.
