@@ -9,6 +9,7 @@
 //! PATH: a `.gguf` file (default: models/smollm2-135m/model.gguf) or a folder holding
 //! model.onnx, tokenizer.json and config.json.
 
+use pollster::block_on;
 use decoding_playground::generate::{Engine, GenerateConfig};
 use decoding_playground::sampling::SamplerConfig;
 use decoding_playground::tokenizer::TextTokenizer;
@@ -62,11 +63,11 @@ fn main() -> Result<()> {
     // Seconds to the end of the prefill, to the first token, and from the prefill to the end.
     let mut generate = || -> Result<(f64, f64, f64)> {
         let start = Instant::now();
-        let mut generation = engine.start(&prompt, &config)?;
+        let mut generation = block_on(engine.start(&prompt, &config))?;
         let prefilled = start.elapsed().as_secs_f64();
-        engine.step(&mut generation)?;
+        block_on(engine.step(&mut generation))?;
         let first = start.elapsed().as_secs_f64();
-        while engine.step(&mut generation)?.is_some() {}
+        while block_on(engine.step(&mut generation))?.is_some() {}
         Ok((prefilled, first, start.elapsed().as_secs_f64() - prefilled))
     };
     let (_, first_s, _) = generate()?;

@@ -3,6 +3,7 @@
 //!
 //!     cargo run --release --example generate -- [PROMPT] [--model DIR] [--tokens N]
 
+use pollster::block_on;
 use decoding_playground::generate::{Engine, GenerateConfig, GeneratedStep};
 use decoding_playground::ngram::NgramStore;
 use decoding_playground::superposed::SuperposedConfig;
@@ -56,11 +57,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         print!("{prompt}");
         let config = GenerateConfig { max_tokens, sampler, ..Default::default() };
         let start = Instant::now();
-        let steps: Vec<GeneratedStep> = engine
-            .generate(&prompt, &config, |step| {
+        let steps: Vec<GeneratedStep> = block_on(engine.generate(&prompt, &config, |step| {
                 print!("{}", step.as_token().map_or("", |s| s.text.as_str()));
                 let _ = std::io::stdout().flush();
-            }, || false)?
+            }, || false))?
             .into_iter()
             .filter_map(|s| s.as_token().cloned())
             .collect();
@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("── superposed decoding, k {}, alpha {}", superposed.drafts, superposed.alpha);
     let config = GenerateConfig { max_tokens, superposed: Some(superposed), ..Default::default() };
     let start = Instant::now();
-    let steps = engine.generate(&prompt, &config, |_| {}, || false)?;
+    let steps = block_on(engine.generate(&prompt, &config, |_| {}, || false))?;
     let seconds = start.elapsed().as_secs_f64();
     let last = steps.last().and_then(|s| s.as_drafts()).ok_or("no steps")?;
     for (i, draft) in last.drafts.iter().enumerate() {

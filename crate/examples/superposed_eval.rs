@@ -8,6 +8,7 @@
 //! teacher-forced pass of the model (perplexity of the continuation given the prompt), and
 //! diversity is distinct-n over each method's k outputs for a prompt.
 
+use pollster::block_on;
 use decoding_playground::generate::{Engine, GenerateConfig, Step};
 use decoding_playground::ngram::NgramStore;
 use decoding_playground::superposed::SuperposedConfig;
@@ -119,7 +120,7 @@ fn superposed(engine: &mut Engine<TractModel>, prompt: &str, max_tokens: usize, 
         superposed: Some(SuperposedConfig { drafts: k, alpha, ..Default::default() }),
         ..Default::default()
     };
-    let steps = engine.generate(prompt, &config, |_| {}, || false)?;
+    let steps = block_on(engine.generate(prompt, &config, |_| {}, || false))?;
     let last = steps.last().and_then(Step::as_drafts).ok_or("no superposed step")?;
     Ok(last.drafts.iter().map(|d| d.tokens[..d.tokens.len() - d.stopped as usize].to_vec()).collect())
 }
@@ -135,7 +136,7 @@ fn nucleus(engine: &mut Engine<TractModel>, prompt: &str, max_tokens: usize, k: 
 
 fn sampled(engine: &mut Engine<TractModel>, prompt: &str, max_tokens: usize, sampler: SamplerConfig) -> Result<Vec<u32>> {
     let config = GenerateConfig { max_tokens, sampler, ..Default::default() };
-    let steps = engine.generate(prompt, &config, |_| {}, || false)?;
+    let steps = block_on(engine.generate(prompt, &config, |_| {}, || false))?;
     Ok(steps
         .iter()
         .filter_map(Step::as_token)
@@ -153,7 +154,7 @@ fn rescore(engine: &mut Engine<TractModel>, prompt: &str, continuation: &[u32]) 
     let ids = [&prompt_ids[..], continuation].concat();
     let vocab = engine.model.vocab_size();
     engine.model.reset();
-    let logits = engine.model.prefill_all_logits(&ids)?;
+    let logits = block_on(engine.model.prefill_all_logits(&ids))?;
     let nll: f64 = continuation
         .iter()
         .enumerate()

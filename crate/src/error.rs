@@ -32,6 +32,10 @@ pub enum Error {
     /// failure); the message says which.
     #[error("model error: {0}")]
     Model(String),
+    /// The WebGPU backend failed: no adapter, a kernel or buffer the device refused, out of GPU
+    /// memory, or a device lost mid-run. The automatic backend falls back to the CPU on it.
+    #[error("WebGPU: {0}")]
+    Gpu(String),
     /// An n-gram store that is corrupt, empty, or built with another tokenizer.
     #[error("n-gram store: {0}")]
     NgramStore(String),

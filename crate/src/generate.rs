@@ -172,10 +172,10 @@ impl<M: LanguageModel> Engine<M> {
 
     /// Teacher-forced natural-log probabilities of `ids[1..]`, each given the ids before it, from
     /// one prefill (resetting the model): the basis of perplexity.
-    pub fn log_probs(&mut self, ids: &[u32]) -> Result<Vec<f64>> {
+    pub async fn log_probs(&mut self, ids: &[u32]) -> Result<Vec<f64>> {
         check(ids.len() >= 2, "ids", "at least two tokens", ids.len())?;
         self.model.reset();
-        let logits = self.model.prefill_all_logits(&ids[..ids.len() - 1])?;
+        let logits = self.model.prefill_all_logits(&ids[..ids.len() - 1]).await?;
         let vocab = self.model.vocab_size();
         let mut scratch = Vec::new();
         Ok(logits
@@ -186,7 +186,7 @@ impl<M: LanguageModel> Engine<M> {
     }
 
     /// Encodes and prefills the prompt (resetting the model) and readies the sampler.
-    pub fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
+    pub async fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
         let mut strategy = match &config.superposed {
             None => Strategy::Sample { chain: Chain::new(&config.sampler)?, stream: TextStream::default() },
             Some(superposed) => {
@@ -219,7 +219,7 @@ impl<M: LanguageModel> Engine<M> {
             None => self.tokenizer.end_of_text_ids(),
         };
         self.model.reset();
-        let logits = self.model.prefill(&ids)?;
+        let logits = self.model.prefill(&ids).await?;
         match &mut strategy {
             Strategy::Sample { chain, .. } => ids.iter().for_each(|&id| chain.accept(id)),
             Strategy::Superposed { prompt, .. } => *prompt = ids.clone(),
@@ -236,7 +236,7 @@ impl<M: LanguageModel> Engine<M> {
 
     /// Chooses the next token (or extends every draft) and feeds the model; `None` once the
     /// generation ended.
-    pub fn step(&mut self, generation: &mut Generation) -> Result<Option<Step>> {
+    pub async fn step(&mut self, generation: &mut Generation) -> Result<Option<Step>> {
         if generation.finished {
             return Ok(None);
         }
@@ -250,7 +250,7 @@ impl<M: LanguageModel> Engine<M> {
                 let finish = finish_reason(stop, generation.remaining);
                 let text = if stop { String::new() } else { stream.push(&self.tokenizer, record.token)? };
                 if finish.is_none() {
-                    generation.logits = self.model.step_token(record.token)?;
+                    generation.logits = self.model.step_token(record.token).await?;
                 }
                 Step::Token(GeneratedStep { record, text, finish })
             }
@@ -271,7 +271,7 @@ impl<M: LanguageModel> Engine<M> {
                     }
                     None => {
                         let input = self.model.embeddings().superpose(&decoder.superposition())?;
-                        generation.logits = self.model.step_embedding(&input)?;
+                        generation.logits = self.model.step_embedding(&input).await?;
                     }
                 }
                 Step::Drafts(SuperposedStep { record, drafts, finish })
@@ -290,16 +290,16 @@ impl<M: LanguageModel> Engine<M> {
 
     /// Runs a whole generation, calling `on_step` for each token; stops early (with
     /// [`Error::Cancelled`]) when `cancelled` turns true.
-    pub fn generate(
+    pub async fn generate(
         &mut self,
         prompt: &str,
         config: &GenerateConfig,
         mut on_step: impl FnMut(&Step),
         cancelled: impl Fn() -> bool,
     ) -> Result<Vec<Step>> {
-        let mut generation = self.start(prompt, config)?;
+        let mut generation = self.start(prompt, config).await?;
         let mut steps = Vec::new();
-        while let Some(step) = self.step(&mut generation)? {
+        while let Some(step) = self.step(&mut generation).await? {
             on_step(&step);
             steps.push(step);
             if cancelled() {

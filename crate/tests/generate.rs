@@ -4,6 +4,7 @@
 
 mod common;
 
+use pollster::block_on;
 use common::tiny::{engine, PROMPT};
 use decoding_playground::generate::{FinishReason, GenerateConfig, GeneratedStep, Step};
 use decoding_playground::{Error, LanguageModel};
@@ -32,7 +33,7 @@ fn generations_match_the_fixture_that_wasm_replays() {
         let mut cases: Vec<Case> = serde_json::from_str(fixture).unwrap();
         let mut engine = engine();
         for case in &mut cases {
-            let steps = tokens_of(engine.generate(PROMPT, &config(&case.config), |_| {}, || false).unwrap());
+            let steps = tokens_of(block_on(engine.generate(PROMPT, &config(&case.config), |_| {}, || false)).unwrap());
             let tokens: Vec<u32> = steps.iter().map(|s| s.record.token).collect();
             let text: String = steps.iter().map(|s| s.text.as_str()).collect();
             if std::env::var_os("UPDATE_FIXTURES").is_some() {
@@ -54,7 +55,7 @@ fn the_same_seed_gives_the_same_tokens_and_streamed_text_is_the_decoded_text() {
     let mut engine = engine();
     let config = GenerateConfig { max_tokens: 40, ..Default::default() };
     let run = |engine: &mut decoding_playground::generate::Engine<_>| {
-        tokens_of(engine.generate(PROMPT, &config, |_| {}, || false).unwrap())
+        tokens_of(block_on(engine.generate(PROMPT, &config, |_| {}, || false)).unwrap())
     };
     let (first, second) = (run(&mut engine), run(&mut engine));
     assert_eq!(first, second);
@@ -74,13 +75,13 @@ fn a_stop_token_ends_the_generation() {
         sampler: decoding_playground::SamplerConfig::greedy(),
         superposed: None,
     };
-    let free = tokens_of(engine.generate(PROMPT, &greedy, |_| {}, || false).unwrap());
+    let free = tokens_of(block_on(engine.generate(PROMPT, &greedy, |_| {}, || false)).unwrap());
     assert_eq!(free.len(), 10);
     assert_eq!(free[9].finish, Some(FinishReason::Length));
     let stop = free[3].record.token;
     let first_stop = free.iter().position(|s| s.record.token == stop).unwrap();
     let stopped = GenerateConfig { stop_tokens: Some(vec![stop]), ..greedy };
-    let steps = tokens_of(engine.generate(PROMPT, &stopped, |_| {}, || false).unwrap());
+    let steps = tokens_of(block_on(engine.generate(PROMPT, &stopped, |_| {}, || false)).unwrap());
     assert_eq!(steps.len(), first_stop + 1);
     assert_eq!(steps.last().unwrap().finish, Some(FinishReason::Stop));
     assert_eq!(steps.last().unwrap().text, "", "the stop token shows no text");
@@ -90,36 +91,36 @@ fn a_stop_token_ends_the_generation() {
 fn cancellation_takes_effect_within_a_step() {
     let mut engine = engine();
     let seen = std::cell::Cell::new(0);
-    let result = engine.generate(PROMPT, &GenerateConfig::default(), |_| seen.set(seen.get() + 1), || seen.get() >= 3);
+    let result = block_on(engine.generate(PROMPT, &GenerateConfig::default(), |_| seen.set(seen.get() + 1), || seen.get() >= 3));
     assert_eq!(result.unwrap_err(), Error::Cancelled);
     assert_eq!(seen.get(), 3);
-    assert!(engine.generate(PROMPT, &GenerateConfig::default(), |_| {}, || false).is_ok(), "usable after");
+    assert!(block_on(engine.generate(PROMPT, &GenerateConfig::default(), |_| {}, || false)).is_ok(), "usable after");
 }
 
 #[test]
 fn bad_requests_are_clear_errors() {
     let mut engine = engine();
     let ok = GenerateConfig::default();
-    assert_eq!(engine.start("", &ok).err().unwrap(), Error::EmptyPrompt);
+    assert_eq!(block_on(engine.start("", &ok)).err().unwrap(), Error::EmptyPrompt);
     let context = engine.model.context_length();
     let long = "a b ".repeat(context);
-    let err = engine.start(&long, &ok).err().unwrap().to_string();
+    let err = block_on(engine.start(&long, &ok)).err().unwrap().to_string();
     assert!(err.contains(&format!("the context holds {context}")), "{err}");
     for max_tokens in [0, 1_000_000_000] {
-        let err = engine.start(PROMPT, &GenerateConfig { max_tokens, ..ok.clone() }).err().unwrap().to_string();
+        let err = block_on(engine.start(PROMPT, &GenerateConfig { max_tokens, ..ok.clone() })).err().unwrap().to_string();
         assert!(err.starts_with(&format!("maxTokens must be at least 1 and at most the context left after the prompt, got {max_tokens}")), "{err}");
     }
     let bad_sampler = serde_json::json!({"sampler": {"topP": 2.0}});
-    assert!(engine.start(PROMPT, &config(&bad_sampler)).err().unwrap().to_string().contains("topP"));
+    assert!(block_on(engine.start(PROMPT, &config(&bad_sampler))).err().unwrap().to_string().contains("topP"));
 }
 
 #[test]
 fn log_probs_are_the_teacher_forced_log_softmax_of_each_next_token() {
     let mut engine = engine();
     let ids = engine.tokenizer.encode(PROMPT).unwrap();
-    let got = engine.log_probs(&ids).unwrap();
+    let got = block_on(engine.log_probs(&ids)).unwrap();
     engine.model.reset();
-    let logits = engine.model.prefill_all_logits(&ids).unwrap();
+    let logits = block_on(engine.model.prefill_all_logits(&ids)).unwrap();
     let vocab = engine.model.vocab_size();
     for (i, &next) in ids[1..].iter().enumerate() {
         let row = &logits[i * vocab..(i + 1) * vocab];
@@ -127,5 +128,5 @@ fn log_probs_are_the_teacher_forced_log_softmax_of_each_next_token() {
         let ln_z = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
         assert!((got[i] - (row[next as usize] as f64 - ln_z)).abs() < 1e-5, "position {i}");
     }
-    assert!(matches!(engine.log_probs(&ids[..1]), Err(Error::InvalidParameter { .. })));
+    assert!(matches!(block_on(engine.log_probs(&ids[..1])), Err(Error::InvalidParameter { .. })));
 }

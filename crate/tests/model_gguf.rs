@@ -4,6 +4,7 @@
 //! embedding rows superposed decoding reads from the Q8_0 blocks.
 #![cfg(not(target_arch = "wasm32"))]
 
+use pollster::block_on;
 use decoding_playground::model::quant::Kernel;
 use decoding_playground::model::{EmbeddingStorage, LanguageModel};
 use decoding_playground::TractModel;
@@ -34,7 +35,7 @@ fn tiny_gguf_logits_match_the_float64_reference() {
     for (kernel, tolerance) in [(Kernel::F32Activations, 2e-5), (Kernel::Reference, 3e-3), (Kernel::Simd, 3e-3)] {
         let mut model = tiny(kernel);
         let vocab = model.vocab_size();
-        let logits = model.prefill_all_logits(&ids).unwrap();
+        let logits = block_on(model.prefill_all_logits(&ids)).unwrap();
         let worst = expected
             .iter()
             .enumerate()
@@ -48,8 +49,8 @@ fn tiny_gguf_logits_match_the_float64_reference() {
 #[test]
 fn the_simd_kernels_give_the_reference_kernels_logits_bit_for_bit() {
     let ids: Vec<u32> = serde_json::from_value(reference()["ids"].clone()).unwrap();
-    let simd = tiny(Kernel::Simd).prefill_all_logits(&ids).unwrap();
-    let scalar = tiny(Kernel::Reference).prefill_all_logits(&ids).unwrap();
+    let simd = block_on(tiny(Kernel::Simd).prefill_all_logits(&ids)).unwrap();
+    let scalar = block_on(tiny(Kernel::Reference).prefill_all_logits(&ids)).unwrap();
     assert!(simd.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
@@ -58,14 +59,14 @@ fn gguf_kv_cache_steps_equal_a_fresh_full_prefill() {
     let ids: Vec<u32> = serde_json::from_value(reference()["ids"].clone()).unwrap();
     let mut model = tiny(Kernel::Simd);
     let vocab = model.vocab_size();
-    let full = model.prefill_all_logits(&ids).unwrap();
+    let full = block_on(model.prefill_all_logits(&ids)).unwrap();
     model.reset();
-    let mut incremental = vec![model.prefill(&ids[..5]).unwrap()];
+    let mut incremental = vec![block_on(model.prefill(&ids[..5])).unwrap()];
     for (k, &id) in ids[5..].iter().enumerate() {
         incremental.push(if k % 2 == 0 {
-            model.step_token(id).unwrap()
+            block_on(model.step_token(id)).unwrap()
         } else {
-            model.step_embedding(&model.embed(id).unwrap()).unwrap()
+            block_on(model.step_embedding(&model.embed(id).unwrap())).unwrap()
         });
     }
     for (logits, end) in incremental.iter().zip(5..) {
@@ -102,7 +103,7 @@ fn native_logits_match_the_fixture_wasm_compares_with() {
     let (mut model, tokenizer) = TractModel::from_gguf(TINY_GGUF).unwrap();
     let prompt = tokenizer.encode("Once upon a time, there was a little").unwrap();
     let steps = [prompt.clone(), vec![300], vec![301]];
-    let logits: Vec<Vec<f32>> = steps.iter().map(|ids| model.prefill(ids).unwrap()).collect();
+    let logits: Vec<Vec<f32>> = steps.iter().map(|ids| block_on(model.prefill(ids)).unwrap()).collect();
     if std::env::var_os("UPDATE_FIXTURES").is_some() {
         let fixture = serde_json::json!({ "steps": steps, "logits": logits });
         std::fs::write(path, serde_json::to_string(&fixture).unwrap() + "\n").unwrap();

@@ -11,6 +11,7 @@
 
 mod common;
 
+use pollster::block_on;
 use common::{argmax, json_ids};
 
 use std::path::PathBuf;
@@ -99,7 +100,7 @@ fn check_against_reference(path: &std::path::Path, load: impl FnOnce() -> TractM
     let paragraph = json_ids(&reference["paragraph"]["ids"]);
     let want_ppl = reference["paragraph"]["perplexity"].as_f64().unwrap();
     let t = Instant::now();
-    let logits = model.prefill_all_logits(&paragraph).unwrap();
+    let logits = block_on(model.prefill_all_logits(&paragraph)).unwrap();
     let prefill_s = t.elapsed().as_secs_f64();
     let vocab = model.vocab_size();
     let mean_nll = paragraph[1..]
@@ -124,7 +125,7 @@ fn check_against_reference(path: &std::path::Path, load: impl FnOnce() -> TractM
     let prompt = json_ids(&reference["greedy"]["prompt_ids"]);
     let want = json_ids(&reference["greedy"]["ids"]);
     let t = Instant::now();
-    let mut logits = model.prefill(&prompt).unwrap();
+    let mut logits = block_on(model.prefill(&prompt)).unwrap();
     let prompt_s = t.elapsed().as_secs_f64();
     let mut got = vec![];
     let t = Instant::now();
@@ -132,7 +133,7 @@ fn check_against_reference(path: &std::path::Path, load: impl FnOnce() -> TractM
         let next = argmax(&logits);
         got.push(next);
         if got.len() < want.len() {
-            logits = model.step_token(next).unwrap();
+            logits = block_on(model.step_token(next)).unwrap();
         }
     }
     let decode_s = t.elapsed().as_secs_f64();
@@ -170,7 +171,7 @@ fn superposed_drafts_are_fluent(model: TractModel, dir: &std::path::Path) {
     let prompt = "Once upon a time, there was a little";
     let config = GenerateConfig { max_tokens: 16, superposed: Some(Default::default()), ..Default::default() };
     let t = Instant::now();
-    let steps = engine.generate(prompt, &config, |_| {}, || false).unwrap();
+    let steps = block_on(engine.generate(prompt, &config, |_| {}, || false)).unwrap();
     println!("superposed k=3: {} steps in {:.2} s", steps.len(), t.elapsed().as_secs_f64());
     let drafts = &steps.last().unwrap().as_drafts().unwrap().drafts;
     assert_eq!(drafts.len(), 3);
@@ -180,7 +181,7 @@ fn superposed_drafts_are_fluent(model: TractModel, dir: &std::path::Path) {
         assert!(drafts[..i].iter().all(|d| d.tokens != draft.tokens), "distinct drafts");
         let ids = [&prompt_ids[..], &draft.tokens].concat();
         engine.model.reset();
-        let logits = engine.model.prefill_all_logits(&ids).unwrap();
+        let logits = block_on(engine.model.prefill_all_logits(&ids)).unwrap();
         let mean_nll = (prompt_ids.len()..ids.len())
             .map(|p| nll(&logits[(p - 1) * vocab..p * vocab], ids[p]))
             .sum::<f64>()

@@ -4,6 +4,7 @@
 
 mod common;
 
+use pollster::block_on;
 use common::{argmax, json_ids};
 
 use decoding_playground::model::{LanguageModel, ModelConfig, TractModel};
@@ -82,9 +83,9 @@ fn prefill_and_cached_steps_match_the_reference_evaluator() {
             "{name}"
         );
         let logits = if input.len() == 1 {
-            m.step_token(input[0])
+            block_on(m.step_token(input[0]))
         } else {
-            m.prefill(&input)
+            block_on(m.prefill(&input))
         }
         .unwrap();
         assert_eq!(logits.len(), 512);
@@ -107,7 +108,7 @@ fn superposed_embeddings_match_the_reference_evaluator() {
         m.reset();
         let prefix = json_ids(&case["prefix_ids"]);
         if !prefix.is_empty() {
-            m.prefill(&prefix).unwrap();
+            block_on(m.prefill(&prefix)).unwrap();
         }
         assert_eq!(
             m.position() as u64,
@@ -119,7 +120,7 @@ fn superposed_embeddings_match_the_reference_evaluator() {
             .zip(floats(&case["weights"]))
             .collect();
         let embedding = m.embeddings().superpose(&pairs).unwrap();
-        let logits = m.step_embedding(&embedding).unwrap();
+        let logits = block_on(m.step_embedding(&embedding)).unwrap();
         assert_close(name, &logits, &floats(&case["last_logits"]));
         assert_eq!(
             argmax(&logits) as u64,
@@ -134,19 +135,19 @@ fn kv_cache_steps_equal_a_fresh_full_prefill() {
     let all = json_ids(&fixtures()["ids"]); // 13 ids
     let mut m = tiny();
     // One full prefill of everything, all positions.
-    let full = m.prefill_all_logits(&all).unwrap();
+    let full = block_on(m.prefill_all_logits(&all)).unwrap();
     assert_eq!(full.len(), all.len() * 512);
     assert_eq!(m.position(), all.len());
     // Incremental: a 5-token prefill, a 3-token chunk, then single steps (tokens and their
     // embeddings).
     m.reset();
-    let mut incremental = vec![m.prefill(&all[..5]).unwrap()];
-    incremental.push(m.prefill(&all[5..8]).unwrap());
+    let mut incremental = vec![block_on(m.prefill(&all[..5])).unwrap()];
+    incremental.push(block_on(m.prefill(&all[5..8])).unwrap());
     for (k, &id) in all[8..].iter().enumerate() {
         incremental.push(if k % 2 == 0 {
-            m.step_token(id).unwrap()
+            block_on(m.step_token(id)).unwrap()
         } else {
-            m.step_embedding(&m.embed(id).unwrap()).unwrap()
+            block_on(m.step_embedding(&m.embed(id).unwrap())).unwrap()
         });
     }
     let ends = [5, 8, 9, 10, 11, 12, 13];
@@ -157,7 +158,7 @@ fn kv_cache_steps_equal_a_fresh_full_prefill() {
     // reset() really starts over.
     m.reset();
     assert_eq!(m.position(), 0);
-    let again = m.prefill(&all).unwrap();
+    let again = block_on(m.prefill(&all)).unwrap();
     assert_close("after reset", &again, &full[12 * 512..]);
 }
 
@@ -262,20 +263,20 @@ fn exceeding_the_context_is_context_full() {
     let mut m = tiny();
     m.set_context_length(12).unwrap();
     assert_eq!(
-        m.prefill(&all),
+        block_on(m.prefill(&all)),
         Err(Error::ContextFull { context_length: 12 })
     );
     assert_eq!(m.position(), 0);
-    m.prefill(&all[..11]).unwrap();
-    m.step_token(all[11]).unwrap();
+    block_on(m.prefill(&all[..11])).unwrap();
+    block_on(m.step_token(all[11])).unwrap();
     assert_eq!(m.position(), 12);
     assert_eq!(
-        m.step_token(all[12]),
+        block_on(m.step_token(all[12])),
         Err(Error::ContextFull { context_length: 12 })
     );
     let e = m.embed(all[12]).unwrap();
     assert_eq!(
-        m.step_embedding(&e),
+        block_on(m.step_embedding(&e)),
         Err(Error::ContextFull { context_length: 12 })
     );
     assert_eq!(m.position(), 12);
@@ -285,42 +286,42 @@ fn exceeding_the_context_is_context_full() {
     assert!(msg.contains("12"), "{msg}");
     // After a reset the same model goes on.
     m.reset();
-    m.prefill(&all[..12]).unwrap();
+    block_on(m.prefill(&all[..12])).unwrap();
 }
 
 #[test]
 fn bad_tokens_and_embeddings_are_refused_without_touching_the_cache() {
     let mut m = tiny();
-    m.prefill(&[1, 2, 3]).unwrap();
+    block_on(m.prefill(&[1, 2, 3])).unwrap();
     assert_eq!(
-        m.step_token(512),
+        block_on(m.step_token(512)),
         Err(Error::TokenOutOfRange {
             token: 512,
             vocab_size: 512
         })
     );
     assert!(matches!(
-        m.prefill(&[]),
+        block_on(m.prefill(&[])),
         Err(Error::InvalidParameter { .. })
     ));
     assert!(matches!(
-        m.step_embedding(&[0.0; 63]),
+        block_on(m.step_embedding(&[0.0; 63])),
         Err(Error::InvalidParameter { .. })
     ));
     let mut nan = vec![0.0; 64];
     nan[7] = f32::NAN;
     assert!(matches!(
-        m.step_embedding(&nan),
+        block_on(m.step_embedding(&nan)),
         Err(Error::InvalidParameter { .. })
     ));
     assert_eq!(m.position(), 3);
     // Still consistent: the cache holds exactly [1, 2, 3].
-    let next = m.step_token(4).unwrap();
+    let next = block_on(m.step_token(4)).unwrap();
     m.reset();
     assert_close(
         "after refused calls",
         &next,
-        &m.prefill(&[1, 2, 3, 4]).unwrap(),
+        &block_on(m.prefill(&[1, 2, 3, 4])).unwrap(),
     );
 }
 
@@ -329,7 +330,7 @@ fn a_model_can_move_to_another_thread() {
     fn assert_send<T: Send>() {}
     assert_send::<TractModel>();
     let mut m = tiny();
-    let logits = std::thread::spawn(move || m.prefill(&[1, 2, 3]).unwrap())
+    let logits = std::thread::spawn(move || block_on(m.prefill(&[1, 2, 3])).unwrap())
         .join()
         .unwrap();
     assert_eq!(logits.len(), 512);

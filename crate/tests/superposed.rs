@@ -4,6 +4,7 @@
 
 mod common;
 
+use pollster::block_on;
 use common::tiny::{engine, NGRAMS, NGRAM_CORPUS, PROMPT};
 use decoding_playground::generate::{Engine, GenerateConfig, SuperposedStep};
 use decoding_playground::ngram::{NgramBuilder, NgramStore};
@@ -23,7 +24,7 @@ fn with_store(mut engine: Engine<TractModel>) -> Engine<TractModel> {
 
 fn run(engine: &mut Engine<TractModel>, config: &serde_json::Value) -> Vec<SuperposedStep> {
     let config: GenerateConfig = serde_json::from_value(config.clone()).unwrap();
-    let steps = engine.generate(PROMPT, &config, |_| {}, || false).unwrap();
+    let steps = block_on(engine.generate(PROMPT, &config, |_| {}, || false)).unwrap();
     steps.into_iter().map(|s| s.as_drafts().expect("a superposed step").clone()).collect()
 }
 
@@ -163,7 +164,7 @@ fn bad_superposed_input_gives_clear_errors() {
     let mut engine = engine_with_store();
     let start_error = |engine: &mut Engine<TractModel>, superposed: serde_json::Value| {
         let config: GenerateConfig = serde_json::from_value(serde_json::json!({"superposed": superposed})).unwrap();
-        engine.start(PROMPT, &config).err().expect("refused").to_string()
+        block_on(engine.start(PROMPT, &config)).err().expect("refused").to_string()
     };
     assert!(start_error(&mut engine, serde_json::json!({"drafts": 0})).contains("superposed.drafts"));
     assert!(start_error(&mut engine, serde_json::json!({"alpha": 1.5})).contains("superposed.alpha"));
@@ -183,5 +184,5 @@ fn bad_superposed_input_gives_clear_errors() {
     engine.set_ngram_store(None).unwrap();
     let err = start_error(&mut engine, serde_json::json!({}));
     assert!(err.contains("needs an n-gram store"), "{err}");
-    assert!(engine.start(PROMPT, &serde_json::from_value(serde_json::json!({"superposed": {"alpha": 0}})).unwrap()).is_ok());
+    assert!(block_on(engine.start(PROMPT, &serde_json::from_value(serde_json::json!({"superposed": {"alpha": 0}})).unwrap())).is_ok());
 }

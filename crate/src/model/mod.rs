@@ -10,10 +10,12 @@
 //!
 //! No backend type appears in the trait, so a WebGPU backend can implement it too.
 
+pub mod auto;
 pub mod gguf;
 pub mod onnx;
 pub mod quant;
 pub mod tract;
+pub mod webgpu;
 pub mod weights;
 
 use std::sync::Arc;
@@ -31,13 +33,22 @@ pub use self::tract::TractModel;
 /// returns logits (length [`vocab_size`](LanguageModel::vocab_size)) for the next token. A call
 /// that would take the sequence past [`context_length`](LanguageModel::context_length) returns
 /// [`Error::ContextFull`] and changes nothing.
+///
+/// The feeding calls are `async` because a GPU's logits come back through a buffer mapping,
+/// which wasm can only await. The CPU backend's futures are ready at once, and natively so are
+/// the GPU's (its readback waits in `poll`), so a native caller can drive them with any
+/// `block_on`.
+// The futures are driven on one thread (in wasm, by the JS event loop): they need no `Send`.
+#[allow(async_fn_in_trait)]
 pub trait LanguageModel {
     /// Number of tokens (length of every logits vector).
     fn vocab_size(&self) -> usize;
     /// The most tokens one sequence can hold.
     fn context_length(&self) -> usize;
     /// Width of one embedding (one `step_embedding` input).
-    fn hidden_size(&self) -> usize;
+    fn hidden_size(&self) -> usize {
+        self.embeddings().hidden_size()
+    }
     /// The token embedding table (the graph does not embed ids itself).
     fn embeddings(&self) -> &EmbeddingTable;
 
@@ -48,20 +59,20 @@ pub trait LanguageModel {
 
     /// Feeds `ids` (at least one) after what the cache holds and returns the logits of the last
     /// position. Call [`reset`](LanguageModel::reset) first to start a new sequence.
-    fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
+    async fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
 
     /// Like [`prefill`](LanguageModel::prefill), but returns the logits of every fed position,
     /// row-major `[ids.len() × vocab_size]` (teacher-forced scoring, perplexity).
-    fn prefill_all_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
+    async fn prefill_all_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
 
     /// Feeds one token and returns the next-token logits.
-    fn step_token(&mut self, id: u32) -> Result<Vec<f32>> {
-        self.prefill(&[id])
+    async fn step_token(&mut self, id: u32) -> Result<Vec<f32>> {
+        self.prefill(&[id]).await
     }
 
     /// Feeds one embedding vector (length [`hidden_size`](LanguageModel::hidden_size)), e.g. a
     /// weighted sum of token embeddings, and returns the next-token logits.
-    fn step_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>>;
+    async fn step_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>>;
 
     /// Number of positions held in the KV cache.
     fn position(&self) -> usize;
@@ -204,6 +215,28 @@ impl EmbeddingTable {
             EmbeddingStorage::Quant(q) => q.add_scaled_row(token as usize, weight, out)?,
         }
         Ok(())
+    }
+
+    /// The rows of `ids`, back to back: a prefill's input.
+    pub fn rows(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; ids.len() * self.hidden_size];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(self.hidden_size)) {
+            self.add_scaled_row(id, 1.0, row)?;
+        }
+        Ok(out)
+    }
+
+    /// Checks a [`LanguageModel::step_embedding`] input: `hidden_size` finite values.
+    pub fn check_input(&self, embedding: &[f32]) -> Result<()> {
+        self.check_out(embedding)?;
+        match embedding.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            Some((index, &value)) => Err(Error::InvalidParameter {
+                name: "embedding",
+                expected: "finite numbers",
+                value: format!("{value} at index {index}"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// `sum_k weight_k * row(token_k)` accumulated in f32 in the given order: the input of

@@ -240,6 +240,13 @@ impl QuantMatrix {
         self.qs.len() + 4 * (self.d.len() + self.m.len())
     }
 
+    /// The repacked blocks as they lie in memory (see the module docs): the quant bytes, the f32
+    /// scales and the f32 mins (Q4_1; empty otherwise). The WebGPU backend uploads them as they
+    /// are, so both backends read one copy of the layout.
+    pub fn packed_parts(&self) -> (&[u8], &[f32], &[f32]) {
+        (&self.qs, &self.d, &self.m)
+    }
+
     /// `out[j] = W[row][j]`, dequantised exactly as ggml and gguf-py do in f32.
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
         self.check_row(row, out.len())?;
@@ -615,9 +622,9 @@ fn same_bits(a: f32, b: f32) -> bool {
 }
 
 /// A 64-bit LCG (Knuth's MMIX constants), high bits out: enough to make test matrices.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 impl Lcg {
-    fn next(&mut self) -> u32 {
+    pub(crate) fn next(&mut self) -> u32 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -625,14 +632,14 @@ impl Lcg {
         (self.0 >> 32) as u32
     }
     /// Uniform in [-1, 1).
-    fn signed_unit(&mut self) -> f32 {
+    pub(crate) fn signed_unit(&mut self) -> f32 {
         (self.next() >> 8) as f32 / (1 << 23) as f32 - 1.0
     }
 }
 
 /// GGUF bytes of a random matrix: random quants; scales mostly ordinary, some zero, negative or
 /// subnormal, and with `extreme` also the f16 maximum.
-fn random_blocks(
+pub(crate) fn random_blocks(
     format: BlockFormat,
     rows: usize,
     cols: usize,
@@ -666,7 +673,7 @@ fn random_blocks(
 
 /// Random activations: mostly ordinary, some all-zero blocks, and with `extreme` blocks near the
 /// f32 maximum and subnormal ones.
-fn random_activations(n: usize, extreme: bool, rng: &mut Lcg) -> Vec<f32> {
+pub(crate) fn random_activations(n: usize, extreme: bool, rng: &mut Lcg) -> Vec<f32> {
     let mut x = Vec::with_capacity(n);
     while x.len() < n {
         let scale = match rng.next() % 8 {

@@ -34,7 +34,7 @@ use tract_onnx::tract_core::transform::get_transform;
 
 use super::onnx::{OnnxDecoder, INPUT_NAMES};
 use super::quant::{Kernel, QuantMatrix};
-use super::weights::GgufModel;
+use super::weights::{GgufModel, LlamaWeights};
 use super::{EmbeddingTable, LanguageModel, ModelConfig};
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
@@ -109,7 +109,13 @@ impl TractModel {
     /// scalar reference, or f32 activations, to measure what the fast kernel costs in accuracy.
     pub fn from_gguf_with_kernel(gguf: impl Buf, kernel: Kernel) -> Result<(Self, TextTokenizer)> {
         let GgufModel { weights, tokenizer } = GgufModel::read(gguf)?;
-        let (proto, quantised, head) = llama_graph::onnx_graph(&weights);
+        Ok((Self::from_weights(&weights, kernel)?, tokenizer))
+    }
+
+    /// Builds the Llama graph over `weights`, sharing their quantised blocks (the CPU fallback of
+    /// the WebGPU backend uses the weights it uploaded).
+    pub fn from_weights(weights: &LlamaWeights, kernel: Kernel) -> Result<Self> {
+        let (proto, quantised, head) = llama_graph::onnx_graph(weights);
         let config = ModelConfig {
             vocab_size: weights.params.vocab_size,
             hidden_size: weights.params.hidden_size,
@@ -118,9 +124,6 @@ impl TractModel {
             head_dim: weights.params.head_dim,
             context_length: weights.params.context_length,
         };
-        let embeddings = weights.embeddings.clone();
-        let weight_types = weights.matrix_types();
-        drop(weights);
         let mut onnx = tract_onnx::onnx();
         onnx.op_register.insert(QuantMatMul::ONNX_OP, quant_op::onnx_builder);
         let model = onnx
@@ -132,8 +135,8 @@ impl TractModel {
         let (plan, slots) = build_plan(model, &config, Rewrites::ByName, (&quantised, kernel), width)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
         let head = head.map(|h| (h, kernel));
-        let model = TractModel { plan, state: None, slots, head, weight_types, embeddings, config, position: 0 };
-        Ok((model, tokenizer))
+        let (embeddings, weight_types) = (weights.embeddings.clone(), weights.matrix_types());
+        Ok(TractModel { plan, state: None, slots, head, weight_types, embeddings, config, position: 0 })
     }
 
     /// [`from_bytes`](Self::from_bytes) with the text of a `config.json`.
@@ -251,15 +254,6 @@ impl TractModel {
             }
         }
     }
-
-    fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let hidden = self.config.hidden_size;
-        let mut embeds = vec![0.0; ids.len() * hidden];
-        for (&id, row) in ids.iter().zip(embeds.chunks_exact_mut(hidden)) {
-            self.embeddings.row_into(id, row)?;
-        }
-        Ok(embeds)
-    }
 }
 
 impl LanguageModel for TractModel {
@@ -271,43 +265,22 @@ impl LanguageModel for TractModel {
         self.config.context_length
     }
 
-    fn hidden_size(&self) -> usize {
-        self.config.hidden_size
-    }
-
     fn embeddings(&self) -> &EmbeddingTable {
         &self.embeddings
     }
 
-    fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        let embeds = self.embed_ids(ids)?;
+    async fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        let embeds = self.embeddings.rows(ids)?;
         self.run(embeds, ids.len(), false)
     }
 
-    fn prefill_all_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        let embeds = self.embed_ids(ids)?;
+    async fn prefill_all_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        let embeds = self.embeddings.rows(ids)?;
         self.run(embeds, ids.len(), true)
     }
 
-    fn step_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>> {
-        if embedding.len() != self.config.hidden_size {
-            return Err(Error::InvalidParameter {
-                name: "embedding",
-                expected: "a vector of hidden_size values",
-                value: format!(
-                    "{} values (hidden_size is {})",
-                    embedding.len(),
-                    self.config.hidden_size
-                ),
-            });
-        }
-        if let Some((index, &value)) = embedding.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            return Err(Error::InvalidParameter {
-                name: "embedding",
-                expected: "finite numbers",
-                value: format!("{value} at index {index}"),
-            });
-        }
+    async fn step_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>> {
+        self.embeddings.check_input(embedding)?;
         self.run(embedding.to_vec(), 1, false)
     }
 
@@ -450,8 +423,8 @@ mod tests {
             let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
             assert!(diff < 1e-5, "max |diff| = {diff}");
         };
-        assert_close(by_name.prefill_all_logits(&ids).unwrap(), direct.prefill_all_logits(&ids).unwrap());
-        assert_close(by_name.step_token(452).unwrap(), direct.step_token(452).unwrap());
+        assert_close(pollster::block_on(by_name.prefill_all_logits(&ids)).unwrap(), pollster::block_on(direct.prefill_all_logits(&ids)).unwrap());
+        assert_close(pollster::block_on(by_name.step_token(452)).unwrap(), pollster::block_on(direct.step_token(452)).unwrap());
         // Every rewrite fired (2 layers): the same ops either way.
         let ops = |m: &TractModel| {
             let mut ops = std::collections::BTreeMap::<String, usize>::new();

@@ -1,0 +1,190 @@
+//! The model the wasm API holds: one [`LanguageModel`] over either backend, WebGPU when an
+//! adapter exists and tract otherwise, which moves to the CPU when the GPU fails mid-run.
+
+use serde::{Deserialize, Serialize};
+
+use super::quant::Kernel;
+use super::tract::TractModel;
+use super::webgpu::{AdapterSummary, GpuOptions, WebGpuModel};
+use super::weights::LlamaWeights;
+use super::{EmbeddingTable, LanguageModel};
+use crate::error::{Error, Result};
+
+/// Which backend runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub enum Backend {
+    /// WebGPU when an adapter opens and takes the model, else the CPU; a GPU failure mid-run
+    /// moves to the CPU.
+    #[default]
+    Auto,
+    /// WebGPU only: no adapter, or a GPU failure, is an error.
+    Webgpu,
+    /// tract on the CPU (wasm SIMD in the browser).
+    Cpu,
+}
+
+/// Which backend is running, on what, and why not the GPU if it was wanted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub struct BackendInfo {
+    /// `"webgpu"` or `"cpu"`.
+    pub backend: &'static str,
+    /// The WebGPU adapter, while it runs the model.
+    pub adapter: Option<AdapterSummary>,
+    /// Why the model runs on the CPU although WebGPU was asked for (`auto`): no adapter, out of
+    /// memory, a device lost mid-run…
+    pub fallback_reason: Option<String>,
+}
+
+/// `$body` with `$m` bound to the active backend's model.
+macro_rules! active {
+    ($self:expr, $m:ident => $body:expr) => {
+        match $self {
+            Active::Cpu($m) => $body,
+            Active::Gpu($m) => $body,
+        }
+    };
+}
+
+enum Active {
+    Cpu(TractModel),
+    Gpu(WebGpuModel),
+}
+
+/// One call's input, kept while on the GPU so that the CPU can replay the sequence.
+enum Fed {
+    Ids { ids: Vec<u32>, all_logits: bool },
+    Embedding(Vec<f32>),
+}
+
+pub struct AutoModel {
+    active: Active,
+    /// While on the GPU under [`Backend::Auto`]: the weights to build the CPU model from, and
+    /// what the current sequence has been fed.
+    fallback: Option<(LlamaWeights, Vec<Fed>)>,
+    fallback_reason: Option<String>,
+}
+
+impl AutoModel {
+    /// Puts `weights` on the backend `backend` asks for.
+    pub async fn load(weights: LlamaWeights, backend: Backend, options: &GpuOptions) -> Result<Self> {
+        let cpu = |weights: &LlamaWeights| TractModel::from_weights(weights, Kernel::Simd).map(Active::Cpu);
+        match backend {
+            Backend::Cpu => Ok(Self::on(cpu(&weights)?, None)),
+            Backend::Webgpu => Ok(Self::on(Active::Gpu(WebGpuModel::new(&weights, options).await?), None)),
+            Backend::Auto => match WebGpuModel::new(&weights, options).await {
+                Ok(gpu) => Ok(AutoModel { active: Active::Gpu(gpu), fallback: Some((weights, Vec::new())), fallback_reason: None }),
+                Err(Error::Gpu(reason)) => Ok(Self::on(cpu(&weights)?, Some(reason))),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn on(active: Active, fallback_reason: Option<String>) -> Self {
+        AutoModel { active, fallback: None, fallback_reason }
+    }
+
+    /// A CPU model (an ONNX file has no GPU path).
+    pub fn cpu(model: TractModel) -> Self {
+        Self::on(Active::Cpu(model), None)
+    }
+
+    pub fn info(&self) -> BackendInfo {
+        let (backend, adapter) = match &self.active {
+            Active::Cpu(_) => ("cpu", None),
+            Active::Gpu(gpu) => ("webgpu", Some(gpu.adapter().clone())),
+        };
+        BackendInfo { backend, adapter, fallback_reason: self.fallback_reason.clone() }
+    }
+
+    /// Destroys the GPU device, if one runs the model (see [`WebGpuModel::lose_device`]).
+    pub fn lose_device(&self) {
+        if let Active::Gpu(gpu) = &self.active {
+            gpu.lose_device();
+        }
+    }
+
+    pub fn weight_types(&self) -> &[&'static str] {
+        active!(&self.active, m => m.weight_types())
+    }
+
+    async fn feed(&mut self, input: Fed) -> Result<Vec<f32>> {
+        if let Active::Gpu(gpu) = &mut self.active {
+            let result = run(gpu, &input).await;
+            match (result, &mut self.fallback) {
+                (Err(Error::Gpu(reason)), Some(_)) => self.move_to_cpu(reason).await?,
+                (result, fallback) => {
+                    if let (Ok(_), Some((_, history))) = (&result, fallback) {
+                        history.push(input);
+                    }
+                    return result;
+                }
+            }
+        }
+        match &mut self.active {
+            Active::Cpu(cpu) => run(cpu, &input).await,
+            Active::Gpu(_) => unreachable!("moved to the CPU above"),
+        }
+    }
+
+    /// Builds the CPU model and replays the sequence on it.
+    async fn move_to_cpu(&mut self, reason: String) -> Result<()> {
+        let Some((weights, history)) = self.fallback.take() else { return Err(Error::Gpu(reason)) };
+        let mut cpu = TractModel::from_weights(&weights, Kernel::Simd)?;
+        drop(weights);
+        for input in &history {
+            run(&mut cpu, input).await?;
+        }
+        self.active = Active::Cpu(cpu);
+        self.fallback_reason = Some(format!("{reason} (moved to the CPU mid-run)"));
+        Ok(())
+    }
+}
+
+async fn run(model: &mut impl LanguageModel, input: &Fed) -> Result<Vec<f32>> {
+    match input {
+        Fed::Ids { ids, all_logits: true } => model.prefill_all_logits(ids).await,
+        Fed::Ids { ids, all_logits: false } => model.prefill(ids).await,
+        Fed::Embedding(e) => model.step_embedding(e).await,
+    }
+}
+
+impl LanguageModel for AutoModel {
+    fn vocab_size(&self) -> usize {
+        active!(&self.active, m => m.vocab_size())
+    }
+
+    fn context_length(&self) -> usize {
+        active!(&self.active, m => m.context_length())
+    }
+
+    fn embeddings(&self) -> &EmbeddingTable {
+        active!(&self.active, m => m.embeddings())
+    }
+
+    async fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.feed(Fed::Ids { ids: ids.to_vec(), all_logits: false }).await
+    }
+
+    async fn prefill_all_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.feed(Fed::Ids { ids: ids.to_vec(), all_logits: true }).await
+    }
+
+    async fn step_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>> {
+        self.feed(Fed::Embedding(embedding.to_vec())).await
+    }
+
+    fn position(&self) -> usize {
+        active!(&self.active, m => m.position())
+    }
+
+    fn reset(&mut self) {
+        if let Some((_, history)) = &mut self.fallback {
+            history.clear();
+        }
+        active!(&mut self.active, m => m.reset())
+    }
+}

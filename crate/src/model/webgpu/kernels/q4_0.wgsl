@@ -1,0 +1,6 @@
+// Q4_0: w = d·(q − 8).
+fn block_dot(row: u32, block: u32, xi: u32) -> f32 {
+    let s = slot(row, block);
+    let r = nibble_dot(s, xi);
+    return scales[s] * (r.x - 8.0 * r.y);
+}
