@@ -2,6 +2,9 @@
 //! turn core errors into JS `Error`s carrying the same message.
 
 use crate::generate::{Engine, GenerateConfig, Generation};
+use crate::model::auto::{AutoModel, Backend};
+use crate::model::webgpu::GpuOptions;
+use crate::model::weights::GgufModel;
 use crate::model::{LanguageModel, ModelConfig, TractModel};
 use crate::ngram::{NgramBuilder, NgramStore};
 use crate::sampling::{Chain, SamplerConfig};
@@ -112,19 +115,52 @@ pub fn default_sampler_config() -> Result<JsValue, JsError> {
     to_js(&SamplerConfig::default())
 }
 
-/// A language model with its tokenizer, and at most one generation in progress.
+/// How `Model.fromGguf` places the model. camelCase in JS; missing fields take defaults.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, tsify::Tsify)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[tsify(missing_as_null)]
+pub struct LoadOptions {
+    /// `"auto"` (the default): WebGPU when the browser gives an adapter that takes the model,
+    /// else the CPU (tract, wasm SIMD); a GPU failure mid-run moves to the CPU. `"webgpu"`: the
+    /// GPU or an error. `"cpu"`: never the GPU.
+    pub backend: Backend,
+    /// Positions the GPU's KV cache holds (default: the model's context, at most 4096).
+    pub context_length: Option<usize>,
+    /// Ask for the browser's software fallback adapter (SwiftShader) even when a GPU exists.
+    pub force_fallback_adapter: bool,
+}
+
+/// What `Model` shares with the futures of its async calls.
+struct Inner {
+    engine: RefCell<Engine<AutoModel>>,
+    generation: RefCell<Option<Generation>>,
+    cancelled: Cell<bool>,
+}
+
+impl Inner {
+    /// The engine, or a clear error while another call (a step awaiting the GPU) holds it.
+    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsError> {
+        self.engine.try_borrow_mut().map_err(|_| busy())
+    }
+}
+
+fn busy() -> JsError {
+    js_error("the model is busy with another call (a step still running); await it before calling again")
+}
+
+/// A language model with its tokenizer, and at most one generation in progress. The calls that
+/// run the model (`start`, `next`, `generate`, `logProbs`) return promises: on WebGPU the logits
+/// come back asynchronously.
 #[wasm_bindgen]
 pub struct Model {
-    engine: Rc<RefCell<Engine<TractModel>>>,
-    generation: Rc<RefCell<Option<Generation>>>,
-    cancelled: Rc<Cell<bool>>,
+    inner: Rc<Inner>,
 }
 
 #[wasm_bindgen]
 impl Model {
     /// Loads a model from the bytes of its `model.onnx` and `tokenizer.json` and the text of
-    /// its `config.json`. The ONNX bytes are read in chunks, never copied whole into wasm
-    /// memory, which never shrinks: that copy would add the file's size to the peak for good.
+    /// its `config.json`, on the CPU. The ONNX bytes are read in chunks, never copied whole into
+    /// wasm memory, which never shrinks: that copy would add the file's size to the peak for good.
     #[wasm_bindgen(constructor)]
     pub fn new(
         onnx: js_sys::Uint8Array,
@@ -134,49 +170,64 @@ impl Model {
         let config = ModelConfig::from_json(config_json).map_err(js_error)?;
         let model = TractModel::from_buf(JsChunks::new(onnx), Some(&config)).map_err(js_error)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
-        Self::with(model, tokenizer)
+        Self::with(AutoModel::cpu(model), tokenizer)
     }
 
     /// Loads a Llama-family model from the bytes of one `.gguf` file, which holds the weights
-    /// (kept in their own Q8_0/Q4_0/Q4_1/F16/F32 precision) and the tokenizer. The bytes are
-    /// read in chunks; each tensor's bytes are dropped once its blocks are in place.
+    /// (kept in their own Q8_0/Q4_0/Q4_1/F16/F32 precision) and the tokenizer, and places it on
+    /// WebGPU or the CPU as `options.backend` says (see `LoadOptions`). The bytes are read in
+    /// chunks; each tensor's bytes are dropped once its blocks are in place.
     #[wasm_bindgen(js_name = fromGguf)]
-    pub fn from_gguf(gguf: js_sys::Uint8Array) -> Result<Model, JsError> {
-        let (model, tokenizer) = TractModel::from_gguf(JsChunks::new(gguf)).map_err(js_error)?;
+    pub async fn from_gguf(
+        gguf: js_sys::Uint8Array,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: JsValue,
+    ) -> Result<Model, JsError> {
+        let options: LoadOptions = config_from_js(options)?;
+        let GgufModel { weights, tokenizer } = GgufModel::read(JsChunks::new(gguf)).map_err(js_error)?;
+        let gpu = GpuOptions { force_fallback_adapter: options.force_fallback_adapter, context_length: options.context_length };
+        let model = AutoModel::load(weights, options.backend, &gpu).await.map_err(js_error)?;
         Self::with(model, tokenizer)
     }
 
-    fn with(model: TractModel, tokenizer: TextTokenizer) -> Result<Model, JsError> {
-        Ok(Model {
-            engine: Rc::new(RefCell::new(Engine::new(model, tokenizer).map_err(js_error)?)),
-            generation: Rc::default(),
-            cancelled: Rc::default(),
-        })
+    fn with(model: AutoModel, tokenizer: TextTokenizer) -> Result<Model, JsError> {
+        let engine = RefCell::new(Engine::new(model, tokenizer).map_err(js_error)?);
+        Ok(Model { inner: Rc::new(Inner { engine, generation: RefCell::default(), cancelled: Cell::default() }) })
+    }
+
+    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsError> {
+        self.inner.engine()
     }
 
     #[wasm_bindgen(getter, js_name = vocabSize)]
-    pub fn vocab_size(&self) -> usize {
-        self.engine.borrow().model.vocab_size()
+    pub fn vocab_size(&self) -> Result<usize, JsError> {
+        Ok(self.engine()?.model.vocab_size())
     }
 
     /// How the weights are held in memory: the GGUF's own block types, e.g. `["Q4_1", "Q8_0"]`,
     /// or `["F32"]` for an ONNX model (widened at load).
     #[wasm_bindgen(getter, js_name = weightTypes)]
-    pub fn weight_types(&self) -> Vec<String> {
-        self.engine.borrow().model.weight_types().iter().map(|t| t.to_string()).collect()
+    pub fn weight_types(&self) -> Result<Vec<String>, JsError> {
+        Ok(self.engine()?.model.weight_types().iter().map(|t| t.to_string()).collect())
+    }
+
+    /// Which backend runs the model (`"webgpu"` or `"cpu"`), on which adapter, and why not on the
+    /// GPU when WebGPU was wanted (`fallbackReason`).
+    #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
+    pub fn backend(&self) -> Result<JsValue, JsError> {
+        to_js(&self.engine()?.model.info())
     }
 
     #[wasm_bindgen(getter, js_name = contextLength)]
-    pub fn context_length(&self) -> usize {
-        self.engine.borrow().model.context_length()
+    pub fn context_length(&self) -> Result<usize, JsError> {
+        Ok(self.engine()?.model.context_length())
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsError> {
-        self.engine.borrow().tokenizer.encode(text).map_err(js_error)
+        self.engine()?.tokenizer.encode(text).map_err(js_error)
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, JsError> {
-        self.engine.borrow().tokenizer.decode(ids).map_err(js_error)
+        self.engine()?.tokenizer.decode(ids).map_err(js_error)
     }
 
     /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
@@ -184,7 +235,7 @@ impl Model {
     #[wasm_bindgen(js_name = setNgramStore)]
     pub fn set_ngram_store(&self, bytes: Option<Vec<u8>>) -> Result<(), JsError> {
         let store = bytes.map(|b| NgramStore::from_bytes(&b)).transpose().map_err(js_error)?;
-        self.engine.borrow_mut().set_ngram_store(store).map_err(js_error)
+        self.engine()?.set_ngram_store(store).map_err(js_error)
     }
 
     /// Builds an n-gram store from `text` (paragraphs separated by blank lines) with this
@@ -192,7 +243,7 @@ impl Model {
     /// current store instead of replacing it. Returns the store's bytes, e.g. to cache them.
     #[wasm_bindgen(js_name = buildNgramStore)]
     pub fn build_ngram_store(&self, text: &str, extend: bool) -> Result<Vec<u8>, JsError> {
-        let mut engine = self.engine.borrow_mut();
+        let mut engine = self.engine()?;
         // Tokenize first, so that an error leaves the current store in place.
         let mut builder = NgramBuilder::for_tokenizer(&engine.tokenizer).map_err(js_error)?;
         builder.add_text(&engine.tokenizer, text).map_err(js_error)?;
@@ -209,43 +260,50 @@ impl Model {
 
     /// Corpus tokens in the current n-gram store (0 when there is none).
     #[wasm_bindgen(getter, js_name = ngramStoreTokens)]
-    pub fn ngram_store_tokens(&self) -> usize {
-        self.engine.borrow().ngram_store().map_or(0, |s| s.len())
+    pub fn ngram_store_tokens(&self) -> Result<usize, JsError> {
+        Ok(self.engine()?.ngram_store().map_or(0, |s| s.len()))
     }
 
     /// Teacher-forced natural-log probabilities of `ids[1..]`, each given the ids before it (one
     /// prefill); `exp(-mean)` is the perplexity. Ends a generation in progress.
-    #[wasm_bindgen(js_name = logProbs)]
-    pub fn log_probs(&self, ids: &[u32]) -> Result<Vec<f64>, JsError> {
-        *self.generation.borrow_mut() = None;
-        self.engine.borrow_mut().log_probs(ids).map_err(js_error)
+    #[wasm_bindgen(js_name = logProbs, unchecked_return_type = "Promise<Float64Array>")]
+    pub fn log_probs(&self, ids: Vec<u32>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut engine = inner.engine()?;
+            *inner.generation.borrow_mut() = None;
+            let values = engine.log_probs(&ids).await.map_err(js_error)?;
+            Ok(js_sys::Float64Array::from(&values[..]).into())
+        })
     }
 
     /// Prefills the prompt and readies a generation; take its steps with `next()`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn start(
         &self,
-        prompt: &str,
+        prompt: String,
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
-    ) -> Result<(), JsError> {
-        let config: GenerateConfig = config_from_js(config)?;
-        let generation = self.engine.borrow_mut().start(prompt, &config).map_err(js_error)?;
-        self.cancelled.set(false);
-        *self.generation.borrow_mut() = Some(generation);
-        Ok(())
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            start_generation(&inner, &prompt, config).await?;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// The next step, or `undefined` once the generation has ended: with `kind: "token"`, a
     /// step record plus `text` and, on the last one, `finish`; with `kind: "drafts"`
     /// (superposed decoding), the draft tree's new nodes and, on the last one, `drafts` and
     /// `finish`.
-    #[wasm_bindgen(unchecked_return_type = "Step | undefined")]
-    pub fn next(&self) -> Result<JsValue, JsError> {
-        next_step(&self.engine, &self.generation)
+    #[wasm_bindgen(unchecked_return_type = "Promise<Step | undefined>")]
+    pub fn next(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move { Ok(next_step(&inner).await?) })
     }
 
     /// Makes a running `generate()` stop after the current token.
     pub fn cancel(&self) {
-        self.cancelled.set(true);
+        self.inner.cancelled.set(true);
     }
 
     /// Runs a whole generation, calling `onStep(step)` for each token and yielding to the event
@@ -259,14 +317,13 @@ impl Model {
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
         #[wasm_bindgen(js_name = onStep, unchecked_optional_param_type = "((step: Step) => void) | null")] on_step: Option<js_sys::Function>,
         #[wasm_bindgen(unchecked_optional_param_type = "{ readonly aborted: boolean } | null")] signal: Option<js_sys::Object>,
-    ) -> Result<js_sys::Promise, JsError> {
-        self.start(&prompt, config)?;
-        let (engine, generation, cancelled) =
-            (self.engine.clone(), self.generation.clone(), self.cancelled.clone());
-        Ok(wasm_bindgen_futures::future_to_promise(async move {
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            start_generation(&inner, &prompt, config).await?;
             let steps = js_sys::Array::new();
             loop {
-                let step = next_step(&engine, &generation)?;
+                let step = next_step(&inner).await?;
                 if step.is_undefined() {
                     return Ok(steps.into());
                 }
@@ -275,27 +332,37 @@ impl Model {
                 }
                 steps.push(&step);
                 yield_to_event_loop().await;
-                if cancelled.get() || is_aborted(signal.as_ref()) {
-                    *generation.borrow_mut() = None;
+                if inner.cancelled.get() || is_aborted(signal.as_ref()) {
+                    *inner.generation.borrow_mut() = None;
                     return Err(js_error(Error::Cancelled).into());
                 }
             }
-        }))
+        })
     }
 }
 
-fn next_step(
-    engine: &RefCell<Engine<TractModel>>,
-    generation: &RefCell<Option<Generation>>,
-) -> Result<JsValue, JsError> {
-    let mut slot = generation.borrow_mut();
-    let Some(current) = slot.as_mut() else { return Ok(JsValue::UNDEFINED) };
-    match engine.borrow_mut().step(current).map_err(js_error)? {
-        Some(step) => to_js(&step),
-        None => {
-            *slot = None;
-            Ok(JsValue::UNDEFINED)
+async fn start_generation(inner: &Inner, prompt: &str, config: JsValue) -> Result<(), JsError> {
+    let config: GenerateConfig = config_from_js(config)?;
+    let mut engine = inner.engine()?;
+    // A new generation replaces the one in progress, even if this one is refused.
+    *inner.generation.borrow_mut() = None;
+    let generation = engine.start(prompt, &config).await.map_err(js_error)?;
+    inner.cancelled.set(false);
+    *inner.generation.borrow_mut() = Some(generation);
+    Ok(())
+}
+
+async fn next_step(inner: &Inner) -> Result<JsValue, JsError> {
+    let mut engine = inner.engine()?;
+    let Some(mut current) = inner.generation.borrow_mut().take() else { return Ok(JsValue::UNDEFINED) };
+    match engine.step(&mut current).await {
+        Ok(Some(step)) => {
+            *inner.generation.borrow_mut() = Some(current);
+            to_js(&step)
         }
+        Ok(None) => Ok(JsValue::UNDEFINED),
+        // A failed step ends the generation: the model's cache no longer matches it.
+        Err(e) => Err(js_error(e)),
     }
 }
 

@@ -19,6 +19,8 @@ use std::time::Instant;
 
 use decoding_playground::generate::{Engine, GenerateConfig};
 use decoding_playground::model::quant::Kernel;
+use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel};
+use decoding_playground::model::weights::GgufModel;
 use decoding_playground::model::{LanguageModel, TractModel};
 use decoding_playground::ngram::NgramStore;
 use decoding_playground::tokenizer::TextTokenizer;
@@ -70,6 +72,62 @@ fn smollm2_gguf_matches_the_reference() {
     check_against_reference(&path, || load_gguf(&path, Kernel::Simd));
 }
 
+/// The same file on the WebGPU backend (natively lavapipe): logits and 32 greedy ids against the
+/// tract backend's, the reference's perplexity and greedy ids, and fluent superposed drafts.
+/// (lavapipe is slow: the paragraph is fed once.)
+#[test]
+fn smollm2_gguf_on_webgpu_matches_the_reference_and_tract() {
+    let Some(path) = model_file("model.gguf") else { return };
+    let options = GpuOptions { force_fallback_adapter: true, ..Default::default() };
+    let GgufModel { weights, .. } = GgufModel::read(std::fs::read(&path).unwrap().as_slice()).unwrap();
+    let mut gpu = block_on(WebGpuModel::new(&weights, &options)).unwrap();
+    println!("adapter: {:?}", gpu.adapter());
+    let mut cpu = load_gguf(&path, Kernel::Simd);
+    let reference: Value = serde_json::from_str(REFERENCE).unwrap();
+    let paragraph = json_ids(&reference["paragraph"]["ids"]);
+    let vocab = cpu.vocab_size();
+    let gpu_logits = block_on(gpu.prefill_all_logits(&paragraph)).unwrap();
+    let cpu_logits = block_on(cpu.prefill_all_logits(&paragraph)).unwrap();
+    let diff = gpu_logits.iter().zip(&cpu_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let top10 = |row: &[f32]| {
+        let mut ids: Vec<usize> = (0..vocab).collect();
+        ids.select_nth_unstable_by(10, |&a, &b| row[b].total_cmp(&row[a]));
+        let mut top: Vec<usize> = ids[..10].to_vec();
+        top.sort_unstable();
+        top
+    };
+    let rows = paragraph.len();
+    let agree = (0..rows).filter(|&r| top10(&gpu_logits[r * vocab..][..vocab]) == top10(&cpu_logits[r * vocab..][..vocab])).count();
+    println!("SmolLM2 paragraph, WebGPU vs tract: max |Δlogit| {diff:.3}, top-10 sets equal at {agree}/{rows} positions");
+    assert!(diff < 0.5, "max |Δlogit| {diff}");
+    assert!(agree * 10 >= rows * 9, "top-10 agreement {agree}/{rows}");
+    let mean_nll = (1..rows).map(|i| nll(&gpu_logits[(i - 1) * vocab..][..vocab], paragraph[i])).sum::<f64>() / (rows - 1) as f64;
+    let want_ppl = reference["paragraph"]["perplexity"].as_f64().unwrap();
+    println!("perplexity on WebGPU {:.3} (reference {want_ppl})", mean_nll.exp());
+    assert!((mean_nll.exp() / want_ppl - 1.0).abs() < 0.01);
+
+    let prompt = json_ids(&reference["greedy"]["prompt_ids"]);
+    gpu.reset();
+    cpu.reset();
+    let (on_gpu, on_cpu) = (greedy(&mut gpu, &prompt, 32), greedy(&mut cpu, &prompt, 32));
+    assert_eq!(on_gpu, on_cpu, "32 greedy ids, WebGPU vs tract");
+    let want = json_ids(&reference["greedy"]["ids"]);
+    assert_eq!(on_gpu[..want.len()], want, "the reference's greedy ids");
+    drop(cpu);
+    superposed_drafts_are_fluent(gpu, &smollm2_dir());
+}
+
+/// `n` greedy ids after `prompt`.
+fn greedy(model: &mut impl LanguageModel, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut logits = block_on(model.prefill(prompt)).unwrap();
+    let mut ids = vec![argmax(&logits)];
+    while ids.len() < n {
+        logits = block_on(model.step_token(*ids.last().unwrap())).unwrap();
+        ids.push(argmax(&logits));
+    }
+    ids
+}
+
 /// The same weights widened to an f16 ONNX file (the bring-your-own-ONNX path).
 #[test]
 fn smollm2_onnx_matches_the_reference() {
@@ -77,7 +135,7 @@ fn smollm2_onnx_matches_the_reference() {
     check_against_reference(&path, || load_onnx(&path));
 }
 
-fn check_against_reference(path: &std::path::Path, load: impl FnOnce() -> TractModel) {
+fn check_against_reference<M: LanguageModel>(path: &std::path::Path, load: impl FnOnce() -> M) {
     if cfg!(debug_assertions) {
         println!("note: a debug build; for representative speed run with --release");
     }
@@ -85,16 +143,15 @@ fn check_against_reference(path: &std::path::Path, load: impl FnOnce() -> TractM
     let t = Instant::now();
     let mut model = load();
     println!(
-        "load {}: {:.1} MB read, built and optimised in {:.2} s; {:?}; embedding table {:.1} MB",
+        "load {}: {:.1} MB read, built and optimised in {:.2} s; context {}; embedding table {:.1} MB",
         path.display(),
         std::fs::metadata(path).unwrap().len() as f64 / 1e6,
         t.elapsed().as_secs_f64(),
-        model.config(),
+        model.context_length(),
         model.embeddings().storage_bytes() as f64 / 1e6
     );
     assert_eq!(model.vocab_size(), 49152);
     assert_eq!(model.hidden_size(), 576);
-    assert_eq!(model.context_length(), 8192);
 
     // Teacher-forced perplexity of the paragraph: one prefill, every position's logits.
     let paragraph = json_ids(&reference["paragraph"]["ids"]);
@@ -158,7 +215,7 @@ fn check_against_reference(path: &std::path::Path, load: impl FnOnce() -> TractM
 /// Superposed decoding with the default n-gram store: k distinct drafts that the model itself,
 /// rescoring them teacher-forced, finds fluent. A broken superposition (wrong weights, wrong
 /// embedding rows) gives word salad, whose perplexity is far above the bound.
-fn superposed_drafts_are_fluent(model: TractModel, dir: &std::path::Path) {
+fn superposed_drafts_are_fluent<M: LanguageModel>(model: M, dir: &std::path::Path) {
     let store_path = dir.join("../ngrams/default.ngram");
     let Ok(store) = std::fs::read(&store_path) else {
         assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but {} is missing", store_path.display());

@@ -29,29 +29,42 @@ fn model() -> Model {
     Model::new(ONNX.into(), TOKENIZER, CONFIG).unwrap()
 }
 
-fn gguf_model() -> Model {
-    Model::from_gguf(GGUF.into()).unwrap()
+/// The tiny GGUF on the CPU: its fixtures were recorded there.
+async fn gguf_model() -> Model {
+    Model::from_gguf(GGUF.into(), js(r#"{"backend": "cpu"}"#)).await.unwrap()
 }
 
 /// Each tiny model with its native fixtures.
-fn models() -> [(&'static str, Model, &'static str, &'static str); 2] {
-    [("onnx", model(), GENERATION_FIXTURE, SUPERPOSED_FIXTURE), ("gguf", gguf_model(), GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE)]
+async fn models() -> [(&'static str, Model, &'static str, &'static str); 2] {
+    [("onnx", model(), GENERATION_FIXTURE, SUPERPOSED_FIXTURE), ("gguf", gguf_model().await, GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE)]
+}
+
+async fn call(promise: js_sys::Promise) -> Result<JsValue, String> {
+    JsFuture::from(promise).await.map_err(message)
+}
+
+async fn start(model: &Model, prompt: &str, config: JsValue) -> Result<(), String> {
+    call(model.start(prompt.into(), config)).await.map(|_| ())
+}
+
+async fn next(model: &Model) -> JsValue {
+    call(model.next()).await.unwrap()
 }
 
 #[wasm_bindgen_test]
-fn generations_match_the_native_fixture() {
-    for (name, model, fixture, _) in models() {
-        generations_match(name, &model, fixture);
+async fn generations_match_the_native_fixture() {
+    for (name, model, fixture, _) in models().await {
+        generations_match(name, &model, fixture).await;
     }
 }
 
-fn generations_match(name: &str, model: &Model, fixture: &str) {
+pub async fn generations_match(name: &str, model: &Model, fixture: &str) {
     let cases: Vec<serde_json::Value> = serde_json::from_str(fixture).unwrap();
     for case in cases {
-        model.start(PROMPT, js(&case["config"].to_string())).unwrap();
+        start(model, PROMPT, js(&case["config"].to_string())).await.unwrap();
         let (mut tokens, mut text) = (Vec::new(), String::new());
         loop {
-            let step = model.next().unwrap();
+            let step = next(model).await;
             if step.is_undefined() {
                 break;
             }
@@ -69,21 +82,21 @@ fn ids(value: &JsValue) -> Vec<u32> {
 }
 
 #[wasm_bindgen_test]
-fn superposed_drafts_match_the_native_fixture() {
-    for (name, model, _, fixture) in models() {
-        drafts_match(name, &model, fixture);
+async fn superposed_drafts_match_the_native_fixture() {
+    for (name, model, _, fixture) in models().await {
+        drafts_match(name, &model, fixture).await;
     }
 }
 
-fn drafts_match(name: &str, model: &Model, fixture: &str) {
+async fn drafts_match(name: &str, model: &Model, fixture: &str) {
     model.set_ngram_store(Some(NGRAMS.to_vec())).unwrap();
     let cases: Vec<serde_json::Value> = serde_json::from_str(fixture).unwrap();
     assert!(!cases.is_empty());
     for case in cases {
-        model.start(PROMPT, js(&case["config"].to_string())).unwrap();
+        start(model, PROMPT, js(&case["config"].to_string())).await.unwrap();
         let (mut live, mut last) = (Vec::new(), JsValue::UNDEFINED);
         loop {
-            let step = model.next().unwrap();
+            let step = next(model).await;
             if step.is_undefined() {
                 break;
             }
@@ -105,28 +118,31 @@ fn drafts_match(name: &str, model: &Model, fixture: &str) {
 #[wasm_bindgen_test]
 fn an_ngram_store_built_in_wasm_is_the_native_one() {
     let model = model();
-    assert_eq!(model.ngram_store_tokens(), 0);
+    assert_eq!(model.ngram_store_tokens().unwrap(), 0);
     let bytes = model.build_ngram_store(NGRAM_CORPUS, false).unwrap();
     assert!(bytes == NGRAMS, "the same bytes as models/tiny/ngrams.bin");
-    let tokens = model.ngram_store_tokens();
+    let tokens = model.ngram_store_tokens().unwrap();
     model.build_ngram_store("Once upon a time there was a whale.", true).unwrap();
-    assert!(model.ngram_store_tokens() > tokens, "extend adds to the store");
+    assert!(model.ngram_store_tokens().unwrap() > tokens, "extend adds to the store");
     model.build_ngram_store("Once upon a time there was a whale.", false).unwrap();
-    assert!(model.ngram_store_tokens() < tokens, "without extend it replaces the store");
+    assert!(model.ngram_store_tokens().unwrap() < tokens, "without extend it replaces the store");
 }
 
 #[wasm_bindgen_test]
-fn bad_superposed_input_throws_errors_with_messages() {
+async fn bad_superposed_input_throws_errors_with_messages() {
     let model = model();
     let store_err = |bytes: &[u8]| message(model.set_ngram_store(Some(bytes.to_vec())).err().expect("refused").into());
     assert!(store_err(b"").contains("not a valid n-gram store"));
     assert!(store_err(&NGRAMS[..NGRAMS.len() - 4]).contains("not a valid n-gram store"));
-    let start_err = |config: &str| message(model.start(PROMPT, js(config)).err().expect("refused").into());
-    assert!(start_err(r#"{"superposed": {}}"#).contains("needs an n-gram store"));
+    let start_err = |config: &'static str| {
+        let model = &model;
+        async move { start(model, PROMPT, js(config)).await.expect_err("refused") }
+    };
+    assert!(start_err(r#"{"superposed": {}}"#).await.contains("needs an n-gram store"));
     model.set_ngram_store(Some(NGRAMS.to_vec())).unwrap();
-    assert!(start_err(r#"{"superposed": {"drafts": 0}}"#).contains("superposed.drafts"));
-    assert!(start_err(r#"{"superposed": {"alpha": -0.1}}"#).contains("superposed.alpha"));
-    assert!(start_err(r#"{"superposed": {"k": 3}}"#).contains("unknown field"));
+    assert!(start_err(r#"{"superposed": {"drafts": 0}}"#).await.contains("superposed.drafts"));
+    assert!(start_err(r#"{"superposed": {"alpha": -0.1}}"#).await.contains("superposed.alpha"));
+    assert!(start_err(r#"{"superposed": {"k": 3}}"#).await.contains("unknown field"));
 }
 
 #[wasm_bindgen_test]
@@ -134,7 +150,7 @@ async fn generate_streams_each_step_to_the_callback() {
     let model = model();
     let seen = js_sys::Array::new();
     let on_step = js_sys::Function::new_with_args("step", "this.push(step)").bind0(&seen);
-    let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 12}"#), Some(on_step), None).unwrap();
+    let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 12}"#), Some(on_step), None);
     let steps: js_sys::Array = JsFuture::from(promise).await.unwrap().dyn_into().unwrap();
     assert_eq!(steps.length(), 12);
     assert_eq!(seen.length(), 12);
@@ -150,58 +166,64 @@ async fn an_aborted_signal_cancels_within_a_step() {
     let model = model();
     let signal = js("{\"aborted\": false}");
     let on_step = js_sys::Function::new_with_args("step", "this.aborted = true").bind0(&signal);
-    let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 50}"#), Some(on_step), Some(signal.into())).unwrap();
+    let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 50}"#), Some(on_step), Some(signal.into()));
     let error = JsFuture::from(promise).await.expect_err("cancelled");
     assert_eq!(message(error), "generation was cancelled");
-    assert!(model.next().unwrap().is_undefined(), "the generation is gone");
-    model.start(PROMPT, JsValue::UNDEFINED).unwrap();
-    assert!(!model.next().unwrap().is_undefined(), "the model is usable after");
+    assert!(next(&model).await.is_undefined(), "the generation is gone");
+    start(&model, PROMPT, JsValue::UNDEFINED).await.unwrap();
+    assert!(!next(&model).await.is_undefined(), "the model is usable after");
 }
 
 #[wasm_bindgen_test]
-fn bad_input_throws_errors_with_messages() {
+async fn bad_input_throws_errors_with_messages() {
     let err = |r: Result<Model, JsError>| message(r.err().expect("refused").into());
     assert!(err(Model::new(ONNX[..ONNX.len() / 2].into(), TOKENIZER, CONFIG)).starts_with("model error"));
     assert!(err(Model::new(b"not onnx at all"[..].into(), TOKENIZER, CONFIG)).starts_with("model error"));
     assert!(err(Model::new(ONNX.into(), b"{oops", CONFIG)).starts_with("tokenizer error: invalid tokenizer.json"));
     assert!(err(Model::new(js_sys::Uint8Array::new_with_length(0), TOKENIZER, CONFIG)).starts_with("model error"));
     let model = model();
-    let start_err = |prompt: &str, config: &str| message(model.start(prompt, js(config)).err().expect("refused").into());
-    assert_eq!(start_err("", "{}"), "the prompt is empty");
-    assert!(start_err(PROMPT, r#"{"maxTokens": 0}"#).starts_with("maxTokens must be at least 1"));
-    assert!(start_err(PROMPT, r#"{"maxTokens": 100000000}"#).starts_with("maxTokens must be at least 1"));
-    assert!(start_err(PROMPT, r#"{"sampler": {"topK": 0}}"#).contains("topK must be at least 1"));
-    assert!(start_err(PROMPT, r#"{"maxtokens": 3}"#).contains("unknown field `maxtokens`"));
-    let long = "a b ".repeat(model.context_length());
-    assert!(start_err(&long, "{}").contains("the context holds"));
+    let start_err = |prompt: String, config: &'static str| {
+        let model = &model;
+        async move { start(model, &prompt, js(config)).await.expect_err("refused") }
+    };
+    assert_eq!(start_err("".into(), "{}").await, "the prompt is empty");
+    assert!(start_err(PROMPT.into(), r#"{"maxTokens": 0}"#).await.starts_with("maxTokens must be at least 1"));
+    assert!(start_err(PROMPT.into(), r#"{"maxTokens": 100000000}"#).await.starts_with("maxTokens must be at least 1"));
+    assert!(start_err(PROMPT.into(), r#"{"sampler": {"topK": 0}}"#).await.contains("topK must be at least 1"));
+    assert!(start_err(PROMPT.into(), r#"{"maxtokens": 3}"#).await.contains("unknown field `maxtokens`"));
+    let long = "a b ".repeat(model.context_length().unwrap());
+    assert!(start_err(long, "{}").await.contains("the context holds"));
 }
 
 #[wasm_bindgen_test]
-fn bad_gguf_bytes_throw_errors_with_messages() {
-    let err = |bytes: &[u8]| message(Model::from_gguf(bytes.into()).err().expect("refused").into());
+async fn bad_gguf_bytes_throw_errors_with_messages() {
+    let err = |bytes: Vec<u8>| async move {
+        let result = Model::from_gguf(bytes[..].into(), JsValue::UNDEFINED).await;
+        message(result.err().expect("refused").into())
+    };
     let patched = |at: usize, with: &[u8]| {
         let mut bytes = GGUF.to_vec();
         bytes[at..at + with.len()].copy_from_slice(with);
         bytes
     };
-    assert!(err(b"").starts_with("model error"));
-    assert!(err(&patched(0, b"GGML")).contains("not a GGUF file"));
-    assert!(err(&patched(4, &1u32.to_le_bytes())).contains("version 1"));
+    assert!(err(Vec::new()).await.starts_with("model error"));
+    assert!(err(patched(0, b"GGML")).await.contains("not a GGUF file"));
+    assert!(err(patched(4, &1u32.to_le_bytes())).await.contains("version 1"));
     // The first "llama" in the file is the value of general.architecture.
     let arch = GGUF.windows(5).position(|w| w == b"llama").unwrap();
-    assert!(err(&patched(arch, b"gpt-2")).contains("gpt-2"));
+    assert!(err(patched(arch, b"gpt-2")).await.contains("gpt-2"));
     for cut in [3, 24, 1000, 13_000, GGUF.len() / 2, GGUF.len() - 1] {
-        assert!(err(&GGUF[..cut]).starts_with("model error"), "cut at {cut}");
+        assert!(err(GGUF[..cut].to_vec()).await.starts_with("model error"), "cut at {cut}");
     }
     let after = |needle: &[u8]| GGUF.windows(needle.len()).position(|w| w == needle).unwrap() + needle.len();
     // token_embd's tensor info: its name, 2 dims (u32 count, 2 × u64), the type (u32), the offset (u64).
     let info = after(b"token_embd.weight") + 4 + 16;
-    assert!(err(&patched(info, &12u32.to_le_bytes())).contains("Q4_K"));
-    assert!(err(&patched(info + 4, &(1u64 << 40).to_le_bytes())).starts_with("model error"));
-    assert!(err(&patched(after(b"llama.block_count") - 5, b"X")).contains("`llama.block_count` is missing"));
+    assert!(err(patched(info, &12u32.to_le_bytes())).await.contains("Q4_K"));
+    assert!(err(patched(info + 4, &(1u64 << 40).to_le_bytes())).await.starts_with("model error"));
+    assert!(err(patched(after(b"llama.block_count") - 5, b"X")).await.contains("`llama.block_count` is missing"));
     // A value (after its u32 type id) that disagrees with the tokenizer's 512 tokens.
     let vocab = after(b"llama.vocab_size") + 4;
-    assert!(err(&patched(vocab, &500u32.to_le_bytes())).contains("512 tokens"));
+    assert!(err(patched(vocab, &500u32.to_le_bytes())).await.contains("512 tokens"));
 }
 
 /// The simd128 kernels equal the scalar reference bit for bit here, and the reference's outputs
@@ -218,17 +240,71 @@ fn quantised_kernels_equal_the_native_reference() {
 /// a difference into one quantisation step of an input. So a sample that falls within ~1e-4 of
 /// a tie may differ; every token fixture case replays exactly (generations_match_the_native_fixture).
 #[wasm_bindgen_test]
-fn gguf_logits_are_within_a_quantisation_step_of_the_native_ones() {
+async fn gguf_logits_are_within_a_quantisation_step_of_the_native_ones() {
     use decoding_playground::model::LanguageModel;
     let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/tiny_gguf_logits.json")).unwrap();
     let steps: Vec<Vec<u32>> = serde_json::from_value(fixture["steps"].clone()).unwrap();
     let native: Vec<Vec<f32>> = serde_json::from_value(fixture["logits"].clone()).unwrap();
     let (mut model, _) = decoding_playground::TractModel::from_gguf(GGUF).unwrap();
     for (ids, native) in steps.iter().zip(&native) {
-        let logits = model.prefill(ids).unwrap();
+        let logits = model.prefill(ids).await.unwrap();
         let diff = logits.iter().zip(native).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(diff < 2e-3, "max |wasm - native| = {diff}");
         let argmax = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
         assert_eq!(argmax(&logits), argmax(native));
     }
+}
+
+fn in_browser() -> bool {
+    !field(&js_sys::global(), "window").is_undefined()
+}
+
+/// The automatic backend: WebGPU in Chromium (webdriver.json passes `--enable-unsafe-webgpu`,
+/// which gives SwiftShader, a fallback adapter), the CPU in Node, which has no WebGPU, saying so.
+async fn auto_model() -> Model {
+    let model = Model::from_gguf(GGUF.into(), JsValue::UNDEFINED).await.unwrap();
+    let info = model.backend().unwrap();
+    let backend = field(&info, "backend").as_string().unwrap();
+    if in_browser() {
+        assert_eq!(backend, "webgpu", "{:?}", js_sys::JSON::stringify(&info));
+        assert_eq!(field(&field(&info, "adapter"), "fallback").as_bool(), Some(true), "SwiftShader");
+    } else {
+        assert_eq!(backend, "cpu");
+        let reason = field(&info, "fallbackReason").as_string().unwrap();
+        assert!(reason.contains("navigator.gpu"), "{reason}");
+    }
+    model
+}
+
+#[wasm_bindgen_test]
+async fn the_automatic_backend_replays_the_native_fixtures() {
+    let model = auto_model().await;
+    generations_match("gguf, auto backend", &model, GGUF_GENERATION_FIXTURE).await;
+    drafts_match("gguf, auto backend", &model, GGUF_SUPERPOSED_FIXTURE).await;
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_logits_match_the_native_cpu_ones_and_a_missing_adapter_is_a_clear_error() {
+    use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel};
+    use decoding_playground::model::LanguageModel;
+    if !in_browser() {
+        let forced = Model::from_gguf(GGUF.into(), js(r#"{"backend": "webgpu"}"#)).await;
+        let error = message(forced.err().expect("no WebGPU in Node").into());
+        assert!(error.starts_with("WebGPU: this JavaScript environment has no WebGPU"), "{error}");
+        return;
+    }
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/tiny_gguf_logits.json")).unwrap();
+    let steps: Vec<Vec<u32>> = serde_json::from_value(fixture["steps"].clone()).unwrap();
+    let native: Vec<Vec<f32>> = serde_json::from_value(fixture["logits"].clone()).unwrap();
+    let (mut model, _) = WebGpuModel::from_gguf(GGUF, &GpuOptions::default()).await.unwrap();
+    let mut worst = 0.0f32;
+    for (ids, native) in steps.iter().zip(&native) {
+        let logits = model.prefill(ids).await.unwrap();
+        let diff = logits.iter().zip(native).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        worst = worst.max(diff);
+        let argmax = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
+        assert_eq!(argmax(&logits), argmax(native));
+    }
+    wasm_bindgen_test::console_log!("tiny GGUF on WebGPU ({:?}) vs native tract: max |Δlogit| {worst:.2e}", model.adapter());
+    assert!(worst < 5e-3, "max |WebGPU − native| = {worst}");
 }

@@ -124,6 +124,8 @@ impl Gpu {
     /// Opens the first adapter WebGPU (natively: Vulkan) offers, or its fallback (software)
     /// adapter when `force_fallback_adapter`; errors clearly when there is none.
     pub async fn new(force_fallback_adapter: bool) -> Result<Gpu> {
+        #[cfg(target_arch = "wasm32")]
+        check_browser_webgpu()?;
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -351,6 +353,20 @@ impl Gpu {
 pub(super) struct Bound {
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
+}
+
+/// wgpu panics where there is no `navigator.gpu` to reach (Node, a shared worker), and a panic
+/// kills the module: ask first.
+#[cfg(target_arch = "wasm32")]
+fn check_browser_webgpu() -> Result<()> {
+    let global = js_sys::global();
+    let get = |object: &wasm_bindgen::JsValue, key: &str| js_sys::Reflect::get(object, &key.into()).unwrap_or_default();
+    let in_window_or_worker = !get(&global, "Window").is_undefined() || !get(&global, "WorkerGlobalScope").is_undefined();
+    let gpu = get(&get(&global, "navigator"), "gpu");
+    if !in_window_or_worker || gpu.is_undefined() || gpu.is_null() {
+        return Err(gpu_error("this JavaScript environment has no WebGPU (navigator.gpu is missing)"));
+    }
+    Ok(())
 }
 
 fn record(failure: &Mutex<Option<String>>, message: String) {

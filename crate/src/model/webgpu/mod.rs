@@ -14,7 +14,7 @@
 //! GPU buffers for [`GpuOptions::context_length`] positions.
 
 mod gpu;
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
 
 pub use gpu::{AdapterSummary, Gpu};
