@@ -20,6 +20,16 @@ else
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
 
+# The WebGPU backend's native tests and benchmarks run wgpu on Vulkan; without a GPU, on Mesa's
+# lavapipe (a software Vulkan 1.3 driver).
+step "Vulkan loader and Mesa's drivers, lavapipe included (Debian)"
+if dpkg -s mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1; then
+  echo "present: mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)"
+else
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1
+fi
+
 step "Rust wasm32 target"
 if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo present

@@ -4,15 +4,19 @@
 //! per line read on stdin (so the driver can alternate it with the browser's runs on a busy
 //! machine), printing a JSON line each; at the end of input prints the medians and peak RSS.
 //!
-//!     yes | head -3 | cargo run --release --example bench_native -- PROMPT|--prompt-ids 1,2,3 [--model PATH] [--tokens N]
+//!     yes | head -3 | cargo run --release --example bench_native -- PROMPT|--prompt-ids 1,2,3 [--model PATH] [--tokens N] [--backend cpu|webgpu] [--fallback-adapter]
 //!
 //! PATH: a `.gguf` file (default: models/smollm2-135m/model.gguf) or a folder holding
-//! model.onnx, tokenizer.json and config.json.
+//! model.onnx, tokenizer.json and config.json (CPU only). `--backend webgpu` runs the GGUF on the
+//! first GPU adapter (`--fallback-adapter`: the software one, lavapipe).
 
 use pollster::block_on;
 use decoding_playground::generate::{Engine, GenerateConfig};
 use decoding_playground::sampling::SamplerConfig;
 use decoding_playground::tokenizer::TextTokenizer;
+use decoding_playground::model::auto::{AutoModel, Backend};
+use decoding_playground::model::webgpu::GpuOptions;
+use decoding_playground::model::weights::GgufModel;
 use decoding_playground::TractModel;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -26,8 +30,18 @@ fn main() -> Result<()> {
     let mut prompt_ids: Option<Vec<u32>> = None;
     let mut path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m/model.gguf");
     let mut max_tokens = 32;
+    let mut backend = Backend::Cpu;
+    let mut gpu = GpuOptions::default();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--backend" => {
+                backend = match args.next().as_deref() {
+                    Some("cpu") => Backend::Cpu,
+                    Some("webgpu") => Backend::Webgpu,
+                    _ => return Err("--backend is cpu or webgpu".into()),
+                }
+            }
+            "--fallback-adapter" => gpu.force_fallback_adapter = true,
             "--model" => path = args.next().ok_or("--model needs a path")?.into(),
             "--tokens" => max_tokens = args.next().ok_or("--tokens needs a number")?.parse()?,
             "--prompt-ids" => {
@@ -43,13 +57,15 @@ fn main() -> Result<()> {
             (read(path.join("model.onnx"))?, read(path.join("tokenizer.json"))?, read(path.join("config.json"))?);
         let have_bytes = Instant::now();
         let model = TractModel::from_bytes_with_config_json(&onnx, std::str::from_utf8(&config)?)?;
-        (model, TextTokenizer::from_bytes(&tokenizer)?, have_bytes.elapsed().as_secs_f64())
+        (AutoModel::cpu(model), TextTokenizer::from_bytes(&tokenizer)?, have_bytes.elapsed().as_secs_f64())
     } else {
         let gguf = read(path)?;
         let have_bytes = Instant::now();
-        let (model, tokenizer) = TractModel::from_gguf(gguf.as_slice())?;
+        let GgufModel { weights, tokenizer } = GgufModel::read(gguf.as_slice())?;
+        let model = block_on(AutoModel::load(weights, backend, &gpu))?;
         (model, tokenizer, have_bytes.elapsed().as_secs_f64())
     };
+    let info = serde_json::to_string(&model.info())?;
     let mut engine = Engine::new(model, tokenizer)?;
     let prompt = match (prompt, prompt_ids) {
         (_, Some(ids)) => engine.tokenizer.decode(&ids)?,
@@ -71,7 +87,7 @@ fn main() -> Result<()> {
         Ok((prefilled, first, start.elapsed().as_secs_f64() - prefilled))
     };
     let (_, first_s, _) = generate()?;
-    println!("{{\"loadS\":{load_s:.3},\"firstTokenS\":{:.3},\"promptTokens\":{prompt_tokens}}}", load_s + first_s);
+    println!("{{\"loadS\":{load_s:.3},\"firstTokenS\":{:.3},\"promptTokens\":{prompt_tokens},\"backend\":{info}}}", load_s + first_s);
 
     let (mut prefill, mut decode) = (vec![], vec![]);
     for _ in std::io::stdin().lock().lines() {

@@ -22,17 +22,17 @@ const promptTokens = model.encode(prompt).length;
 const decodeTokens = 32;
 const config = { maxTokens: decodeTokens, stopTokens: [], sampler: { temperature: 0, topK: null, topP: null } };
 
-function run() {
+async function run() {
   const start = performance.now();
-  model.start(prompt, config);
+  await model.start(prompt, config);
   const prefilled = performance.now();
   let text = "";
-  for (let step = model.next(); step !== undefined; step = model.next()) text += step.text;
+  for (let step = await model.next(); step !== undefined; step = await model.next()) text += step.text;
   const done = performance.now();
   return { prefill: prefilled - start, decode: done - prefilled, text };
 }
-const cold = run();
-const warm = run();
+const cold = await run();
+const warm = await run();
 const mb = (bytes) => (bytes / 2 ** 20).toFixed(0);
 console.log(`SmolLM2 in wasm, Node ${process.version}, ${dir}`);
 console.log(`  load (bytes → runnable):          ${((loaded - t0) / 1000).toFixed(2)} s (${mb(onnx.length)} MB file)`);

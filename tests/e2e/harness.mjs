@@ -48,11 +48,12 @@ export async function startPreview() {
   return { url, close: () => child.kill() };
 }
 
-export function launch() {
+/** Headless Chromium, without WebGPU unless `extraArgs` has `--enable-unsafe-webgpu`. */
+export function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     headless: true,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", ...extraArgs],
   });
 }
 

@@ -27,12 +27,12 @@ if (process.env.BENCH_CHILD) {
   // CPU seconds (user + system) as well as wall time: wasm runs on one thread, so CPU time is
   // the steadier figure on a machine shared with other builds.
   const cpu = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1e6; };
-  const run = () => {
+  const run = async () => {
     const [start, startCpu] = [performance.now(), cpu()];
-    model.start(prompt, config);
+    await model.start(prompt, config);
     const [prefilled, prefilledCpu] = [performance.now(), cpu()];
     let n = 0;
-    for (let step = model.next(); step !== undefined; step = model.next()) n++;
+    for (let step = await model.next(); step !== undefined; step = await model.next()) n++;
     const [done, doneCpu] = [performance.now(), cpu()];
     const tokens = model.encode(prompt).length;
     return {
@@ -42,8 +42,8 @@ if (process.env.BENCH_CHILD) {
       decodeCpu: (n - 1) / (doneCpu - prefilledCpu),
     };
   };
-  run();
-  const warm = run();
+  await run();
+  const warm = await run();
   console.log(JSON.stringify({ compile: (compiled - t0) / 1000, load: (loaded - compiled) / 1000, ...warm }));
   process.exit(0);
 }

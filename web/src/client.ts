@@ -1,7 +1,7 @@
 // The page's side of the worker: promises for loads, inspections and runs, matched to the
 // worker's replies by id. Should the worker die (a wasm trap leaves its instance unusable), a
 // fresh one is started and every pending promise is rejected with the reason.
-import type { FromWorker, GenerateConfig, LoadPhase, ModelInfo, ModelSource, RunStats, Step, ToWorker } from "./protocol";
+import type { BackendChoice, FromWorker, GenerateConfig, LoadPhase, ModelInfo, ModelSource, RunStats, Step, ToWorker } from "./protocol";
 
 export class WorkerError extends Error {
   constructor(readonly kind: string, message: string) {
@@ -35,6 +35,8 @@ export class EngineClient {
   /** Errors not tied to a request (n-gram store, crash) and n-gram store changes. */
   onNotice: (message: FromWorker) => void = () => {};
   onRestart: (reason: string) => void = () => {};
+  /** The backend every load asks for (`?backend=cpu|webgpu` on the page). */
+  backend: BackendChoice = "auto";
 
   constructor(private readonly spawn: () => Worker) {
     this.worker = this.start();
@@ -127,7 +129,7 @@ export class EngineClient {
       this.loading = { resolve, reject, progress };
       // The user's files move to the worker rather than being copied.
       const transfer = source.kind === "url" ? [] : source.format === "gguf" ? [source.gguf] : [source.onnx, source.tokenizer];
-      this.send({ type: "load", source }, transfer);
+      this.send({ type: "load", source, backend: this.backend }, transfer);
     });
   }
 

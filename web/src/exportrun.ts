@@ -14,7 +14,8 @@ export interface Export {
   format: "decoding-playground-run/1";
   exportedAt: string;
   link: string;
-  backend: string;
+  /** The backend label, e.g. "WebGPU · …" or "CPU · wasm SIMD128" (null before a model loads). */
+  backend: string | null;
   model: ModelInfo | null;
   prompt: string;
   settings: Settings;

@@ -6,8 +6,8 @@ import { EngineClient, WorkerError } from "./client";
 import { CompareView, presetEntries } from "./compare";
 import { Controls } from "./controls";
 import { download, type ExportedRun } from "./exportrun";
-import { ModelPanel, serverModel } from "./modelpanel";
-import type { FromWorker, ModelSource } from "./protocol";
+import { backendLabel, ModelPanel, serverModel } from "./modelpanel";
+import type { BackendChoice, FromWorker, ModelSource } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { checkBasics, ignoredByStrategy, MAX_COMPARE, strategyOf, toConfig, type Settings } from "./settings";
 import { hasWasmSimd } from "./simd";
@@ -15,8 +15,10 @@ import { fromQuery, toQuery } from "./urlstate";
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector(selector) as T;
 
-const BACKEND = "wasm SIMD128 · 1 thread";
 const query = new URLSearchParams(location.search);
+// WebGPU when the browser has an adapter, else the CPU; `?backend=cpu|webgpu` forces one.
+const backendParam = query.get("backend");
+const backendChoice: BackendChoice = backendParam === "cpu" || backendParam === "webgpu" ? backendParam : "auto";
 const modelChoice = query.get("model") === "tiny" ? "tiny" : "smollm2";
 // The server's models are GGUF files; `?format=onnx` loads their ONNX exports instead.
 const formatChoice = query.get("format") === "onnx" ? "onnx" : "gguf";
@@ -24,6 +26,7 @@ const formatChoice = query.get("format") === "onnx" ? "onnx" : "gguf";
 const extraParams: Record<string, string> = {
   ...(modelChoice === "tiny" ? { model: "tiny" } : {}),
   ...(formatChoice === "onnx" ? { format: "onnx" } : {}),
+  ...(backendChoice === "auto" ? {} : { backend: backendChoice }),
 };
 
 /** What tests and curious users can read: `window.__playground`. */
@@ -33,7 +36,8 @@ interface PlaygroundState {
   lastRun: RunSummary | null;
   compareRuns: { label: string; steps: number; tokensPerSecond: number | null; wallMs: number | null; error: string | null }[];
   model: string | null;
-  backend: string;
+  /** The loaded model's backend, as the header shows it. */
+  backend: string | null;
   /** Finished runs (done or stopped), to wait on. */
   runs: number;
 }
@@ -43,7 +47,6 @@ declare global {
   }
 }
 
-$("#backend").textContent = BACKEND;
 if (hasWasmSimd()) {
   start();
 } else {
@@ -68,6 +71,7 @@ function start(): void {
   const client = new EngineClient(() => new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }));
   const models = new ModelPanel($("#model-panel"), client);
   models.serverFormat = formatChoice;
+  client.backend = backendChoice;
   const controls = new Controls(form, onFormChange);
   const view = new RunView();
   const compare = new CompareView($("#compare-panel"));
@@ -88,7 +92,7 @@ function start(): void {
     lastRun: null,
     compareRuns: [],
     model: null,
-    backend: BACKEND,
+    backend: null,
     runs: 0,
   };
   window.__playground = state;
@@ -135,6 +139,9 @@ function start(): void {
   models.onLoaded = (info) => {
     modelReady = true;
     state.model = info.name;
+    state.backend = backendLabel(info.backend);
+    $("#backend").textContent = state.backend;
+    $("#backend").dataset.backend = info.backend?.backend ?? "cpu";
     ngramStatus.dataset.state = "default";
     ngramStatus.textContent = info.ngramTokens
       ? `Default store: ${info.ngramTokens.toLocaleString("en")} tokens.`
@@ -297,7 +304,7 @@ function start(): void {
       format: "decoding-playground-run/1",
       exportedAt: new Date().toISOString(),
       link: location.href,
-      backend: BACKEND,
+      backend: models.info ? backendLabel(models.info.backend) : null,
       model: models.info,
       prompt: settings.prompt,
       settings,

@@ -1,9 +1,22 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { downloadSize, filesToSource, formatBytes, formatLabel, serverModel } from "./modelpanel";
+import { backendLabel, downloadSize, filesToSource, formatBytes, formatLabel, serverModel } from "./modelpanel";
 
 const file = (name: string, text = name) => new File([text], name);
 
 afterEach(() => vi.unstubAllGlobals());
+
+describe("the backend label", () => {
+  it("names the adapter, flags a software one, and says why the CPU runs when WebGPU was wanted", () => {
+    expect(backendLabel({ backend: "webgpu", adapter: { name: "NVIDIA H200", backend: "browser webgpu", fallback: false }, fallbackReason: undefined })).toBe("WebGPU · NVIDIA H200");
+    expect(backendLabel({ backend: "webgpu", adapter: { name: "", backend: "browser webgpu", fallback: true }, fallbackReason: undefined })).toBe(
+      "WebGPU · browser adapter (fallback adapter: software, slow)",
+    );
+    expect(backendLabel({ backend: "cpu", adapter: undefined, fallbackReason: "WebGPU: no WebGPU adapter is available" })).toBe(
+      "CPU · wasm SIMD128 (not WebGPU: WebGPU: no WebGPU adapter is available)",
+    );
+    expect(backendLabel(null)).toBe("CPU · wasm SIMD128");
+  });
+});
 
 describe("the model panel's sources", () => {
   it("the server models are GGUF files by default, ONNX on request", () => {

@@ -71,6 +71,18 @@ export async function filesToSource(files: readonly File[]): Promise<ModelSource
   };
 }
 
+/** "WebGPU · <adapter>" (with "fallback adapter" for a software one), or "CPU · wasm SIMD128",
+ *  with the reason when the GPU was wanted but is not used. */
+export function backendLabel(backend: ModelInfo["backend"]): string {
+  if (!backend) return "CPU · wasm SIMD128";
+  if (backend.backend === "webgpu") {
+    const adapter = backend.adapter;
+    const name = adapter?.name ? adapter.name : "browser adapter";
+    return `WebGPU · ${name}${adapter?.fallback ? " (fallback adapter: software, slow)" : ""}`;
+  }
+  return `CPU · wasm SIMD128${backend.fallbackReason ? ` (not WebGPU: ${backend.fallbackReason})` : ""}`;
+}
+
 /** "GGUF · Q4_1 / Q8_0 blocks", or the format alone when the weight types are not known. */
 export function formatLabel(info: Pick<ModelInfo, "format" | "weightTypes">): string {
   const format = info.format.toUpperCase();
@@ -181,7 +193,7 @@ export class ModelPanel {
 
   private readyText(info: ModelInfo): string {
     const store = info.ngramTokens ? `${info.ngramTokens.toLocaleString("en")} tokens` : "none";
-    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · vocabulary ${info.vocabSize} · context ${info.contextLength} · n-gram store ${store}`;
+    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · ${backendLabel(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength} · n-gram store ${store}`;
   }
 
   private onProgress(phase: LoadPhase, loaded: number, total: number | null, file: string): void {

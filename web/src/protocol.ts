@@ -88,7 +88,7 @@ export function modelUrls(source: Extract<ModelSource, { kind: "url" }>): { file
 }
 
 export type ToWorker =
-  | { type: "load"; source: ModelSource }
+  | { type: "load"; source: ModelSource; backend?: BackendChoice }
   /** Builds a sampler for `config` without running it: the chain's stages and ignored settings,
    *  or the config's error. */
   | { type: "inspect"; requestId: number; config: GenerateConfig }
@@ -99,9 +99,18 @@ export type ToWorker =
 
 export type LoadPhase = "download" | "cache" | "compile" | "ngrams";
 
+/** Which backend the worker asks for: WebGPU when an adapter takes the model ("auto"), the GPU
+ *  or an error ("webgpu"), or tract on the CPU ("cpu"). ONNX models always run on the CPU. */
+export type BackendChoice = pkg.Backend;
+
+/** Which backend runs the model, on which adapter, and why not the GPU if it was wanted. */
+export type BackendInfo = pkg.BackendInfo;
+
 export interface ModelInfo {
   name: string;
   format: ModelFormat;
+  /** The backend the package reports (null for a package without the getter). */
+  backend: BackendInfo | null;
   /** The weights' storage types (e.g. ["Q4_1", "Q8_0"]), when the package reports them. */
   weightTypes: string[] | null;
   vocabSize: number;

@@ -19,8 +19,8 @@ const handle = createWorker(
     init: async () => {
       await init();
     },
-    createModel: (files): ModelLike =>
-      files.format === "gguf" ? Model.fromGguf(files.gguf) : new Model(files.onnx, files.tokenizer, files.config),
+    createModel: async (files, backend): Promise<ModelLike> =>
+      files.format === "gguf" ? await Model.fromGguf(files.gguf, { backend }) : new Model(files.onnx, files.tokenizer, files.config),
     inspect: (config) => {
       const sampler = new Sampler(config);
       try {

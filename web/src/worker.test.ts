@@ -11,6 +11,7 @@ class FakeModel implements ModelLike {
   contextLength = 64;
   ngramStoreTokens = 0;
   freed = false;
+  backend: unknown = undefined;
   constructor(readonly name: string, readonly weightTypes?: unknown) {}
   // Like the wasm package: the config and prompt are checked synchronously, before a promise.
   generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }) {
@@ -53,12 +54,16 @@ function setup() {
   const models: FakeModel[] = [];
   const runtime: Runtime = {
     init: async () => {},
-    createModel: (files) => {
+    // Like the package's Model.fromGguf: asynchronous, placed on the backend asked for.
+    createModel: async (files, backend) => {
       let model: FakeModel;
       if (files.format === "gguf") {
         // Like the crate: the magic first, then the metadata (here: a name after it).
         if (new TextDecoder().decode(files.gguf.subarray(0, 4)) !== "GGUF") throw new Error("not a GGUF file (its first bytes are not the magic `GGUF`)");
         model = new FakeModel(new TextDecoder().decode(files.gguf.subarray(4)), ["Q4_1", "Q8_0"]);
+        model.backend = backend === "cpu"
+          ? { backend: "cpu", adapter: null, fallbackReason: null }
+          : { backend: "webgpu", adapter: { name: "SwiftShader", backend: "browser webgpu", fallback: true }, fallbackReason: null };
       } else {
         if (files.onnx[0] !== 0x08) throw new Error("not a valid ONNX model (protobuf decoding failed)");
         model = new FakeModel(JSON.parse(files.config).name);
@@ -117,6 +122,12 @@ describe("worker message handling", () => {
     const [loaded] = w.of("loaded");
     expect(w.models[0]?.name).toBe("gguf-model");
     expect(loaded?.info).toMatchObject({ name: "fake gguf", format: "gguf", weightTypes: ["Q4_1", "Q8_0"], ngramTokens: 7, bytes: 14 });
+    expect(loaded?.info.backend).toMatchObject({ backend: "webgpu", adapter: { fallback: true } });
+    await w.handle({ type: "load", source: ggufSource, backend: "cpu" });
+    expect(w.of("loaded")[1]?.info.backend).toEqual({ backend: "cpu", adapter: null, fallbackReason: null });
+    // An ONNX model (and a package without the getter) reports none.
+    await w.handle({ type: "load", source });
+    expect(w.of("loaded")[2]?.info.backend).toBeNull();
     await w.handle({ type: "generate", runId: 1, prompt: "hi", config: config(2) });
     expect(w.of("done")).toHaveLength(1);
   });

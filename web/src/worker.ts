@@ -8,6 +8,8 @@ import type { Step as RawStep } from "decoding-playground";
 import type { FetchBytes } from "./fetcher";
 import type {
   Alternative,
+  BackendChoice,
+  BackendInfo,
   ErrorKind,
   FromWorker,
   GenerateConfig,
@@ -29,6 +31,8 @@ export interface ModelLike {
   buildNgramStore(text: string, extend: boolean): Uint8Array;
   /** The weights' storage types, should the package report them (see `weightTypesOf`). */
   readonly weightTypes?: unknown;
+  /** Which backend runs the model (see `backendOf`). */
+  readonly backend?: unknown;
   free?(): void;
 }
 
@@ -39,8 +43,8 @@ export type ModelFiles =
 
 export interface Runtime {
   init(): Promise<void>;
-  /** `Model.fromGguf(gguf)`, or `new Model(onnx, tokenizer, config)`. */
-  createModel(files: ModelFiles): ModelLike;
+  /** `await Model.fromGguf(gguf, { backend })`, or `new Model(onnx, tokenizer, config)`. */
+  createModel(files: ModelFiles, backend: BackendChoice): ModelLike | Promise<ModelLike>;
   /** Builds a Sampler: its stage names and ignored settings, or throws the config's error. */
   inspect(config: SamplerConfig): { stages: string[]; ignored: string[] };
 }
@@ -70,6 +74,16 @@ export function weightTypesOf(model: ModelLike): string[] | null {
     return null;
   }
   return Array.isArray(types) && types.length > 0 && types.every((t) => typeof t === "string") ? [...types] : null;
+}
+
+/** The model's backend info, or null when the package does not report one. */
+export function backendOf(model: ModelLike): BackendInfo | null {
+  try {
+    const info = model.backend as BackendInfo | undefined;
+    return info && typeof info.backend === "string" ? info : null;
+  } catch {
+    return null;
+  }
 }
 
 interface Loaded {
@@ -114,7 +128,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     return { ...step, top, tokenText: tokenText(state, step.token) };
   }
 
-  async function load(source: ModelSource): Promise<void> {
+  async function load(source: ModelSource, backend: BackendChoice): Promise<void> {
     const seq = ++loadSeq;
     const t0 = performance.now();
     let fromCache = true;
@@ -152,7 +166,11 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     if (seq !== loadSeq) return;
     post({ type: "progress", phase: "compile", loaded: 0, total: null, file: files.format === "gguf" ? "model.gguf" : "model.onnx" });
     // The old model stays until the new one is built, so a bad file leaves a working page.
-    const model = runtime.createModel(files);
+    const model = await runtime.createModel(files, backend);
+    if (seq !== loadSeq) {
+      model.free?.();
+      return;
+    }
     let defaultNgrams: Uint8Array | null = null;
     let ngramError: unknown = null;
     if (source.kind === "url" && source.ngrams) {
@@ -173,6 +191,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     const info: ModelInfo = {
       name: source.name,
       format: source.format,
+      backend: backendOf(model),
       weightTypes: weightTypesOf(model),
       vocabSize: model.vocabSize,
       contextLength: model.contextLength,
@@ -264,7 +283,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
       switch (message.type) {
         case "load":
           if (running) running.signal.aborted = true;
-          return await load(message.source);
+          return await load(message.source, message.backend ?? "auto");
         case "inspect": {
           try {
             const { stages, ignored } = runtime.inspect(message.config.sampler);

@@ -75,24 +75,24 @@ async function oursRuntime(gguf) {
   start = performance.now();
   await init(); // fetches and compiles the .wasm: counted in load, as ORT's is in its session creation
   const initS = seconds(start);
-  const instance = Model.fromGguf(file);
+  const instance = await Model.fromGguf(file, { backend: options.backend ?? "cpu" });
   const loadS = seconds(start);
   // The first `promptTokens` ids of the paragraph, as text (ORT is fed as many positions).
   const promptOf = (ids) => instance.decode(ids);
   // Empty stop tokens: every run generates exactly maxTokens, as ORT's loop does.
-  const generate = (ids, maxTokens) => {
+  const generate = async (ids, maxTokens) => {
     const prompt = promptOf(ids);
     const config = { maxTokens, stopTokens: [], sampler: { temperature: 0, topK: null, topP: null } };
     const start = performance.now();
-    instance.start(prompt, config);
+    await instance.start(prompt, config);
     const prefillS = seconds(start);
-    let text = instance.next().text;
+    let text = (await instance.next()).text;
     const firstTokenS = seconds(start);
     let steps = 1;
-    for (let step; (step = instance.next()) !== undefined; steps++) text += step.text;
+    for (let step; (step = await instance.next()) !== undefined; steps++) text += step.text;
     return { promptTokens: instance.encode(prompt).length, prefillS, firstTokenS, decodeS: seconds(start) - prefillS, steps, text };
   };
-  const logProbs = async ({ ids }) => [...instance.logProbs(Uint32Array.from(ids))];
+  const logProbs = async ({ ids }) => [...(await instance.logProbs(Uint32Array.from(ids)))];
   return { fetchS, loadS, generate, logProbs, info: { runtime: "tract wasm + our Q4_1/Q8_0 simd128 kernels, 1 thread", initS, downloadBytes: file.length } };
 }
 

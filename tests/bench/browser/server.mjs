@@ -43,9 +43,11 @@ export function serve(root) {
 }
 
 /** Debian's Chromium, headless, through playwright-core (which must not download a browser). */
-export function launchChromium() {
+/** Debian's Chromium, headless. `extraArgs`: e.g. `--enable-unsafe-webgpu`, and on a machine
+ *  with a GPU the flags that let headless Chromium use it (CHROMIUM_GPU_FLAGS). */
+export function launchChromium(extraArgs = []) {
   return chromium.launch({
     executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", ...extraArgs],
   });
 }

@@ -32,7 +32,7 @@ try {
       const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
       await init();
       const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-      const model = Model.fromGguf(await bytes("/models/smollm2-135m/model.gguf"));
+      const model = await Model.fromGguf(await bytes("/models/smollm2-135m/model.gguf"), { backend: "cpu" });
       model.setNgramStore(await bytes("/models/ngrams/default.ngram"));
       const timed = async (config, prompt) => {
         const start = performance.now();

@@ -13,7 +13,7 @@ export async function setup(pkg) {
       return new Uint8Array(await response.arrayBuffer());
     };
     const models = {
-      gguf: Model.fromGguf(await bytes("/models/tiny/model.gguf")),
+      gguf: await Model.fromGguf(await bytes("/models/tiny/model.gguf")),
       onnx: new Model(
         await bytes("/models/tiny/model.onnx"),
         await bytes("/models/tiny/tokenizer.json"),
@@ -51,7 +51,7 @@ export async function setup(pkg) {
       const cut = file.slice(0, keep ?? file.length);
       if (magic) cut.set(new TextEncoder().encode(magic), 0);
       try {
-        Model.fromGguf(cut).free();
+        (await Model.fromGguf(cut)).free();
         return null;
       } catch (error) {
         return { isError: error instanceof Error, message: error.message };

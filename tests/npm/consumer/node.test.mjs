@@ -23,7 +23,7 @@ const PROMPT = "Once upon a time, there was a little";
 
 await init(); // a no-op in Node, as documented
 const model = new Model(ONNX, TOKENIZER, CONFIG);
-const gguf = Model.fromGguf(GGUF);
+const gguf = await Model.fromGguf(GGUF);
 
 /** Asserts that `fn` throws (or rejects with) a JS Error whose message matches `pattern`. */
 async function throwsError(fn, pattern) {
@@ -93,13 +93,13 @@ for (const [format, prefix] of [["ONNX", "tiny"], ["GGUF", "tiny_gguf"]]) {
       });
     }
 
-    it("default chain (start/next, the synchronous API)", () => {
+    it("default chain (start/next, a step at a time)", async () => {
       const c = fixture(`${prefix}_generation.json`).find((c) => c.name === "default chain");
-      m.start(PROMPT, c.config);
+      await m.start(PROMPT, c.config);
       const tokens = [];
-      for (let step; (step = m.next()); ) tokens.push(step.token);
+      for (let step; (step = await m.next()); ) tokens.push(step.token);
       assert.deepEqual(tokens, c.tokens);
-      assert.equal(m.next(), undefined, "nothing after the end");
+      assert.equal(await m.next(), undefined, "nothing after the end");
     });
 
     for (const c of fixture(`${prefix}_superposed.json`)) {
@@ -115,6 +115,16 @@ for (const [format, prefix] of [["ONNX", "tiny"], ["GGUF", "tiny_gguf"]]) {
     }
   });
 }
+
+describe("the backend", () => {
+  it("is the CPU in Node, which has no WebGPU, and the model says why; forcing WebGPU is a clear error", async () => {
+    assert.equal(gguf.backend.backend, "cpu");
+    assert.match(gguf.backend.fallbackReason, /navigator\.gpu/);
+    assert.deepEqual(model.backend, { backend: "cpu", adapter: null, fallbackReason: null }, "an ONNX model runs on the CPU");
+    await throwsError(() => Model.fromGguf(GGUF, { backend: "webgpu" }), /^WebGPU: this JavaScript environment has no WebGPU/);
+    await throwsError(() => Model.fromGguf(GGUF, { backend: "gpu" }), /^invalid config: .*unknown variant `gpu`/);
+  });
+});
 
 describe("bad input gives JS Errors with messages", () => {
   it("corrupt model bytes", async () => {
@@ -178,7 +188,7 @@ describe("bad input gives JS Errors with messages", () => {
       /^generation was cancelled$/,
     );
     assert.equal(seen, 3, `stopped within a step (${message})`);
-    assert.equal(model.next(), undefined, "the cancelled generation is gone");
+    assert.equal(await model.next(), undefined, "the cancelled generation is gone");
     seen = 0;
     await throwsError(() => model.generate(PROMPT, { maxTokens: 50 }, () => ++seen === 2 && model.cancel()), /^generation was cancelled$/);
     assert.equal(seen, 2);

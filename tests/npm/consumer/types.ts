@@ -4,6 +4,7 @@
 import init, { Model, Sampler, defaultSamplerConfig } from "decoding-playground";
 import type {
   Alternative,
+  BackendInfo,
   DraftNode,
   FinalDraft,
   FinishReason,
@@ -72,18 +73,28 @@ function describe(step: Step): string {
 
 export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uint8Array, configJson: string): Promise<string[]> {
   await init();
-  const fromGguf: Model = Model.fromGguf(gguf);
-  // @ts-expect-error: fromGguf takes the file's bytes, not its path
-  Model.fromGguf("model.gguf");
-  // @ts-expect-error: a GGUF holds its tokenizer and dimensions: there is nothing more to pass
-  Model.fromGguf(gguf, tokenizerJson);
-  fromGguf.free();
-  const model = new Model(onnx, tokenizerJson, configJson);
   const lines: string[] = [];
+  const fromGguf: Model = await Model.fromGguf(gguf);
+  const onCpu: Model = await Model.fromGguf(gguf, { backend: "cpu", contextLength: 256 });
+  const info: BackendInfo = onCpu.backend;
+  const where: "webgpu" | "cpu" = info.backend === "webgpu" ? "webgpu" : "cpu";
+  lines.push(`${where}: ${info.adapter?.name ?? "no adapter"}, ${info.fallbackReason ?? "as asked"}`);
+  // @ts-expect-error: fromGguf takes the file's bytes, not its path
+  void Model.fromGguf("model.gguf");
+  // @ts-expect-error: the backends are "auto", "webgpu" and "cpu"
+  void Model.fromGguf(gguf, { backend: "gpu" });
+  // @ts-expect-error: a GGUF holds its tokenizer and dimensions: there is nothing more to pass
+  void Model.fromGguf(gguf, tokenizerJson);
+  // @ts-expect-error: fromGguf resolves to a Model, it is not one
+  Model.fromGguf(gguf).free();
+  fromGguf.free();
+  onCpu.free();
+  const model = new Model(onnx, tokenizerJson, configJson);
   const controller = new AbortController();
   const steps: Step[] = await model.generate("Once upon a time", config, (step) => lines.push(describe(step)), controller.signal);
-  model.start("Once upon a time", drafting);
-  for (let step = model.next(); step !== undefined; step = model.next()) lines.push(describe(step));
+  await model.start("Once upon a time", drafting);
+  for (let step = await model.next(); step !== undefined; step = await model.next()) lines.push(describe(step));
+  const logProbs: Float64Array = await model.logProbs(model.encode("Once upon a time"));
   const ids: Uint32Array = model.encode("hello");
   const text: string = model.decode(ids);
   const store: Uint8Array = model.buildNgramStore(text, false);
@@ -98,5 +109,5 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   const ignored: string[] = chain.ignoredSettings;
   chain.free();
   model.free();
-  return [...lines, String(steps.length), String(record.token), stages.join(), ignored.join(), String(defaults.topK), String(wrong)];
+  return [...lines, String(steps.length), String(record.token), stages.join(), ignored.join(), String(defaults.topK), String(wrong), String(logProbs.length)];
 }

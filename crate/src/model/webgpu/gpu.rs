@@ -135,7 +135,7 @@ impl Gpu {
                 apply_limit_buckets: false,
             })
             .await
-            .map_err(|e| gpu_error(format!("no WebGPU adapter is available ({e})")))?;
+            .map_err(no_adapter)?;
         let info = adapter.get_info();
         let supported = adapter.limits();
         // The defaults every adapter meets, with the per-buffer sizes raised to what this one
@@ -353,6 +353,15 @@ impl Gpu {
 pub(super) struct Bound {
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
+}
+
+/// In the browser wgpu's error lists the native backends it was built without: noise there.
+fn no_adapter(e: wgpu::RequestAdapterError) -> Error {
+    if cfg!(target_arch = "wasm32") {
+        gpu_error("the browser offers no WebGPU adapter")
+    } else {
+        gpu_error(format!("no WebGPU adapter is available ({e})"))
+    }
 }
 
 /// wgpu panics where there is no `navigator.gpu` to reach (Node, a shared worker), and a panic
