@@ -22,3 +22,7 @@ node tests/bench/browser/run.mjs
 # Superposed decoding's cost: natively (with its quality table), then in headless Chromium.
 cargo run --release --example superposed_eval
 node tests/bench/browser/superposed.mjs
+
+# The WebGPU backend against the CPU path, natively and in headless Chromium (on this machine
+# the adapters are software renderers: the figures only show that the harness works).
+bash scripts/bench-webgpu.sh

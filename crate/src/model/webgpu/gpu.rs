@@ -427,14 +427,15 @@ fn compile_kernels(device: &wgpu::Device) -> Kernels {
         });
         Kernel { pipeline, layout }
     };
+    let heads = |body: &str| [include_str!("kernels/heads.wgsl"), body].concat();
     Kernels {
         matmul: FORMATS
             .iter()
             .map(|&f| (f, kernel("matmul", &f.source(), &[true, false, true, true, true])))
             .collect(),
         rmsnorm: kernel("rmsnorm", include_str!("kernels/rmsnorm.wgsl"), &[true, false, true]),
-        rope_store: kernel("rope_store", include_str!("kernels/rope_store.wgsl"), &[false, true, true, false, false, true]),
-        attention: kernel("attention", include_str!("kernels/attention.wgsl"), &[true, true, true, false]),
+        rope_store: kernel("rope_store", &heads(include_str!("kernels/rope_store.wgsl")), &[false, true, true, false, false, true]),
+        attention: kernel("attention", &heads(include_str!("kernels/attention.wgsl")), &[true, true, true, false]),
         swiglu: kernel("swiglu", include_str!("kernels/swiglu.wgsl"), &[false, true]),
     }
 }

@@ -1,13 +1,7 @@
 // Causal grouped-query attention of token t (y), head h (x) over the cached positions
 // 0..=step.start + t: softmax(q·K / sqrt(head_dim)) · V, computed over chunks of 64 positions
 // with a running max (online softmax), so any context fits in 16 KiB of workgroup memory.
-struct Dims {
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-    _pad: u32,
-}
-@group(0) @binding(1) var<uniform> dims: Dims;
+// `dims` (heads, kv_heads, head_dim): heads.wgsl.
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> k_cache: array<f32>;
 @group(0) @binding(4) var<storage, read> v_cache: array<f32>;

@@ -1,13 +1,7 @@
 // Rotates q in place and k into the layer's key cache (HF's rotate_half RoPE, angles from a
 // table computed on the CPU), and copies v into the value cache, at positions step.start + t.
 // Caches are [position][kv head][head_dim]. One workgroup per token.
-struct Dims {
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-    _pad: u32,
-}
-@group(0) @binding(1) var<uniform> dims: Dims;
+// `dims` (heads, kv_heads, head_dim): heads.wgsl.
 @group(0) @binding(2) var<storage, read_write> q: array<f32>;
 @group(0) @binding(3) var<storage, read> k: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
