@@ -152,9 +152,9 @@ fn rescore(engine: &mut Engine<TractModel>, prompt: &str, continuation: &[u32]) 
     }
     let prompt_ids = engine.tokenizer.encode(prompt)?;
     let ids = [&prompt_ids[..], continuation].concat();
-    let vocab = engine.model.vocab_size();
-    engine.model.reset();
-    let logits = block_on(engine.model.prefill_all_logits(&ids))?;
+    let vocab = engine.model().vocab_size();
+    engine.model_mut().reset();
+    let logits = block_on(engine.model_mut().prefill_all_logits(&ids))?;
     let nll: f64 = continuation
         .iter()
         .enumerate()

@@ -101,10 +101,15 @@ impl Step {
 /// A model and its tokenizer, and the n-gram store superposed decoding uses; runs one
 /// generation at a time.
 pub struct Engine<M: LanguageModel> {
-    pub model: M,
+    model: M,
     pub tokenizer: TextTokenizer,
     tokenizer_fingerprint: u64,
     ngrams: Option<NgramStore>,
+    /// The token ids the model's first `cached.len()` cache positions hold (positions after
+    /// them, e.g. superposed inputs, are not tokens): with `reuse_prefix`, a new prompt sharing
+    /// a prefix with them feeds only what follows.
+    cached: Vec<u32>,
+    reuse_prefix: bool,
 }
 
 enum Strategy {
@@ -119,12 +124,18 @@ pub struct Generation {
     stop_tokens: Vec<u32>,
     remaining: usize,
     prompt_tokens: usize,
+    reused_tokens: usize,
     finished: bool,
 }
 
 impl Generation {
     pub fn prompt_tokens(&self) -> usize {
         self.prompt_tokens
+    }
+
+    /// Prompt tokens whose cache positions were kept from the previous call (not fed again).
+    pub fn reused_tokens(&self) -> usize {
+        self.reused_tokens
     }
 
     pub fn is_finished(&self) -> bool {
@@ -143,7 +154,67 @@ impl<M: LanguageModel> Engine<M> {
             )));
         }
         let tokenizer_fingerprint = tokenizer.fingerprint();
-        Ok(Self { model, tokenizer, tokenizer_fingerprint, ngrams: None })
+        Ok(Self { model, tokenizer, tokenizer_fingerprint, ngrams: None, cached: Vec::new(), reuse_prefix: false })
+    }
+
+    /// With reuse on, `start` and `score` feed only what follows the prefix their tokens share
+    /// with the previous call's (a keystroke costs its new tokens). Off by default: the logits
+    /// of a prompt fed in pieces differ from one prefill's in the last bits, so a sample that
+    /// close to a tie could differ, and the same seed must give the same tokens whatever the
+    /// engine ran before.
+    pub fn set_reuse_prefix(&mut self, reuse: bool) {
+        self.reuse_prefix = reuse;
+    }
+
+    pub fn reuses_prefix(&self) -> bool {
+        self.reuse_prefix
+    }
+
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The model, to feed it directly; the engine then forgets what its cache holds.
+    pub fn model_mut(&mut self) -> &mut M {
+        self.cached.clear();
+        &mut self.model
+    }
+
+    /// Makes the model's cache hold `ids` and returns the logits of their last position
+    /// (`all`: of every position from `from` on), feeding only what follows the longest prefix
+    /// shared with what the cache holds (at least one token, for the logits).
+    pub(crate) async fn feed_prompt(&mut self, ids: &[u32], all_from: Option<usize>) -> Result<(Vec<f32>, usize)> {
+        // A failed call may have reset the model under the record.
+        if self.model.position() < self.cached.len() {
+            self.cached.clear();
+        }
+        let shared = match self.reuse_prefix {
+            true => self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count(),
+            false => 0,
+        };
+        let reuse = shared.min(ids.len() - 1).min(all_from.unwrap_or(usize::MAX));
+        self.cached.clear();
+        if reuse == 0 {
+            self.model.reset();
+        } else {
+            self.model.truncate(reuse)?;
+        }
+        let logits = match all_from {
+            Some(_) => self.model.prefill_all_logits(&ids[reuse..]).await?,
+            None => self.model.prefill(&ids[reuse..]).await?,
+        };
+        self.cached = ids.to_vec();
+        Ok((logits, reuse))
+    }
+
+    /// With the cache holding `ids[..from]`, feeds the rest and returns the logits of every fed
+    /// position.
+    pub(crate) async fn feed_more(&mut self, ids: &[u32], from: usize) -> Result<Vec<f32>> {
+        debug_assert!(self.cached == ids[..from] && self.model.position() == from);
+        self.cached.clear();
+        let logits = self.model.prefill_all_logits(&ids[from..]).await?;
+        self.cached = ids.to_vec();
+        Ok(logits)
     }
 
     /// Identifies the tokenizer an n-gram store must have been built with.
@@ -174,8 +245,7 @@ impl<M: LanguageModel> Engine<M> {
     /// one prefill (resetting the model): the basis of perplexity.
     pub async fn log_probs(&mut self, ids: &[u32]) -> Result<Vec<f64>> {
         check(ids.len() >= 2, "ids", "at least two tokens", ids.len())?;
-        self.model.reset();
-        let logits = self.model.prefill_all_logits(&ids[..ids.len() - 1]).await?;
+        let (logits, _) = self.feed_prompt(&ids[..ids.len() - 1], Some(0)).await?;
         let vocab = self.model.vocab_size();
         let mut scratch = Vec::new();
         Ok(logits
@@ -218,8 +288,7 @@ impl<M: LanguageModel> Engine<M> {
             Some(tokens) => tokens.clone(),
             None => self.tokenizer.end_of_text_ids(),
         };
-        self.model.reset();
-        let logits = self.model.prefill(&ids).await?;
+        let (logits, reused) = self.feed_prompt(&ids, None).await?;
         match &mut strategy {
             Strategy::Sample { chain, .. } => ids.iter().for_each(|&id| chain.accept(id)),
             Strategy::Superposed { prompt, .. } => *prompt = ids.clone(),
@@ -230,6 +299,7 @@ impl<M: LanguageModel> Engine<M> {
             stop_tokens,
             remaining: config.max_tokens,
             prompt_tokens: ids.len(),
+            reused_tokens: reused,
             finished: false,
         })
     }
@@ -250,7 +320,11 @@ impl<M: LanguageModel> Engine<M> {
                 let finish = finish_reason(stop, generation.remaining);
                 let text = if stop { String::new() } else { stream.push(&self.tokenizer, record.token)? };
                 if finish.is_none() {
+                    let contiguous = self.cached.len() == self.model.position();
                     generation.logits = self.model.step_token(record.token).await?;
+                    if contiguous {
+                        self.cached.push(record.token);
+                    }
                 }
                 Step::Token(GeneratedStep { record, text, finish })
             }

@@ -9,6 +9,7 @@ pub mod math;
 pub mod model;
 pub mod ngram;
 pub mod sampling;
+pub mod score;
 pub mod superposed;
 pub mod tokenizer;
 

@@ -8,6 +8,7 @@ use crate::model::weights::GgufModel;
 use crate::model::{LanguageModel, ModelConfig, TractModel};
 use crate::ngram::{NgramBuilder, NgramStore};
 use crate::sampling::{Chain, SamplerConfig};
+use crate::score::ScoreConfig;
 use crate::tokenizer::TextTokenizer;
 use crate::Error;
 use serde::{de::DeserializeOwned, Serialize};
@@ -200,26 +201,41 @@ impl Model {
 
     #[wasm_bindgen(getter, js_name = vocabSize)]
     pub fn vocab_size(&self) -> Result<usize, JsError> {
-        Ok(self.engine()?.model.vocab_size())
+        Ok(self.engine()?.model().vocab_size())
     }
 
     /// How the weights are held in memory: the GGUF's own block types, e.g. `["Q4_1", "Q8_0"]`,
     /// or `["F32"]` for an ONNX model (widened at load).
     #[wasm_bindgen(getter, js_name = weightTypes)]
     pub fn weight_types(&self) -> Result<Vec<String>, JsError> {
-        Ok(self.engine()?.model.weight_types().iter().map(|t| t.to_string()).collect())
+        Ok(self.engine()?.model().weight_types().iter().map(|t| t.to_string()).collect())
     }
 
     /// Which backend runs the model (`"webgpu"` or `"cpu"`), on which adapter, and why not on the
     /// GPU when WebGPU was wanted (`fallbackReason`).
     #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
     pub fn backend(&self) -> Result<JsValue, JsError> {
-        to_js(&self.engine()?.model.info())
+        to_js(&self.engine()?.model().info())
+    }
+
+    /// When true, `start` and `score` feed only what follows the prefix their tokens share with
+    /// the previous call's (autocomplete: a keystroke costs its new tokens). Off by default: a
+    /// prompt fed in pieces gives logits that differ from one prefill's in the last bits, and
+    /// the same seed must give the same tokens whatever ran before.
+    #[wasm_bindgen(getter, js_name = reusePrefix)]
+    pub fn reuse_prefix(&self) -> Result<bool, JsError> {
+        Ok(self.engine()?.reuses_prefix())
+    }
+
+    #[wasm_bindgen(setter, js_name = reusePrefix)]
+    pub fn set_reuse_prefix(&self, reuse: bool) -> Result<(), JsError> {
+        self.engine()?.set_reuse_prefix(reuse);
+        Ok(())
     }
 
     #[wasm_bindgen(getter, js_name = contextLength)]
     pub fn context_length(&self) -> Result<usize, JsError> {
-        Ok(self.engine()?.model.context_length())
+        Ok(self.engine()?.model().context_length())
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsError> {
@@ -274,6 +290,27 @@ impl Model {
             *inner.generation.borrow_mut() = None;
             let values = engine.log_probs(&ids).await.map_err(js_error)?;
             Ok(js_sys::Float64Array::from(&values[..]).into())
+        })
+    }
+
+    /// Scores `text` (after `config.context`, which conditions it but is not scored),
+    /// teacher-forced: every token's probability, surprise, rank, entropy and top alternatives,
+    /// and the text's perplexity. Memory stays flat however long the text (32 positions per
+    /// model call); the text and context must fit the context length. Ends a generation in
+    /// progress. With `reusePrefix`, feeds only what follows the prefix shared with the previous
+    /// call.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ScoreResult>")]
+    pub fn score(
+        &self,
+        text: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "ScoreConfig")] config: JsValue,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let config: ScoreConfig = config_from_js(config)?;
+            let mut engine = inner.engine()?;
+            *inner.generation.borrow_mut() = None;
+            Ok(to_js(&engine.score(&text, &config).await.map_err(js_error)?)?)
         })
     }
 

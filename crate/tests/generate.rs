@@ -102,7 +102,7 @@ fn bad_requests_are_clear_errors() {
     let mut engine = engine();
     let ok = GenerateConfig::default();
     assert_eq!(block_on(engine.start("", &ok)).err().unwrap(), Error::EmptyPrompt);
-    let context = engine.model.context_length();
+    let context = engine.model().context_length();
     let long = "a b ".repeat(context);
     let err = block_on(engine.start(&long, &ok)).err().unwrap().to_string();
     assert!(err.contains(&format!("the context holds {context}")), "{err}");
@@ -119,9 +119,9 @@ fn log_probs_are_the_teacher_forced_log_softmax_of_each_next_token() {
     let mut engine = engine();
     let ids = engine.tokenizer.encode(PROMPT).unwrap();
     let got = block_on(engine.log_probs(&ids)).unwrap();
-    engine.model.reset();
-    let logits = block_on(engine.model.prefill_all_logits(&ids)).unwrap();
-    let vocab = engine.model.vocab_size();
+    engine.model_mut().reset();
+    let logits = block_on(engine.model_mut().prefill_all_logits(&ids)).unwrap();
+    let vocab = engine.model().vocab_size();
     for (i, &next) in ids[1..].iter().enumerate() {
         let row = &logits[i * vocab..(i + 1) * vocab];
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;

@@ -233,12 +233,12 @@ fn superposed_drafts_are_fluent<M: LanguageModel>(model: M, dir: &std::path::Pat
     let drafts = &steps.last().unwrap().as_drafts().unwrap().drafts;
     assert_eq!(drafts.len(), 3);
     let prompt_ids = engine.tokenizer.encode(prompt).unwrap();
-    let vocab = engine.model.vocab_size();
+    let vocab = engine.model().vocab_size();
     for (i, draft) in drafts.iter().enumerate() {
         assert!(drafts[..i].iter().all(|d| d.tokens != draft.tokens), "distinct drafts");
         let ids = [&prompt_ids[..], &draft.tokens].concat();
-        engine.model.reset();
-        let logits = block_on(engine.model.prefill_all_logits(&ids)).unwrap();
+        engine.model_mut().reset();
+        let logits = block_on(engine.model_mut().prefill_all_logits(&ids)).unwrap();
         let mean_nll = (prompt_ids.len()..ids.len())
             .map(|p| nll(&logits[(p - 1) * vocab..p * vocab], ids[p]))
             .sum::<f64>()

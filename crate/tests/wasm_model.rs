@@ -297,14 +297,56 @@ async fn webgpu_logits_match_the_native_cpu_ones_and_a_missing_adapter_is_a_clea
     let steps: Vec<Vec<u32>> = serde_json::from_value(fixture["steps"].clone()).unwrap();
     let native: Vec<Vec<f32>> = serde_json::from_value(fixture["logits"].clone()).unwrap();
     let (mut model, _) = WebGpuModel::from_gguf(GGUF, &GpuOptions::default()).await.unwrap();
-    let mut worst = 0.0f32;
+    let top10 = |v: &[f32]| {
+        let mut ids: Vec<usize> = (0..v.len()).collect();
+        ids.sort_by(|&i, &j| v[j].total_cmp(&v[i]));
+        ids.truncate(10);
+        ids.sort_unstable();
+        ids
+    };
+    let (mut worst, mut same_top10) = (0.0f32, 0);
     for (ids, native) in steps.iter().zip(&native) {
         let logits = model.prefill(ids).await.unwrap();
         let diff = logits.iter().zip(native).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         worst = worst.max(diff);
+        same_top10 += (top10(&logits) == top10(native)) as usize;
         let argmax = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
         assert_eq!(argmax(&logits), argmax(native));
     }
-    wasm_bindgen_test::console_log!("tiny GGUF on WebGPU ({:?}) vs native tract: max |Δlogit| {worst:.2e}", model.adapter());
+    wasm_bindgen_test::console_log!(
+        "tiny GGUF on WebGPU ({:?}) vs native tract: max |Δlogit| {worst:.2e}, top-10 sets equal at {same_top10}/{} steps",
+        model.adapter(),
+        steps.len()
+    );
+    assert_eq!(same_top10, steps.len());
     assert!(worst < 5e-3, "max |WebGPU − native| = {worst}");
+}
+
+/// `score` through the JS API against `logProbs` of the same ids, on the CPU and (in Chromium)
+/// on WebGPU; bad input rejects with a message.
+#[wasm_bindgen_test]
+async fn score_agrees_with_log_probs_on_every_backend() {
+    for model in [gguf_model().await, auto_model().await] {
+        let text = NGRAM_CORPUS.split("\n\n").next().unwrap();
+        let result = call(model.score(text.into(), js(r#"{"topN": 5}"#))).await.unwrap();
+        let tokens = js_sys::Array::from(&field(&result, "tokens"));
+        let ids: Vec<u32> = tokens.iter().map(|t| field(&t, "token").as_f64().unwrap() as u32).collect();
+        assert_eq!(ids, model.encode(text).unwrap());
+        let log_probs = js_sys::Float64Array::from(call(model.log_probs(ids.clone())).await.unwrap()).to_vec();
+        assert!(field(&tokens.get(0), "prob").is_null(), "the first token has nothing before it");
+        for (i, lp) in log_probs.iter().enumerate() {
+            let bits = field(&tokens.get(i as u32 + 1), "surpriseBits").as_f64().unwrap();
+            assert!((bits + lp / std::f64::consts::LN_2).abs() < 2e-3, "token {}: {bits} bits vs ln p {lp}", i + 1);
+        }
+        let mean = -log_probs.iter().sum::<f64>() / log_probs.len() as f64 / std::f64::consts::LN_2;
+        let ppl = field(&result, "perplexity").as_f64().unwrap();
+        assert!((ppl / mean.exp2() - 1.0).abs() < 1e-3, "perplexity {ppl} vs {}", mean.exp2());
+        assert_eq!(js_sys::Array::from(&field(&tokens.get(1), "top")).length(), 5);
+        let err = |text: &'static str, config: &'static str| {
+            let model = &model;
+            async move { call(model.score(text.into(), js(config))).await.expect_err("refused") }
+        };
+        assert!(err("", "{}").await.starts_with("text must be at least two tokens"));
+        assert!(err(PROMPT, r#"{"topn": 3}"#).await.contains("unknown field `topn`"));
+    }
 }

@@ -118,7 +118,7 @@ fn tokens(engine: &mut Engine<AutoModel>, config: &serde_json::Value) -> Vec<Vec
 #[test]
 fn the_gpu_replays_the_cpu_fixtures() {
     let mut gpu = engine(Backend::Webgpu);
-    assert_eq!(gpu.model.info().backend, "webgpu");
+    assert_eq!(gpu.model().info().backend, "webgpu");
     let mut cpu = engine(Backend::Cpu);
     let generation: Vec<serde_json::Value> = serde_json::from_str(GGUF_GENERATION_FIXTURE).unwrap();
     let superposed: Vec<serde_json::Value> = serde_json::from_str(GGUF_SUPERPOSED_FIXTURE).unwrap();
@@ -140,11 +140,11 @@ fn the_gpu_replays_the_cpu_fixtures() {
 #[test]
 fn auto_picks_the_adapter_and_moves_to_the_cpu_when_the_device_is_lost() {
     let mut auto = engine(Backend::Auto);
-    let info = auto.model.info();
+    let info = auto.model().info();
     assert_eq!((info.backend, info.fallback_reason.clone()), ("webgpu", None));
     assert!(info.adapter.as_ref().unwrap().fallback, "lavapipe is a software adapter: {info:?}");
     let mut cpu = engine(Backend::Cpu);
-    assert_eq!(cpu.model.info().backend, "cpu");
+    assert_eq!(cpu.model().info().backend, "cpu");
 
     let config = serde_json::json!({"maxTokens": 12, "sampler": {"temperature": 0}});
     let want = tokens(&mut cpu, &config).concat();
@@ -154,10 +154,10 @@ fn auto_picks_the_adapter_and_moves_to_the_cpu_when_the_device_is_lost() {
     while let Some(step) = block_on(auto.step(&mut generation)).unwrap() {
         got.push(step.as_token().unwrap().record.token);
         if got.len() == 5 {
-            auto.model.lose_device();
+            auto.model().lose_device();
         }
     }
-    let info = auto.model.info();
+    let info = auto.model().info();
     assert_eq!(info.backend, "cpu", "{info:?}");
     let reason = info.fallback_reason.unwrap();
     assert!(reason.contains("lost") && reason.contains("moved to the CPU mid-run"), "{reason}");

@@ -181,6 +181,25 @@ impl LanguageModel for AutoModel {
         active!(&self.active, m => m.position())
     }
 
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        active!(&mut self.active, m => m.truncate(len))?;
+        if let Some((_, history)) = &mut self.fallback {
+            let mut kept = 0;
+            history.retain_mut(|fed| {
+                let positions = match fed {
+                    Fed::Ids { ids, .. } => {
+                        ids.truncate(len.saturating_sub(kept));
+                        ids.len()
+                    }
+                    Fed::Embedding(_) => usize::from(kept < len),
+                };
+                kept += positions;
+                positions > 0
+            });
+        }
+        Ok(())
+    }
+
     fn reset(&mut self) {
         if let Some((_, history)) = &mut self.fallback {
             history.clear();

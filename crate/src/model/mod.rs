@@ -77,8 +77,18 @@ pub trait LanguageModel {
     /// Number of positions held in the KV cache.
     fn position(&self) -> usize;
 
+    /// Rolls the KV cache back to its first `len` positions (at most
+    /// [`position`](LanguageModel::position)), so that a new input sharing that prefix feeds only
+    /// what follows it. `truncate(0)` is [`reset`](LanguageModel::reset).
+    fn truncate(&mut self, len: usize) -> Result<()>;
+
     /// Empties the KV cache: the next call starts a new sequence at position 0.
     fn reset(&mut self);
+}
+
+/// The check every [`LanguageModel::truncate`] makes first.
+pub(crate) fn check_truncate(len: usize, position: usize) -> Result<()> {
+    check(len <= position, "truncate", "at most the number of cached positions", format!("{len} ({position} cached)"))
 }
 
 /// The dimensions of a model, as in the `config.json` written next to each `model.onnx` by

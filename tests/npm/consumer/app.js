@@ -23,6 +23,7 @@ export async function setup(pkg) {
     const ngrams = await bytes("/models/tiny/ngrams.bin");
     for (const model of Object.values(models)) model.setNgramStore(ngrams);
     const out = document.querySelector("#output");
+    window.backends = () => ({ gguf: models.gguf.backend, onnx: models.onnx.backend });
     window.generate = async (prompt, config, format = "onnx") => {
       const model = models[format];
       out.textContent = "";

@@ -60,7 +60,8 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     headless: true,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+    // WebGPU on (SwiftShader without a GPU): the GGUF model then runs on it, as users' will.
+    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
   });
 });
 
@@ -129,6 +130,11 @@ function pageTests(pageUrl) {
     await page.goto(pageUrl());
     await page.waitForSelector('#status[data-state="ready"], #status[data-state="failed"]', { timeout: 60_000 });
     assert.equal(await page.textContent("#status"), "ready");
+    // The automatic backend: the GGUF on WebGPU (SwiftShader, a fallback adapter), ONNX on the CPU.
+    const backends = await page.evaluate(() => window.backends());
+    assert.equal(backends.gguf.backend, "webgpu", JSON.stringify(backends.gguf));
+    assert.equal(backends.gguf.adapter.fallback, true);
+    assert.equal(backends.onnx.backend, "cpu");
   });
 
   for (const [format, prefix] of [["onnx", "tiny"], ["gguf", "tiny_gguf"]]) {

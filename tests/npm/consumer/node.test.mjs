@@ -116,6 +116,28 @@ for (const [format, prefix] of [["ONNX", "tiny"], ["GGUF", "tiny_gguf"]]) {
   });
 }
 
+describe("score", () => {
+  it("scores a text teacher-forced: each token's figures agree with logProbs, and the perplexity", async () => {
+    const text = "The little whale swam across the sea, and the boat followed it home.";
+    const result = await gguf.score(text, { topN: 3 });
+    const ids = [...gguf.encode(text)];
+    assert.deepEqual(result.tokens.map((t) => t.token), ids);
+    assert.equal(result.tokens.map((t) => t.text).join(""), text);
+    assert.equal(result.tokens[0].prob, null, "nothing predicts the first token");
+    const logProbs = await gguf.logProbs(Uint32Array.from(ids));
+    result.tokens.slice(1).forEach((t, i) => {
+      assert.ok(Math.abs(t.surpriseBits + logProbs[i] / Math.LN2) < 2e-3, `token ${i + 1}`);
+      assert.ok(t.rank >= 1 && t.top.length === 3 && t.entropyBits >= 0);
+    });
+    const mean = -logProbs.reduce((a, b) => a + b, 0) / logProbs.length / Math.LN2;
+    assert.ok(Math.abs(result.perplexity / 2 ** mean - 1) < 1e-3);
+    const withContext = await gguf.score(" and the boat followed it home.", { context: "The little whale swam across the sea," });
+    assert.equal(withContext.scored, withContext.tokens.length, "after a context every token is scored");
+    await throwsError(() => gguf.score("", {}), /^text must be at least two tokens/);
+    await throwsError(() => gguf.score(text, { topn: 2 }), /unknown field `topn`/);
+  });
+});
+
 describe("the backend", () => {
   it("is the CPU in Node, which has no WebGPU, and the model says why; forcing WebGPU is a clear error", async () => {
     assert.equal(gguf.backend.backend, "cpu");

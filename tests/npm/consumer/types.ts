@@ -5,6 +5,8 @@ import init, { Model, Sampler, defaultSamplerConfig } from "decoding-playground"
 import type {
   Alternative,
   BackendInfo,
+  ScoreResult,
+  ScoredToken,
   DraftNode,
   FinalDraft,
   FinishReason,
@@ -95,6 +97,11 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   await model.start("Once upon a time", drafting);
   for (let step = await model.next(); step !== undefined; step = await model.next()) lines.push(describe(step));
   const logProbs: Float64Array = await model.logProbs(model.encode("Once upon a time"));
+  const scored: ScoreResult = await model.score("upon a time", { context: "Once", topN: 5 });
+  const first: ScoredToken | undefined = scored.tokens[0];
+  lines.push(`${scored.perplexity} ${first?.rank ?? "unscored"} ${first?.surpriseBits ?? 0}`);
+  // @ts-expect-error: the config's fields are context and topN
+  void model.score("x", { top: 3 });
   const ids: Uint32Array = model.encode("hello");
   const text: string = model.decode(ids);
   const store: Uint8Array = model.buildNgramStore(text, false);

@@ -35,7 +35,8 @@ use tract_onnx::tract_core::transform::get_transform;
 use super::onnx::{OnnxDecoder, INPUT_NAMES};
 use super::quant::{Kernel, QuantMatrix};
 use super::weights::{GgufModel, LlamaWeights};
-use super::{EmbeddingTable, LanguageModel, ModelConfig};
+use super::{check_truncate, EmbeddingTable, LanguageModel, ModelConfig};
+use tract_transformers::ops::dyn_kv_cache::DynKeyValueCacheState;
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 
@@ -286,6 +287,30 @@ impl LanguageModel for TractModel {
 
     fn position(&self) -> usize {
         self.position
+    }
+
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        check_truncate(len, self.position)?;
+        if len == 0 {
+            self.reset();
+        }
+        let Some(state) = self.state.as_mut().filter(|_| len < self.position) else { return Ok(()) };
+        let mut caches = 0;
+        for op_state in state.op_states.iter_mut().flatten() {
+            if let Some(cache) = op_state.downcast_mut::<DynKeyValueCacheState>() {
+                if let Err(e) = cache.truncate(len) {
+                    self.reset();
+                    return Err(tract_error("cannot truncate the KV cache (the sequence was reset)", e));
+                }
+                caches += 1;
+            }
+        }
+        if caches == 0 {
+            self.reset();
+            return Err(Error::Model("this graph keeps no KV cache to truncate (the sequence was reset)".into()));
+        }
+        self.position = len;
+        Ok(())
     }
 
     fn reset(&mut self) {

@@ -318,6 +318,14 @@ impl LanguageModel for WebGpuModel {
         self.position
     }
 
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        // Positions past `len` are overwritten by the next feed, and attention reads only
+        // positions below the current one.
+        super::check_truncate(len, self.position)?;
+        self.position = len;
+        Ok(())
+    }
+
     fn reset(&mut self) {
         self.position = 0;
     }
