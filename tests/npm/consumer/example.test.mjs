@@ -55,7 +55,7 @@ describe("the README's complete example", () => {
       process.stdout.write(stdout.split("\n").map((l) => `    | ${l}`).join("\n") + "\n");
       assert.equal(stderr, "");
       const lines = stdout.trimEnd().split("\n");
-      assert.equal(lines[0], "loaded: 512 tokens, context 512");
+      assert.equal(lines[0], "loaded: 512 tokens, context 512, on cpu");
       assert.equal(lines[1], mirostat.text, "the streamed text");
       const records = lines.filter((l) => l.startsWith("token "));
       assert.equal(records.length, mirostat.tokens.length);
