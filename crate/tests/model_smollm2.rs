@@ -23,6 +23,7 @@ use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel};
 use decoding_playground::model::weights::GgufModel;
 use decoding_playground::model::{LanguageModel, TractModel};
 use decoding_playground::ngram::NgramStore;
+use decoding_playground::score::ScoreConfig;
 use decoding_playground::tokenizer::TextTokenizer;
 use serde_json::Value;
 
@@ -115,6 +116,28 @@ fn smollm2_gguf_on_webgpu_matches_the_reference_and_tract() {
     assert_eq!(on_gpu[..want.len()], want, "the reference's greedy ids");
     drop(cpu);
     superposed_drafts_are_fluent(gpu, &smollm2_dir());
+}
+
+/// `score` on the reference paragraph: the same ids, the reference's perplexity within 0.1 %, in
+/// chunks whose logits are all it holds (prints the peak RSS: flat, whatever the text's length).
+#[test]
+fn smollm2_score_gives_the_reference_perplexity() {
+    let Some(path) = model_file("model.gguf") else { return };
+    let (model, tokenizer) = TractModel::from_gguf(std::fs::read(&path).unwrap().as_slice()).unwrap();
+    let mut engine = Engine::new(model, tokenizer).unwrap();
+    let reference: Value = serde_json::from_str(REFERENCE).unwrap();
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/fixtures/paragraph.txt")).unwrap();
+    let t = Instant::now();
+    // The reference tokenised the paragraph without its final line break.
+    let result = block_on(engine.score(text.trim_end(), &ScoreConfig::default())).unwrap();
+    let seconds = t.elapsed().as_secs_f64();
+    let ids: Vec<u32> = result.tokens.iter().map(|t| t.token).collect();
+    assert_eq!(ids, json_ids(&reference["paragraph"]["ids"]));
+    let want = reference["paragraph"]["perplexity"].as_f64().unwrap();
+    let peak = std::fs::read_to_string("/proc/self/status").unwrap_or_default().lines().find(|l| l.starts_with("VmHWM")).unwrap_or("").to_string();
+    println!("score: {} tokens in {seconds:.2} s = {:.1} tok/s; perplexity {:.3} (reference {want}); {peak}", ids.len(), ids.len() as f64 / seconds, result.perplexity);
+    assert!((result.perplexity / want - 1.0).abs() < 0.001, "perplexity {} vs {want}", result.perplexity);
+    assert!(result.tokens[1..].iter().all(|t| t.rank.is_some_and(|r| r >= 1) && t.top.len() == 10));
 }
 
 /// `n` greedy ids after `prompt`.

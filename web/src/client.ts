@@ -1,7 +1,7 @@
 // The page's side of the worker: promises for loads, inspections and runs, matched to the
 // worker's replies by id. Should the worker die (a wasm trap leaves its instance unusable), a
 // fresh one is started and every pending promise is rejected with the reason.
-import type { BackendChoice, FromWorker, GenerateConfig, LoadPhase, ModelInfo, ModelSource, RunStats, Step, ToWorker } from "./protocol";
+import type { BackendChoice, FromWorker, GenerateConfig, ScoredText, LoadPhase, ModelInfo, ModelSource, RunStats, Step, ToWorker } from "./protocol";
 
 export class WorkerError extends Error {
   constructor(readonly kind: string, message: string) {
@@ -31,6 +31,7 @@ export class EngineClient {
   private nextId = 1;
   private runs = new Map<number, PendingRun>();
   private inspections = new Map<number, (reply: { stages: string[]; ignored: string[]; error: string | null }) => void>();
+  private scorings = new Map<number, { resolve: (result: ScoredText) => void; reject: (e: Error) => void }>();
   private loading: { resolve: (info: ModelInfo) => void; reject: (e: Error) => void; progress: Progress } | null = null;
   /** Errors not tied to a request (n-gram store, crash) and n-gram store changes. */
   onNotice: (message: FromWorker) => void = () => {};
@@ -59,6 +60,8 @@ export class EngineClient {
     this.runs.clear();
     for (const reply of this.inspections.values()) reply({ stages: [], ignored: [], error: error.message });
     this.inspections.clear();
+    for (const scoring of this.scorings.values()) scoring.reject(error);
+    this.scorings.clear();
     this.loading?.reject(error);
     this.loading = null;
     this.worker = this.start();
@@ -99,8 +102,18 @@ export class EngineClient {
         run?.resolve({ steps: run.steps, stats: message.stats, prefillMs: run.prefillMs, cancelled: false });
         return;
       }
+      case "scored":
+        this.scorings.get(message.requestId)?.resolve(message.result);
+        this.scorings.delete(message.requestId);
+        return;
       case "error": {
         if (message.kind === "crash") return this.crash(message.message);
+        const scoring = message.requestId === undefined ? undefined : this.scorings.get(message.requestId);
+        if (scoring && message.requestId !== undefined) {
+          this.scorings.delete(message.requestId);
+          scoring.reject(new WorkerError(message.kind, message.message));
+          return;
+        }
         const run = message.runId === undefined ? undefined : this.runs.get(message.runId);
         if (run && message.runId !== undefined) {
           this.runs.delete(message.runId);
@@ -138,6 +151,15 @@ export class EngineClient {
     return new Promise((resolve) => {
       this.inspections.set(requestId, resolve);
       this.send({ type: "inspect", requestId, config });
+    });
+  }
+
+  /** Scores `text` after `context`, teacher-forced. */
+  score(text: string, context: string): Promise<ScoredText> {
+    const requestId = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.scorings.set(requestId, { resolve, reject });
+      this.send({ type: "score", requestId, text, context });
     });
   }
 

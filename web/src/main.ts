@@ -9,6 +9,7 @@ import { download, type ExportedRun } from "./exportrun";
 import { backendLabel, ModelPanel, serverModel } from "./modelpanel";
 import type { BackendChoice, FromWorker, ModelSource } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
+import { ScoreView } from "./scoreview";
 import { checkBasics, ignoredByStrategy, MAX_COMPARE, strategyOf, toConfig, type Settings } from "./settings";
 import { hasWasmSimd } from "./simd";
 import { fromQuery, toQuery } from "./urlstate";
@@ -75,6 +76,7 @@ function start(): void {
   const controls = new Controls(form, onFormChange);
   const view = new RunView();
   const compare = new CompareView($("#compare-panel"));
+  const scoreView = new ScoreView($("#score-panel"), client);
   let settings: Settings = fromQuery(location.search);
   let busy = false;
   let modelReady = false;
@@ -106,6 +108,9 @@ function start(): void {
 
   function refreshButtons(): void {
     runButton.disabled = busy || !modelReady;
+    scoreView.ready = !busy && modelReady;
+    scoreView.refresh();
+    $<HTMLButtonElement>("#score-output").disabled = busy || !modelReady || !state.lastRun?.text;
     compareRunButton.disabled = busy || !modelReady || compare.entries.length < 2;
     stopButton.disabled = !busy;
     $<HTMLButtonElement>("#ngram-build").disabled = busy || !modelReady;
@@ -140,6 +145,8 @@ function start(): void {
     modelReady = true;
     state.model = info.name;
     state.backend = backendLabel(info.backend);
+    // The panel's first words asked for a model: now it can run (unless a run already shows).
+    if (!busy && state.runs === 0) setStatus(`${info.name} is ready: press Generate.`);
     $("#backend").textContent = state.backend;
     $("#backend").dataset.backend = info.backend?.backend ?? "cpu";
     ngramStatus.dataset.state = "default";
@@ -311,6 +318,11 @@ function start(): void {
       runs: lastRuns,
     }),
   );
+
+  // A run's output into the Score view, its prompt as the context.
+  $("#score-output").addEventListener("click", () => {
+    if (state.lastRun?.text) void scoreView.scoreText(state.lastRun.text, settings.prompt);
+  });
 
   refreshButtons();
   onFormChange();

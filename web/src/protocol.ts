@@ -38,6 +38,20 @@ export type TokenStep = Omit<Extract<pkg.Step, { kind: "token" }>, "top"> & {
 
 export type DraftsStep = Extract<pkg.Step, { kind: "drafts" }>;
 
+/** A token of a scored text, in the shape the token view shows (a step record without
+ *  truncation: `kept` is the whole vocabulary), with the rank of the actual token. */
+export type ScoredStep = TokenStep & { rank: number };
+
+/** A scored text: its first token when nothing predicts it (no context), then every scored one. */
+export interface ScoredText {
+  lead: string;
+  steps: ScoredStep[];
+  perplexity: number;
+  meanSurpriseBits: number;
+  contextTokens: number;
+  ms: number;
+}
+
 export type Step = TokenStep | DraftsStep;
 
 // ---- messages ----
@@ -94,6 +108,8 @@ export type ToWorker =
   | { type: "inspect"; requestId: number; config: GenerateConfig }
   | { type: "generate"; runId: number; prompt: string; config: GenerateConfig }
   | { type: "stop" }
+  /** Scores `text` after `context` (teacher-forced): a "scored" reply or an error with `requestId`. */
+  | { type: "score"; requestId: number; text: string; context: string }
   | { type: "ngrams"; text: string; extend: boolean }
   | { type: "resetNgrams" };
 
@@ -146,4 +162,5 @@ export type FromWorker =
   | { type: "step"; runId: number; step: Step; elapsedMs: number }
   | { type: "done"; runId: number; stats: RunStats }
   | { type: "ngrams"; tokens: number; personal: boolean }
-  | { type: "error"; kind: ErrorKind; message: string; runId?: number };
+  | { type: "scored"; requestId: number; result: ScoredText }
+  | { type: "error"; kind: ErrorKind; message: string; runId?: number; requestId?: number };

@@ -72,13 +72,14 @@ export class TokenView {
     this.container.dataset.tokens = "0";
   }
 
-  push(step: TokenStep): void {
+  /** Appends a token; `color` defaults to its surprise's. */
+  push(step: TokenStep, color = surpriseColor(step.surpriseBits)): void {
     const i = this.steps.length;
     this.steps.push(step);
     const span = el("span", "tok");
     span.dataset.i = String(i);
     span.tabIndex = i === 0 ? 0 : -1;
-    span.style.backgroundColor = surpriseColor(step.surpriseBits);
+    span.style.backgroundColor = color;
     if (step.text !== "") {
       // A line break would be an invisible token: mark it, then break the line.
       step.text.split("\n").forEach((part, j) => {
@@ -161,7 +162,9 @@ export class TokenView {
     fact("probability", pct(step.prob));
     fact("surprise", `${step.surpriseBits.toFixed(2)} bits`);
     fact("entropy", `${step.entropyBits.toFixed(2)} bits`);
-    fact("kept by truncation", `${step.kept} tokens`);
+    // A scored text's token has a rank; a generated one, what truncation kept.
+    if ("rank" in step && typeof step.rank === "number") fact("rank of this token", `${step.rank} of ${step.kept}`);
+    else fact("kept by truncation", `${step.kept} tokens`);
     if (step.mu !== undefined) fact("Mirostat μ", `${step.mu.toFixed(2)} bits`);
     fact("running perplexity", step.perplexity.toFixed(2));
     const table = el("table", "alternatives");

@@ -37,6 +37,18 @@ class FakeModel implements ModelLike {
   decode(ids: number[]) {
     return ids.map((id) => `<${id}>`).join("");
   }
+  // Like the package: words are tokens; without a context the first has no figures.
+  async score(text: string, config: { context: string; topN: number }) {
+    const words = text.split(" ").filter(Boolean);
+    if (words.length + (config.context ? 1 : 0) < 2) throw new Error("text must be at least two tokens, or one after a context");
+    const tokens = words.map((word, i) =>
+      i === 0 && !config.context
+        ? { token: i, text: word, prob: null, surpriseBits: null, entropyBits: null, rank: null, top: [] }
+        : { token: i, text: ` ${word}`, prob: 0.25, surpriseBits: 2, entropyBits: 3, rank: i, top: [{ token: 99, prob: 0.5 }] },
+    );
+    const scored = tokens.length - (config.context ? 0 : 1);
+    return { contextTokens: config.context ? 1 : 0, tokens, scored, meanSurpriseBits: 2, perplexity: 4 };
+  }
   setNgramStore(bytes: Uint8Array | null) {
     this.ngramStoreTokens = bytes ? bytes.length : 0;
   }
@@ -185,6 +197,21 @@ describe("worker message handling", () => {
     expect(w.of("error")[0]).toMatchObject({ kind: "config", runId: 4 });
     await w.handle({ type: "inspect", requestId: 8, config: config(1, { mirostat: { version: 2, tau: 5, eta: 0.1 } }) });
     expect(w.of("inspected")[1]).toMatchObject({ requestId: 8, ignored: ["topK"], error: null });
+  });
+
+  it("scores a text: the unpredicted first token as the lead, each scored one with its rank and running perplexity", async () => {
+    const w = setup();
+    await w.handle({ type: "score", requestId: 5, text: "one two three", context: "" });
+    expect(w.of("error")[0]).toMatchObject({ kind: "run", requestId: 5, message: "no model is loaded yet" });
+    await w.handle({ type: "load", source: ggufSource });
+    await w.handle({ type: "score", requestId: 6, text: "one two three", context: "" });
+    const [scored] = w.of("scored");
+    expect(scored?.requestId).toBe(6);
+    expect(scored?.result.lead).toBe("one");
+    expect(scored?.result.steps.map((s) => [s.text, s.rank, s.kept, s.perplexity])).toEqual([[" two", 1, 512, 4], [" three", 2, 512, 4]]);
+    expect(scored?.result.steps[0]?.top[0]).toMatchObject({ token: 99, text: "<99>" });
+    await w.handle({ type: "score", requestId: 7, text: "one", context: "" });
+    expect(w.of("error").at(-1)).toMatchObject({ kind: "config", requestId: 7, message: "text must be at least two tokens, or one after a context" });
   });
 
   it("refuses to run before a model is loaded", async () => {

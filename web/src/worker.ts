@@ -4,12 +4,13 @@
 //
 // It owns the one Model. Every failure becomes an "error" message; nothing escapes, so the
 // worker keeps serving after a bad file or a bad parameter.
-import type { Step as RawStep } from "decoding-playground";
+import type { Step as RawStep, ScoreResult } from "decoding-playground";
 import type { FetchBytes } from "./fetcher";
 import type {
   Alternative,
   BackendChoice,
   BackendInfo,
+  ScoredStep,
   ErrorKind,
   FromWorker,
   GenerateConfig,
@@ -27,6 +28,7 @@ export interface ModelLike {
   readonly ngramStoreTokens: number;
   generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }): Promise<unknown>;
   decode(ids: number[]): string;
+  score(text: string, config: { context: string; topN: number }): Promise<ScoreResult>;
   setNgramStore(bytes: Uint8Array | null): void;
   buildNgramStore(text: string, extend: boolean): Uint8Array;
   /** The weights' storage types, should the package report them (see `weightTypesOf`). */
@@ -207,6 +209,37 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     }
   }
 
+  async function score(requestId: number, text: string, context: string): Promise<void> {
+    const state = loaded;
+    if (!state) return post({ type: "error", kind: "run", message: "no model is loaded yet", requestId });
+    if (running) return post({ type: "error", kind: "run", message: "a generation is running: stop it first", requestId });
+    const t0 = performance.now();
+    let result: ScoreResult;
+    try {
+      result = await state.model.score(text, { context, topN: 10 });
+    } catch (error) {
+      return post({ type: "error", kind: isCrash(error) ? "crash" : "config", message: errorMessage(error), requestId });
+    }
+    const vocab = state.model.vocabSize;
+    let bits = 0;
+    const steps: ScoredStep[] = [];
+    let lead = "";
+    for (const t of result.tokens) {
+      if (t.prob == null || t.surpriseBits == null || t.entropyBits == null || t.rank == null) {
+        lead += t.text;
+        continue;
+      }
+      bits += t.surpriseBits;
+      const top: Alternative[] = t.top.map((alt) => ({ ...alt, text: tokenText(state, alt.token) }));
+      steps.push({
+        kind: "token", token: t.token, text: t.text, tokenText: tokenText(state, t.token), prob: t.prob,
+        surpriseBits: t.surpriseBits, entropyBits: t.entropyBits, kept: vocab, top, rank: t.rank,
+        perplexity: 2 ** (bits / (steps.length + 1)),
+      });
+    }
+    post({ type: "scored", requestId, result: { lead, steps, perplexity: result.perplexity, meanSurpriseBits: result.meanSurpriseBits, contextTokens: result.contextTokens, ms: performance.now() - t0 } });
+  }
+
   async function generate(runId: number, prompt: string, config: GenerateConfig): Promise<void> {
     const state = loaded;
     if (!state) return fail("run", "no model is loaded yet", runId);
@@ -295,6 +328,8 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
         }
         case "generate":
           return await generate(message.runId, message.prompt, message.config);
+        case "score":
+          return await score(message.requestId, message.text, message.context);
         case "ngrams":
           return buildNgrams(message.text, message.extend);
         case "resetNgrams":
