@@ -1,4 +1,4 @@
-// The Score view on the tiny model: a text's tokens coloured by surprise, then by rank bucket,
+// The Score and Autocomplete views on the tiny model. Score: a text's tokens coloured by surprise, then by rank bucket,
 // its perplexity and histogram; a token's numbers on hover; a run's output sent to it; and a
 // text too short to score shows the crate's error.
 import assert from "node:assert/strict";
@@ -60,6 +60,36 @@ test("the Score view colours a text by surprise and by rank, with its perplexity
   assert.equal(output.lead, "");
   assert.match(output.status, /tokens scored after \d+ context tokens/);
   assert.equal(await page.inputValue("#score-text"), run.lastRun.text);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("the Autocomplete view suggests drafts as one types; Tab inserts one, typing again refreshes", { timeout: 180_000 }, async () => {
+  const { context, page, errors } = await openPage(session.browser, `${session.server.url}?model=tiny`);
+  await waitReady(page);
+  const suggestions = () => page.evaluate(() => [...document.querySelectorAll("#autocomplete-suggestions .suggestion")].map((b) => b.textContent));
+  const settled = () =>
+    page.waitForFunction(() => ["done", "error"].includes(document.querySelector("#autocomplete-status").dataset.state), null, { timeout: 60_000 });
+  await page.click("#autocomplete-text");
+  await page.keyboard.type("Once upon a time", { delay: 30 });
+  await settled();
+  const status = await page.locator("#autocomplete-status").innerText();
+  assert.match(status, /^3 suggestions in \d+ ms \(one superposed run\); 3 nucleus runs took \d+ ms \([\d.]+×\)$/);
+  const first = await suggestions();
+  assert.equal(first.length, 3);
+  await screenshot(page, "autocomplete", "#autocomplete-panel");
+
+  await page.keyboard.press("Tab");
+  assert.equal(await page.inputValue("#autocomplete-text"), `Once upon a time${first[0]}`, "Tab inserts the first suggestion");
+  await settled();
+  // Typing on cancels what is in flight and suggests for the new text.
+  await page.keyboard.type(" and", { delay: 30 });
+  await settled();
+  assert.equal((await suggestions()).length, 3);
+  assert.equal(await page.locator("#autocomplete-status").getAttribute("data-state"), "done");
+  // A run from the Generate panel still works after autocomplete.
+  const run = await generate(page);
+  assert.equal(run.state, "done", run.status);
   assert.deepEqual(errors, []);
   await context.close();
 });

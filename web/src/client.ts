@@ -163,11 +163,11 @@ export class EngineClient {
     });
   }
 
-  run(prompt: string, config: GenerateConfig, onStep: (step: Step, elapsedMs: number) => void): Promise<RunResult> {
+  run(prompt: string, config: GenerateConfig, onStep: (step: Step, elapsedMs: number) => void, reusePrefix = false): Promise<RunResult> {
     const runId = this.nextId++;
     return new Promise((resolve, reject) => {
       this.runs.set(runId, { steps: [], prefillMs: 0, onStep, resolve, reject });
-      this.send({ type: "generate", runId, prompt, config });
+      this.send({ type: "generate", runId, prompt, config, reusePrefix });
     });
   }
 

@@ -9,6 +9,7 @@ import { download, type ExportedRun } from "./exportrun";
 import { backendLabel, ModelPanel, serverModel } from "./modelpanel";
 import type { BackendChoice, FromWorker, ModelSource } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
+import { AutocompleteView } from "./autocomplete";
 import { ScoreView } from "./scoreview";
 import { checkBasics, ignoredByStrategy, MAX_COMPARE, strategyOf, toConfig, type Settings } from "./settings";
 import { hasWasmSimd } from "./simd";
@@ -77,6 +78,9 @@ function start(): void {
   const view = new RunView();
   const compare = new CompareView($("#compare-panel"));
   const scoreView = new ScoreView($("#score-panel"), client);
+  const autocomplete = new AutocompleteView($("#autocomplete-panel"), client);
+  autocomplete.alpha = () => (models.info?.ngramTokens ? 0.54 : 0);
+  scoreView.beforeScore = () => autocomplete.idle();
   let settings: Settings = fromQuery(location.search);
   let busy = false;
   let modelReady = false;
@@ -109,6 +113,7 @@ function start(): void {
   function refreshButtons(): void {
     runButton.disabled = busy || !modelReady;
     scoreView.ready = !busy && modelReady;
+    autocomplete.ready = !busy && modelReady;
     scoreView.refresh();
     $<HTMLButtonElement>("#score-output").disabled = busy || !modelReady || !state.lastRun?.text;
     compareRunButton.disabled = busy || !modelReady || compare.entries.length < 2;
@@ -199,6 +204,7 @@ function start(): void {
 
   // ---- a single run ----
   async function generate(): Promise<void> {
+    await autocomplete.idle();
     const s = beginRun();
     if (!s) return;
     controls.showError(null);
@@ -253,6 +259,7 @@ function start(): void {
   $("#compare-add").addEventListener("click", () => setEntries([...compare.entries, strategyOf(controls.read())]));
   $("#compare-preset").addEventListener("click", () => setEntries(presetEntries()));
   compareRunButton.addEventListener("click", async () => {
+    await autocomplete.idle();
     const s = beginRun();
     if (!s) return;
     setStatus(`Comparing ${compare.entries.length} strategies…`, "running");

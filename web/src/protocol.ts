@@ -106,7 +106,8 @@ export type ToWorker =
   /** Builds a sampler for `config` without running it: the chain's stages and ignored settings,
    *  or the config's error. */
   | { type: "inspect"; requestId: number; config: GenerateConfig }
-  | { type: "generate"; runId: number; prompt: string; config: GenerateConfig }
+  /** `reusePrefix`: feed only what follows the prefix shared with the previous call (autocomplete). */
+  | { type: "generate"; runId: number; prompt: string; config: GenerateConfig; reusePrefix?: boolean }
   | { type: "stop" }
   /** Scores `text` after `context` (teacher-forced): a "scored" reply or an error with `requestId`. */
   | { type: "score"; requestId: number; text: string; context: string }

@@ -38,6 +38,8 @@ export class ScoreView {
   private readonly histogram: HTMLElement;
   /** Whether a model is loaded and idle (the page says). */
   ready = false;
+  /** Waits for other work on the model (autocomplete) to stop. */
+  beforeScore: () => Promise<void> = async () => {};
 
   constructor(root: HTMLElement, private readonly client: EngineClient) {
     const $ = <T extends HTMLElement>(selector: string) => root.querySelector(selector) as T;
@@ -69,6 +71,7 @@ export class ScoreView {
     this.status.dataset.state = "running";
     this.status.textContent = "Scoring…";
     try {
+      await this.beforeScore();
       this.last = await this.client.score(this.text.value, this.context.value);
       this.render();
     } catch (error) {

@@ -33,6 +33,8 @@ export interface ModelLike {
   buildNgramStore(text: string, extend: boolean): Uint8Array;
   /** The weights' storage types, should the package report them (see `weightTypesOf`). */
   readonly weightTypes?: unknown;
+  /** Feed only what follows the prefix shared with the previous call (see the package). */
+  reusePrefix?: boolean;
   /** Which backend runs the model (see `backendOf`). */
   readonly backend?: unknown;
   free?(): void;
@@ -240,10 +242,11 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     post({ type: "scored", requestId, result: { lead, steps, perplexity: result.perplexity, meanSurpriseBits: result.meanSurpriseBits, contextTokens: result.contextTokens, ms: performance.now() - t0 } });
   }
 
-  async function generate(runId: number, prompt: string, config: GenerateConfig): Promise<void> {
+  async function generate(runId: number, prompt: string, config: GenerateConfig, reusePrefix: boolean): Promise<void> {
     const state = loaded;
     if (!state) return fail("run", "no model is loaded yet", runId);
     if (running) return fail("run", "a generation is already running", runId);
+    state.model.reusePrefix = reusePrefix;
     const signal = { aborted: false };
     running = { runId, signal };
     const t0 = performance.now();
@@ -327,7 +330,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
           return;
         }
         case "generate":
-          return await generate(message.runId, message.prompt, message.config);
+          return await generate(message.runId, message.prompt, message.config, message.reusePrefix ?? false);
         case "score":
           return await score(message.requestId, message.text, message.context);
         case "ngrams":
