@@ -26,3 +26,6 @@ node tests/bench/browser/superposed.mjs
 # The WebGPU backend against the CPU path, natively and in headless Chromium (on this machine
 # the adapters are software renderers: the figures only show that the harness works).
 bash scripts/bench-webgpu.sh
+
+# Autocomplete latency (with and without prefix reuse) and score throughput in headless Chromium.
+node tests/bench/browser/autocomplete.mjs
