@@ -180,28 +180,27 @@ impl<M: LanguageModel> Engine<M> {
         &mut self.model
     }
 
-    /// Makes the model's cache hold `ids` and returns the logits of their last position
-    /// (`all`: of every position from `from` on), feeding only what follows the longest prefix
-    /// shared with what the cache holds (at least one token, for the logits).
-    pub(crate) async fn feed_prompt(&mut self, ids: &[u32], all_from: Option<usize>) -> Result<(Vec<f32>, usize)> {
+    /// Makes the model's cache hold `ids` and returns the logits of their last position (with
+    /// `all_logits`, of every position, which are all fed again), feeding only what follows the
+    /// longest prefix shared with what the cache holds (at least one token, for the logits).
+    pub(crate) async fn feed_prompt(&mut self, ids: &[u32], all_logits: bool) -> Result<(Vec<f32>, usize)> {
         // A failed call may have reset the model under the record.
         if self.model.position() < self.cached.len() {
             self.cached.clear();
         }
-        let shared = match self.reuse_prefix {
-            true => self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count(),
+        let reuse = match self.reuse_prefix && !all_logits {
+            true => self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1),
             false => 0,
         };
-        let reuse = shared.min(ids.len() - 1).min(all_from.unwrap_or(usize::MAX));
         self.cached.clear();
         if reuse == 0 {
             self.model.reset();
         } else {
             self.model.truncate(reuse)?;
         }
-        let logits = match all_from {
-            Some(_) => self.model.prefill_all_logits(&ids[reuse..]).await?,
-            None => self.model.prefill(&ids[reuse..]).await?,
+        let logits = match all_logits {
+            true => self.model.prefill_all_logits(&ids[reuse..]).await?,
+            false => self.model.prefill(&ids[reuse..]).await?,
         };
         self.cached = ids.to_vec();
         Ok((logits, reuse))
@@ -245,7 +244,7 @@ impl<M: LanguageModel> Engine<M> {
     /// one prefill (resetting the model): the basis of perplexity.
     pub async fn log_probs(&mut self, ids: &[u32]) -> Result<Vec<f64>> {
         check(ids.len() >= 2, "ids", "at least two tokens", ids.len())?;
-        let (logits, _) = self.feed_prompt(&ids[..ids.len() - 1], Some(0)).await?;
+        let (logits, _) = self.feed_prompt(&ids[..ids.len() - 1], true).await?;
         let vocab = self.model.vocab_size();
         let mut scratch = Vec::new();
         Ok(logits
@@ -255,7 +254,9 @@ impl<M: LanguageModel> Engine<M> {
             .collect())
     }
 
-    /// Encodes and prefills the prompt (resetting the model) and readies the sampler.
+    /// Encodes and prefills the prompt (after the cache's shared prefix with
+    /// [`set_reuse_prefix`](Self::set_reuse_prefix), else from a reset model) and readies the
+    /// sampler.
     pub async fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
         let mut strategy = match &config.superposed {
             None => Strategy::Sample { chain: Chain::new(&config.sampler)?, stream: TextStream::default() },
@@ -288,7 +289,7 @@ impl<M: LanguageModel> Engine<M> {
             Some(tokens) => tokens.clone(),
             None => self.tokenizer.end_of_text_ids(),
         };
-        let (logits, reused) = self.feed_prompt(&ids, None).await?;
+        let (logits, reused) = self.feed_prompt(&ids, false).await?;
         match &mut strategy {
             Strategy::Sample { chain, .. } => ids.iter().for_each(|&id| chain.accept(id)),
             Strategy::Superposed { prompt, .. } => *prompt = ids.clone(),

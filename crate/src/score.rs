@@ -103,7 +103,7 @@ impl<M: LanguageModel> Engine<M> {
             let text = stream.push(&self.tokenizer, id)?;
             tokens.push(ScoredToken { token: id, text, prob: None, surprise_bits: None, entropy_bits: None, rank: None, top: Vec::new() });
         }
-        let (mut logits, _) = self.feed_prompt(&all[..first], None).await?;
+        let (mut logits, _) = self.feed_prompt(&all[..first], false).await?;
         let mut pos = first;
         loop {
             for row in logits.chunks_exact(vocab) {

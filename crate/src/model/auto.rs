@@ -124,10 +124,7 @@ impl AutoModel {
                 }
             }
         }
-        match &mut self.active {
-            Active::Cpu(cpu) => run(cpu, &input).await,
-            Active::Gpu(_) => unreachable!("moved to the CPU above"),
-        }
+        active!(&mut self.active, m => run(m, &input).await)
     }
 
     /// Builds the CPU model and replays the sequence on it.

@@ -96,9 +96,6 @@ pub struct WebGpuModel {
     context_length: usize,
     weight_types: Vec<&'static str>,
     position: usize,
-    /// Kept alive for the bind groups (wgpu would keep them too; this says so).
-    _buffers: Vec<wgpu::Buffer>,
-    _matrices: Vec<GpuMatrix>,
 }
 
 impl std::fmt::Debug for WebGpuModel {
@@ -165,8 +162,6 @@ impl WebGpuModel {
         let kernels = &gpu.kernels;
         let dispatch = |bound, groups| Dispatch { bound, groups };
         let matmul = |w: &GpuMatrix, x, out, accumulate| dispatch(gpu.bind_matmul(w, x, out, accumulate, false), Groups::Rows(w.rows));
-        let mut kept = Vec::new();
-        let mut matrices = Vec::new();
         let mut body = Vec::new();
         for (l, layer) in weights.layers.iter().enumerate() {
             let name = |what: &str| format!("blk.{l}.{what}");
@@ -198,15 +193,11 @@ impl WebGpuModel {
                 dispatch(gpu.bind(&kernels.swiglu, [ffn as u32, 0, 0, 0], &[&gate, &up]), Groups::Elements(ffn)),
                 matmul(&wd, &gate, &x, true),
             ]);
-            matrices.extend([wq, wk, wv, wo, wg, wu, wd]);
-            kept.extend([attn_norm, ffn_norm, k_cache, v_cache]);
         }
         let output_norm = gpu.storage("output_norm", bytemuck::cast_slice(&weights.output_norm))?;
         body.push(dispatch(gpu.bind(&kernels.rmsnorm, norm_dims, &[&x, &normed, &output_norm]), Groups::Tokens));
         let output = gpu.upload("output", &weights.output_matrix())?;
         let head = dispatch(gpu.bind_matmul(&output, &normed, &logits, false, true), Groups::HeadRows(output.rows));
-        matrices.push(output);
-        kept.extend([output_norm, angles, normed, q, k, v, attended, gate, up]);
         Ok(WebGpuModel {
             gpu,
             body,
@@ -219,8 +210,6 @@ impl WebGpuModel {
             context_length,
             weight_types: weights.matrix_types(),
             position: 0,
-            _buffers: kept,
-            _matrices: matrices,
         })
     }
 
