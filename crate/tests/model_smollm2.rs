@@ -12,7 +12,7 @@
 mod common;
 
 use pollster::block_on;
-use common::{argmax, json_ids};
+use common::{argmax, json_ids, logit_agreement};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -89,16 +89,8 @@ fn smollm2_gguf_on_webgpu_matches_the_reference_and_tract() {
     let vocab = cpu.vocab_size();
     let gpu_logits = block_on(gpu.prefill_all_logits(&paragraph)).unwrap();
     let cpu_logits = block_on(cpu.prefill_all_logits(&paragraph)).unwrap();
-    let diff = gpu_logits.iter().zip(&cpu_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let top10 = |row: &[f32]| {
-        let mut ids: Vec<usize> = (0..vocab).collect();
-        ids.select_nth_unstable_by(10, |&a, &b| row[b].total_cmp(&row[a]));
-        let mut top: Vec<usize> = ids[..10].to_vec();
-        top.sort_unstable();
-        top
-    };
+    let (diff, agree) = logit_agreement(&gpu_logits, &cpu_logits, vocab);
     let rows = paragraph.len();
-    let agree = (0..rows).filter(|&r| top10(&gpu_logits[r * vocab..][..vocab]) == top10(&cpu_logits[r * vocab..][..vocab])).count();
     println!("SmolLM2 paragraph, WebGPU vs tract: max |Δlogit| {diff:.3}, top-10 sets equal at {agree}/{rows} positions");
     assert!(diff < 0.5, "max |Δlogit| {diff}");
     assert!(agree * 10 >= rows * 9, "top-10 agreement {agree}/{rows}");

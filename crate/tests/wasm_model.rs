@@ -297,21 +297,13 @@ async fn webgpu_logits_match_the_native_cpu_ones_and_a_missing_adapter_is_a_clea
     let steps: Vec<Vec<u32>> = serde_json::from_value(fixture["steps"].clone()).unwrap();
     let native: Vec<Vec<f32>> = serde_json::from_value(fixture["logits"].clone()).unwrap();
     let (mut model, _) = WebGpuModel::from_gguf(GGUF, &GpuOptions::default()).await.unwrap();
-    let top10 = |v: &[f32]| {
-        let mut ids: Vec<usize> = (0..v.len()).collect();
-        ids.sort_by(|&i, &j| v[j].total_cmp(&v[i]));
-        ids.truncate(10);
-        ids.sort_unstable();
-        ids
-    };
     let (mut worst, mut same_top10) = (0.0f32, 0);
     for (ids, native) in steps.iter().zip(&native) {
         let logits = model.prefill(ids).await.unwrap();
-        let diff = logits.iter().zip(native).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let (diff, same) = common::logit_agreement(&logits, native, logits.len());
         worst = worst.max(diff);
-        same_top10 += (top10(&logits) == top10(native)) as usize;
-        let argmax = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
-        assert_eq!(argmax(&logits), argmax(native));
+        same_top10 += same;
+        assert_eq!(common::argmax(&logits), common::argmax(native));
     }
     wasm_bindgen_test::console_log!(
         "tiny GGUF on WebGPU ({:?}) vs native tract: max |Δlogit| {worst:.2e}, top-10 sets equal at {same_top10}/{} steps",

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::logit_agreement;
 use common::tiny::{GGUF, GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE, NGRAMS, PROMPT};
 use decoding_playground::generate::{Engine, GenerateConfig, Step};
 use decoding_playground::model::auto::{AutoModel, Backend};
@@ -23,21 +24,6 @@ fn gpu_model(options: &GpuOptions) -> WebGpuModel {
     block_on(WebGpuModel::from_gguf(GGUF, options)).expect("a WebGPU adapter; natively Mesa's lavapipe (apt-get install mesa-vulkan-drivers)").0
 }
 
-/// The largest |a − b| and whether each position's top 10 are the same set.
-fn compare(gpu: &[f32], cpu: &[f32], vocab: usize) -> (f32, usize, usize) {
-    let top10 = |row: &[f32]| {
-        let mut ids: Vec<usize> = (0..row.len()).collect();
-        ids.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        ids.truncate(10);
-        ids.sort_unstable();
-        ids
-    };
-    let diff = gpu.iter().zip(cpu).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let rows = gpu.len() / vocab;
-    let agree = (0..rows).filter(|&r| top10(&gpu[r * vocab..][..vocab]) == top10(&cpu[r * vocab..][..vocab])).count();
-    (diff, agree, rows)
-}
-
 fn ids() -> Vec<u32> {
     // More than one submit's worth, so that the chunking is exercised.
     (0..MAX_CHUNK as u32 + 13).map(|i| (i * 37 + 5) % 512).collect()
@@ -50,7 +36,8 @@ fn the_forward_pass_matches_tract_on_the_tiny_gguf() {
     let ids = ids();
     let gpu_logits = block_on(gpu.prefill_all_logits(&ids)).unwrap();
     let cpu_logits = block_on(cpu.prefill_all_logits(&ids)).unwrap();
-    let (diff, agree, rows) = compare(&gpu_logits, &cpu_logits, 512);
+    let (diff, agree) = logit_agreement(&gpu_logits, &cpu_logits, 512);
+    let rows = ids.len();
     println!("tiny GGUF, WebGPU ({}) vs tract: max |Δlogit| {diff:.2e}, top-10 agreement {agree}/{rows}", gpu.adapter().name);
     // tract quantises activations to int16 for the quantised products; the GPU keeps f32.
     assert!(diff < 5e-3, "max |Δlogit| {diff}");
@@ -74,7 +61,7 @@ fn incremental_steps_equal_one_prefill_on_the_gpu() {
         incremental.extend(logits);
     }
     let from = (MAX_CHUNK + 2) * 512;
-    let (diff, _, _) = compare(&incremental, &full[from..], 512);
+    let (diff, _) = logit_agreement(&incremental, &full[from..], 512);
     assert!(diff < 1e-4, "steps vs prefill: max |Δlogit| {diff}");
 }
 

@@ -50,3 +50,19 @@ pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
 pub fn argmax(v: &[f32]) -> u32 {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).expect("non-empty") as u32
 }
+
+/// How two backends' logits (rows of `vocab`) agree: the largest |a − b|, and at how many rows
+/// the 10 most probable tokens are the same set.
+pub fn logit_agreement(a: &[f32], b: &[f32], vocab: usize) -> (f32, usize) {
+    assert_eq!(a.len(), b.len());
+    let top10 = |row: &[f32]| {
+        let mut ids: Vec<usize> = (0..row.len()).collect();
+        ids.select_nth_unstable_by(10.min(row.len() - 1), |&x, &y| row[y].total_cmp(&row[x]));
+        ids.truncate(10);
+        ids.sort_unstable();
+        ids
+    };
+    let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let same = a.chunks_exact(vocab).zip(b.chunks_exact(vocab)).filter(|(x, y)| top10(x) == top10(y)).count();
+    (diff, same)
+}
