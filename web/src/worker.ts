@@ -18,6 +18,7 @@ import type {
   ModelSource,
   SamplerConfig,
   Step,
+  TokenStep,
   ToWorker,
 } from "./protocol";
 
@@ -126,10 +127,13 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
   }
 
   // The crate's alternatives carry ids only; the page shows their text.
-  function enrich(state: Loaded, step: RawStep): Step {
-    if (step.kind !== "token") return step;
+  function enrichToken(state: Loaded, step: Extract<RawStep, { kind: "token" }>): TokenStep {
     const top: Alternative[] = step.top.map((alt) => ({ ...alt, text: tokenText(state, alt.token) }));
     return { ...step, top, tokenText: tokenText(state, step.token) };
+  }
+
+  function enrich(state: Loaded, step: RawStep): Step {
+    return step.kind === "token" ? enrichToken(state, step) : step;
   }
 
   async function load(source: ModelSource, backend: BackendChoice): Promise<void> {
@@ -232,12 +236,11 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
         continue;
       }
       bits += t.surpriseBits;
-      const top: Alternative[] = t.top.map((alt) => ({ ...alt, text: tokenText(state, alt.token) }));
-      steps.push({
-        kind: "token", token: t.token, text: t.text, tokenText: tokenText(state, t.token), prob: t.prob,
-        surpriseBits: t.surpriseBits, entropyBits: t.entropyBits, kept: vocab, top, rank: t.rank,
-        perplexity: 2 ** (bits / (steps.length + 1)),
+      const step = enrichToken(state, {
+        kind: "token", token: t.token, text: t.text, prob: t.prob, surpriseBits: t.surpriseBits,
+        entropyBits: t.entropyBits, kept: vocab, top: t.top, perplexity: 2 ** (bits / (steps.length + 1)),
       });
+      steps.push({ ...step, rank: t.rank });
     }
     post({ type: "scored", requestId, result: { lead, steps, perplexity: result.perplexity, meanSurpriseBits: result.meanSurpriseBits, contextTokens: result.contextTokens, ms: performance.now() - t0 } });
   }
