@@ -51,3 +51,19 @@ export function launchChromium(extraArgs = []) {
     args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", ...extraArgs],
   });
 }
+
+/** Serves `root`, opens the bench page in headless Chromium (`chromiumArgs` added), runs
+ *  `page.evaluate(fn, arg)` there and closes both; resolves to what `fn` returned. */
+export async function evaluateInBenchPage(root, fn, arg, chromiumArgs = []) {
+  const server = await serve(root);
+  const browser = await launchChromium(chromiumArgs);
+  try {
+    const page = await browser.newPage();
+    page.on("pageerror", (error) => console.error(`[page error] ${error.message}`));
+    await page.goto(`${server.url}/tests/bench/browser/bench.html`);
+    return await page.evaluate(fn, arg);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}

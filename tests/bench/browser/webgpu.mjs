@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { launchChromium, serve } from "./server.mjs";
+import { evaluateInBenchPage } from "./server.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const { values: args } = parseArgs({
@@ -24,72 +24,63 @@ for (const path of ["crate/pkg-web/decoding_playground_bg.wasm", "models/smollm2
 const reference = JSON.parse(readFileSync(join(root, "models/fixtures/smollm2_reference.json"), "utf8"));
 const promptIds = reference.paragraph.ids.slice(0, Number(args["prompt-tokens"]));
 
-const server = await serve(root);
-const gpuFlags = (process.env.CHROMIUM_GPU_FLAGS ?? "").split(" ").filter(Boolean);
-const browser = await launchChromium(["--enable-unsafe-webgpu", ...gpuFlags]);
-try {
-  const page = await browser.newPage();
-  page.on("pageerror", (error) => console.error(`[page error] ${error.message}`));
-  await page.goto(`${server.url}/tests/bench/browser/bench.html`);
-  const results = await page.evaluate(
-    async ({ maxTokens, promptIds, runs }) => {
-      const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
-      await init();
-      const file = new Uint8Array(await (await fetch("/models/smollm2-135m/model.gguf")).arrayBuffer());
-      const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-      const out = {};
-      for (const backend of ["webgpu", "cpu"]) {
-        const start = performance.now();
-        let model;
-        try {
-          model = await Model.fromGguf(file, { backend });
-        } catch (error) {
-          out[backend] = { error: error.message };
-          continue;
-        }
-        const loadS = (performance.now() - start) / 1000;
-        const prompt = model.decode(Uint32Array.from(promptIds));
-        const config = { maxTokens, stopTokens: [], sampler: { temperature: 0, topK: null, topP: null } };
-        const timings = [];
-        let text = "";
-        for (let run = 0; run <= runs; run++) {
-          const t0 = performance.now();
-          await model.start(prompt, config);
-          const t1 = performance.now();
-          text = "";
-          let steps = 0;
-          for (let step; (step = await model.next()) !== undefined; steps++) text += step.text;
-          const t2 = performance.now();
-          // Run 0 warms up (shader compilation, V8 tiers); each later step runs the model once.
-          if (run > 0) timings.push({ prefill: promptIds.length / ((t1 - t0) / 1000), decode: (steps - 1) / ((t2 - t1) / 1000) });
-        }
-        out[backend] = {
-          info: model.backend,
-          loadS,
-          prefill: median(timings.map((t) => t.prefill)),
-          decode: median(timings.map((t) => t.decode)),
-          text,
-        };
-        model.free();
+const results = await evaluateInBenchPage(
+  root,
+  async ({ maxTokens, promptIds, runs }) => {
+    const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
+    await init();
+    const file = new Uint8Array(await (await fetch("/models/smollm2-135m/model.gguf")).arrayBuffer());
+    const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+    const out = {};
+    for (const backend of ["webgpu", "cpu"]) {
+      const start = performance.now();
+      let model;
+      try {
+        model = await Model.fromGguf(file, { backend });
+      } catch (error) {
+        out[backend] = { error: error.message };
+        continue;
       }
-      return out;
-    },
-    { maxTokens: Number(args.tokens), promptIds, runs: Number(args.runs) },
-  );
-  const { webgpu, cpu } = results;
-  const adapter = webgpu.info?.adapter;
-  console.log(`SmolLM2 in headless Chromium: WebGPU vs the CPU (wasm SIMD128), ${promptIds.length}-token prompt, ${args.tokens} tokens, median of ${args.runs}`);
-  if (webgpu.error) console.log(`WebGPU: not available (${webgpu.error})`);
-  else console.log(`adapter: ${adapter?.name || "(the browser gives no name)"}${adapter?.fallback ? ", a software fallback adapter: its figures only show that the harness works" : ""}`);
-  const tps = (v) => (v === undefined ? "-" : `${v.toFixed(1)} tok/s`);
-  const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : "-");
-  console.log("| | WebGPU | CPU (wasm SIMD) | WebGPU ÷ CPU (goal on a real GPU: decode ≥ 5x) |");
-  console.log("|---|---|---|---|");
-  console.log(`| load from bytes | ${webgpu.loadS?.toFixed(2) ?? "-"} s | ${cpu.loadS?.toFixed(2) ?? "-"} s | |`);
-  console.log(`| prefill | ${tps(webgpu.prefill)} | ${tps(cpu.prefill)} | ${ratio(webgpu.prefill, cpu.prefill)} |`);
-  console.log(`| decode (greedy) | ${tps(webgpu.decode)} | ${tps(cpu.decode)} | ${ratio(webgpu.decode, cpu.decode)} |`);
-  console.log(`same greedy text on both: ${webgpu.text === cpu.text}`);
-} finally {
-  await browser.close();
-  server.close();
-}
+      const loadS = (performance.now() - start) / 1000;
+      const prompt = model.decode(Uint32Array.from(promptIds));
+      const config = { maxTokens, stopTokens: [], sampler: { temperature: 0, topK: null, topP: null } };
+      const timings = [];
+      let text = "";
+      for (let run = 0; run <= runs; run++) {
+        const t0 = performance.now();
+        await model.start(prompt, config);
+        const t1 = performance.now();
+        text = "";
+        let steps = 0;
+        for (let step; (step = await model.next()) !== undefined; steps++) text += step.text;
+        const t2 = performance.now();
+        // Run 0 warms up (shader compilation, V8 tiers); each later step runs the model once.
+        if (run > 0) timings.push({ prefill: promptIds.length / ((t1 - t0) / 1000), decode: (steps - 1) / ((t2 - t1) / 1000) });
+      }
+      out[backend] = {
+        info: model.backend,
+        loadS,
+        prefill: median(timings.map((t) => t.prefill)),
+        decode: median(timings.map((t) => t.decode)),
+        text,
+      };
+      model.free();
+    }
+    return out;
+  },
+  { maxTokens: Number(args.tokens), promptIds, runs: Number(args.runs) },
+  ["--enable-unsafe-webgpu", ...(process.env.CHROMIUM_GPU_FLAGS ?? "").split(" ").filter(Boolean)],
+);
+const { webgpu, cpu } = results;
+const adapter = webgpu.info?.adapter;
+console.log(`SmolLM2 in headless Chromium: WebGPU vs the CPU (wasm SIMD128), ${promptIds.length}-token prompt, ${args.tokens} tokens, median of ${args.runs}`);
+if (webgpu.error) console.log(`WebGPU: not available (${webgpu.error})`);
+else console.log(`adapter: ${adapter?.name || "(the browser gives no name)"}${adapter?.fallback ? ", a software fallback adapter: its figures only show that the harness works" : ""}`);
+const tps = (v) => (v === undefined ? "-" : `${v.toFixed(1)} tok/s`);
+const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : "-");
+console.log("| | WebGPU | CPU (wasm SIMD) | WebGPU ÷ CPU (goal on a real GPU: decode ≥ 5x) |");
+console.log("|---|---|---|---|");
+console.log(`| load from bytes | ${webgpu.loadS?.toFixed(2) ?? "-"} s | ${cpu.loadS?.toFixed(2) ?? "-"} s | |`);
+console.log(`| prefill | ${tps(webgpu.prefill)} | ${tps(cpu.prefill)} | ${ratio(webgpu.prefill, cpu.prefill)} |`);
+console.log(`| decode (greedy) | ${tps(webgpu.decode)} | ${tps(cpu.decode)} | ${ratio(webgpu.decode, cpu.decode)} |`);
+console.log(`same greedy text on both: ${webgpu.text === cpu.text}`);
