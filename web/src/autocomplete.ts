@@ -1,20 +1,18 @@
 // The Autocomplete view, superposed decoding's use case: as the user types, one superposed run
 // proposes k short drafts, shown as suggestions; Tab or a click inserts one. A keystroke cancels
 // the work in flight. Each set shows its latency and what k nucleus runs of the same length
-// cost on the same text. The model's cache keeps the typed prefix (reusePrefix), so a keystroke
-// feeds its new tokens, not the whole text again.
+// cost on the same text. Unless switched off, the model's cache keeps the typed prefix
+// (reusePrefix), so a keystroke feeds its new tokens, not the whole text again.
 import type { EngineClient, RunResult } from "./client";
 import type { FinalDraft, GenerateConfig } from "./protocol";
-import { defaultStrategy, toConfig } from "./settings";
+import { AUTOCOMPLETE_LIMITS, defaultStrategy, toConfig, type AutocompleteSettings } from "./settings";
 
-/** Tokens per suggestion. */
-export const SUGGESTION_TOKENS = 4;
 const DEBOUNCE_MS = 250;
 
 /** The superposed config of a suggestion set, and the nucleus (top-p 0.9) run it is timed against. */
-export function suggestionConfigs(drafts: number, alpha: number): { superposed: GenerateConfig; nucleus: (seed: number) => GenerateConfig } {
-  const superposed = toConfig({ ...defaultStrategy(), strategy: "superposed", drafts, alpha }, 0, SUGGESTION_TOKENS);
-  const sample = toConfig(defaultStrategy(), 0, SUGGESTION_TOKENS);
+export function suggestionConfigs(drafts: number, tokens: number, alpha: number): { superposed: GenerateConfig; nucleus: (seed: number) => GenerateConfig } {
+  const superposed = toConfig({ ...defaultStrategy(), strategy: "superposed", drafts, alpha }, 0, tokens);
+  const sample = toConfig(defaultStrategy(), 0, tokens);
   const nucleus = (seed: number): GenerateConfig => ({
     ...sample,
     sampler: { ...sample.sampler, seed, temperature: 1, topK: null, topP: 0.9, minP: null, typicalP: null },
@@ -26,6 +24,9 @@ export class AutocompleteView {
   private readonly box: HTMLTextAreaElement;
   private readonly list: HTMLElement;
   private readonly status: HTMLElement;
+  private readonly drafts: HTMLInputElement;
+  private readonly tokens: HTMLInputElement;
+  private readonly reuse: HTMLInputElement;
   private suggestions: FinalDraft[] = [];
   private timer = 0;
   /** Bumped by every keystroke: work for an older text stops at its next await. */
@@ -35,11 +36,23 @@ export class AutocompleteView {
   ready = false;
   /** The n-gram weight α: 0 when the model has no store. */
   alpha = () => 0.54;
+  /** Called when a setting the URL keeps changes. */
+  onChange: () => void = () => {};
 
   constructor(root: HTMLElement, private readonly client: EngineClient) {
     this.box = root.querySelector("#autocomplete-text") as HTMLTextAreaElement;
     this.list = root.querySelector("#autocomplete-suggestions") as HTMLElement;
     this.status = root.querySelector("#autocomplete-status") as HTMLElement;
+    this.drafts = root.querySelector("#autocomplete-drafts") as HTMLInputElement;
+    this.tokens = root.querySelector("#autocomplete-tokens") as HTMLInputElement;
+    this.reuse = root.querySelector("#autocomplete-reuse") as HTMLInputElement;
+    for (const input of [this.drafts, this.tokens, this.reuse]) {
+      input.addEventListener("change", () => {
+        this.settings = this.settings; // clamps what was typed
+        this.onChange();
+        if (this.box.value.trim() !== "") this.schedule();
+      });
+    }
     this.box.addEventListener("input", () => this.schedule());
     this.box.addEventListener("keydown", (e) => {
       if (e.key === "Tab" && !e.shiftKey && this.suggestions.length > 0) {
@@ -47,6 +60,18 @@ export class AutocompleteView {
         this.accept(0);
       }
     });
+  }
+
+  get settings(): AutocompleteSettings {
+    const count = (input: HTMLInputElement, [min, max]: readonly [number, number]) =>
+      Math.min(max, Math.max(min, Math.round(Number(input.value) || min)));
+    return { drafts: count(this.drafts, AUTOCOMPLETE_LIMITS.drafts), tokens: count(this.tokens, AUTOCOMPLETE_LIMITS.tokens), reuse: this.reuse.checked };
+  }
+
+  set settings(s: AutocompleteSettings) {
+    this.drafts.value = String(s.drafts);
+    this.tokens.value = String(s.tokens);
+    this.reuse.checked = s.reuse;
   }
 
   /** Stops any suggestion run and waits for it, so that another run can start. */
@@ -76,8 +101,8 @@ export class AutocompleteView {
     this.schedule();
   }
 
-  private async run(prompt: string, config: GenerateConfig): Promise<RunResult> {
-    this.inflight = this.client.run(prompt, config, () => {}, true);
+  private async run(prompt: string, config: GenerateConfig, reuse: boolean): Promise<RunResult> {
+    this.inflight = this.client.run(prompt, config, () => {}, reuse);
     try {
       return await this.inflight;
     } finally {
@@ -96,26 +121,27 @@ export class AutocompleteView {
     }
     await this.inflight?.catch(() => undefined);
     if (seq !== this.seq) return;
-    const { superposed, nucleus } = suggestionConfigs(3, this.alpha());
+    const { drafts, tokens, reuse } = this.settings;
+    const { superposed, nucleus } = suggestionConfigs(drafts, tokens, this.alpha());
     this.status.dataset.state = "running";
     try {
       const t0 = performance.now();
-      const result = await this.run(text, superposed);
+      const result = await this.run(text, superposed, reuse);
       if (result.cancelled || seq !== this.seq) return;
       const superposedMs = performance.now() - t0;
       const last = result.steps.at(-1);
       this.show(last?.kind === "drafts" ? (last.drafts ?? []) : []);
       this.status.dataset.state = "timing";
-      this.status.textContent = `${this.suggestions.length} suggestions in ${superposedMs.toFixed(0)} ms (one superposed run); timing 3 nucleus runs…`;
-      // The same three suggestions from three separate nucleus runs, for comparison.
+      this.status.textContent = `${this.suggestions.length} suggestions in ${superposedMs.toFixed(0)} ms (one superposed run); timing ${drafts} nucleus runs…`;
+      // As many suggestions from separate nucleus runs, for comparison.
       const t1 = performance.now();
-      for (let seed = 0; seed < 3; seed++) {
-        const run = await this.run(text, nucleus(seed));
+      for (let seed = 0; seed < drafts; seed++) {
+        const run = await this.run(text, nucleus(seed), reuse);
         if (run.cancelled || seq !== this.seq) return;
       }
       const nucleusMs = performance.now() - t1;
       this.status.dataset.state = "done";
-      this.status.textContent = `${this.suggestions.length} suggestions in ${superposedMs.toFixed(0)} ms (one superposed run); 3 nucleus runs took ${nucleusMs.toFixed(0)} ms (${(nucleusMs / superposedMs).toFixed(1)}×)`;
+      this.status.textContent = `${this.suggestions.length} suggestions in ${superposedMs.toFixed(0)} ms (one superposed run); ${drafts} nucleus runs took ${nucleusMs.toFixed(0)} ms (${(nucleusMs / superposedMs).toFixed(1)}×)`;
     } catch (error) {
       if (seq !== this.seq) return;
       this.status.dataset.state = "error";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compareChartData, runChartData } from "./charts";
+import { compareChartData, mirostatShortfall, runChartData } from "./charts";
 import type { TokenStep } from "./protocol";
 
 const step = (surpriseBits: number, perplexity: number, mu?: number): TokenStep => ({
@@ -25,6 +25,21 @@ describe("chart data", () => {
     expect(tau?.values).toEqual([5, 5]);
     expect(mu?.values).toEqual([10, 9.9]);
     expect(tau?.axis).toBe("bits");
+    // μ can run far above the surprise (τ out of reach): its own axis keeps the surprise readable.
+    expect(mu?.axis).toBe("mu");
+  });
+
+  it("says when Mirostat's τ is out of the model's reach, and only then", () => {
+    // Surprise ~2 bits against τ 5: μ climbs, truncation keeps everything.
+    const climbing = Array.from({ length: 20 }, (_, i) => ({ ...step(2, 4, 10 + i * 0.3), kept: i < 5 ? 100 : 512 }));
+    expect(mirostatShortfall(climbing, 5, 512)).toBe(
+      "Mirostat cannot reach τ = 5 bits here: the model's surprise averaged 2.00 bits, so μ kept rising (10.0 → 15.7 bits) and it kept the whole vocabulary in 15 of 20 steps. Set τ below about 2.0 bits, or raise the temperature.",
+    );
+    expect(mirostatShortfall(climbing, 5, 49152)).toMatch(/it kept 409 tokens on average/);
+    // τ reached: surprise around τ, μ settles.
+    const tracking = Array.from({ length: 20 }, (_, i) => step(i % 2 ? 1.5 : 2.5, 4, 4 - i * 0.01));
+    expect(mirostatShortfall(tracking, 2, 512)).toBeNull();
+    expect(mirostatShortfall(climbing.slice(0, 10), 5, 512)).toBeNull();
   });
 
   it("overlays runs of different lengths and leaves out runs without tokens", () => {

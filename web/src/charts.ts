@@ -1,5 +1,6 @@
 // The perplexity chart (uPlot): per token the surprise in bits, the running perplexity, and
-// for Mirostat the target τ and the truncation level μ. In compare mode, the running
+// for Mirostat the target τ and the truncation level μ. μ has its own axis: when τ is above what
+// the model produces, μ climbs far above the surprise and would flatten it on a shared one. In compare mode, the running
 // perplexity of every run overlaid. The data shaping is pure and unit-tested; the chart object
 // only draws what it is given.
 import uPlot from "uplot";
@@ -10,8 +11,8 @@ export interface SeriesData {
   label: string;
   /** One value per x; null where a series has no point (a shorter run). */
   values: (number | null)[];
-  /** "bits" plots on the left axis, "ppl" on the right (log) axis. */
-  axis: "bits" | "ppl";
+  /** "bits" plots on the left axis, "ppl" on the right (log) axis, "mu" on its own right axis. */
+  axis: "bits" | "ppl" | "mu";
   color: string;
   dash?: number[];
   points?: boolean;
@@ -41,9 +42,25 @@ export function runChartData(steps: readonly TokenStep[], tau: number | null): C
   ];
   if (tau !== null) {
     series.push({ label: "τ target (bits)", values: steps.map(() => tau), axis: "bits", color: COLORS.tau, dash: [6, 4], width: 2 });
-    series.push({ label: "μ (bits)", values: steps.map((s) => s.mu ?? null), axis: "bits", color: COLORS.mu, width: 1.5 });
+    series.push({ label: "μ (bits)", values: steps.map((s) => s.mu ?? null), axis: "mu", color: COLORS.mu, width: 1.5 });
   }
   return { x, series };
+}
+
+/**
+ * For a Mirostat run whose surprise stayed below τ: μ rises without bound, and truncation,
+ * which cuts at μ, stops cutting. Says so, with what the model did produce; null when τ was
+ * reached (or the run is too short to tell).
+ */
+export function mirostatShortfall(steps: readonly TokenStep[], tau: number, vocabSize: number): string | null {
+  const mus = steps.flatMap((s) => (s.mu == null ? [] : [s.mu]));
+  if (steps.length < 16 || mus.length < 2) return null;
+  const mean = steps.reduce((sum, s) => sum + s.surpriseBits, 0) / steps.length;
+  if (mean > tau - 0.25 || mus.at(-1)! <= mus[0]!) return null;
+  const whole = steps.filter((s) => s.kept >= vocabSize).length;
+  const kept = steps.reduce((sum, s) => sum + s.kept, 0) / steps.length;
+  const cut = whole > 0 ? `it kept the whole vocabulary in ${whole} of ${steps.length} steps` : `it kept ${Math.round(kept).toLocaleString("en")} tokens on average`;
+  return `Mirostat cannot reach τ = ${tau} bits here: the model's surprise averaged ${mean.toFixed(2)} bits, so μ kept rising (${mus[0]!.toFixed(1)} → ${mus.at(-1)!.toFixed(1)} bits) and ${cut}. Set τ below about ${mean.toFixed(1)} bits, or raise the temperature.`;
 }
 
 /** Compare mode: each run's running perplexity, padded with nulls to the longest run. Runs
@@ -122,6 +139,7 @@ export class Chart {
   private options(series: SeriesData[]): uPlot.Options {
     const hasPpl = series.some((s) => s.axis === "ppl");
     const hasBits = series.some((s) => s.axis === "bits");
+    const hasMu = series.some((s) => s.axis === "mu");
     return {
       ...this.size(),
       cursor: { drag: { x: false, y: false } },
@@ -129,6 +147,7 @@ export class Chart {
       scales: {
         x: { time: false },
         bits: { auto: true, range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] },
+        mu: { auto: true, range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] },
         ppl: { distr: 3, log: 10, auto: true, range: (_u, _min, max) => [1, Math.max(2, max * 1.2)] },
       },
       axes: [
@@ -138,6 +157,7 @@ export class Chart {
         ...(hasPpl
           ? [{ scale: "ppl", label: "perplexity", side: hasBits ? 1 : 3, stroke: COLORS.perplexity, grid: { show: !hasBits } }]
           : []),
+        ...(hasMu ? [{ scale: "mu", label: "μ (bits)", side: 1, stroke: COLORS.mu, grid: { show: false } }] : []),
       ],
       series: [
         { label: "token" },

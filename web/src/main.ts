@@ -13,7 +13,7 @@ import { AutocompleteView } from "./autocomplete";
 import { ScoreView } from "./scoreview";
 import { checkBasics, ignoredByStrategy, MAX_COMPARE, strategyOf, toConfig, type Settings } from "./settings";
 import { hasWasmSimd } from "./simd";
-import { fromQuery, toQuery } from "./urlstate";
+import { fromQuery, toQuery, viewsFromQuery } from "./urlstate";
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector(selector) as T;
 
@@ -81,6 +81,10 @@ function start(): void {
   const autocomplete = new AutocompleteView($("#autocomplete-panel"), client);
   autocomplete.alpha = () => (models.info?.ngramTokens ? 0.54 : 0);
   scoreView.beforeScore = () => autocomplete.idle();
+  const views = viewsFromQuery(location.search);
+  scoreView.settings = views.score;
+  autocomplete.settings = views.autocomplete;
+  scoreView.onChange = autocomplete.onChange = () => writeUrl();
   let settings: Settings = fromQuery(location.search);
   let busy = false;
   let modelReady = false;
@@ -124,10 +128,14 @@ function start(): void {
 
   // ---- settings ⇄ URL, live validation ----
   let inspectTimer = 0;
+  function writeUrl(): void {
+    const views = { score: scoreView.settings, autocomplete: autocomplete.settings };
+    history.replaceState(null, "", `?${toQuery(settings, extraParams, views)}`);
+  }
   function onFormChange(): void {
     settings = controls.read();
     controls.showGroups(settings.strategy);
-    history.replaceState(null, "", `?${toQuery(settings, extraParams)}`);
+    writeUrl();
     clearTimeout(inspectTimer);
     inspectTimer = window.setTimeout(() => void inspect(), 120);
   }
@@ -149,6 +157,7 @@ function start(): void {
   models.onLoaded = (info) => {
     modelReady = true;
     state.model = info.name;
+    view.vocabSize = info.vocabSize;
     state.backend = backendLabel(info.backend);
     // The panel's first words asked for a model: now it can run (unless a run already shows).
     if (!busy && state.runs === 0) setStatus(`${info.name} is ready: press Generate.`);
@@ -213,6 +222,7 @@ function start(): void {
       const config = toConfig(s, s.seed, s.maxTokens);
       const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs));
       state.lastRun = view.finish(s, result);
+      if (s.strategy === "superposed" && !result.cancelled) await view.scoreFinals((text, context) => client.score(text, context), s.prompt);
       state.runs += 1;
       lastRuns = [{ label: state.lastRun.label, config, stats: result.stats, cancelled: result.cancelled, steps: result.steps }];
     } catch (error) {

@@ -1,8 +1,8 @@
 // The single-run view: the token stream, the chart and, for superposed decoding, the draft
 // tree, fed one step at a time; plus the status line and the always-visible tok/s.
-import { Chart, runChartData } from "./charts";
+import { Chart, mirostatShortfall, runChartData } from "./charts";
 import type { RunResult } from "./client";
-import type { DraftsStep, FinalDraft, Step, TokenStep } from "./protocol";
+import type { DraftsStep, FinalDraft, ScoredText, Step, TokenStep } from "./protocol";
 import { describe, type Settings } from "./settings";
 import { TokenView } from "./tokens";
 import { buildDraftTree, renderDraftTree, renderFinals } from "./tree";
@@ -45,6 +45,10 @@ export class RunView {
   private treePending = false;
   /** The final drafts of the last superposed run, to show next to a rerun's. */
   lastFinals: FinalDraft[] = [];
+  /** The model's own perplexity of each final draft, once scored. */
+  private finalScores: (number | null)[] | undefined;
+  /** The loaded model's vocabulary, to tell when Mirostat kept all of it. */
+  vocabSize = 0;
 
   constructor() {
     this.showPruned.addEventListener("change", () => this.renderTree());
@@ -56,6 +60,7 @@ export class RunView {
     this.maxTokens = s.maxTokens;
     this.tokenSteps = [];
     this.draftSteps = [];
+    this.finalScores = undefined;
     this.tokens.clear(superposed ? "" : s.prompt);
     this.chart.clear();
     $("#tokens-section").hidden = superposed;
@@ -63,6 +68,7 @@ export class RunView {
     $("#chart").hidden = superposed;
     $("#tree-section").hidden = !superposed;
     $("#finals-before-section").hidden = true;
+    $("#mirostat-note").hidden = true;
     if (superposed) this.renderTree();
     setStatus("Prefilling the prompt…", "running");
   }
@@ -90,6 +96,9 @@ export class RunView {
       this.renderTree();
       this.lastFinals = finals;
     }
+    const shortfall = this.tau === null ? null : mirostatShortfall(this.tokenSteps, this.tau, this.vocabSize);
+    $("#mirostat-note").textContent = shortfall;
+    $("#mirostat-note").hidden = shortfall === null;
     const n = result.steps.length;
     const rate = result.stats?.tokensPerSecond ?? null;
     if (rate !== null) setSpeed(rate);
@@ -116,6 +125,16 @@ export class RunView {
     };
   }
 
+  /** Scores each final draft after the prompt, to show the model's own perplexity of it next to
+   *  superposed decoding's internal score (which mixes in the n-gram model and reads as nonsense
+   *  as a perplexity). A draft that cannot be scored shows "–". */
+  async scoreFinals(score: (text: string, context: string) => Promise<ScoredText>, prompt: string): Promise<void> {
+    const scores: (number | null)[] = [];
+    for (const draft of this.lastFinals) scores.push(await score(draft.text, prompt).then((r) => r.perplexity, () => null));
+    this.finalScores = scores;
+    this.renderTree();
+  }
+
   /** After a rerun with another n-gram store: the drafts from before, under the new ones. */
   showFinalsBefore(before: FinalDraft[]): void {
     renderFinals($<HTMLOListElement>("#finals-before"), before);
@@ -125,7 +144,7 @@ export class RunView {
   private renderTree(): void {
     const tree = buildDraftTree(this.draftSteps);
     renderDraftTree($("#tree"), tree, this.showPruned.checked);
-    renderFinals($<HTMLOListElement>("#finals"), tree.finals);
+    renderFinals($<HTMLOListElement>("#finals"), tree.finals, this.finalScores);
   }
 
   // A tree re-layout per step is cheap, but a frame is the most the eye can use.

@@ -29,7 +29,7 @@ group("settings → GenerateConfig", () => {
   it("labels strategies for compare columns", () => {
     expect(describe(defaultStrategy())).toBe("top-k 40 → top-p 0.95 → T 0.8");
     expect(describe({ ...defaultStrategy(), order: "hf" })).toBe("T 0.8 → top-k 40 → top-p 0.95");
-    expect(describe({ ...defaultStrategy(), strategy: "mirostat2" })).toBe("Mirostat v2 τ 5 η 0.1 T 0.8");
+    expect(describe({ ...defaultStrategy(), strategy: "mirostat2" })).toBe("Mirostat v2 τ 2 η 0.1 T 0.8");
     expect(describe({ ...defaultStrategy(), strategy: "greedy", penalties: { lastN: 64, repetition: 1.3, presence: 0, frequency: 0 } })).toBe("greedy + rep 1.3");
   });
 

@@ -50,8 +50,9 @@ export interface Settings extends StrategySettings {
 
 export const MAX_COMPARE = 4;
 
-// Defaults follow the crate's: top-k 40 → top-p 0.95 → T 0.8, Mirostat τ 5 η 0.1, and the
-// superposed reference's k = 3 configuration.
+// Defaults follow the crate's (top-k 40 → top-p 0.95 → T 0.8, Mirostat η 0.1, and the superposed
+// reference's k = 3 configuration), except Mirostat's τ: llama.cpp's 5 bits is above what
+// SmolLM2 produces at T 0.8 (about 2.5 bits), so μ would only climb. At τ 2 it holds.
 export function defaultStrategy(): StrategySettings {
   return {
     strategy: "sample",
@@ -62,7 +63,7 @@ export function defaultStrategy(): StrategySettings {
     typicalP: { on: false, value: 0.9 },
     order: "llama",
     penalties: { lastN: 64, repetition: 1, presence: 0, frequency: 0 },
-    tau: 5,
+    tau: 2,
     eta: 0.1,
     drafts: 3,
     alpha: 0.54,
@@ -77,6 +78,38 @@ export function defaultSettings(): Settings {
     seed: 0,
     maxTokens: 48,
     compare: [],
+  };
+}
+
+/** What the Score view keeps in the URL: its two texts, their shared context, the colouring. */
+export interface ScoreSettings {
+  text: string;
+  textB: string;
+  context: string;
+  mode: "surprise" | "rank";
+}
+
+/** What the Autocomplete view keeps in the URL. */
+export interface AutocompleteSettings {
+  /** Suggestions per set: superposed decoding's k. */
+  drafts: number;
+  /** Tokens per suggestion. */
+  tokens: number;
+  /** Whether a keystroke reuses the model's cache of the typed prefix. */
+  reuse: boolean;
+}
+
+export interface ViewSettings {
+  score: ScoreSettings;
+  autocomplete: AutocompleteSettings;
+}
+
+export const AUTOCOMPLETE_LIMITS = { drafts: [2, 6], tokens: [1, 12] } as const;
+
+export function defaultViewSettings(): ViewSettings {
+  return {
+    score: { text: "The whale surfaced beside the boat, and the old sailor smiled at the sea.", textB: "", context: "", mode: "surprise" },
+    autocomplete: { drafts: 3, tokens: 4, reuse: true },
   };
 }
 

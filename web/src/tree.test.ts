@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { DraftNode, DraftsStep } from "./protocol";
-import { buildDraftTree, formatPerplexity, formatProb, layoutDraftTree, tokenLabel } from "./tree";
+import { buildDraftTree, finalMeta, formatPerplexity, formatProb, layoutDraftTree, tokenLabel } from "./tree";
 
 const node = (id: number, parent: number | null, text = `t${id}`, logProb = -id): DraftNode => ({
   id, parent, token: 100 + id, text, score: -1, logProb, modelProb: 0.5, ngramProb: 0.1, weight: 0.5,
@@ -76,5 +76,12 @@ describe("draft tree", () => {
     expect(formatProb(-1610.4)).toBe("ln p -1610");
     expect(formatPerplexity(3.14159)).toBe("3.14");
     expect(formatPerplexity(7.2499e86)).toBe("7.25e+86");
+  });
+
+  it("labels a final draft with the model's own perplexity once scored, next to the internal score", () => {
+    const draft = { node: 3, tokens: [1, 2, 3], text: " a b", logProb: -28.6, perplexity: 1.42e4, stopped: false };
+    expect(finalMeta(draft, 0)).toBe("#1 · superposed score 1.42e+4 · 3 tokens");
+    expect(finalMeta(draft, 1, 8.5)).toBe("#2 · model perplexity 8.50 · superposed score 1.42e+4 · 3 tokens");
+    expect(finalMeta({ ...draft, stopped: true }, 2, null)).toBe("#3 · model perplexity – · superposed score 1.42e+4 · 3 tokens · ended");
   });
 });

@@ -173,8 +173,15 @@ function drawNode(g: SVGGElement, node: HierarchyPointNode<Datum>): void {
   ].join("\n");
 }
 
-/** The final drafts as readable text, best first. */
-export function renderFinals(list: HTMLOListElement, finals: readonly FinalDraft[]): void {
+/** The final drafts' labels: rank, the model's own perplexity of the draft when it has been
+ *  scored (`model`, null where scoring failed), superposed decoding's internal score, length. */
+export function finalMeta(draft: FinalDraft, rank: number, model?: number | null): string {
+  const scored = model === undefined ? [] : [`model perplexity ${model === null ? "–" : formatPerplexity(model)}`];
+  return [`#${rank + 1}`, ...scored, `superposed score ${formatPerplexity(draft.perplexity)}`, `${draft.tokens.length} tokens${draft.stopped ? " · ended" : ""}`].join(" · ");
+}
+
+/** The final drafts as readable text, best first; `modelPerplexity[i]` is draft i's, once scored. */
+export function renderFinals(list: HTMLOListElement, finals: readonly FinalDraft[], modelPerplexity?: readonly (number | null)[]): void {
   list.replaceChildren(
     ...finals.map((draft, rank) => {
       const item = document.createElement("li");
@@ -186,7 +193,9 @@ export function renderFinals(list: HTMLOListElement, finals: readonly FinalDraft
       text.textContent = draft.text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
       const meta = document.createElement("span");
       meta.className = "draft-meta";
-      meta.textContent = `#${rank + 1} · perplexity ${formatPerplexity(draft.perplexity)} · ${draft.tokens.length} tokens${draft.stopped ? " · ended" : ""}`;
+      meta.textContent = finalMeta(draft, rank, modelPerplexity?.[rank]);
+      meta.title =
+        "Model perplexity: the model's own perplexity of the draft after the prompt (a Score pass). Superposed score: exp of the draft's mean negative log-probability inside superposed decoding, with model and n-gram probabilities interpolated; it ranks drafts and is not a perplexity of the text.";
       item.append(meta, text);
       return item;
     }),

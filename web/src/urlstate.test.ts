@@ -1,11 +1,28 @@
 import { describe, expect, it } from "vitest";
-import { defaultSettings, defaultStrategy, type Settings } from "./settings";
-import { fromQuery, toQuery } from "./urlstate";
+import { defaultSettings, defaultStrategy, defaultViewSettings, type Settings, type ViewSettings } from "./settings";
+import { fromQuery, toQuery, viewsFromQuery } from "./urlstate";
 
 describe("URL state", () => {
   it("writes nothing for the defaults and reads the defaults back", () => {
     expect(toQuery(defaultSettings())).toBe("");
     expect(fromQuery("")).toEqual(defaultSettings());
+    expect(viewsFromQuery("")).toEqual(defaultViewSettings());
+  });
+
+  it("round-trips the Score and Autocomplete views' settings next to the form's", () => {
+    const views: ViewSettings = {
+      score: { text: "A human paragraph.\nTwo lines & a ?", textB: "A generated one.", context: "Prompt:", mode: "rank" },
+      autocomplete: { drafts: 5, tokens: 8, reuse: false },
+    };
+    const s = { ...defaultSettings(), seed: 9 };
+    const query = toQuery(s, {}, views);
+    expect(viewsFromQuery(query)).toEqual(views);
+    expect(fromQuery(query)).toEqual(s);
+    // Out-of-range counts are clamped, unknown modes fall back.
+    expect(viewsFromQuery("ak=100&an=0&sm=bogus&ar=yes")).toEqual({
+      score: defaultViewSettings().score,
+      autocomplete: { drafts: 6, tokens: 1, reuse: true },
+    });
   });
 
   it("round-trips every setting, compare entries included", () => {

@@ -2,7 +2,9 @@
 // Only values that differ from the defaults are written, to keep links short. Compare-mode
 // strategies go in repeated `cmp` parameters, each one encoded with the same keys.
 import {
+  AUTOCOMPLETE_LIMITS,
   defaultSettings,
+  defaultViewSettings,
   defaultStrategy,
   MAX_COMPARE,
   NGRAM_ORDERS,
@@ -11,6 +13,7 @@ import {
   type StrategyKind,
   type StrategySettings,
   type Toggle,
+  type ViewSettings,
 } from "./settings";
 
 type NumberKey = "temperature" | "tau" | "eta" | "drafts" | "alpha";
@@ -81,8 +84,43 @@ function readStrategy(params: URLSearchParams): StrategySettings {
   return s;
 }
 
-/** The query string for `settings` (without "?"); `extra` (e.g. model=tiny) goes first. */
-export function toQuery(settings: Settings, extra: Record<string, string> = {}): string {
+// The Score and Autocomplete views' keys.
+function writeViews(v: ViewSettings, params: URLSearchParams): void {
+  const d = defaultViewSettings();
+  if (v.score.text !== d.score.text) params.set("st", v.score.text);
+  if (v.score.textB !== d.score.textB) params.set("st2", v.score.textB);
+  if (v.score.context !== d.score.context) params.set("sc", v.score.context);
+  if (v.score.mode !== d.score.mode) params.set("sm", v.score.mode);
+  if (v.autocomplete.drafts !== d.autocomplete.drafts) params.set("ak", String(v.autocomplete.drafts));
+  if (v.autocomplete.tokens !== d.autocomplete.tokens) params.set("an", String(v.autocomplete.tokens));
+  if (v.autocomplete.reuse !== d.autocomplete.reuse) params.set("ar", v.autocomplete.reuse ? "1" : "0");
+}
+
+/** A whole number from `text`, clamped to `[min, max]`. */
+function readCount(text: string | null, [min, max]: readonly [number, number], fallback: number): number {
+  return Math.min(max, Math.max(min, Math.round(readNumber(text, fallback))));
+}
+
+export function viewsFromQuery(query: string): ViewSettings {
+  const params = new URLSearchParams(query);
+  const d = defaultViewSettings();
+  return {
+    score: {
+      text: params.get("st") ?? d.score.text,
+      textB: params.get("st2") ?? d.score.textB,
+      context: params.get("sc") ?? d.score.context,
+      mode: params.get("sm") === "rank" ? "rank" : d.score.mode,
+    },
+    autocomplete: {
+      drafts: readCount(params.get("ak"), AUTOCOMPLETE_LIMITS.drafts, d.autocomplete.drafts),
+      tokens: readCount(params.get("an"), AUTOCOMPLETE_LIMITS.tokens, d.autocomplete.tokens),
+      reuse: params.get("ar") !== "0",
+    },
+  };
+}
+
+/** The query string for `settings` and the views' (without "?"); `extra` (e.g. model=tiny) goes first. */
+export function toQuery(settings: Settings, extra: Record<string, string> = {}, views = defaultViewSettings()): string {
   const d = defaultSettings();
   const params = new URLSearchParams(extra);
   if (settings.prompt !== d.prompt) params.set("p", settings.prompt);
@@ -95,6 +133,7 @@ export function toQuery(settings: Settings, extra: Record<string, string> = {}):
     // "s=sample" marks an all-default entry, which would otherwise be an empty string.
     params.append("cmp", inner.toString() || `s=${entry.strategy}`);
   }
+  writeViews(views, params);
   return params.toString();
 }
 
