@@ -3,8 +3,10 @@
 // Mirostat, superposed drafts with the default n-gram store, compare mode, and a reload served
 // from the browser cache. Prints the tok/s it saw.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
-import { generate, openPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
+import { generate, openPage, previewAndChromium, root, screenshot, waitReady, watchStream } from "./harness.mjs";
 
 const session = previewAndChromium();
 
@@ -70,7 +72,12 @@ test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload",
   assert.equal(await page.locator("#tree").getAttribute("data-final-branches"), "3");
   const drafts = await page.locator("#finals .draft-text").allInnerTexts();
   assert.equal(drafts.length, 3);
-  t.diagnostic(`superposed k=3: ${JSON.stringify(drafts)} · ${superposed.status}`);
+  // Each draft's own perplexity under the model, next to the internal score: a fluent draft
+  // of a story reads as a few dozen at most, not the internal 1e4.
+  const metas = await page.locator("#finals .draft-meta").allInnerTexts();
+  const modelPpl = metas.map((m) => Number(m.match(/model perplexity ([\d.]+) · superposed score/)?.[1]));
+  assert.ok(modelPpl.every((p) => p >= 1 && p < 200), `the drafts' model perplexity: ${metas.join(" | ")}`);
+  t.diagnostic(`superposed k=3: ${JSON.stringify(drafts)} · ${metas.join(" | ")} · ${superposed.status}`);
   await screenshot(page, "smollm2-superposed", "#tree-section");
 
   // Compare: greedy, top-k 5, Mirostat v2 on one prompt and seed.
@@ -87,6 +94,51 @@ test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload",
     t.diagnostic(`compare: ${run.label}: ${run.steps} tokens, ${(run.wallMs / 1000).toFixed(2)} s wall, ${run.tokensPerSecond.toFixed(1)} tok/s`);
   }
   await screenshot(page, "smollm2-compare", "#compare-panel");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("SmolLM2 in the Score and Autocomplete views: the reference perplexity, and suggestions as one types", { timeout: 600_000 }, async (t) => {
+  const paragraph = readFileSync(join(root, "models/fixtures/paragraph.txt"), "utf8").trim();
+  const reference = JSON.parse(readFileSync(join(root, "models/fixtures/smollm2_reference.json"), "utf8")).paragraph.perplexity;
+  const { context, page, errors } = await openPage(session.browser, `${session.server.url}?st=${encodeURIComponent(paragraph)}`);
+  await waitReady(page, 300_000);
+  assert.equal(await page.inputValue("#score-text"), paragraph, "the text from the URL");
+  await page.click("#score-run");
+  await page.waitForFunction(() => !document.querySelector("#score-run").disabled, null, { timeout: 300_000 });
+  const status = await page.locator("#score-status").innerText();
+  const perplexity = Number(status.match(/perplexity ([\d.]+)/)?.[1]);
+  t.diagnostic(`Score view, the reference paragraph: ${status} (ONNX Runtime reference ${reference})`);
+  assert.ok(Math.abs(perplexity / reference - 1) < 0.001, `perplexity ${perplexity} within 0.1 % of the reference ${reference}`);
+  const counts = (await page.locator("#score-a .score-histogram").getAttribute("data-counts")).split(",").map(Number);
+  assert.ok(counts[0] > counts[3], `a real text is mostly top-10 tokens: ${counts}`);
+  await screenshot(page, "smollm2-score", "#score-panel");
+
+  // Autocomplete: type a sentence's start, get three suggestions that continue it.
+  await page.click("#autocomplete-text");
+  await page.keyboard.type("The old sailor walked down to the", { delay: 40 });
+  await page.waitForFunction(() => ["done", "error"].includes(document.querySelector("#autocomplete-status").dataset.state), null, { timeout: 120_000 });
+  const suggestions = await page.locator("#autocomplete-suggestions .suggestion").allInnerTexts();
+  const line = await page.locator("#autocomplete-status").innerText();
+  t.diagnostic(`Autocomplete: ${JSON.stringify(suggestions)} · ${line}`);
+  assert.match(line, /^3 suggestions in \d+ ms/);
+  assert.equal(suggestions.length, 3);
+  assert.ok(suggestions.every((s) => /[a-z]/i.test(s)), "suggestions are words");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.inputValue("#autocomplete-text"), `The old sailor walked down to the${suggestions[0]}`);
+  await screenshot(page, "smollm2-autocomplete", "#autocomplete-panel");
+
+  // Mirostat with the page's defaults (τ 2, T 0.8) holds; with llama.cpp's τ 5 the page says
+  // that SmolLM2 never gets there.
+  for (const [tau, note] of [[null, false], [5, true]]) {
+    await page.goto(`${session.server.url}?s=mirostat2${tau ? `&tau=${tau}` : ""}`);
+    await waitReady(page, 120_000);
+    const run = await generate(page, 120_000);
+    assert.equal(run.state, "done", run.status);
+    const text = (await page.locator("#mirostat-note").isHidden()) ? null : await page.locator("#mirostat-note").innerText();
+    t.diagnostic(`Mirostat v2 ${tau ? `τ ${tau}` : "with the page's defaults"}: ${run.status} · note: ${text}`);
+    assert.equal(text !== null, note, `the note for τ ${tau ?? "default"}: ${text}`);
+  }
   assert.deepEqual(errors, []);
   await context.close();
 });

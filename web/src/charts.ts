@@ -47,16 +47,19 @@ export function runChartData(steps: readonly TokenStep[], tau: number | null): C
   return { x, series };
 }
 
+const SHORTFALL_BITS = 1;
+
 /**
- * For a Mirostat run whose surprise stayed below τ: μ rises without bound, and truncation,
+ * For a Mirostat run whose surprise stayed far below τ: μ rises without bound, and truncation,
  * which cuts at μ, stops cutting. Says so, with what the model did produce; null when τ was
- * reached (or the run is too short to tell).
+ * reached or nearly (μ settling from its start at 2τ runs a few tenths of a bit under τ), or
+ * when the run is too short to tell.
  */
 export function mirostatShortfall(steps: readonly TokenStep[], tau: number, vocabSize: number): string | null {
   const mus = steps.flatMap((s) => (s.mu == null ? [] : [s.mu]));
   if (steps.length < 16 || mus.length < 2) return null;
   const mean = steps.reduce((sum, s) => sum + s.surpriseBits, 0) / steps.length;
-  if (mean > tau - 0.25 || mus.at(-1)! <= mus[0]!) return null;
+  if (mean > tau - SHORTFALL_BITS || mus.at(-1)! <= mus[0]!) return null;
   const whole = steps.filter((s) => s.kept >= vocabSize).length;
   const kept = steps.reduce((sum, s) => sum + s.kept, 0) / steps.length;
   const cut = whole > 0 ? `it kept the whole vocabulary in ${whole} of ${steps.length} steps` : `it kept ${Math.round(kept).toLocaleString("en")} tokens on average`;
