@@ -27,5 +27,8 @@ node tests/bench/browser/superposed.mjs
 # the adapters are software renderers: the figures only show that the harness works).
 bash scripts/bench-webgpu.sh
 
-# Autocomplete latency (with and without prefix reuse) and score throughput in headless Chromium.
+# Autocomplete latency (with and without prefix reuse) and score throughput in headless Chromium,
+# first against the wasm API, then keystroke to suggestions through the built page.
 node tests/bench/browser/autocomplete.mjs
+npm run --silent build >/dev/null
+node tests/bench/browser/autocomplete-page.mjs
