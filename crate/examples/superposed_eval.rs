@@ -53,7 +53,7 @@ fn main() -> Result<()> {
     let mut engine = Engine::new(model, tokenizer)?;
     let store = NgramStore::from_bytes(&read("ngrams/default.ngram")?)?;
     println!("n-gram store: {} tokens, {:.1} MB", store.len(), store.memory_bytes() as f64 / 1e6);
-    print_lookup_speed(&store, &engine.tokenizer)?;
+    print_lookup_speed(&store, engine.tokenizer())?;
     engine.set_ngram_store(Some(store))?;
 
     println!("\n## Cost: one superposed run of k drafts against k nucleus runs ({max_tokens} tokens each)");
@@ -87,7 +87,7 @@ fn main() -> Result<()> {
         if p < 2 {
             println!("\n{prompt} …");
             for (name, continuations) in methods.iter().zip(&outputs) {
-                println!("  [{name}] {:?}", engine.tokenizer.decode(&continuations[0])?);
+                println!("  [{name}] {:?}", engine.tokenizer().decode(&continuations[0])?);
             }
         }
     }
@@ -150,7 +150,7 @@ fn rescore(engine: &mut Engine<TractModel>, prompt: &str, continuation: &[u32]) 
     if continuation.is_empty() {
         return Ok(f64::NAN);
     }
-    let prompt_ids = engine.tokenizer.encode(prompt)?;
+    let prompt_ids = engine.tokenizer().encode(prompt)?;
     let ids = [&prompt_ids[..], continuation].concat();
     let vocab = engine.model().vocab_size();
     engine.model_mut().reset();

@@ -39,6 +39,13 @@ pub enum Error {
     /// An n-gram store that is corrupt, empty, or built with another tokenizer.
     #[error("n-gram store: {0}")]
     NgramStore(String),
+    /// A generation's steps after a later call (start, score, logProbs) refilled the model's
+    /// cache: the cache is no longer the generation's.
+    #[error("this generation was replaced: a later start, score or logProbs call took over the model's cache; start it again")]
+    Superseded,
+    /// A call that would interleave with the generation running on the same model.
+    #[error("a generation is running on this model: await it or cancel it first")]
+    Busy,
     /// Feeding more tokens would take the sequence past the model's context length.
     #[error("the context is full: the model holds at most {context_length} tokens")]
     ContextFull { context_length: usize },

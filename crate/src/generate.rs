@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct GenerateConfig {
-    /// At least 1, and at most what the context leaves after the prompt.
+    /// At least 1. A generation that fills the context first ends there, with
+    /// [`FinishReason::Context`].
     pub max_tokens: usize,
     /// Tokens that end the generation. `None` means the tokenizer's end-of-text tokens
     /// (`<|im_end|>`, `<|endoftext|>`, when present).
@@ -41,6 +42,10 @@ pub enum FinishReason {
     Stop,
     /// `maxTokens` were generated.
     Length,
+    /// The context is full: the model holds no more tokens (see `contextLength`).
+    Context,
+    /// A step failed (the error says why); the generation cannot go on.
+    Error,
 }
 
 /// One generated token: what the sampler saw, and the text it adds.
@@ -102,7 +107,7 @@ impl Step {
 /// generation at a time.
 pub struct Engine<M: LanguageModel> {
     model: M,
-    pub tokenizer: TextTokenizer,
+    tokenizer: TextTokenizer,
     tokenizer_fingerprint: u64,
     ngrams: Option<NgramStore>,
     /// The token ids the model's first `cached.len()` cache positions hold (positions after
@@ -110,6 +115,9 @@ pub struct Engine<M: LanguageModel> {
     /// a prefix with them feeds only what follows.
     cached: Vec<u32>,
     reuse_prefix: bool,
+    /// Bumped by every call that refills the model's cache: a [`Generation`] started before the
+    /// latest one no longer owns the cache, and its steps are refused.
+    epoch: u64,
 }
 
 enum Strategy {
@@ -123,9 +131,12 @@ pub struct Generation {
     logits: Vec<f32>,
     stop_tokens: Vec<u32>,
     remaining: usize,
+    /// Whether `remaining` was cut to what the context has room for.
+    context_bound: bool,
     prompt_tokens: usize,
     reused_tokens: usize,
-    finished: bool,
+    epoch: u64,
+    finish: Option<FinishReason>,
 }
 
 impl Generation {
@@ -139,7 +150,13 @@ impl Generation {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.finish.is_some()
+    }
+
+    /// Why it ended, once it has: its last step's reason, or [`FinishReason::Error`] after a
+    /// step failed.
+    pub fn finish(&self) -> Option<FinishReason> {
+        self.finish
     }
 }
 
@@ -154,7 +171,7 @@ impl<M: LanguageModel> Engine<M> {
             )));
         }
         let tokenizer_fingerprint = tokenizer.fingerprint();
-        Ok(Self { model, tokenizer, tokenizer_fingerprint, ngrams: None, cached: Vec::new(), reuse_prefix: false })
+        Ok(Self { model, tokenizer, tokenizer_fingerprint, ngrams: None, cached: Vec::new(), reuse_prefix: false, epoch: 0 })
     }
 
     /// With reuse on, `start` and `score` feed only what follows the prefix their tokens share
@@ -174,9 +191,15 @@ impl<M: LanguageModel> Engine<M> {
         &self.model
     }
 
-    /// The model, to feed it directly; the engine then forgets what its cache holds.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The model, to feed it directly; the engine then forgets what its cache holds, and a
+    /// generation in progress ends.
     pub fn model_mut(&mut self) -> &mut M {
         self.cached.clear();
+        self.epoch += 1;
         &mut self.model
     }
 
@@ -184,6 +207,7 @@ impl<M: LanguageModel> Engine<M> {
     /// `all_logits`, of every position, which are all fed again), feeding only what follows the
     /// longest prefix shared with what the cache holds (at least one token, for the logits).
     pub(crate) async fn feed_prompt(&mut self, ids: &[u32], all_logits: bool) -> Result<(Vec<f32>, usize)> {
+        self.epoch += 1;
         // A failed call may have reset the model under the record.
         if self.model.position() < self.cached.len() {
             self.cached.clear();
@@ -278,13 +302,9 @@ impl<M: LanguageModel> Engine<M> {
         if ids.len() >= context {
             return Err(Error::PromptTooLong { tokens: ids.len(), context_length: context });
         }
+        check(config.max_tokens >= 1, "maxTokens", "at least 1", config.max_tokens)?;
+        // Every step but the last feeds one position: `room` steps fill the context.
         let room = context - ids.len();
-        check(
-            (1..=room).contains(&config.max_tokens),
-            "maxTokens",
-            "at least 1 and at most the context left after the prompt",
-            format!("{} ({room} left)", config.max_tokens),
-        )?;
         let stop_tokens = match &config.stop_tokens {
             Some(tokens) => tokens.clone(),
             None => self.tokenizer.end_of_text_ids(),
@@ -298,27 +318,47 @@ impl<M: LanguageModel> Engine<M> {
             strategy,
             logits,
             stop_tokens,
-            remaining: config.max_tokens,
+            remaining: config.max_tokens.min(room),
+            context_bound: config.max_tokens > room,
             prompt_tokens: ids.len(),
             reused_tokens: reused,
-            finished: false,
+            epoch: self.epoch,
+            finish: None,
         })
     }
 
     /// Chooses the next token (or extends every draft) and feeds the model; `None` once the
-    /// generation ended.
+    /// generation ended. A step that fails ends it: the model's cache may no longer match.
     pub async fn step(&mut self, generation: &mut Generation) -> Result<Option<Step>> {
-        if generation.finished {
+        if generation.finish.is_some() {
             return Ok(None);
         }
+        if generation.epoch != self.epoch {
+            generation.finish = Some(FinishReason::Error);
+            return Err(Error::Superseded);
+        }
+        let step = self.advance(generation).await;
+        generation.finish = match &step {
+            Ok(Step::Token(s)) => s.finish,
+            Ok(Step::Drafts(s)) => s.finish,
+            Err(_) => Some(FinishReason::Error),
+        };
+        step.map(Some)
+    }
+
+    async fn advance(&mut self, generation: &mut Generation) -> Result<Step> {
         generation.remaining -= 1;
         let stop_tokens = &generation.stop_tokens;
-        // The context check in `start` guarantees room for every input fed here.
-        let step = match &mut generation.strategy {
+        let out_of_tokens = (generation.remaining == 0).then_some(match generation.context_bound {
+            true => FinishReason::Context,
+            false => FinishReason::Length,
+        });
+        // `start` left room in the context for every input fed here.
+        Ok(match &mut generation.strategy {
             Strategy::Sample { chain, stream } => {
                 let record = chain.sample(&generation.logits)?;
                 let stop = stop_tokens.contains(&record.token);
-                let finish = finish_reason(stop, generation.remaining);
+                let finish = if stop { Some(FinishReason::Stop) } else { out_of_tokens };
                 let text = if stop { String::new() } else { stream.push(&self.tokenizer, record.token)? };
                 if finish.is_none() {
                     let contiguous = self.cached.len() == self.model.position();
@@ -334,7 +374,7 @@ impl<M: LanguageModel> Engine<M> {
                 for node in record.live.iter_mut().chain(&mut record.finished).chain(&mut record.pruned) {
                     node.text = self.token_text(node, stop_tokens)?;
                 }
-                let finish = finish_reason(!decoder.has_live_drafts(), generation.remaining);
+                let finish = if decoder.has_live_drafts() { out_of_tokens } else { Some(FinishReason::Stop) };
                 let mut drafts = Vec::new();
                 match finish {
                     Some(_) => {
@@ -351,9 +391,7 @@ impl<M: LanguageModel> Engine<M> {
                 }
                 Step::Drafts(SuperposedStep { record, drafts, finish })
             }
-        };
-        generation.finished = finished(&step);
-        Ok(Some(step))
+        })
     }
 
     fn token_text(&self, node: &DraftNode, stop_tokens: &[u32]) -> Result<String> {
@@ -382,23 +420,5 @@ impl<M: LanguageModel> Engine<M> {
             }
         }
         Ok(steps)
-    }
-}
-
-/// `Stop` when the step ended the text, `Length` when it used the last of `maxTokens`.
-fn finish_reason(stopped: bool, remaining: usize) -> Option<FinishReason> {
-    if stopped {
-        Some(FinishReason::Stop)
-    } else if remaining == 0 {
-        Some(FinishReason::Length)
-    } else {
-        None
-    }
-}
-
-fn finished(step: &Step) -> bool {
-    match step {
-        Step::Token(s) => s.finish.is_some(),
-        Step::Drafts(s) => s.finish.is_some(),
     }
 }

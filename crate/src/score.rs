@@ -75,8 +75,8 @@ impl<M: LanguageModel> Engine<M> {
     /// the previous call.
     pub async fn score(&mut self, text: &str, config: &ScoreConfig) -> Result<ScoreResult> {
         check(config.top_n <= MAX_SCORE_TOP_N, "topN", "at most 100", config.top_n)?;
-        let context = if config.context.is_empty() { Vec::new() } else { self.tokenizer.encode(&config.context)? };
-        let ids = self.tokenizer.encode(text)?;
+        let context = if config.context.is_empty() { Vec::new() } else { self.tokenizer().encode(&config.context)? };
+        let ids = self.tokenizer().encode(text)?;
         check(
             ids.len() + context.len().min(1) >= 2,
             "text",
@@ -100,7 +100,7 @@ impl<M: LanguageModel> Engine<M> {
         let mut stream = TextStream::default();
         let mut tokens = Vec::with_capacity(ids.len());
         for &id in &ids[..first - context.len()] {
-            let text = stream.push(&self.tokenizer, id)?;
+            let text = stream.push(self.tokenizer(), id)?;
             tokens.push(ScoredToken { token: id, text, prob: None, surprise_bits: None, entropy_bits: None, rank: None, top: Vec::new() });
         }
         let (mut logits, _) = self.feed_prompt(&all[..first], false).await?;
@@ -114,7 +114,7 @@ impl<M: LanguageModel> Engine<M> {
                 meter.add(record.surprise_bits);
                 tokens.push(ScoredToken {
                     token: id,
-                    text: stream.push(&self.tokenizer, id)?,
+                    text: stream.push(self.tokenizer(), id)?,
                     prob: Some(record.prob),
                     surprise_bits: Some(record.surprise_bits),
                     entropy_bits: Some(record.entropy_bits),

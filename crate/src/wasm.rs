@@ -239,11 +239,11 @@ impl Model {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsError> {
-        self.engine()?.tokenizer.encode(text).map_err(js_error)
+        self.engine()?.tokenizer().encode(text).map_err(js_error)
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, JsError> {
-        self.engine()?.tokenizer.decode(ids).map_err(js_error)
+        self.engine()?.tokenizer().decode(ids).map_err(js_error)
     }
 
     /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
@@ -261,8 +261,8 @@ impl Model {
     pub fn build_ngram_store(&self, text: &str, extend: bool) -> Result<Vec<u8>, JsError> {
         let mut engine = self.engine()?;
         // Tokenize first, so that an error leaves the current store in place.
-        let mut builder = NgramBuilder::for_tokenizer(&engine.tokenizer).map_err(js_error)?;
-        builder.add_text(&engine.tokenizer, text).map_err(js_error)?;
+        let mut builder = NgramBuilder::for_tokenizer(engine.tokenizer()).map_err(js_error)?;
+        builder.add_text(engine.tokenizer(), text).map_err(js_error)?;
         if let Some(current) = engine.take_ngram_store().filter(|_| extend) {
             let mut merged = current.into_builder();
             merged.append(builder).map_err(js_error)?;

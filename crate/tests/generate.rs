@@ -5,9 +5,11 @@
 mod common;
 
 use pollster::block_on;
+use common::failing::FailingModel;
 use common::tiny::{engine, PROMPT};
-use decoding_playground::generate::{FinishReason, GenerateConfig, GeneratedStep, Step};
-use decoding_playground::{Error, LanguageModel};
+use decoding_playground::generate::{Engine, FinishReason, GenerateConfig, GeneratedStep, Step};
+use decoding_playground::tokenizer::TextTokenizer;
+use decoding_playground::{Error, LanguageModel, TractModel};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -61,7 +63,7 @@ fn the_same_seed_gives_the_same_tokens_and_streamed_text_is_the_decoded_text() {
     assert_eq!(first, second);
     let ids: Vec<u32> = first.iter().filter(|s| s.finish != Some(FinishReason::Stop)).map(|s| s.record.token).collect();
     let streamed: String = first.iter().map(|s| s.text.as_str()).collect();
-    assert_eq!(streamed, engine.tokenizer.decode(&ids).unwrap());
+    assert_eq!(streamed, engine.tokenizer().decode(&ids).unwrap());
     assert_eq!(first.last().unwrap().finish.is_some(), true);
     assert!(first[..first.len() - 1].iter().all(|s| s.finish.is_none()));
 }
@@ -106,10 +108,8 @@ fn bad_requests_are_clear_errors() {
     let long = "a b ".repeat(context);
     let err = block_on(engine.start(&long, &ok)).err().unwrap().to_string();
     assert!(err.contains(&format!("the context holds {context}")), "{err}");
-    for max_tokens in [0, 1_000_000_000] {
-        let err = block_on(engine.start(PROMPT, &GenerateConfig { max_tokens, ..ok.clone() })).err().unwrap().to_string();
-        assert!(err.starts_with(&format!("maxTokens must be at least 1 and at most the context left after the prompt, got {max_tokens}")), "{err}");
-    }
+    let err = block_on(engine.start(PROMPT, &GenerateConfig { max_tokens: 0, ..ok.clone() })).err().unwrap().to_string();
+    assert_eq!(err, "maxTokens must be at least 1, got 0");
     let bad_sampler = serde_json::json!({"sampler": {"topP": 2.0}});
     assert!(block_on(engine.start(PROMPT, &config(&bad_sampler))).err().unwrap().to_string().contains("topP"));
 }
@@ -117,7 +117,7 @@ fn bad_requests_are_clear_errors() {
 #[test]
 fn log_probs_are_the_teacher_forced_log_softmax_of_each_next_token() {
     let mut engine = engine();
-    let ids = engine.tokenizer.encode(PROMPT).unwrap();
+    let ids = engine.tokenizer().encode(PROMPT).unwrap();
     let got = block_on(engine.log_probs(&ids)).unwrap();
     engine.model_mut().reset();
     let logits = block_on(engine.model_mut().prefill_all_logits(&ids)).unwrap();
@@ -129,4 +129,62 @@ fn log_probs_are_the_teacher_forced_log_softmax_of_each_next_token() {
         assert!((got[i] - (row[next as usize] as f64 - ln_z)).abs() < 1e-5, "position {i}");
     }
     assert!(matches!(block_on(engine.log_probs(&ids[..1])), Err(Error::InvalidParameter { .. })));
+}
+
+/// More tokens than the context has room for: the run fills the context and ends there, with
+/// a finish reason that says so, never an error in mid-stream.
+#[test]
+fn a_run_into_the_context_limit_ends_with_finish_context() {
+    let mut engine = engine();
+    engine.model_mut().set_context_length(24).unwrap();
+    let prompt_tokens = engine.tokenizer().encode(PROMPT).unwrap().len();
+    let room = 24 - prompt_tokens;
+    for (max_tokens, want, reason) in [(1_000_000_000, room, FinishReason::Context), (room, room, FinishReason::Length), (3, 3, FinishReason::Length)] {
+        let config = GenerateConfig { max_tokens, stop_tokens: Some(vec![]), ..Default::default() };
+        let steps = tokens_of(block_on(engine.generate(PROMPT, &config, |_| {}, || false)).unwrap());
+        assert_eq!(steps.len(), want, "maxTokens {max_tokens}");
+        assert_eq!(steps.last().unwrap().finish, Some(reason), "maxTokens {max_tokens}");
+        assert!(steps[..want - 1].iter().all(|s| s.finish.is_none()));
+        assert_eq!(engine.model().position(), prompt_tokens + want - 1, "every token fed but the last");
+    }
+}
+
+/// A step whose model call fails ends the generation: the error, then no more steps (no stale
+/// logits sampled, nothing fed at position 0), and the engine serves the next call.
+#[test]
+fn a_failed_step_ends_the_generation() {
+    let tiny = TractModel::from_bytes_with_config_json(common::tiny::ONNX, common::tiny::CONFIG).unwrap();
+    let mut model = FailingModel::new(tiny);
+    model.fail_at = Some(3); // the prefill, two steps, then the third step's feed
+    let mut engine = Engine::new(model, TextTokenizer::from_bytes(common::tiny::TOKENIZER).unwrap()).unwrap();
+    let config = GenerateConfig { max_tokens: 10, stop_tokens: Some(vec![]), ..Default::default() };
+    let mut generation = block_on(engine.start(PROMPT, &config)).unwrap();
+    for _ in 0..2 {
+        assert!(block_on(engine.step(&mut generation)).unwrap().is_some());
+    }
+    let err = block_on(engine.step(&mut generation)).unwrap_err();
+    assert_eq!(err, Error::Model("injected failure at call 3".into()));
+    assert_eq!(generation.finish(), Some(FinishReason::Error));
+    assert!(block_on(engine.step(&mut generation)).unwrap().is_none(), "a failed generation takes no more steps");
+    assert_eq!(engine.model().calls, 4, "nothing was fed after the failure");
+    // The next generation starts afresh and matches a run that never failed.
+    let again = tokens_of(block_on(engine.generate(PROMPT, &config, |_| {}, || false)).unwrap());
+    let want = tokens_of(block_on(common::tiny::engine().generate(PROMPT, &config, |_| {}, || false)).unwrap());
+    assert_eq!(again.iter().map(|s| s.record.token).collect::<Vec<_>>(), want.iter().map(|s| s.record.token).collect::<Vec<_>>());
+}
+
+/// Two generations on one engine cannot share its cache: the older one's steps are refused
+/// once a later call has refilled it.
+#[test]
+fn a_generation_replaced_by_a_later_call_is_refused() {
+    let mut engine = engine();
+    let config = GenerateConfig { max_tokens: 5, ..Default::default() };
+    let mut first = block_on(engine.start(PROMPT, &config)).unwrap();
+    block_on(engine.step(&mut first)).unwrap();
+    let mut second = block_on(engine.start("A different prompt", &config)).unwrap();
+    assert_eq!(block_on(engine.step(&mut first)).unwrap_err(), Error::Superseded);
+    assert!(block_on(engine.step(&mut first)).unwrap().is_none());
+    assert!(block_on(engine.step(&mut second)).unwrap().is_some(), "the newer one runs");
+    block_on(engine.log_probs(&[1, 2, 3])).unwrap();
+    assert_eq!(block_on(engine.step(&mut second)).unwrap_err(), Error::Superseded, "score and logProbs take the cache too");
 }

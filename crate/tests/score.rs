@@ -67,15 +67,15 @@ fn a_prompt_sharing_a_prefix_feeds_only_the_rest_and_gives_a_fresh_engines_token
     warm.set_reuse_prefix(true);
     let (first, _) = run(&mut warm, PROMPT);
     assert_eq!(first, 0, "nothing cached yet");
-    let prompt_ids = warm.tokenizer.encode(PROMPT).unwrap();
+    let prompt_ids = warm.tokenizer().encode(PROMPT).unwrap();
     let (reused, tokens) = run(&mut warm, &longer);
-    let shared = prompt_ids.iter().zip(warm.tokenizer.encode(&longer).unwrap()).take_while(|(a, b)| **a == *b).count();
+    let shared = prompt_ids.iter().zip(warm.tokenizer().encode(&longer).unwrap()).take_while(|(a, b)| **a == *b).count();
     assert!(shared >= 5 && reused == shared, "reused {reused} of the {shared} shared prompt tokens");
     let (_, fresh) = run(&mut gguf_engine(), &longer);
     assert_eq!(tokens, fresh);
     // The same prompt again: all but its last token (fed for the logits) are reused.
     let (again, tokens_again) = run(&mut warm, &longer);
-    assert_eq!(again, warm.tokenizer.encode(&longer).unwrap().len() - 1);
+    assert_eq!(again, warm.tokenizer().encode(&longer).unwrap().len() - 1);
     assert_eq!(tokens_again, fresh);
     // Off (the default), nothing is reused.
     warm.set_reuse_prefix(false);
@@ -86,7 +86,7 @@ fn a_prompt_sharing_a_prefix_feeds_only_the_rest_and_gives_a_fresh_engines_token
 fn score_matches_an_independent_teacher_forced_pass() {
     let mut engine = gguf_engine();
     let text = NGRAM_CORPUS.split("\n\n").next().unwrap();
-    let ids = engine.tokenizer.encode(text).unwrap();
+    let ids = engine.tokenizer().encode(text).unwrap();
     assert!(ids.len() > 2 * SCORE_CHUNK, "{} tokens: several chunks", ids.len());
     let result = block_on(engine.score(text, &ScoreConfig::default())).unwrap();
     assert_eq!(result.tokens.iter().map(|t| t.token).collect::<Vec<_>>(), ids);
@@ -125,8 +125,8 @@ fn score_after_a_context_scores_the_text_alone_given_it() {
     let mut engine = gguf_engine();
     let (context, text) = (PROMPT, " girl who lived by the sea.");
     let with = block_on(engine.score(text, &ScoreConfig { context: context.into(), top_n: 3 })).unwrap();
-    let context_ids = engine.tokenizer.encode(context).unwrap();
-    let text_ids = engine.tokenizer.encode(text).unwrap();
+    let context_ids = engine.tokenizer().encode(context).unwrap();
+    let text_ids = engine.tokenizer().encode(text).unwrap();
     assert_eq!((with.context_tokens, with.scored, with.tokens.len()), (context_ids.len(), text_ids.len(), text_ids.len()));
     assert!(with.tokens.iter().all(|t| t.prob.is_some() && t.top.len() == 3));
     // ln p of the text's tokens, from log_probs over the whole id sequence.

@@ -126,7 +126,7 @@ fn the_draft_tree_is_consistent_with_the_final_drafts() {
             assert!((summed - draft.log_prob).abs() < 1e-9, "{summed} vs {}", draft.log_prob);
             let perplexity = (-draft.log_prob / draft.tokens.len() as f64).exp();
             assert!((draft.perplexity - perplexity).abs() <= 1e-12 * perplexity);
-            assert_eq!(draft.text, engine.tokenizer.decode(&draft.tokens).unwrap());
+            assert_eq!(draft.text, engine.tokenizer().decode(&draft.tokens).unwrap());
         }
         assert!(drafts.windows(2).all(|w| w[0].perplexity <= w[1].perplexity), "best first");
     }
@@ -153,8 +153,8 @@ fn the_ngram_store_changes_the_drafts() {
 #[test]
 fn the_committed_store_is_the_build_of_its_corpus() {
     let engine = engine();
-    let mut builder = NgramBuilder::for_tokenizer(&engine.tokenizer).unwrap();
-    builder.add_text(&engine.tokenizer, NGRAM_CORPUS).unwrap();
+    let mut builder = NgramBuilder::for_tokenizer(engine.tokenizer()).unwrap();
+    builder.add_text(engine.tokenizer(), NGRAM_CORPUS).unwrap();
     let rebuilt = builder.build().unwrap().to_bytes();
     assert!(rebuilt == NGRAMS, "models/tiny/ngrams.bin is stale: rebuild it (see tests/common/tiny.rs)");
 }
@@ -172,7 +172,7 @@ fn bad_superposed_input_gives_clear_errors() {
         .contains("superposed.ngramOrders"));
 
     let foreign = {
-        let mut builder = NgramBuilder::new(engine.tokenizer.vocab_size(), 12345).unwrap();
+        let mut builder = NgramBuilder::new(engine.tokenizer().vocab_size(), 12345).unwrap();
         builder.add_document(&[1, 2, 3]).unwrap();
         builder.build().unwrap()
     };
