@@ -68,11 +68,11 @@ fn main() -> Result<()> {
     let info = serde_json::to_string(&model.info())?;
     let mut engine = Engine::new(model, tokenizer)?;
     let prompt = match (prompt, prompt_ids) {
-        (_, Some(ids)) => engine.tokenizer.decode(&ids)?,
+        (_, Some(ids)) => engine.tokenizer().decode(&ids)?,
         (Some(prompt), None) => prompt,
         (None, None) => return Err("give the prompt as an argument, or --prompt-ids".into()),
     };
-    let prompt_tokens = engine.tokenizer.encode(&prompt)?.len();
+    let prompt_tokens = engine.tokenizer().encode(&prompt)?.len();
 
     // Empty stop tokens: every run generates exactly max_tokens, so the runtimes compare.
     let config = GenerateConfig { max_tokens, stop_tokens: Some(vec![]), sampler: SamplerConfig::greedy(), superposed: None };

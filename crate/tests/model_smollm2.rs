@@ -247,7 +247,7 @@ fn superposed_drafts_are_fluent<M: LanguageModel>(model: M, dir: &std::path::Pat
     println!("superposed k=3: {} steps in {:.2} s", steps.len(), t.elapsed().as_secs_f64());
     let drafts = &steps.last().unwrap().as_drafts().unwrap().drafts;
     assert_eq!(drafts.len(), 3);
-    let prompt_ids = engine.tokenizer.encode(prompt).unwrap();
+    let prompt_ids = engine.tokenizer().encode(prompt).unwrap();
     let vocab = engine.model().vocab_size();
     for (i, draft) in drafts.iter().enumerate() {
         assert!(drafts[..i].iter().all(|d| d.tokens != draft.tokens), "distinct drafts");
