@@ -46,9 +46,31 @@ pub enum Error {
     /// A call that would interleave with the generation running on the same model.
     #[error("a generation is running on this model: await it or cancel it first")]
     Busy,
+    /// A call made while another one (a step, `score`, `logProbs`) awaits the model.
+    #[error("another call on this model (a step, score or logProbs) is still running: await it first")]
+    BusyCall,
     /// Feeding more tokens would take the sequence past the model's context length.
     #[error("the context is full: the model holds at most {context_length} tokens")]
     ContextFull { context_length: usize },
+}
+
+impl Error {
+    /// A stable name for the kind of error, for callers to switch on instead of the message
+    /// (in JS, `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidParameter { .. } | Error::InvalidConfig(_) => "InvalidConfig",
+            Error::EmptyLogits | Error::NonFiniteLogit { .. } | Error::TokenOutOfRange { .. } | Error::AllTokensBanned | Error::EmptyPrompt => "InvalidInput",
+            Error::PromptTooLong { .. } | Error::ContextFull { .. } => "ContextFull",
+            Error::Tokenizer(_) => "Tokenizer",
+            Error::Cancelled => "Cancelled",
+            Error::Model(_) => "Model",
+            Error::Gpu(_) => "WebGpu",
+            Error::NgramStore(_) => "NgramStore",
+            Error::Superseded => "Superseded",
+            Error::Busy | Error::BusyCall => "Busy",
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,23 +19,105 @@ use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(start)]
 fn start() {
-    // A panic in wasm kills the module; at least let it say where.
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| {
+        // The module traps right after this hook: record what happened and reject the promises
+        // in flight, which would otherwise never settle, then let the console say where.
+        fail_for_good(info.to_string());
+        console_error_panic_hook::hook(info);
+    }));
 }
 
-fn js_error(error: impl std::fmt::Display) -> JsError {
-    JsError::new(&error.to_string())
+// ---- after a panic ----
+// A panic in wasm traps: the module's memory is left as it was mid-call (a RefCell borrowed, a
+// cache half written) and no later call can be trusted. Every entry point checks for it first.
+
+thread_local! {
+    static FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The reject functions of the promises in flight, by call.
+    static IN_FLIGHT: RefCell<Vec<(u64, js_sys::Function)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_CALL: Cell<u64> = const { Cell::new(0) };
 }
 
-fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+/// The error every call gets once the module has failed: an `Error` named `EngineFailedError`,
+/// so that callers (the page's worker) can tell it from a refused input.
+fn failed_error(what: &str) -> JsValue {
+    let error = js_sys::Error::new(&format!("the engine failed ({what}) and cannot be used any more: load the model again in a new worker or page"));
+    error.set_name("EngineFailedError");
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &"EngineFailed".into());
+    error.into()
 }
 
-fn config_from_js<T: DeserializeOwned + Serialize + Default>(config: JsValue) -> Result<T, JsError> {
+fn fail_for_good(what: String) {
+    let error = failed_error(&what);
+    // try_borrow: the panic may have happened with either borrowed.
+    let _ = FAILURE.try_with(|f| f.try_borrow_mut().map(|mut f| *f = Some(what)));
+    if let Ok(Ok(mut calls)) = IN_FLIGHT.try_with(|c| c.try_borrow_mut().map(|mut calls| std::mem::take(&mut *calls))) {
+        for (_, reject) in calls.drain(..) {
+            let _ = reject.call1(&JsValue::NULL, &error);
+        }
+    }
+}
+
+/// Errs with the failure once the module has panicked.
+fn alive() -> Result<(), JsValue> {
+    match FAILURE.with(|f| f.borrow().clone()) {
+        Some(what) => Err(failed_error(&what)),
+        None => Ok(()),
+    }
+}
+
+/// Runs `future` as a JS promise that also rejects (with the failure) if the module panics while
+/// it is in flight, and rejects at once if it already has.
+fn guarded(future: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> js_sys::Promise {
+    if let Err(error) = alive() {
+        return js_sys::Promise::reject(&error);
+    }
+    let id = NEXT_CALL.with(|n| n.replace(n.get() + 1));
+    let mut settle = None;
+    let promise = js_sys::Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+    let (resolve, reject) = settle.expect("the Promise executor runs at once");
+    IN_FLIGHT.with(|c| c.borrow_mut().push((id, reject.clone())));
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = future.await;
+        IN_FLIGHT.with(|c| c.borrow_mut().retain(|(call, _)| *call != id));
+        let _ = match result {
+            Ok(value) => resolve.call1(&JsValue::NULL, &value),
+            Err(error) => reject.call1(&JsValue::NULL, &error),
+        };
+    });
+    promise
+}
+
+/// Panics on purpose, for the tests of what a trap leaves behind (the page's worker restart,
+/// the clear error of every later call). Not part of the API.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = __panicForTesting)]
+pub fn panic_for_testing(message: &str) {
+    panic!("{message}");
+}
+
+/// A JS `Error` with the core error's message, its stable `code` (see [`Error::code`]) and, for
+/// a parameter out of range, the `field` it concerns.
+fn js_error(error: Error) -> JsValue {
+    let js = js_sys::Error::new(&error.to_string());
+    let _ = js_sys::Reflect::set(&js, &"code".into(), &error.code().into());
+    if let Error::InvalidParameter { name, .. } = &error {
+        let _ = js_sys::Reflect::set(&js, &"field".into(), &(*name).into());
+    }
+    js.into()
+}
+
+fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error(Error::Model(format!("cannot hand the result to JS: {e}"))))
+}
+
+fn config_from_js<T: DeserializeOwned + Serialize + Default>(config: JsValue) -> Result<T, JsValue> {
     if config.is_undefined() || config.is_null() {
         return Ok(T::default());
     }
-    let invalid = |e: &dyn std::fmt::Display| js_error(format!("invalid config: {e}"));
+    let invalid = |e: &dyn std::fmt::Display| js_error(Error::InvalidConfig(e.to_string()));
     let parsed: T = serde_wasm_bindgen::from_value(config.clone()).map_err(|e| invalid(&e))?;
     // serde-wasm-bindgen reads only the fields it knows, so a misspelt `topp` would be dropped
     // silently; compare the keys given with those of the parsed config instead.
@@ -75,7 +157,8 @@ pub struct Sampler {
 impl Sampler {
     /// Builds a chain from a config object (camelCase fields; missing ones take defaults).
     #[wasm_bindgen(constructor)]
-    pub fn new(#[wasm_bindgen(unchecked_optional_param_type = "SamplerConfig")] config: JsValue) -> Result<Sampler, JsError> {
+    pub fn new(#[wasm_bindgen(unchecked_optional_param_type = "SamplerConfig")] config: JsValue) -> Result<Sampler, JsValue> {
+        alive()?;
         let config: SamplerConfig = config_from_js(config)?;
         let chain = Chain::new(&config).map_err(js_error)?;
         Ok(Sampler { chain, ignored: config.ignored_settings() })
@@ -83,8 +166,9 @@ impl Sampler {
 
     /// Picks the next token from one step's logits; returns the step record.
     #[wasm_bindgen(unchecked_return_type = "StepRecord")]
-    pub fn sample(&mut self, logits: &[f32]) -> Result<JsValue, JsError> {
-        to_js(&self.chain.sample(logits).map_err(js_error)?)
+    pub fn sample(&mut self, logits: &[f32]) -> Result<JsValue, JsValue> {
+        alive()?;
+        Ok(to_js(&self.chain.sample(logits).map_err(js_error)?)?)
     }
 
     /// Feeds a token the chain did not choose (the prompt) to the penalty history.
@@ -112,7 +196,7 @@ impl Sampler {
 
 /// The default config (top-k 40 → top-p 0.95 → temperature 0.8) as a plain object.
 #[wasm_bindgen(js_name = defaultSamplerConfig, unchecked_return_type = "SamplerConfig")]
-pub fn default_sampler_config() -> Result<JsValue, JsError> {
+pub fn default_sampler_config() -> Result<JsValue, JsValue> {
     to_js(&SamplerConfig::default())
 }
 
@@ -125,33 +209,74 @@ pub struct LoadOptions {
     /// else the CPU (tract, wasm SIMD); a GPU failure mid-run moves to the CPU. `"webgpu"`: the
     /// GPU or an error. `"cpu"`: never the GPU.
     pub backend: Backend,
-    /// Positions the GPU's KV cache holds (default: the model's context, at most 4096).
+    /// Caps the context (the positions the KV cache holds), on either backend, to bound its
+    /// memory (`kvCacheBytesPerToken` each). Default: the model's context; on the GPU at most
+    /// 4096.
     pub context_length: Option<usize>,
     /// Ask for the browser's software fallback adapter (SwiftShader) even when a GPU exists.
     pub force_fallback_adapter: bool,
+}
+
+/// Which generation, if any, owns the model's cache: one from `start()`, stepped by `next()`,
+/// or one a `generate()` call drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Idle,
+    Stepped,
+    Driven,
 }
 
 /// What `Model` shares with the futures of its async calls.
 struct Inner {
     engine: RefCell<Engine<AutoModel>>,
     generation: RefCell<Option<Generation>>,
+    run: Cell<Run>,
     cancelled: Cell<bool>,
 }
 
 impl Inner {
-    /// The engine, or a clear error while another call (a step awaiting the GPU) holds it.
-    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsError> {
-        self.engine.try_borrow_mut().map_err(|_| busy())
+    /// The engine, or a clear error while another call (a step, `score`, `logProbs`) holds it
+    /// across an await.
+    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsValue> {
+        alive()?;
+        self.engine
+            .try_borrow_mut()
+            .map_err(|_| js_error(Error::BusyCall))
+    }
+
+    /// The engine for a call that would interleave with a generation (another generation,
+    /// `score`, `logProbs`, an n-gram store change): refused while one runs.
+    fn idle_engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsValue> {
+        alive()?;
+        if self.run.get() != Run::Idle {
+            return Err(js_error(Error::Busy));
+        }
+        self.engine()
+    }
+
+    fn end_generation(&self) {
+        *self.generation.borrow_mut() = None;
+        self.run.set(Run::Idle);
+    }
+
+    /// After a step that ended the generation (its slot is empty): a `start()`ed one is over;
+    /// a `generate()` call ends its own when its loop returns.
+    fn step_ended(&self) {
+        if self.run.get() == Run::Stepped {
+            self.run.set(Run::Idle);
+        }
     }
 }
 
-fn busy() -> JsError {
-    js_error("the model is busy with another call (a step still running); await it before calling again")
-}
-
 /// A language model with its tokenizer, and at most one generation in progress. The calls that
-/// run the model (`start`, `next`, `generate`, `logProbs`) return promises: on WebGPU the logits
-/// come back asynchronously.
+/// run the model (`start`, `next`, `generate`, `score`, `logProbs`) return promises: on WebGPU
+/// the logits come back asynchronously.
+///
+/// One model, many callers: while a generation runs (from `generate()` until it settles, or from
+/// `start()` until `next()` has returned its last step), every call that would interleave with
+/// it (`generate`, `start`, `score`, `logProbs`, an n-gram store change, `reusePrefix`) rejects
+/// with "a generation is running on this model: await it or cancel it first". `cancel()` ends
+/// it from anywhere, within a step.
 #[wasm_bindgen]
 pub struct Model {
     inner: Rc<Inner>,
@@ -167,55 +292,59 @@ impl Model {
         onnx: js_sys::Uint8Array,
         #[wasm_bindgen(js_name = tokenizerJson)] tokenizer_json: &[u8],
         #[wasm_bindgen(js_name = configJson)] config_json: &str,
-    ) -> Result<Model, JsError> {
+    ) -> Result<Model, JsValue> {
+        alive()?;
         let config = ModelConfig::from_json(config_json).map_err(js_error)?;
         let model = TractModel::from_buf(JsChunks::new(onnx), Some(&config)).map_err(js_error)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
-        Self::with(AutoModel::cpu(model), tokenizer)
+        Ok(Self::with(AutoModel::cpu(model), tokenizer)?)
     }
 
     /// Loads a Llama-family model from the bytes of one `.gguf` file, which holds the weights
     /// (kept in their own Q8_0/Q4_0/Q4_1/F16/F32 precision) and the tokenizer, and places it on
     /// WebGPU or the CPU as `options.backend` says (see `LoadOptions`). The bytes are read in
     /// chunks; each tensor's bytes are dropped once its blocks are in place.
-    #[wasm_bindgen(js_name = fromGguf)]
-    pub async fn from_gguf(
+    #[wasm_bindgen(js_name = fromGguf, unchecked_return_type = "Promise<Model>")]
+    pub fn from_gguf(
         gguf: js_sys::Uint8Array,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: JsValue,
-    ) -> Result<Model, JsError> {
-        let options: LoadOptions = config_from_js(options)?;
-        let GgufModel { weights, tokenizer } = GgufModel::read(JsChunks::new(gguf)).map_err(js_error)?;
-        let gpu = GpuOptions { force_fallback_adapter: options.force_fallback_adapter, context_length: options.context_length };
-        let model = AutoModel::load(weights, options.backend, &gpu).await.map_err(js_error)?;
-        Self::with(model, tokenizer)
+    ) -> js_sys::Promise {
+        guarded(async move {
+            let options: LoadOptions = config_from_js(options)?;
+            let GgufModel { weights, tokenizer } = GgufModel::read(JsChunks::new(gguf)).map_err(js_error)?;
+            let gpu = GpuOptions { force_fallback_adapter: options.force_fallback_adapter, context_length: options.context_length };
+            let model = AutoModel::load(weights, options.backend, &gpu).await.map_err(js_error)?;
+            Ok(Self::with(model, tokenizer)?.into())
+        })
     }
 
-    fn with(model: AutoModel, tokenizer: TextTokenizer) -> Result<Model, JsError> {
+    fn with(model: AutoModel, tokenizer: TextTokenizer) -> Result<Model, JsValue> {
         let engine = RefCell::new(Engine::new(model, tokenizer).map_err(js_error)?);
-        Ok(Model { inner: Rc::new(Inner { engine, generation: RefCell::default(), cancelled: Cell::default() }) })
+        let inner = Inner { engine, generation: RefCell::default(), run: Cell::new(Run::Idle), cancelled: Cell::default() };
+        Ok(Model { inner: Rc::new(inner) })
     }
 
-    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsError> {
+    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsValue> {
         self.inner.engine()
     }
 
     #[wasm_bindgen(getter, js_name = vocabSize)]
-    pub fn vocab_size(&self) -> Result<usize, JsError> {
+    pub fn vocab_size(&self) -> Result<usize, JsValue> {
         Ok(self.engine()?.model().vocab_size())
     }
 
     /// How the weights are held in memory: the GGUF's own block types, e.g. `["Q4_1", "Q8_0"]`,
     /// or `["F32"]` for an ONNX model (widened at load).
     #[wasm_bindgen(getter, js_name = weightTypes)]
-    pub fn weight_types(&self) -> Result<Vec<String>, JsError> {
+    pub fn weight_types(&self) -> Result<Vec<String>, JsValue> {
         Ok(self.engine()?.model().weight_types().iter().map(|t| t.to_string()).collect())
     }
 
     /// Which backend runs the model (`"webgpu"` or `"cpu"`), on which adapter, and why not on the
     /// GPU when WebGPU was wanted (`fallbackReason`).
     #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
-    pub fn backend(&self) -> Result<JsValue, JsError> {
-        to_js(&self.engine()?.model().info())
+    pub fn backend(&self) -> Result<JsValue, JsValue> {
+        Ok(to_js(&self.engine()?.model().info())?)
     }
 
     /// When true, `start` and `score` feed only what follows the prefix their tokens share with
@@ -223,43 +352,53 @@ impl Model {
     /// prompt fed in pieces gives logits that differ from one prefill's in the last bits, and
     /// the same seed must give the same tokens whatever ran before.
     #[wasm_bindgen(getter, js_name = reusePrefix)]
-    pub fn reuse_prefix(&self) -> Result<bool, JsError> {
+    pub fn reuse_prefix(&self) -> Result<bool, JsValue> {
         Ok(self.engine()?.reuses_prefix())
     }
 
     #[wasm_bindgen(setter, js_name = reusePrefix)]
-    pub fn set_reuse_prefix(&self, reuse: bool) -> Result<(), JsError> {
-        self.engine()?.set_reuse_prefix(reuse);
+    pub fn set_reuse_prefix(&self, reuse: bool) -> Result<(), JsValue> {
+        self.inner.idle_engine()?.set_reuse_prefix(reuse);
         Ok(())
     }
 
+    /// The most tokens a sequence can hold: the model's context, or less where `contextLength`
+    /// capped it at load. A generation that reaches it ends with `finish: "context"`.
     #[wasm_bindgen(getter, js_name = contextLength)]
-    pub fn context_length(&self) -> Result<usize, JsError> {
+    pub fn context_length(&self) -> Result<usize, JsValue> {
         Ok(self.engine()?.model().context_length())
     }
 
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsError> {
-        self.engine()?.tokenizer().encode(text).map_err(js_error)
+    /// Bytes of KV cache per token in the sequence: at the full context it takes
+    /// `contextLength` times this.
+    #[wasm_bindgen(getter, js_name = kvCacheBytesPerToken)]
+    pub fn kv_cache_bytes_per_token(&self) -> Result<usize, JsValue> {
+        Ok(self.engine()?.model().kv_cache_bytes_per_token())
     }
 
-    pub fn decode(&self, ids: &[u32]) -> Result<String, JsError> {
-        self.engine()?.tokenizer().decode(ids).map_err(js_error)
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsValue> {
+        Ok(self.engine()?.tokenizer().encode(text).map_err(js_error)?)
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, JsValue> {
+        Ok(self.engine()?.tokenizer().decode(ids).map_err(js_error)?)
     }
 
     /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
     /// clears it with `null`). Refuses a corrupt store or one built with another tokenizer.
     #[wasm_bindgen(js_name = setNgramStore)]
-    pub fn set_ngram_store(&self, bytes: Option<Vec<u8>>) -> Result<(), JsError> {
+    pub fn set_ngram_store(&self, bytes: Option<Vec<u8>>) -> Result<(), JsValue> {
+        let mut engine = self.inner.idle_engine()?;
         let store = bytes.map(|b| NgramStore::from_bytes(&b)).transpose().map_err(js_error)?;
-        self.engine()?.set_ngram_store(store).map_err(js_error)
+        Ok(engine.set_ngram_store(store).map_err(js_error)?)
     }
 
     /// Builds an n-gram store from `text` (paragraphs separated by blank lines) with this
     /// model's tokenizer and makes it the current one; with `extend`, the text is added to the
     /// current store instead of replacing it. Returns the store's bytes, e.g. to cache them.
     #[wasm_bindgen(js_name = buildNgramStore)]
-    pub fn build_ngram_store(&self, text: &str, extend: bool) -> Result<Vec<u8>, JsError> {
-        let mut engine = self.engine()?;
+    pub fn build_ngram_store(&self, text: &str, extend: bool) -> Result<Vec<u8>, JsValue> {
+        let mut engine = self.inner.idle_engine()?;
         // Tokenize first, so that an error leaves the current store in place.
         let mut builder = NgramBuilder::for_tokenizer(engine.tokenizer()).map_err(js_error)?;
         builder.add_text(engine.tokenizer(), text).map_err(js_error)?;
@@ -276,18 +415,17 @@ impl Model {
 
     /// Corpus tokens in the current n-gram store (0 when there is none).
     #[wasm_bindgen(getter, js_name = ngramStoreTokens)]
-    pub fn ngram_store_tokens(&self) -> Result<usize, JsError> {
+    pub fn ngram_store_tokens(&self) -> Result<usize, JsValue> {
         Ok(self.engine()?.ngram_store().map_or(0, |s| s.len()))
     }
 
     /// Teacher-forced natural-log probabilities of `ids[1..]`, each given the ids before it (one
-    /// prefill); `exp(-mean)` is the perplexity. Ends a generation in progress.
+    /// prefill); `exp(-mean)` is the perplexity.
     #[wasm_bindgen(js_name = logProbs, unchecked_return_type = "Promise<Float64Array>")]
     pub fn log_probs(&self, ids: Vec<u32>) -> js_sys::Promise {
         let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let mut engine = inner.engine()?;
-            *inner.generation.borrow_mut() = None;
+        guarded(async move {
+            let mut engine = inner.idle_engine()?;
             let values = engine.log_probs(&ids).await.map_err(js_error)?;
             Ok(js_sys::Float64Array::from(&values[..]).into())
         })
@@ -296,9 +434,8 @@ impl Model {
     /// Scores `text` (after `config.context`, which conditions it but is not scored),
     /// teacher-forced: every token's probability, surprise, rank, entropy and top alternatives,
     /// and the text's perplexity. Memory stays flat however long the text (32 positions per
-    /// model call); the text and context must fit the context length. Ends a generation in
-    /// progress. With `reusePrefix`, feeds only what follows the prefix shared with the previous
-    /// call.
+    /// model call); the text and context must fit the context length. With `reusePrefix`, feeds
+    /// only what follows the prefix shared with the previous call.
     #[wasm_bindgen(unchecked_return_type = "Promise<ScoreResult>")]
     pub fn score(
         &self,
@@ -306,10 +443,9 @@ impl Model {
         #[wasm_bindgen(unchecked_optional_param_type = "ScoreConfig")] config: JsValue,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
+        guarded(async move {
             let config: ScoreConfig = config_from_js(config)?;
-            let mut engine = inner.engine()?;
-            *inner.generation.borrow_mut() = None;
+            let mut engine = inner.idle_engine()?;
             Ok(to_js(&engine.score(&text, &config).await.map_err(js_error)?)?)
         })
     }
@@ -322,25 +458,36 @@ impl Model {
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            start_generation(&inner, &prompt, config).await?;
+        guarded(async move {
+            start_generation(&inner, &prompt, config, Run::Stepped).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
 
-    /// The next step, or `undefined` once the generation has ended: with `kind: "token"`, a
-    /// step record plus `text` and, on the last one, `finish`; with `kind: "drafts"`
-    /// (superposed decoding), the draft tree's new nodes and, on the last one, `drafts` and
-    /// `finish`.
+    /// The next step of the generation `start()` readied, or `undefined` once it has ended:
+    /// with `kind: "token"`, a step record plus `text` and, on the last one, `finish`; with
+    /// `kind: "drafts"` (superposed decoding), the draft tree's new nodes and, on the last one,
+    /// `drafts` and `finish`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Step | undefined>")]
     pub fn next(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move { Ok(next_step(&inner).await?) })
+        guarded(async move {
+            match inner.run.get() {
+                Run::Driven => Err(js_error(Error::Busy)),
+                Run::Idle => Ok(JsValue::UNDEFINED),
+                Run::Stepped => next_step(&inner).await,
+            }
+        })
     }
 
-    /// Makes a running `generate()` stop after the current token.
+    /// Ends the generation in progress: a running `generate()` stops after the current step
+    /// and rejects with "generation was cancelled"; a `start()`ed one takes no more steps.
     pub fn cancel(&self) {
         self.inner.cancelled.set(true);
+        // A step in flight holds the generation; it ends it when it sees the flag.
+        if self.inner.run.get() == Run::Stepped && self.inner.engine.try_borrow_mut().is_ok() {
+            self.inner.end_generation();
+        }
     }
 
     /// Runs a whole generation, calling `onStep(step)` for each token and yielding to the event
@@ -356,50 +503,67 @@ impl Model {
         #[wasm_bindgen(unchecked_optional_param_type = "{ readonly aborted: boolean } | null")] signal: Option<js_sys::Object>,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            start_generation(&inner, &prompt, config).await?;
-            let steps = js_sys::Array::new();
-            loop {
-                let step = next_step(&inner).await?;
-                if step.is_undefined() {
-                    return Ok(steps.into());
-                }
-                if let Some(on_step) = &on_step {
-                    on_step.call1(&JsValue::NULL, &step)?;
-                }
-                steps.push(&step);
-                yield_to_event_loop().await;
-                if inner.cancelled.get() || is_aborted(signal.as_ref()) {
-                    *inner.generation.borrow_mut() = None;
-                    return Err(js_error(Error::Cancelled).into());
-                }
-            }
+        guarded(async move {
+            start_generation(&inner, &prompt, config, Run::Driven).await?;
+            let result = drive(&inner, on_step.as_ref(), signal.as_ref()).await;
+            inner.end_generation();
+            result
         })
     }
 }
 
-async fn start_generation(inner: &Inner, prompt: &str, config: JsValue) -> Result<(), JsError> {
+async fn start_generation(inner: &Inner, prompt: &str, config: JsValue, run: Run) -> Result<(), JsValue> {
     let config: GenerateConfig = config_from_js(config)?;
-    let mut engine = inner.engine()?;
-    // A new generation replaces the one in progress, even if this one is refused.
-    *inner.generation.borrow_mut() = None;
+    let mut engine = inner.idle_engine()?;
     let generation = engine.start(prompt, &config).await.map_err(js_error)?;
     inner.cancelled.set(false);
     *inner.generation.borrow_mut() = Some(generation);
+    inner.run.set(run);
     Ok(())
 }
 
-async fn next_step(inner: &Inner) -> Result<JsValue, JsError> {
+/// `generate()`'s loop: every step, handed to `on_step`, until the end or a cancel.
+async fn drive(inner: &Inner, on_step: Option<&js_sys::Function>, signal: Option<&js_sys::Object>) -> Result<JsValue, JsValue> {
+    let steps = js_sys::Array::new();
+    loop {
+        let step = next_step(inner).await?;
+        if step.is_undefined() {
+            return Ok(steps.into());
+        }
+        if let Some(on_step) = on_step {
+            on_step.call1(&JsValue::NULL, &step)?;
+        }
+        steps.push(&step);
+        yield_to_event_loop().await;
+        if inner.cancelled.get() || is_aborted(signal) {
+            return Err(js_error(Error::Cancelled));
+        }
+    }
+}
+
+/// One step of the generation in progress; ends it on its last step, an error or a cancel.
+async fn next_step(inner: &Inner) -> Result<JsValue, JsValue> {
     let mut engine = inner.engine()?;
     let Some(mut current) = inner.generation.borrow_mut().take() else { return Ok(JsValue::UNDEFINED) };
-    match engine.step(&mut current).await {
-        Ok(Some(step)) => {
+    let step = engine.step(&mut current).await;
+    let cancelled = inner.run.get() == Run::Stepped && inner.cancelled.get();
+    match step {
+        Ok(Some(step)) if !current.is_finished() && !cancelled => {
             *inner.generation.borrow_mut() = Some(current);
-            to_js(&step)
+            Ok(to_js(&step)?)
         }
-        Ok(None) => Ok(JsValue::UNDEFINED),
-        // A failed step ends the generation: the model's cache no longer matches it.
-        Err(e) => Err(js_error(e)),
+        Ok(Some(step)) => {
+            inner.step_ended();
+            Ok(to_js(&step)?)
+        }
+        Ok(None) => {
+            inner.step_ended();
+            Ok(JsValue::UNDEFINED)
+        }
+        Err(e) => {
+            inner.step_ended();
+            Err(js_error(e))
+        }
     }
 }
 

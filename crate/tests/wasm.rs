@@ -7,15 +7,15 @@ mod common;
 use common::{fixture_cases, synthetic_logits};
 use decoding_playground::wasm::Sampler;
 use decoding_playground::StepRecord;
-use wasm_bindgen::{JsCast, JsError, JsValue};
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 fn js(json: &str) -> JsValue {
     js_sys::JSON::parse(json).expect("test JSON parses")
 }
 
-fn message(error: JsError) -> String {
-    JsValue::from(error).dyn_into::<js_sys::Error>().expect("a JS Error").message().into()
+fn message(error: impl Into<JsValue>) -> String {
+    error.into().dyn_into::<js_sys::Error>().expect("a JS Error").message().into()
 }
 
 #[wasm_bindgen_test]

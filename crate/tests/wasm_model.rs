@@ -9,7 +9,8 @@ use common::tiny::{
     PROMPT, SUPERPOSED_FIXTURE, TOKENIZER,
 };
 use decoding_playground::wasm::Model;
-use wasm_bindgen::{JsCast, JsError, JsValue};
+use wasm_bindgen::convert::TryFromJsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -29,9 +30,15 @@ fn model() -> Model {
     Model::new(ONNX.into(), TOKENIZER, CONFIG).unwrap()
 }
 
+/// `Model.fromGguf` as JS calls it: a promise of a Model.
+async fn from_gguf(bytes: &[u8], options: JsValue) -> Result<Model, JsValue> {
+    let model = JsFuture::from(Model::from_gguf(bytes.into(), options)).await?;
+    Ok(Model::try_from_js_value(model).expect("a Model"))
+}
+
 /// The tiny GGUF on the CPU: its fixtures were recorded there.
 async fn gguf_model() -> Model {
-    Model::from_gguf(GGUF.into(), js(r#"{"backend": "cpu"}"#)).await.unwrap()
+    from_gguf(GGUF, js(r#"{"backend": "cpu"}"#)).await.unwrap()
 }
 
 /// Each tiny model with its native fixtures.
@@ -176,7 +183,7 @@ async fn an_aborted_signal_cancels_within_a_step() {
 
 #[wasm_bindgen_test]
 async fn bad_input_throws_errors_with_messages() {
-    let err = |r: Result<Model, JsError>| message(r.err().expect("refused").into());
+    let err = |r: Result<Model, JsValue>| message(r.err().expect("refused"));
     assert!(err(Model::new(ONNX[..ONNX.len() / 2].into(), TOKENIZER, CONFIG)).starts_with("model error"));
     assert!(err(Model::new(b"not onnx at all"[..].into(), TOKENIZER, CONFIG)).starts_with("model error"));
     assert!(err(Model::new(ONNX.into(), b"{oops", CONFIG)).starts_with("tokenizer error: invalid tokenizer.json"));
@@ -188,8 +195,12 @@ async fn bad_input_throws_errors_with_messages() {
     };
     assert_eq!(start_err("".into(), "{}").await, "the prompt is empty");
     assert!(start_err(PROMPT.into(), r#"{"maxTokens": 0}"#).await.starts_with("maxTokens must be at least 1"));
-    assert!(start_err(PROMPT.into(), r#"{"maxTokens": 100000000}"#).await.starts_with("maxTokens must be at least 1"));
     assert!(start_err(PROMPT.into(), r#"{"sampler": {"topK": 0}}"#).await.contains("topK must be at least 1"));
+    // Each error carries a stable code, and a parameter out of range its field.
+    let error = JsFuture::from(model.start(PROMPT.into(), js(r#"{"sampler": {"topK": 0}}"#))).await.unwrap_err();
+    assert_eq!((field(&error, "code").as_string(), field(&error, "field").as_string()), (Some("InvalidConfig".into()), Some("topK".into())));
+    let error = JsFuture::from(model.start("".into(), JsValue::UNDEFINED)).await.unwrap_err();
+    assert_eq!(field(&error, "code").as_string().as_deref(), Some("InvalidInput"));
     assert!(start_err(PROMPT.into(), r#"{"maxtokens": 3}"#).await.contains("unknown field `maxtokens`"));
     let long = "a b ".repeat(model.context_length().unwrap());
     assert!(start_err(long, "{}").await.contains("the context holds"));
@@ -198,8 +209,7 @@ async fn bad_input_throws_errors_with_messages() {
 #[wasm_bindgen_test]
 async fn bad_gguf_bytes_throw_errors_with_messages() {
     let err = |bytes: Vec<u8>| async move {
-        let result = Model::from_gguf(bytes[..].into(), JsValue::UNDEFINED).await;
-        message(result.err().expect("refused").into())
+        message(from_gguf(&bytes, JsValue::UNDEFINED).await.err().expect("refused"))
     };
     let patched = |at: usize, with: &[u8]| {
         let mut bytes = GGUF.to_vec();
@@ -262,7 +272,7 @@ fn in_browser() -> bool {
 /// The automatic backend: WebGPU in Chromium (webdriver.json passes `--enable-unsafe-webgpu`,
 /// which gives SwiftShader, a fallback adapter), the CPU in Node, which has no WebGPU, saying so.
 async fn auto_model() -> Model {
-    let model = Model::from_gguf(GGUF.into(), JsValue::UNDEFINED).await.unwrap();
+    let model = from_gguf(GGUF, JsValue::UNDEFINED).await.unwrap();
     let info = model.backend().unwrap();
     let backend = field(&info, "backend").as_string().unwrap();
     if in_browser() {
@@ -288,8 +298,8 @@ async fn webgpu_logits_match_the_native_cpu_ones_and_a_missing_adapter_is_a_clea
     use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel};
     use decoding_playground::model::LanguageModel;
     if !in_browser() {
-        let forced = Model::from_gguf(GGUF.into(), js(r#"{"backend": "webgpu"}"#)).await;
-        let error = message(forced.err().expect("no WebGPU in Node").into());
+        let forced = from_gguf(GGUF, js(r#"{"backend": "webgpu"}"#)).await;
+        let error = message(forced.err().expect("no WebGPU in Node"));
         assert!(error.starts_with("WebGPU: this JavaScript environment has no WebGPU"), "{error}");
         return;
     }
@@ -340,5 +350,88 @@ async fn score_agrees_with_log_probs_on_every_backend() {
         };
         assert!(err("", "{}").await.starts_with("text must be at least two tokens"));
         assert!(err(PROMPT, r#"{"topn": 3}"#).await.contains("unknown field `topn`"));
+    }
+}
+
+/// One model, many callers: a call that would interleave with a running generation is refused
+/// with one clear error, the running one is untouched, and cancel() ends it from anywhere.
+#[wasm_bindgen_test]
+async fn a_call_that_would_interleave_with_a_generation_is_refused() {
+    const BUSY: &str = "a generation is running on this model: await it or cancel it first";
+    let model = model();
+    let config = || js(r#"{"maxTokens": 6, "sampler": {"seed": 5}}"#);
+    let solo = JsFuture::from(model.generate(PROMPT.into(), config(), None, None)).await.unwrap();
+    // Two generate() calls at once (a React effect run twice): the second is refused, the first
+    // gives the same steps as when alone.
+    let first = JsFuture::from(model.generate(PROMPT.into(), config(), None, None));
+    let second = JsFuture::from(model.generate("Another prompt".into(), config(), None, None));
+    assert_eq!(message(second.await.expect_err("refused")), BUSY);
+    let first = first.await.unwrap();
+    assert_eq!(js_sys::JSON::stringify(&first).unwrap(), js_sys::JSON::stringify(&solo).unwrap());
+
+    // While generate() runs, every call that would touch its cache is refused.
+    let model = std::rc::Rc::new(model);
+    let refusals = js_sys::Array::new();
+    let check = {
+        let (model, refusals) = (model.clone(), refusals.clone());
+        wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_step: JsValue| {
+            if refusals.length() > 0 {
+                return;
+            }
+            for promise in [model.start(PROMPT.into(), JsValue::UNDEFINED), model.next(), model.score(PROMPT.into(), JsValue::UNDEFINED), model.log_probs(vec![1, 2, 3])] {
+                // A handler now, so that Node does not take the rejection as unhandled before
+                // the test awaits it.
+                let _ = js_sys::Promise::all_settled(&js_sys::Array::of1(&promise));
+                refusals.push(&promise);
+            }
+            refusals.push(&model.set_ngram_store(Some(NGRAMS.to_vec())).err().unwrap());
+            refusals.push(&model.set_reuse_prefix(true).err().unwrap());
+        })
+    };
+    let on_step: js_sys::Function = check.as_ref().unchecked_ref::<js_sys::Function>().clone();
+    let steps = JsFuture::from(model.generate(PROMPT.into(), config(), Some(on_step), None)).await.unwrap();
+    assert_eq!(js_sys::JSON::stringify(&steps).unwrap(), js_sys::JSON::stringify(&solo).unwrap(), "the run is untouched");
+    for refusal in refusals.iter() {
+        let error = match refusal.dyn_into::<js_sys::Promise>() {
+            Ok(promise) => JsFuture::from(promise).await.expect_err("refused"),
+            Err(error) => error,
+        };
+        assert_eq!(field(&error, "code").as_string().as_deref(), Some("Busy"), "a code to switch on");
+        assert_eq!(message(error), BUSY);
+    }
+
+    // A start()ed generation owns the model until its last step, or a cancel().
+    start(&model, PROMPT, config()).await.unwrap();
+    assert_eq!(message(JsFuture::from(model.generate(PROMPT.into(), config(), None, None)).await.unwrap_err()), BUSY);
+    assert_eq!(start(&model, PROMPT, config()).await.unwrap_err(), BUSY);
+    assert!(!next(&model).await.is_undefined());
+    model.cancel();
+    assert!(next(&model).await.is_undefined(), "cancelled");
+    start(&model, PROMPT, js(r#"{"maxTokens": 2}"#)).await.unwrap();
+    assert!(!next(&model).await.is_undefined());
+    assert_eq!(field(&next(&model).await, "finish").as_string().as_deref(), Some("length"));
+    assert!(next(&model).await.is_undefined());
+    call(model.score(PROMPT.into(), JsValue::UNDEFINED)).await.expect("free again after the last step");
+}
+
+/// `contextLength` caps the context on the CPU too, bounding the KV cache; a run into it ends
+/// with `finish: "context"`, not an error.
+#[wasm_bindgen_test]
+async fn a_capped_context_ends_a_run_with_finish_context() {
+    let model = from_gguf(GGUF, js(r#"{"backend": "cpu", "contextLength": 24}"#)).await.unwrap();
+    assert_eq!(model.context_length().unwrap(), 24);
+    // 2 layers × (keys + values) × 2 KV heads × 16 dims × 4 bytes.
+    assert_eq!(model.kv_cache_bytes_per_token().unwrap(), 2 * 2 * 2 * 16 * 4);
+    let steps: js_sys::Array = JsFuture::from(model.generate(PROMPT.into(), js(r#"{"maxTokens": 1000, "stopTokens": []}"#), None, None))
+        .await
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let prompt_tokens = model.encode(PROMPT).unwrap().len() as u32;
+    assert_eq!(steps.length(), 24 - prompt_tokens);
+    assert_eq!(field(&steps.get(steps.length() - 1), "finish").as_string().as_deref(), Some("context"));
+    for bad in ["0", "100000"] {
+        let error = message(from_gguf(GGUF, js(&format!(r#"{{"backend": "cpu", "contextLength": {bad}}}"#))).await.err().unwrap());
+        assert!(error.starts_with("contextLength must be at least 1 and at most the model's context"), "{error}");
     }
 }

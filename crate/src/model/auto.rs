@@ -8,7 +8,7 @@ use super::tract::TractModel;
 use super::webgpu::{AdapterSummary, GpuOptions, WebGpuModel};
 use super::weights::LlamaWeights;
 use super::{EmbeddingTable, LanguageModel};
-use crate::error::{Error, Result};
+use crate::error::{check, Error, Result};
 
 /// Which backend runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -66,30 +66,62 @@ pub struct AutoModel {
     /// what the current sequence has been fed.
     fallback: Option<(LlamaWeights, Vec<Fed>)>,
     fallback_reason: Option<String>,
+    /// `GpuOptions::context_length`, which caps the CPU model's context too.
+    context_cap: Option<usize>,
+    kv_cache_bytes_per_token: usize,
+}
+
+/// Bytes of KV cache per position: keys and values of every layer, f32 on both backends.
+fn kv_bytes(layers: usize, kv_heads: usize, head_dim: usize) -> usize {
+    2 * layers * kv_heads * head_dim * std::mem::size_of::<f32>()
+}
+
+/// A CPU model of `weights`, its context capped at `cap`.
+fn cpu_model(weights: &LlamaWeights, cap: Option<usize>) -> Result<TractModel> {
+    let mut model = TractModel::from_weights(weights, Kernel::Simd)?;
+    if let Some(cap) = cap {
+        model.set_context_length(cap)?;
+    }
+    Ok(model)
 }
 
 impl AutoModel {
-    /// Puts `weights` on the backend `backend` asks for.
+    /// Puts `weights` on the backend `backend` asks for. `options.context_length` caps the
+    /// context on either backend, to bound the KV cache's memory.
     pub async fn load(weights: LlamaWeights, backend: Backend, options: &GpuOptions) -> Result<Self> {
-        let cpu = |weights: &LlamaWeights| TractModel::from_weights(weights, Kernel::Simd).map(Active::Cpu);
+        let context = weights.params.context_length;
+        if let Some(cap) = options.context_length {
+            check((1..=context).contains(&cap), "contextLength", "at least 1 and at most the model's context", format!("{cap} (the model's is {context})"))?;
+        }
+        let cpu = |weights: &LlamaWeights| cpu_model(weights, options.context_length).map(Active::Cpu);
+        let p = &weights.params;
+        let kv = kv_bytes(p.num_layers, p.num_kv_heads, p.head_dim);
+        let on = |active, fallback_reason| Self::on(active, fallback_reason, options.context_length, kv);
         match backend {
-            Backend::Cpu => Ok(Self::on(cpu(&weights)?, None)),
-            Backend::Webgpu => Ok(Self::on(Active::Gpu(WebGpuModel::new(&weights, options).await?), None)),
+            Backend::Cpu => Ok(on(cpu(&weights)?, None)),
+            Backend::Webgpu => Ok(on(Active::Gpu(WebGpuModel::new(&weights, options).await?), None)),
             Backend::Auto => match WebGpuModel::new(&weights, options).await {
-                Ok(gpu) => Ok(AutoModel { active: Active::Gpu(gpu), fallback: Some((weights, Vec::new())), fallback_reason: None }),
-                Err(Error::Gpu(reason)) => Ok(Self::on(cpu(&weights)?, Some(reason))),
+                Ok(gpu) => Ok(AutoModel { fallback: Some((weights, Vec::new())), ..on(Active::Gpu(gpu), None) }),
+                Err(Error::Gpu(reason)) => Ok(on(cpu(&weights)?, Some(reason))),
                 Err(e) => Err(e),
             },
         }
     }
 
-    fn on(active: Active, fallback_reason: Option<String>) -> Self {
-        AutoModel { active, fallback: None, fallback_reason }
+    fn on(active: Active, fallback_reason: Option<String>, context_cap: Option<usize>, kv_cache_bytes_per_token: usize) -> Self {
+        AutoModel { active, fallback: None, fallback_reason, context_cap, kv_cache_bytes_per_token }
     }
 
     /// A CPU model (an ONNX file has no GPU path).
     pub fn cpu(model: TractModel) -> Self {
-        Self::on(Active::Cpu(model), None)
+        let c = model.config();
+        let kv = kv_bytes(c.num_layers, c.num_key_value_heads, c.head_dim);
+        Self::on(Active::Cpu(model), None, None, kv)
+    }
+
+    /// What the KV cache takes per position: a longer context costs this much memory more.
+    pub fn kv_cache_bytes_per_token(&self) -> usize {
+        self.kv_cache_bytes_per_token
     }
 
     pub fn info(&self) -> BackendInfo {
@@ -130,7 +162,7 @@ impl AutoModel {
     /// Builds the CPU model and replays the sequence on it.
     async fn move_to_cpu(&mut self, reason: String) -> Result<()> {
         let Some((weights, history)) = self.fallback.take() else { return Err(Error::Gpu(reason)) };
-        let mut cpu = TractModel::from_weights(&weights, Kernel::Simd)?;
+        let mut cpu = cpu_model(&weights, self.context_cap)?;
         drop(weights);
         for input in &history {
             run(&mut cpu, input).await?;
