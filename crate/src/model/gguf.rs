@@ -1162,6 +1162,16 @@ impl LlamaParams {
             )));
         }
 
+        // Each layer has 9 tensors. A block count that the tensor records cannot hold is refused
+        // before the list of expected tensors is built: 2^32 - 1 layers made it ask for
+        // hundreds of GB (found by tests/fuzz.rs). One layer more is let through, so that a
+        // count one too high still names the first missing tensor below.
+        if num_layers > h.tensors.len() / 9 + 1 {
+            return Err(model_err(format!(
+                "`llama.block_count` is {num_layers}, but the file has only {} tensors (9 per layer)",
+                h.tensors.len()
+            )));
+        }
         let kv = num_kv_heads * head_dim;
         let mut want: Vec<(String, Vec<usize>)> = vec![
             ("token_embd.weight".into(), vec![hidden, vocab_size]),
