@@ -35,6 +35,7 @@ pub const INPUT_NAMES: [&str; 3] = ["inputs_embeds", "attention_mask", "position
 // ONNX TensorProto.DataType
 pub(crate) const ONNX_FLOAT: i32 = 1;
 pub(crate) const ONNX_FLOAT16: i32 = 10;
+const ONNX_STRING: i32 = 8;
 // ONNX TensorProto.DataLocation
 const ONNX_EXTERNAL: i32 = 1;
 
@@ -128,10 +129,41 @@ fn take_embeddings(graph: &mut pb::GraphProto) -> Result<EmbeddingTable> {
 
 /// Exactly `n` little-endian elements of `N` bytes each, as ONNX stores `raw_data`.
 fn le_elements<T, const N: usize>(raw: &[u8], n: usize, from: fn([u8; N]) -> T) -> Result<Vec<T>, String> {
-    if raw.len() != n * N {
+    // Checked: dims of 2^31 x 2^31 give an `n` whose byte count overflows (a panic in debug
+    // builds, and in release a wrapped product that could match; found by tests/fuzz.rs).
+    if n.checked_mul(N) != Some(raw.len()) {
         return Err(format!("{} bytes of data for {n} elements of {N} bytes", raw.len()));
     }
     Ok(raw.chunks_exact(N).map(|b| from(b.try_into().expect("chunks_exact yields N bytes"))).collect())
+}
+
+/// What tract's ONNX parser assumes of a node without checking (each found by tests/fuzz.rs):
+/// that it has an input unless it is a source (a Transpose without one indexed past the end),
+/// that a Transpose `perm` is a permutation (one that is not made it allocate without bound),
+/// and that no tensor in its attributes stores strings as raw bytes (see [`raw_strings`]).
+fn check_node(node: &pb::NodeProto) -> Result<()> {
+    let bad = |why: String| Err(Error::Model(format!("node `{}` ({}) {why}", node.name, node.op_type)));
+    if node.input.is_empty() && !["Constant", "RandomNormal", "RandomUniform"].contains(&node.op_type.as_str()) {
+        return bad("has no inputs".into());
+    }
+    for a in &node.attribute {
+        if node.op_type == "Transpose" && a.name == "perm" {
+            let mut sorted = a.ints.clone();
+            sorted.sort_unstable();
+            if !sorted.into_iter().eq(0..a.ints.len() as i64) {
+                return bad(format!("has perm {:?}, which is not a permutation", a.ints));
+            }
+        }
+        if a.t.iter().chain(&a.tensors).any(raw_strings) {
+            return bad(format!("has a tensor of strings stored as raw bytes in attribute `{}`", a.name));
+        }
+    }
+    Ok(())
+}
+
+/// Strings stored as raw bytes, which tract does not implement (it panics).
+fn raw_strings(t: &pb::TensorProto) -> bool {
+    t.data_type == ONNX_STRING && !t.raw_data.is_empty()
 }
 
 fn declared_dims(info: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
@@ -160,6 +192,9 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
         .iter()
         .filter(|i| !initializers.contains(i.name.as_str()))
         .collect();
+    if let Some(t) = graph.initializer.iter().find(|t| raw_strings(t)) {
+        return Err(Error::Model(format!("initializer `{}` holds strings stored as raw bytes", t.name)));
+    }
     let input = |name: &str| inputs.iter().copied().find(|i| i.name == name);
     let has_output = |name: &str| graph.output.iter().any(|o| o.name == name);
     let expected = "expected inputs inputs_embeds, attention_mask, position_ids, \
@@ -208,6 +243,7 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
                 node.name, node.op_type
             )));
         }
+        check_node(node)?;
     }
     if let Some(missing) = graph
         .output
