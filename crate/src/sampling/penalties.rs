@@ -42,7 +42,11 @@ impl Penalties {
         check(repetition.is_finite() && repetition > 0.0, "penalties.repetition", "a number > 0", repetition)?;
         check(presence.is_finite(), "penalties.presence", "a finite number", presence)?;
         check(frequency.is_finite(), "penalties.frequency", "a finite number", frequency)?;
-        Ok(Self { config, history: VecDeque::with_capacity(config.last_n), counts: HashMap::new() })
+        // `lastN` bounds the history, it is not its size: the history holds the tokens seen so
+        // far and grows with them. Reserving `lastN` up front made `lastN: 2^40` ask for 4 TB
+        // (found by tests/fuzz.rs).
+        let history = VecDeque::with_capacity(config.last_n.min(1024));
+        Ok(Self { config, history, counts: HashMap::new() })
     }
 }
 
