@@ -18,7 +18,13 @@ fn tokenizer_error(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
 
 impl TextTokenizer {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let inner = Tokenizer::from_bytes(bytes).map_err(tokenizer_error("invalid tokenizer.json"))?;
+        // `tokenizers` 0.23 panics (`expect("Helper")` in its decoder's Deserialize) where the
+        // JSON breaks inside or after the `decoder` object (bad syntax, invalid UTF-8, a lone
+        // surrogate escape). Parsed to a `Value` first, only well-formed JSON reaches it (found
+        // by tests/fuzz.rs).
+        let invalid = |e: serde_json::Error| Error::Tokenizer(format!("invalid tokenizer.json: {e}"));
+        let json: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+        let inner: Tokenizer = serde_json::from_value(json).map_err(invalid)?;
         Ok(Self { inner, eos: None })
     }
 
