@@ -268,8 +268,12 @@ impl<M: LanguageModel> Engine<M> {
     /// one prefill (resetting the model): the basis of perplexity.
     pub async fn log_probs(&mut self, ids: &[u32]) -> Result<Vec<f64>> {
         check(ids.len() >= 2, "ids", "at least two tokens", ids.len())?;
-        let (logits, _) = self.feed_prompt(&ids[..ids.len() - 1], true).await?;
         let vocab = self.model.vocab_size();
+        // The last id is never fed, only looked up in the logits: check them all here.
+        if let Some(&token) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::TokenOutOfRange { token, vocab_size: vocab });
+        }
+        let (logits, _) = self.feed_prompt(&ids[..ids.len() - 1], true).await?;
         let mut scratch = Vec::new();
         Ok(logits
             .chunks_exact(vocab)

@@ -838,7 +838,6 @@ fn fuzz_text() {
 }
 
 #[test]
-#[ignore = "Engine::log_probs indexes its logits with an unchecked last id (generate.rs): run with --ignored once that is fixed"]
 fn fuzz_token_ids() {
     fuzz_target("ids");
 }
