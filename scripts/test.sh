@@ -19,6 +19,9 @@ cargo test --workspace
 # Benchmarks and examples are not run here (they print figures, not verdicts), but must build.
 cargo build --workspace --benches --examples
 
+echo "== native soak: 4096 tokens of SmolLM2 in one run (release: debug tract takes half an hour)"
+cargo test --release --test soak -- --ignored --nocapture
+
 echo "== wasm tests in Node"
 (cd crate && wasm-pack test --node)
 

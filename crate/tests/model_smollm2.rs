@@ -12,6 +12,7 @@
 mod common;
 
 use pollster::block_on;
+use common::smollm2::{model_file, smollm2_dir};
 use common::{argmax, json_ids, logit_agreement};
 
 use std::path::PathBuf;
@@ -35,25 +36,6 @@ fn nll(logits: &[f32], target: u32) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
     (sum.ln() + max) - logits[target as usize] as f64
-}
-
-fn smollm2_dir() -> PathBuf {
-    // SMOLLM2_DIR: another build of the same model (e.g. `build_model.py smollm2 --dtype f32
-    // --out DIR`); the fixture is the f16 default build's, within the same tolerance.
-    std::env::var_os("SMOLLM2_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m"))
-}
-
-/// The model file, or `None` (after saying why) when it is missing outside CI.
-fn model_file(name: &str) -> Option<PathBuf> {
-    let path = smollm2_dir().join(name);
-    if path.exists() {
-        return Some(path);
-    }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but {} is missing: run models/build.sh first", path.display());
-    println!("SKIPPED: {} is missing (build it with models/build.sh)", path.display());
-    None
 }
 
 fn load_onnx(path: &std::path::Path) -> TractModel {

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod failing;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod smollm2;
 pub mod tiny;
 
 use rand_chacha::ChaCha8Rng;
