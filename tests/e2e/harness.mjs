@@ -128,3 +128,28 @@ export async function screenshot(page, name, selector) {
   await page.evaluate(() => window.scrollTo(0, 0));
   return path;
 }
+
+/**
+ * Drops files on the model panel's drop zone, as a user dragging them from disk. Each entry is
+ * [name, content]: text, "url:<path>" (the server's file), "half:<path>" (its first half, a
+ * truncated copy) or "patch:<path>:<from>:<to>" (the file with the first `from` replaced by
+ * `to`, as bytes of the same length).
+ */
+export function dropFiles(page, files) {
+  return page.evaluate(async (files) => {
+    const transfer = new DataTransfer();
+    for (const [name, content] of files) {
+      const [, scheme, path, from, to] = content.match(/^(url|half|patch):([^:]*)(?::([^:]*):(.*))?$/) ?? [];
+      let bytes = new TextEncoder().encode(content);
+      if (scheme) bytes = new Uint8Array(await (await fetch(path)).arrayBuffer());
+      if (scheme === "half") bytes = bytes.subarray(0, bytes.length >> 1);
+      if (scheme === "patch") {
+        const needle = new TextEncoder().encode(from);
+        const at = bytes.findIndex((_, i) => needle.every((b, j) => bytes[i + j] === b));
+        bytes.set(new TextEncoder().encode(to), at);
+      }
+      transfer.items.add(new File([bytes], name));
+    }
+    document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, files);
+}

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
-import { generate, openPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
+import { dropFiles, generate, openPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
 
 const session = previewAndChromium();
 
@@ -276,20 +276,6 @@ describe("compare mode", { timeout: 120_000 }, () => {
 });
 
 describe("models: the GGUF default, dropped files and the error states", { timeout: 120_000 }, () => {
-  // Each entry: [name, content], the content being text, "url:<path>" (the server's file) or
-  // "half:<path>" (its first half, a truncated copy).
-  const dropFiles = (page, files) =>
-    page.evaluate(async (files) => {
-      const transfer = new DataTransfer();
-      for (const [name, content] of files) {
-        const [, scheme, path] = content.match(/^(url|half):(.*)$/) ?? [];
-        let bytes = new TextEncoder().encode(content);
-        if (scheme) bytes = new Uint8Array(await (await fetch(path)).arrayBuffer());
-        if (scheme === "half") bytes = bytes.subarray(0, bytes.length >> 1);
-        transfer.items.add(new File([bytes], name));
-      }
-      document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
-    }, files);
   const modelText = (page) => page.evaluate(() => document.querySelector("#model-status").textContent);
 
   test("the default is the GGUF: its size is shown before the download, then its format", async () => {
@@ -310,7 +296,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     const sized = texts.findIndex((t) => t.includes("Loading tiny test model (random weights) (model.gguf, 96 kB)…"));
     const fetching = texts.findIndex((t) => /\| (Downloading|Reading from the browser cache):/.test(t));
     assert.ok(sized >= 0 && fetching > sized, `the size before the download: ${texts.join("\n")}`);
-    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 \(not WebGPU: the browser offers no WebGPU adapter\) · vocabulary 512 · context 512 · n-gram store [\d,]+ tokens$/);
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 \(not WebGPU: the browser offers no WebGPU adapter\) · vocabulary 512 · context 512 \(KV cache 512 B a token, 262 kB full\) · n-gram store [\d,]+ tokens$/);
     assert.equal(await page.evaluate(() => window.__playground.model), "tiny test model (random weights)");
     assertOnePointPerToken(await generate(page), 6);
     assert.deepEqual(errors, []);

@@ -38,6 +38,8 @@ export class EngineClient {
   onRestart: (reason: string) => void = () => {};
   /** The backend every load asks for (`?backend=cpu|webgpu` on the page). */
   backend: BackendChoice = "auto";
+  /** The context every GGUF load is capped at (`?ctx=N` on the page), to bound KV memory. */
+  contextLength: number | null = null;
 
   constructor(private readonly spawn: () => Worker) {
     this.worker = this.start();
@@ -142,7 +144,7 @@ export class EngineClient {
       this.loading = { resolve, reject, progress };
       // The user's files move to the worker rather than being copied.
       const transfer = source.kind === "url" ? [] : source.format === "gguf" ? [source.gguf] : [source.onnx, source.tokenizer];
-      this.send({ type: "load", source, backend: this.backend }, transfer);
+      this.send({ type: "load", source, backend: this.backend, contextLength: this.contextLength }, transfer);
     });
   }
 

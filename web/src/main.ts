@@ -22,6 +22,9 @@ const query = new URLSearchParams(location.search);
 const backendParam = query.get("backend");
 const backendChoice: BackendChoice = backendParam === "cpu" || backendParam === "webgpu" ? backendParam : "auto";
 const modelChoice = query.get("model") === "tiny" ? "tiny" : "smollm2";
+// `?ctx=N` caps the context (and so the KV cache's memory) of a GGUF model.
+const ctxParam = Number(query.get("ctx"));
+const contextChoice = Number.isSafeInteger(ctxParam) && ctxParam > 0 ? ctxParam : null;
 // The server's models are GGUF files; `?format=onnx` loads their ONNX exports instead.
 const formatChoice = query.get("format") === "onnx" ? "onnx" : "gguf";
 // Kept in every link: a tiny-model link must not load SmolLM2, nor an ONNX link the GGUF.
@@ -29,6 +32,7 @@ const extraParams: Record<string, string> = {
   ...(modelChoice === "tiny" ? { model: "tiny" } : {}),
   ...(formatChoice === "onnx" ? { format: "onnx" } : {}),
   ...(backendChoice === "auto" ? {} : { backend: backendChoice }),
+  ...(contextChoice === null ? {} : { ctx: String(contextChoice) }),
 };
 
 /** What tests and curious users can read: `window.__playground`. */
@@ -74,6 +78,7 @@ function start(): void {
   const models = new ModelPanel($("#model-panel"), client);
   models.serverFormat = formatChoice;
   client.backend = backendChoice;
+  client.contextLength = contextChoice;
   const controls = new Controls(form, onFormChange);
   const view = new RunView();
   const compare = new CompareView($("#compare-panel"));
@@ -159,8 +164,9 @@ function start(): void {
     state.model = info.name;
     view.vocabSize = info.vocabSize;
     state.backend = backendLabel(info.backend);
-    // The panel's first words asked for a model: now it can run (unless a run already shows).
-    if (!busy && state.runs === 0) setStatus(`${info.name} is ready: press Generate.`);
+    // The panel's first words asked for a model: now it can run (unless a run, or what stopped
+    // the engine, already shows).
+    if (!busy && state.runs === 0 && $("#run-status").dataset.state === "idle") setStatus(`${info.name} is ready: press Generate.`);
     $("#backend").textContent = state.backend;
     $("#backend").dataset.backend = info.backend?.backend ?? "cpu";
     ngramStatus.dataset.state = "default";
@@ -178,7 +184,7 @@ function start(): void {
     models.info = null;
     busy = false;
     refreshButtons();
-    setStatus(`The engine stopped (${reason}) and was restarted.`, "error");
+    setStatus(`The engine stopped (${reason}) and was restarted${lastSource ? "; the model is loading again" : ""}.`, "error");
     if (lastSource) void load(lastSource);
     else models.showError("The engine was restarted: load the model files again.");
   };
@@ -213,9 +219,10 @@ function start(): void {
 
   // ---- a single run ----
   async function generate(): Promise<void> {
-    await autocomplete.idle();
+    // Busy before the first await: a second click (a double-click) must find the run begun.
     const s = beginRun();
     if (!s) return;
+    await autocomplete.idle();
     controls.showError(null);
     view.begin(s);
     try {
@@ -227,6 +234,8 @@ function start(): void {
       lastRuns = [{ label: state.lastRun.label, config, stats: result.stats, cancelled: result.cancelled, steps: result.steps }];
     } catch (error) {
       const message = (error as Error).message;
+      // The restart has said what stopped the engine.
+      if (error instanceof WorkerError && error.kind === "crash") return;
       if (error instanceof WorkerError && error.kind === "config") {
         controls.showError(`Invalid parameter: ${message}`);
         setStatus("Not run: fix the parameter above.", "error");
@@ -269,9 +278,9 @@ function start(): void {
   $("#compare-add").addEventListener("click", () => setEntries([...compare.entries, strategyOf(controls.read())]));
   $("#compare-preset").addEventListener("click", () => setEntries(presetEntries()));
   compareRunButton.addEventListener("click", async () => {
-    await autocomplete.idle();
     const s = beginRun();
     if (!s) return;
+    await autocomplete.idle();
     setStatus(`Comparing ${compare.entries.length} strategies…`, "running");
     try {
       const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { backendLabel, downloadSize, filesToSource, formatBytes, formatLabel, serverModel } from "./modelpanel";
+import { backendLabel, downloadSize, filesToSource, formatBytes, formatLabel, kvText, serverModel } from "./modelpanel";
 
 const file = (name: string, text = name) => new File([text], name);
 
@@ -69,6 +69,11 @@ describe("the model panel's sources", () => {
       throw new TypeError("Failed to fetch");
     }) as typeof fetch;
     expect(await downloadSize(onnx, offline)).toBeNull();
+  });
+
+  it("says what the KV cache takes a token and at the full context, when the package reports it", () => {
+    expect(kvText({ kvCacheBytesPerToken: 46_080, contextLength: 8192 })).toBe(" (KV cache 46 kB a token, 377 MB full)");
+    expect(kvText({ kvCacheBytesPerToken: null, contextLength: 8192 })).toBe("");
   });
 
   it("says sizes in decimal units, and the format with the weight types", () => {

@@ -5,6 +5,12 @@
 import { WorkerError, type EngineClient } from "./client";
 import { modelUrls, type LoadPhase, type ModelFormat, type ModelInfo, type ModelSource } from "./protocol";
 
+/** The KV cache's cost, which grows with every token of a sequence: what the context cap bounds. */
+export function kvText(info: Pick<ModelInfo, "kvCacheBytesPerToken" | "contextLength">): string {
+  const kv = info.kvCacheBytesPerToken;
+  return kv ? ` (KV cache ${formatBytes(kv)} a token, ${formatBytes(kv * info.contextLength)} full)` : "";
+}
+
 /** Decimal units, as a file manager or a download dialog shows them. */
 export function formatBytes(bytes: number): string {
   if (bytes < 1e3) return `${bytes} B`;
@@ -193,7 +199,7 @@ export class ModelPanel {
 
   private readyText(info: ModelInfo): string {
     const store = info.ngramTokens ? `${info.ngramTokens.toLocaleString("en")} tokens` : "none";
-    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · ${backendLabel(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength} · n-gram store ${store}`;
+    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · ${backendLabel(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength}${kvText(info)} · n-gram store ${store}`;
   }
 
   private onProgress(phase: LoadPhase, loaded: number, total: number | null, file: string): void {

@@ -102,7 +102,7 @@ export function modelUrls(source: Extract<ModelSource, { kind: "url" }>): { file
 }
 
 export type ToWorker =
-  | { type: "load"; source: ModelSource; backend?: BackendChoice }
+  | { type: "load"; source: ModelSource; backend?: BackendChoice; contextLength?: number | null }
   /** Builds a sampler for `config` without running it: the chain's stages and ignored settings,
    *  or the config's error. */
   | { type: "inspect"; requestId: number; config: GenerateConfig }
@@ -132,6 +132,8 @@ export interface ModelInfo {
   weightTypes: string[] | null;
   vocabSize: number;
   contextLength: number;
+  /** What each position of the KV cache takes, when the package reports it. */
+  kvCacheBytesPerToken: number | null;
   loadMs: number;
   /** Whether the bytes came from the browser's cache rather than the network. */
   fromCache: boolean;

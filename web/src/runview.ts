@@ -112,6 +112,7 @@ export class RunView {
             `${rate?.toFixed(1)} ${s.strategy === "superposed" ? "steps" : "tok"}/s`,
             ...(perplexity === undefined ? [] : [`perplexity ${perplexity.toFixed(2)}`]),
             ...(last?.finish === "stop" ? ["ended with a stop token"] : []),
+            ...(last?.finish === "context" ? ["ended at the context limit"] : []),
           ].join(" · "),
       result.cancelled ? "stopped" : "done",
     );

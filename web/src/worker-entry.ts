@@ -1,6 +1,6 @@
 // The Web Worker: the wasm package runs here so that the page never freezes, not even while
 // tract compiles the model (a blocking call of seconds).
-import init, { Model, Sampler } from "decoding-playground";
+import init, { Model, Sampler, __panicForTesting } from "decoding-playground";
 import { fetchWithCache } from "./fetcher";
 import type { FromWorker, ToWorker } from "./protocol";
 import { createWorker, errorMessage, type ModelLike } from "./worker";
@@ -19,8 +19,8 @@ const handle = createWorker(
     init: async () => {
       await init();
     },
-    createModel: async (files, backend): Promise<ModelLike> =>
-      files.format === "gguf" ? await Model.fromGguf(files.gguf, { backend }) : new Model(files.onnx, files.tokenizer, files.config),
+    createModel: async (files, backend, contextLength): Promise<ModelLike> =>
+      files.format === "gguf" ? await Model.fromGguf(files.gguf, { backend, contextLength }) : new Model(files.onnx, files.tokenizer, files.config),
     inspect: (config) => {
       const sampler = new Sampler(config);
       try {
@@ -35,6 +35,8 @@ const handle = createWorker(
 );
 
 scope.addEventListener("message", (event) => void handle(event.data));
+// For the end-to-end test of a trap: Playwright calls it in this worker's scope.
+(self as unknown as { __panicForTesting: typeof __panicForTesting }).__panicForTesting = __panicForTesting;
 scope.addEventListener("unhandledrejection", (event) =>
   post({ type: "error", kind: "crash", message: errorMessage(event.reason) }),
 );

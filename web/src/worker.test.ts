@@ -3,7 +3,7 @@ import type { Step as RawStep } from "decoding-playground";
 import type { FetchBytes } from "./fetcher";
 import type { FromWorker, GenerateConfig, ModelSource, TokenStep } from "./protocol";
 import { defaultStrategy, toConfig } from "./settings";
-import { createWorker, weightTypesOf, type ModelLike, type Runtime } from "./worker";
+import { createWorker, isCrash, weightTypesOf, type ModelLike, type Runtime } from "./worker";
 
 // A model that emits `maxTokens` token steps, one per macrotask, like the wasm package's.
 class FakeModel implements ModelLike {
@@ -13,10 +13,11 @@ class FakeModel implements ModelLike {
   freed = false;
   backend: unknown = undefined;
   constructor(readonly name: string, readonly weightTypes?: unknown) {}
-  // Like the wasm package: the config and prompt are checked synchronously, before a promise.
+  // Like the wasm package: a refused prompt or config rejects with an Error that has a code.
   generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }) {
-    if (prompt === "") throw new Error("the prompt is empty");
-    if (config.sampler.topP !== null && config.sampler.topP > 1) throw new Error("invalid config: topP must be in (0, 1], got 1.5");
+    const refuse = (message: string, code: string) => Promise.reject(Object.assign(new Error(message), { code }));
+    if (prompt === "") return refuse("the prompt is empty", "InvalidInput");
+    if (config.sampler.topP !== null && config.sampler.topP > 1) return refuse("invalid config: topP must be in (0, 1], got 1.5", "InvalidConfig");
     return this.steps(config, onStep, signal);
   }
   private async steps(config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }) {
@@ -30,7 +31,7 @@ class FakeModel implements ModelLike {
       onStep(step);
       steps.push(step);
       await new Promise((r) => setTimeout(r, 0));
-      if (signal.aborted) throw new Error("generation was cancelled");
+      if (signal.aborted) throw Object.assign(new Error("generation was cancelled"), { code: "Cancelled" });
     }
     return steps;
   }
@@ -40,7 +41,7 @@ class FakeModel implements ModelLike {
   // Like the package: words are tokens; without a context the first has no figures.
   async score(text: string, config: { context: string; topN: number }) {
     const words = text.split(" ").filter(Boolean);
-    if (words.length + (config.context ? 1 : 0) < 2) throw new Error("text must be at least two tokens, or one after a context");
+    if (words.length + (config.context ? 1 : 0) < 2) throw Object.assign(new Error("text must be at least two tokens, or one after a context"), { code: "InvalidInput" });
     const tokens = words.map((word, i) =>
       i === 0 && !config.context
         ? { token: i, text: word, prob: null, surpriseBits: null, entropyBits: null, rank: null, top: [] }
@@ -245,6 +246,21 @@ describe("worker message handling", () => {
     expect(w.of("error")[0]).toMatchObject({ kind: "load", message: "cannot fetch /missing.onnx: HTTP 404 Not Found" });
     await w.handle({ type: "load", source: { ...ggufSource, gguf: "/missing.gguf" } });
     expect(w.of("error")[1]).toMatchObject({ kind: "load", message: "cannot fetch /missing.gguf: HTTP 404 Not Found" });
+  });
+
+  it("reports a run or a score that fails after a trap as a crash, for the page to restart the worker", async () => {
+    const failed = Object.assign(new Error("the engine failed (panicked at x) and cannot be used any more"), { name: "EngineFailedError" });
+    expect(isCrash(failed)).toBe(true);
+    expect(isCrash(new WebAssembly.RuntimeError("unreachable"))).toBe(true);
+    expect(isCrash(new Error("the prompt is empty"))).toBe(false);
+    const w = setup();
+    await w.handle({ type: "load", source });
+    const model = w.models[0]!;
+    model.generate = () => Promise.reject(failed);
+    model.score = () => Promise.reject(failed);
+    await w.handle({ type: "generate", runId: 1, prompt: "hi", config: config(2) });
+    await w.handle({ type: "score", requestId: 2, text: "a b", context: "" });
+    expect(w.of("error").map((e) => e.kind)).toEqual(["crash", "crash"]);
   });
 
   it("shows weight types only when the package gives a list of names", () => {

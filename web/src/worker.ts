@@ -38,6 +38,7 @@ export interface ModelLike {
   reusePrefix?: boolean;
   /** Which backend runs the model (see `backendOf`). */
   readonly backend?: unknown;
+  readonly kvCacheBytesPerToken?: number;
   free?(): void;
 }
 
@@ -49,14 +50,14 @@ export type ModelFiles =
 export interface Runtime {
   init(): Promise<void>;
   /** `await Model.fromGguf(gguf, { backend })`, or `new Model(onnx, tokenizer, config)`. */
-  createModel(files: ModelFiles, backend: BackendChoice): ModelLike | Promise<ModelLike>;
+  /** `contextLength` caps a GGUF model's context (null: the model's own). */
+  createModel(files: ModelFiles, backend: BackendChoice, contextLength: number | null): ModelLike | Promise<ModelLike>;
   /** Builds a Sampler: its stage names and ignored settings, or throws the config's error. */
   inspect(config: SamplerConfig): { stages: string[]; ignored: string[] };
 }
 
 export type Post = (message: FromWorker) => void;
 
-const CANCELLED = "generation was cancelled";
 
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
@@ -64,9 +65,21 @@ export function errorMessage(error: unknown): string {
 }
 
 /** A trap (a Rust panic, out of memory) leaves the wasm instance unusable: the page must
- *  start a new worker. An ordinary error from the crate is a JS Error. */
-function isCrash(error: unknown): boolean {
-  return typeof WebAssembly !== "undefined" && error instanceof WebAssembly.RuntimeError;
+ *  start a new worker. The trapping call throws a RuntimeError; the promises in flight then,
+ *  and every later call, reject with an Error named EngineFailedError. An ordinary error from
+ *  the crate is a plain Error. */
+export function isCrash(error: unknown): boolean {
+  return (typeof WebAssembly !== "undefined" && error instanceof WebAssembly.RuntimeError) || (error instanceof Error && error.name === "EngineFailedError");
+}
+
+/** What the page makes of a failed call, from the crate's stable `error.code`, never its text:
+ *  a refused input shows by the form, a cancel is a stop, a trap restarts the worker. */
+export function kindOf(error: unknown, otherwise: ErrorKind): ErrorKind {
+  if (isCrash(error)) return "crash";
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "Cancelled") return "cancelled";
+  if (code === "InvalidConfig" || code === "InvalidInput" || code === "ContextFull") return "config";
+  return otherwise;
 }
 
 /** The model's `weightTypes` (e.g. ["Q4_1", "Q8_0"]) if the package has such a getter and it
@@ -115,7 +128,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
   let running: { runId: number; signal: { aborted: boolean } } | null = null;
 
   const fail = (kind: ErrorKind, error: unknown, runId?: number) =>
-    post({ type: "error", kind: isCrash(error) ? "crash" : kind, message: errorMessage(error), ...(runId === undefined ? {} : { runId }) });
+    post({ type: "error", kind: kindOf(error, kind), message: errorMessage(error), ...(runId === undefined ? {} : { runId }) });
 
   function tokenText(state: Loaded, token: number): string {
     let text = state.texts.get(token);
@@ -136,7 +149,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     return step.kind === "token" ? enrichToken(state, step) : step;
   }
 
-  async function load(source: ModelSource, backend: BackendChoice): Promise<void> {
+  async function load(source: ModelSource, backend: BackendChoice, contextLength: number | null): Promise<void> {
     const seq = ++loadSeq;
     const t0 = performance.now();
     let fromCache = true;
@@ -174,7 +187,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     if (seq !== loadSeq) return;
     post({ type: "progress", phase: "compile", loaded: 0, total: null, file: files.format === "gguf" ? "model.gguf" : "model.onnx" });
     // The old model stays until the new one is built, so a bad file leaves a working page.
-    const model = await runtime.createModel(files, backend);
+    const model = await runtime.createModel(files, backend, contextLength);
     if (seq !== loadSeq) {
       model.free?.();
       return;
@@ -203,6 +216,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
       weightTypes: weightTypesOf(model),
       vocabSize: model.vocabSize,
       contextLength: model.contextLength,
+      kvCacheBytesPerToken: typeof model.kvCacheBytesPerToken === "number" ? model.kvCacheBytesPerToken : null,
       loadMs: performance.now() - t0,
       fromCache,
       bytes,
@@ -224,7 +238,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     try {
       result = await state.model.score(text, { context, topN: 10 });
     } catch (error) {
-      return post({ type: "error", kind: isCrash(error) ? "crash" : "config", message: errorMessage(error), requestId });
+      return post({ type: "error", kind: kindOf(error, "config"), message: errorMessage(error), requestId });
     }
     const vocab = state.model.vocabSize;
     let bits = 0;
@@ -257,25 +271,22 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     let last = t0;
     let tokens = 0;
     try {
-      let promise: Promise<unknown>;
+      // Until the first step: the prompt's prefill (and the first sample).
+      let prefilled = t0;
       try {
-        // `generate` encodes and prefills synchronously; the config is checked first.
-        promise = state.model.generate(prompt, config, (raw) => {
+        await state.model.generate(prompt, config, (raw) => {
           const step = enrich(state, raw);
+          last = performance.now();
+          if (steps === 0) {
+            prefilled = last;
+            post({ type: "started", runId, prefillMs: prefilled - t0 });
+          }
           steps += 1;
           tokens += step.kind === "token" ? 1 : 0;
-          last = performance.now();
           post({ type: "step", runId, step, elapsedMs: last - t0 });
         }, signal);
       } catch (error) {
-        return fail("config", error, runId);
-      }
-      const prefilled = performance.now();
-      post({ type: "started", runId, prefillMs: prefilled - t0 });
-      try {
-        await promise;
-      } catch (error) {
-        return fail(errorMessage(error) === CANCELLED ? "cancelled" : "run", error, runId);
+        return fail("run", error, runId);
       }
       const decodeMs = Math.max(last - prefilled, 1e-3);
       post({
@@ -287,7 +298,8 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
           prefillMs: prefilled - t0,
           decodeMs,
           wallMs: performance.now() - t0,
-          tokensPerSecond: (steps * 1000) / decodeMs,
+          // The first step's time counts as the prompt's: the rate is of the steps after it.
+          tokensPerSecond: steps > 1 ? ((steps - 1) * 1000) / decodeMs : (steps * 1000) / Math.max(performance.now() - t0, 1e-3),
         },
       });
     } finally {
@@ -322,7 +334,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
       switch (message.type) {
         case "load":
           if (running) running.signal.aborted = true;
-          return await load(message.source, message.backend ?? "auto");
+          return await load(message.source, message.backend ?? "auto", message.contextLength ?? null);
         case "inspect": {
           try {
             const { stages, ignored } = runtime.inspect(message.config.sampler);
