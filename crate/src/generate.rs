@@ -33,6 +33,21 @@ impl Default for GenerateConfig {
     }
 }
 
+impl GenerateConfig {
+    /// Settings present in the config that the generation will not use, as `sampler.<field>`
+    /// paths: with `superposed` set, every sampler field that differs from its default (the
+    /// whole chain is replaced); else what the sampler chain itself ignores (e.g. `topK` under
+    /// Mirostat, see [`SamplerConfig::ignored_settings`]).
+    pub fn ignored_settings(&self) -> Vec<String> {
+        if self.superposed.is_none() {
+            return self.sampler.ignored_settings().into_iter().map(|name| format!("sampler.{name}")).collect();
+        }
+        let (given, default) = (serde_json::to_value(&self.sampler), serde_json::to_value(SamplerConfig::default()));
+        let (Ok(serde_json::Value::Object(given)), Ok(default)) = (given, default) else { return Vec::new() };
+        given.into_iter().filter(|(key, value)| default.get(key) != Some(value)).map(|(key, _)| format!("sampler.{key}")).collect()
+    }
+}
+
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]

@@ -194,6 +194,15 @@ impl Sampler {
     }
 }
 
+/// Settings in a generate config that the generation will not use, e.g. `["sampler.topK"]` for
+/// a superposed config that also sets a top-k (superposed decoding replaces the sampler chain),
+/// or for Mirostat (see `Sampler.ignoredSettings`). Throws on an invalid config.
+#[wasm_bindgen(js_name = ignoredSettings)]
+pub fn ignored_settings(#[wasm_bindgen(unchecked_param_type = "GenerateConfig")] config: JsValue) -> Result<Vec<String>, JsValue> {
+    alive()?;
+    Ok(config_from_js::<GenerateConfig>(config)?.ignored_settings())
+}
+
 /// The default config (top-k 40 → top-p 0.95 → temperature 0.8) as a plain object.
 #[wasm_bindgen(js_name = defaultSamplerConfig, unchecked_return_type = "SamplerConfig")]
 pub fn default_sampler_config() -> Result<JsValue, JsValue> {

@@ -188,3 +188,14 @@ fn a_generation_replaced_by_a_later_call_is_refused() {
     block_on(engine.log_probs(&[1, 2, 3])).unwrap();
     assert_eq!(block_on(engine.step(&mut second)).unwrap_err(), Error::Superseded, "score and logProbs take the cache too");
 }
+
+/// What a config sets but the generation will not use is reported, as Mirostat's is.
+#[test]
+fn settings_a_generation_ignores_are_reported() {
+    let superposed = config(&serde_json::json!({"superposed": {}, "sampler": {"temperature": 1.2, "topP": null}}));
+    assert_eq!(superposed.ignored_settings(), ["sampler.temperature", "sampler.topP"]);
+    assert!(config(&serde_json::json!({"superposed": {}})).ignored_settings().is_empty(), "defaults are not settings given");
+    let mirostat = config(&serde_json::json!({"sampler": {"mirostat": {"version": 2, "tau": 3, "eta": 0.1}}}));
+    assert_eq!(mirostat.ignored_settings(), ["sampler.topK", "sampler.topP"]);
+    assert!(GenerateConfig::default().ignored_settings().is_empty());
+}

@@ -44,6 +44,11 @@ fn records_are_plain_objects_with_camel_case_fields() {
     assert_eq!(top.dyn_into::<js_sys::Array>().unwrap().length(), 10);
     assert_eq!(sampler.stages(), ["temperature", "mirostatV2"]);
     assert_eq!(sampler.ignored_settings(), ["topK", "topP"], "Mirostat skips top-k and top-p");
+    // A whole generate config: superposed decoding replaces the chain, so any sampler setting
+    // given with it is reported.
+    let ignored = decoding_playground::wasm::ignored_settings(js(r#"{"superposed": {}, "sampler": {"topK": 5, "seed": 3}}"#)).unwrap();
+    assert_eq!(ignored, ["sampler.seed", "sampler.topK"]);
+    assert!(decoding_playground::wasm::ignored_settings(js(r#"{"sampler": {"topK": 5}}"#)).unwrap().is_empty());
 }
 
 #[wasm_bindgen_test]
