@@ -5,6 +5,8 @@
 #   1. node.test.mjs: the package in Node: every fixture case's ids and text on the tiny model's
 #      ONNX export and its GGUF (crate/tests/fixtures/tiny_*.json, tiny_gguf_*.json), package.json
 #      and exports, bad input per category (bad GGUFs among them);
+#      failure.test.mjs: after a forced trap, the run in flight and every later call fail clearly;
+#      soak.test.mjs: 4096 tokens of SmolLM2 in one run, memory growing by the KV cache alone;
 #      example.test.mjs: the README's complete example, exactly as published (the tiny GGUF);
 #   2. types.ts under `tsc --strict --noEmit` (NodeNext, Bundler, and Node-only libs);
 #   3. browser.test.mjs: a Vite app (`vite build`, and `vite dev`) and a plain-ESM page in
@@ -59,7 +61,7 @@ node_tests() { # name files...
 }
 
 echo "== npm package: Node consumer and the README example"
-node_tests node node.test.mjs example.test.mjs
+node_tests node node.test.mjs failure.test.mjs example.test.mjs soak.test.mjs
 
 echo "== npm package: TypeScript consumer (tsc --strict --noEmit)"
 passed=0 fails=0
