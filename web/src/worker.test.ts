@@ -189,6 +189,17 @@ describe("worker message handling", () => {
     expect(w.of("done").map((d) => d.runId)).toEqual([3]);
   });
 
+  it("refuses a second run while one is going, which goes on untouched", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    const first = w.handle({ type: "generate", runId: 1, prompt: "hi", config: config(6) });
+    await w.handle({ type: "generate", runId: 2, prompt: "ho", config: config(6) });
+    await first;
+    expect(w.of("error")).toEqual([{ type: "error", kind: "run", message: "a generation is already running", runId: 2 }]);
+    expect(w.of("step").filter((s) => s.runId === 1)).toHaveLength(6);
+    expect(w.of("done").map((d) => d.runId)).toEqual([1]);
+  });
+
   it("reports an invalid parameter as a config error and keeps working", async () => {
     const w = setup();
     await w.handle({ type: "load", source });
