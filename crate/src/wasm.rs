@@ -168,7 +168,7 @@ impl Sampler {
     #[wasm_bindgen(unchecked_return_type = "StepRecord")]
     pub fn sample(&mut self, logits: &[f32]) -> Result<JsValue, JsValue> {
         alive()?;
-        Ok(to_js(&self.chain.sample(logits).map_err(js_error)?)?)
+        to_js(&self.chain.sample(logits).map_err(js_error)?)
     }
 
     /// Feeds a token the chain did not choose (the prompt) to the penalty history.
@@ -306,7 +306,7 @@ impl Model {
         let config = ModelConfig::from_json(config_json).map_err(js_error)?;
         let model = TractModel::from_buf(JsChunks::new(onnx), Some(&config)).map_err(js_error)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
-        Ok(Self::with(AutoModel::cpu(model), tokenizer)?)
+        Self::with(AutoModel::cpu(model), tokenizer)
     }
 
     /// Loads a Llama-family model from the bytes of one `.gguf` file, which holds the weights
@@ -353,7 +353,7 @@ impl Model {
     /// GPU when WebGPU was wanted (`fallbackReason`).
     #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
     pub fn backend(&self) -> Result<JsValue, JsValue> {
-        Ok(to_js(&self.engine()?.model().info())?)
+        to_js(&self.engine()?.model().info())
     }
 
     /// When true, `start` and `score` feed only what follows the prefix their tokens share with
@@ -386,11 +386,11 @@ impl Model {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsValue> {
-        Ok(self.engine()?.tokenizer().encode(text).map_err(js_error)?)
+        self.engine()?.tokenizer().encode(text).map_err(js_error)
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, JsValue> {
-        Ok(self.engine()?.tokenizer().decode(ids).map_err(js_error)?)
+        self.engine()?.tokenizer().decode(ids).map_err(js_error)
     }
 
     /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
@@ -399,7 +399,7 @@ impl Model {
     pub fn set_ngram_store(&self, bytes: Option<Vec<u8>>) -> Result<(), JsValue> {
         let mut engine = self.inner.idle_engine()?;
         let store = bytes.map(|b| NgramStore::from_bytes(&b)).transpose().map_err(js_error)?;
-        Ok(engine.set_ngram_store(store).map_err(js_error)?)
+        engine.set_ngram_store(store).map_err(js_error)
     }
 
     /// Builds an n-gram store from `text` (paragraphs separated by blank lines) with this
@@ -455,7 +455,7 @@ impl Model {
         guarded(async move {
             let config: ScoreConfig = config_from_js(config)?;
             let mut engine = inner.idle_engine()?;
-            Ok(to_js(&engine.score(&text, &config).await.map_err(js_error)?)?)
+            to_js(&engine.score(&text, &config).await.map_err(js_error)?)
         })
     }
 
@@ -555,24 +555,16 @@ async fn next_step(inner: &Inner) -> Result<JsValue, JsValue> {
     let mut engine = inner.engine()?;
     let Some(mut current) = inner.generation.borrow_mut().take() else { return Ok(JsValue::UNDEFINED) };
     let step = engine.step(&mut current).await;
+    // A failed step, like the last one, leaves the generation finished.
     let cancelled = inner.run.get() == Run::Stepped && inner.cancelled.get();
-    match step {
-        Ok(Some(step)) if !current.is_finished() && !cancelled => {
-            *inner.generation.borrow_mut() = Some(current);
-            Ok(to_js(&step)?)
-        }
-        Ok(Some(step)) => {
-            inner.step_ended();
-            Ok(to_js(&step)?)
-        }
-        Ok(None) => {
-            inner.step_ended();
-            Ok(JsValue::UNDEFINED)
-        }
-        Err(e) => {
-            inner.step_ended();
-            Err(js_error(e))
-        }
+    if current.is_finished() || cancelled {
+        inner.step_ended();
+    } else {
+        *inner.generation.borrow_mut() = Some(current);
+    }
+    match step.map_err(js_error)? {
+        Some(step) => to_js(&step),
+        None => Ok(JsValue::UNDEFINED),
     }
 }
 
