@@ -49,15 +49,14 @@ export type ModelFiles =
 
 export interface Runtime {
   init(): Promise<void>;
-  /** `await Model.fromGguf(gguf, { backend })`, or `new Model(onnx, tokenizer, config)`. */
-  /** `contextLength` caps a GGUF model's context (null: the model's own). */
+  /** `await Model.fromGguf(gguf, { backend, contextLength })`, or `new Model(onnx, tokenizer,
+   *  config)`; `contextLength` caps a GGUF model's context (null: the model's own). */
   createModel(files: ModelFiles, backend: BackendChoice, contextLength: number | null): ModelLike | Promise<ModelLike>;
   /** Builds a Sampler: its stage names and ignored settings, or throws the config's error. */
   inspect(config: SamplerConfig): { stages: string[]; ignored: string[] };
 }
 
 export type Post = (message: FromWorker) => void;
-
 
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
@@ -127,8 +126,9 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
   let loadSeq = 0;
   let running: { runId: number; signal: { aborted: boolean } } | null = null;
 
-  const fail = (kind: ErrorKind, error: unknown, runId?: number) =>
-    post({ type: "error", kind: kindOf(error, kind), message: errorMessage(error), ...(runId === undefined ? {} : { runId }) });
+  /** Reports a failure, for the run or score request `id` names (none: a notice). */
+  const fail = (kind: ErrorKind, error: unknown, id: { runId: number } | { requestId: number } | {} = {}) =>
+    post({ type: "error", kind: kindOf(error, kind), message: errorMessage(error), ...id });
 
   function tokenText(state: Loaded, token: number): string {
     let text = state.texts.get(token);
@@ -231,14 +231,14 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
 
   async function score(requestId: number, text: string, context: string): Promise<void> {
     const state = loaded;
-    if (!state) return post({ type: "error", kind: "run", message: "no model is loaded yet", requestId });
-    if (running) return post({ type: "error", kind: "run", message: "a generation is running: stop it first", requestId });
+    if (!state) return fail("run", "no model is loaded yet", { requestId });
+    if (running) return fail("run", "a generation is running: stop it first", { requestId });
     const t0 = performance.now();
     let result: ScoreResult;
     try {
       result = await state.model.score(text, { context, topN: 10 });
     } catch (error) {
-      return post({ type: "error", kind: kindOf(error, "config"), message: errorMessage(error), requestId });
+      return fail("config", error, { requestId });
     }
     const vocab = state.model.vocabSize;
     let bits = 0;
@@ -261,8 +261,8 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
 
   async function generate(runId: number, prompt: string, config: GenerateConfig, reusePrefix: boolean): Promise<void> {
     const state = loaded;
-    if (!state) return fail("run", "no model is loaded yet", runId);
-    if (running) return fail("run", "a generation is already running", runId);
+    if (!state) return fail("run", "no model is loaded yet", { runId });
+    if (running) return fail("run", "a generation is already running", { runId });
     state.model.reusePrefix = reusePrefix;
     const signal = { aborted: false };
     running = { runId, signal };
@@ -286,7 +286,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
           post({ type: "step", runId, step, elapsedMs: last - t0 });
         }, signal);
       } catch (error) {
-        return fail("run", error, runId);
+        return fail("run", error, { runId });
       }
       const decodeMs = Math.max(last - prefilled, 1e-3);
       post({
@@ -355,7 +355,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
       }
     } catch (error) {
       const kind: ErrorKind = message.type === "load" ? "load" : message.type === "generate" ? "run" : message.type === "ngrams" || message.type === "resetNgrams" ? "ngrams" : "run";
-      fail(kind, error, message.type === "generate" ? message.runId : undefined);
+      fail(kind, error, message.type === "generate" ? { runId: message.runId } : {});
     }
   };
 }
