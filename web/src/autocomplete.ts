@@ -5,7 +5,7 @@
 // (reusePrefix), so a keystroke feeds its new tokens, not the whole text again.
 import type { EngineClient, RunResult } from "./client";
 import type { FinalDraft, GenerateConfig } from "./protocol";
-import { AUTOCOMPLETE_LIMITS, defaultStrategy, toConfig, type AutocompleteSettings } from "./settings";
+import { AUTOCOMPLETE_LIMITS, clampCount, defaultStrategy, toConfig, type AutocompleteSettings } from "./settings";
 
 const DEBOUNCE_MS = 250;
 
@@ -63,8 +63,7 @@ export class AutocompleteView {
   }
 
   get settings(): AutocompleteSettings {
-    const count = (input: HTMLInputElement, [min, max]: readonly [number, number]) =>
-      Math.min(max, Math.max(min, Math.round(Number(input.value) || min)));
+    const count = (input: HTMLInputElement, limits: readonly [number, number]) => clampCount(Number(input.value), limits, limits[0]);
     return { drafts: count(this.drafts, AUTOCOMPLETE_LIMITS.drafts), tokens: count(this.tokens, AUTOCOMPLETE_LIMITS.tokens), reuse: this.reuse.checked };
   }
 

@@ -1,8 +1,8 @@
 // The perplexity chart (uPlot): per token the surprise in bits, the running perplexity, and
 // for Mirostat the target τ and the truncation level μ. μ has its own axis: when τ is above what
-// the model produces, μ climbs far above the surprise and would flatten it on a shared one. In compare mode, the running
-// perplexity of every run overlaid. The data shaping is pure and unit-tested; the chart object
-// only draws what it is given.
+// the model produces, μ climbs far above the surprise and would flatten it on a shared one. In
+// compare mode, the running perplexity of every run overlaid. The data shaping is pure and
+// unit-tested; the chart object only draws what it is given.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { TokenStep } from "./protocol";

@@ -106,6 +106,11 @@ export interface ViewSettings {
 
 export const AUTOCOMPLETE_LIMITS = { drafts: [2, 6], tokens: [1, 12] } as const;
 
+/** `value` as a whole number within `[min, max]`; `fallback` when it is not a number. */
+export function clampCount(value: number, [min, max]: readonly [number, number], fallback: number): number {
+  return Number.isFinite(value) ? Math.min(max, Math.max(min, Math.round(value))) : fallback;
+}
+
 export function defaultViewSettings(): ViewSettings {
   return {
     score: { text: "The whale surfaced beside the boat, and the old sailor smiled at the sea.", textB: "", context: "", mode: "surprise" },

@@ -3,6 +3,7 @@
 // strategies go in repeated `cmp` parameters, each one encoded with the same keys.
 import {
   AUTOCOMPLETE_LIMITS,
+  clampCount,
   defaultSettings,
   defaultViewSettings,
   defaultStrategy,
@@ -96,9 +97,9 @@ function writeViews(v: ViewSettings, params: URLSearchParams): void {
   if (v.autocomplete.reuse !== d.autocomplete.reuse) params.set("ar", v.autocomplete.reuse ? "1" : "0");
 }
 
-/** A whole number from `text`, clamped to `[min, max]`. */
-function readCount(text: string | null, [min, max]: readonly [number, number], fallback: number): number {
-  return Math.min(max, Math.max(min, Math.round(readNumber(text, fallback))));
+/** A whole number from `text`, clamped to `limits`. */
+function readCount(text: string | null, limits: readonly [number, number], fallback: number): number {
+  return clampCount(readNumber(text, fallback), limits, fallback);
 }
 
 export function viewsFromQuery(query: string): ViewSettings {
