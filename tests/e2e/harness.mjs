@@ -90,6 +90,13 @@ export async function waitReady(page, timeout = 60_000) {
   await page.waitForSelector('#model-status[data-state="ready"]', { timeout });
 }
 
+/** The page on the tiny test model (`?model=tiny&<query>`), its model loaded. */
+export async function openTinyPage(session, query = "") {
+  const opened = await openPage(session.browser, `${session.server.url}?model=tiny${query ? `&${query}` : ""}`);
+  await waitReady(opened.page);
+  return opened;
+}
+
 /** Counts tokens as they arrive, to tell a stream from one final batch. */
 export async function watchStream(page) {
   await page.evaluate(() => {

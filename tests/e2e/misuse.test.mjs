@@ -4,17 +4,20 @@
 // and the page stays usable after it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { dropFiles, generate, openPage, previewAndChromium, screenshot, waitReady } from "./harness.mjs";
+import { dropFiles, generate, openTinyPage, previewAndChromium, screenshot, waitReady } from "./harness.mjs";
 
 const session = previewAndChromium();
-const tinyPage = async (query) => {
-  const opened = await openPage(session.browser, `${session.server.url}?model=tiny&${query}`);
-  await waitReady(opened.page);
-  return opened;
-};
+const tinyPage = (query) => openTinyPage(session, query);
 const runState = (page) => page.evaluate(() => ({ state: document.querySelector("#run-status").dataset.state, text: document.querySelector("#run-status").textContent, runs: window.__playground.runs }));
 const settledRun = (page, timeout = 60_000) =>
   page.waitForFunction(() => ["done", "stopped", "error"].includes(document.querySelector("#run-status").dataset.state), null, { timeout });
+/** After the misuse, the page runs as before: a whole run of `tokens`. */
+async function assertRunsAgain(page, tokens) {
+  await page.fill("#maxTokens", String(tokens));
+  const again = await generate(page);
+  assert.equal(again.state, "done", again.status);
+  assert.equal(again.tokens, tokens);
+}
 
 test("a double-clicked Generate runs once, to the end", { timeout: 60_000 }, async () => {
   const { context, page, errors } = await tinyPage("n=40&seed=1");
@@ -39,10 +42,7 @@ test("switching models during a run stops the run and loads the new model", { ti
   assert.equal(stopped.state, "stopped", stopped.text);
   assert.match(stopped.text, /^Stopped after \d+ tokens\.$/);
   await page.waitForFunction(() => /^other-model\.gguf: ready/.test(document.querySelector("#model-status").textContent), null, { timeout: 60_000 });
-  await page.fill("#maxTokens", "6");
-  const again = await generate(page);
-  assert.equal(again.state, "done", again.status);
-  assert.equal(again.tokens, 6);
+  await assertRunsAgain(page, 6);
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -85,10 +85,7 @@ test("a trap in the engine restarts the worker, reloads the model, and the page 
   await page.waitForFunction(() => /^The engine stopped \(the engine failed \(panicked at .*forced by the e2e test\).*\) and was restarted; the model is loading again\.$/s.test(document.querySelector("#run-status").textContent), null, { timeout: 30_000 });
   await screenshot(page, "misuse-trap");
   await waitReady(page, 60_000);
-  await page.fill("#maxTokens", "5");
-  const again = await generate(page);
-  assert.equal(again.state, "done", again.status);
-  assert.equal(again.tokens, 5);
+  await assertRunsAgain(page, 5);
   await context.close();
 });
 

@@ -4,17 +4,13 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
-import { dropFiles, generate, openPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
+import { dropFiles, generate, openPage, openTinyPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
 
 const session = previewAndChromium();
 
 const tiny = (query = "") => `${session.server.url}?model=tiny${query ? `&${query}` : ""}`;
 
-async function tinyPage(query) {
-  const opened = await openPage(session.browser, tiny(query));
-  await waitReady(opened.page);
-  return opened;
-}
+const tinyPage = (query) => openTinyPage(session, query);
 
 /** Each run must show a token, a chart point and a step record per generated token. */
 function assertOnePointPerToken(result, maxTokens) {

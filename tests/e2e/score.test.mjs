@@ -4,7 +4,7 @@
 // crate's error. Autocomplete: k suggestions, Tab, typing again, its settings in the URL.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { generate, openPage, previewAndChromium, screenshot, waitReady } from "./harness.mjs";
+import { generate, openTinyPage, previewAndChromium, screenshot, waitReady } from "./harness.mjs";
 
 const session = previewAndChromium();
 
@@ -28,8 +28,7 @@ async function score(page) {
 }
 
 test("the Score view colours a text by surprise and by rank, with its perplexity", { timeout: 180_000 }, async () => {
-  const { context, page, errors } = await openPage(session.browser, `${session.server.url}?model=tiny&s=greedy&n=6`);
-  await waitReady(page);
+  const { context, page, errors } = await openTinyPage(session, "s=greedy&n=6");
   const text = "The whale surfaced beside the boat, and the old sailor smiled at the sea.";
   await page.fill("#score-text", text);
   const bySurprise = await score(page);
@@ -96,8 +95,7 @@ test("the Score view colours a text by surprise and by rank, with its perplexity
 });
 
 test("the Autocomplete view suggests drafts as one types; Tab inserts one, typing again refreshes", { timeout: 180_000 }, async () => {
-  const { context, page, errors } = await openPage(session.browser, `${session.server.url}?model=tiny`);
-  await waitReady(page);
+  const { context, page, errors } = await openTinyPage(session);
   const suggestions = () => page.evaluate(() => [...document.querySelectorAll("#autocomplete-suggestions .suggestion")].map((b) => b.textContent));
   const settled = () =>
     page.waitForFunction(() => ["done", "error"].includes(document.querySelector("#autocomplete-status").dataset.state), null, { timeout: 60_000 });
