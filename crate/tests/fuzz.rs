@@ -127,9 +127,7 @@ fn measured<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 /// The process's peak resident set (VmHWM), in bytes.
 fn peak_rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<usize>().ok()).unwrap_or(0) * 1024
+    common::process_memory("VmHWM").unwrap_or(0)
 }
 
 fn mb(bytes: usize) -> String {

@@ -108,8 +108,8 @@ fn smollm2_score_gives_the_reference_perplexity() {
     let ids: Vec<u32> = result.tokens.iter().map(|t| t.token).collect();
     assert_eq!(ids, json_ids(&reference["paragraph"]["ids"]));
     let want = reference["paragraph"]["perplexity"].as_f64().unwrap();
-    let peak = std::fs::read_to_string("/proc/self/status").unwrap_or_default().lines().find(|l| l.starts_with("VmHWM")).unwrap_or("").to_string();
-    println!("score: {} tokens in {seconds:.2} s = {:.1} tok/s; perplexity {:.3} (reference {want}); {peak}", ids.len(), ids.len() as f64 / seconds, result.perplexity);
+    let peak = common::process_memory("VmHWM").map_or("unknown".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
+    println!("score: {} tokens in {seconds:.2} s = {:.1} tok/s; perplexity {:.3} (reference {want}); peak resident {peak}", ids.len(), ids.len() as f64 / seconds, result.perplexity);
     assert!((result.perplexity / want - 1.0).abs() < 0.001, "perplexity {} vs {want}", result.perplexity);
     assert!(result.tokens[1..].iter().all(|t| t.rank.is_some_and(|r| r >= 1) && t.top.len() == 10));
 }

@@ -21,11 +21,9 @@ use std::time::Instant;
 
 const TOKENS: usize = 4096;
 
-/// This process's resident memory, from /proc.
+/// This process's resident memory.
 fn resident_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+    common::process_memory("VmRSS").expect("/proc/self/status reports VmRSS")
 }
 
 #[test]

@@ -69,3 +69,12 @@ pub fn logit_agreement(a: &[f32], b: &[f32], vocab: usize) -> (f32, usize) {
     let same = a.chunks_exact(vocab).zip(b.chunks_exact(vocab)).filter(|(x, y)| top10(x) == top10(y)).count();
     (diff, same)
 }
+
+/// A memory figure of this process from /proc/self/status (`VmRSS`: resident now, `VmHWM`: the
+/// peak), in bytes; `None` where the kernel does not report it.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn process_memory(field: &str) -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    kb.split_whitespace().next()?.parse::<usize>().ok().map(|kb| kb * 1024)
+}
