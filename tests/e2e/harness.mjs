@@ -74,10 +74,14 @@ export function previewAndChromium() {
   return session;
 }
 
-/** A fresh context (its own cache) and page; page errors fail the test that reads `errors`. */
-export async function openPage(browser, url, { init } = {}) {
+/**
+ * A fresh context (its own cache) and page; page errors fail the test that reads `errors`.
+ * `requests`, an array, gets "METHOD /path" for every request of the page and its workers.
+ */
+export async function openPage(browser, url, { init, requests } = {}) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
   if (init) await context.addInitScript(init);
+  if (requests) context.on("request", (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -86,8 +90,17 @@ export async function openPage(browser, url, { init } = {}) {
   return { context, page, errors };
 }
 
+/**
+ * Waits for the model; when the page offers a big one (SmolLM2) instead of loading it, clicks
+ * "Load model" first, as a user would. Resolves to whether it had to click.
+ */
 export async function waitReady(page, timeout = 60_000) {
+  const offered = await page
+    .waitForSelector('#model-status[data-state="ready"], #load-model:not([hidden])', { timeout })
+    .then((element) => element.evaluate((e) => e.id === "load-model"));
+  if (offered) await page.click("#load-model");
   await page.waitForSelector('#model-status[data-state="ready"]', { timeout });
+  return offered;
 }
 
 /** The page on the tiny test model (`?model=tiny&<query>`), its model loaded. */

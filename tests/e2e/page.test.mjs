@@ -274,6 +274,30 @@ describe("compare mode", { timeout: 120_000 }, () => {
 describe("models: the GGUF default, dropped files and the error states", { timeout: 120_000 }, () => {
   const modelText = (page) => page.evaluate(() => document.querySelector("#model-status").textContent);
 
+  test("SmolLM2's size shows before anything is downloaded, and Load model fetches it", async () => {
+    const requests = [];
+    const { context, page, errors } = await openPage(session.browser, session.server.url, { requests });
+    await page.waitForSelector('#model-status[data-state="unloaded"]');
+    assert.equal(await modelText(page), "SmolLM2-135M-Instruct: 122 MB to download (model.gguf 98 MB + n-gram store 24 MB), then kept in this browser's cache.");
+    assert.equal(await page.locator("#load-model").innerText(), "Load model (122 MB)");
+    assert.ok(await page.locator("#run").isDisabled());
+    await screenshot(page, "smollm2-offered", "#model-panel");
+    // Nothing big starts on its own: the page only asked for the sizes.
+    await page.waitForTimeout(1000);
+    const ofModels = (method) => requests.filter((r) => r.startsWith(`${method} /models/`));
+    assert.deepEqual(ofModels("GET"), []);
+    assert.deepEqual(ofModels("HEAD").sort(), ["HEAD /models/ngrams/default.ngram", "HEAD /models/smollm2-135m/model.gguf"]);
+    // One click starts the download (its end, compiling SmolLM2, is smollm2.test.mjs's).
+    const download = context.waitForEvent("request", (r) => r.method() === "GET" && r.url().endsWith("/models/smollm2-135m/model.gguf"));
+    await page.click("#load-model");
+    await download;
+    assert.match(await modelText(page), /^Loading SmolLM2-135M-Instruct \(model\.gguf \+ n-gram store, 122 MB\)…$/);
+    assert.equal(await page.locator("#model-status").getAttribute("data-state"), "loading");
+    assert.ok(await page.locator("#load-model").isHidden());
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test("the default is the GGUF: its size is shown before the download, then its format", async () => {
     // Every text the model panel shows, in order, from the first one on.
     const record = () => {
@@ -289,7 +313,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     const { context, page, errors } = await openPage(session.browser, tiny("n=6&s=greedy"), { init: record });
     await waitReady(page);
     const texts = await page.evaluate(() => window.__panelTexts);
-    const sized = texts.findIndex((t) => t.includes("Loading tiny test model (random weights) (model.gguf, 96 kB)…"));
+    const sized = texts.findIndex((t) => t.includes("Loading tiny test model (random weights) (model.gguf + n-gram store, 101 kB)…"));
     const fetching = texts.findIndex((t) => /\| (Downloading|Reading from the browser cache):/.test(t));
     assert.ok(sized >= 0 && fetching > sized, `the size before the download: ${texts.join("\n")}`);
     assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 \(not WebGPU: the browser offers no WebGPU adapter\) · vocabulary 512 · context 512 \(KV cache 512 B a token, 262 kB full\) · n-gram store [\d,]+ tokens$/);

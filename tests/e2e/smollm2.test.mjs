@@ -13,9 +13,13 @@ const session = previewAndChromium();
 test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload", { timeout: 600_000 }, async (t) => {
   const prompt = encodeURIComponent("The capital of France is");
   const { context, page, errors } = await openPage(session.browser, `${session.server.url}?s=greedy&n=8&p=${prompt}`);
-  // The download shows its progress in bytes, and what it fetches: the one GGUF file, its size.
+  // The page says what it would download and waits for a click; the download then shows its
+  // progress in bytes, and what it fetches: the GGUF file and the n-gram store, their size.
+  await page.waitForSelector("#load-model:not([hidden])", { timeout: 60_000 });
+  assert.match(await page.locator("#model-status").innerText(), /^SmolLM2-135M-Instruct: 122 MB to download \(model\.gguf 98 MB \+ n-gram store 24 MB\)/);
+  await page.click("#load-model");
   await page.waitForFunction(() => /Downloading: \d+/.test(document.querySelector("#load-text").textContent), null, { timeout: 60_000 });
-  assert.match(await page.locator("#model-status").innerText(), /^Loading SmolLM2-135M-Instruct \(model\.gguf, 98 MB\)…$/);
+  assert.match(await page.locator("#model-status").innerText(), /^Loading SmolLM2-135M-Instruct \(model\.gguf \+ n-gram store, 122 MB\)…$/);
   assert.match(await page.locator("#load-text").innerText(), /^Downloading: [\d.]+ [kM]?B of 98 MB$/);
   await screenshot(page, "smollm2-loading", "#model-panel");
   await waitReady(page, 300_000);
@@ -49,7 +53,7 @@ test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload",
   // Mirostat v2 on a story: surprise hovers around τ (2 bits, below SmolLM2's own ~2.7, so
   // that Mirostat has something to cut).
   await page.goto(`${session.server.url}?s=mirostat2&t=1&tau=2&n=48&seed=4&p=${encodeURIComponent("Once upon a time, there was a little")}`);
-  await waitReady(page, 120_000);
+  assert.equal(await waitReady(page, 120_000), false, "a cached model loads without a click");
   assert.match(await page.locator("#model-status").innerText(), /from the browser cache/, "a reload does not download the model again");
   const mirostat = await generate(page, 120_000);
   assert.equal(mirostat.chartPoints, mirostat.tokens);

@@ -7,7 +7,7 @@ import { CompareView, presetEntries } from "./compare";
 import { Controls } from "./controls";
 import { download, type ExportedRun } from "./exportrun";
 import { backendLabel, ModelPanel, serverModel } from "./modelpanel";
-import type { BackendChoice, FromWorker, ModelSource } from "./protocol";
+import type { BackendChoice, FromWorker } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
 import { ScoreView } from "./scoreview";
@@ -94,7 +94,6 @@ function start(): void {
   let busy = false;
   let modelReady = false;
   let stopRequested = false;
-  let lastSource: ModelSource | null = null;
   let lastRuns: ExportedRun[] = [];
 
   const state: PlaygroundState = {
@@ -175,17 +174,14 @@ function start(): void {
       : "This model has no n-gram store: build one below, or run superposed decoding with α = 0.";
     refreshButtons();
   };
-  const load = (source: ModelSource) => {
-    lastSource = source.kind === "url" ? source : null;
-    return models.load(source);
-  };
   client.onRestart = (reason) => {
     modelReady = false;
     models.info = null;
     busy = false;
     refreshButtons();
+    const lastSource = models.lastUrl;
     setStatus(`The engine stopped (${reason}) and was restarted${lastSource ? "; the model is loading again" : ""}.`, "error");
-    if (lastSource) void load(lastSource);
+    if (lastSource) void models.load(lastSource);
     else models.showError("The engine was restarted: load the model files again.");
   };
   client.onNotice = (message: FromWorker) => {
@@ -352,5 +348,5 @@ function start(): void {
 
   refreshButtons();
   onFormChange();
-  void load(serverModel(modelChoice, formatChoice));
+  void models.offer(serverModel(modelChoice, formatChoice));
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { backendLabel, downloadSize, filesToSource, formatBytes, formatLabel, kvText, serverModel } from "./modelpanel";
+import { AUTO_LOAD_BYTES, autoLoads, backendLabel, bytesToFetch, filesToSource, formatBytes, formatLabel, kvText, probeFiles, serverModel, sumBytes } from "./modelpanel";
 
 const file = (name: string, text = name) => new File([text], name);
 
@@ -52,23 +52,50 @@ describe("the model panel's sources", () => {
     await expect(filesToSource([])).rejects.toThrow("missing a .onnx model and tokenizer.json and config.json");
   });
 
-  it("sizes a server model with HEAD requests before downloading it", async () => {
+  it("sizes a server model's files, its n-gram store included, with HEAD requests before downloading them", async () => {
     const heads: string[] = [];
-    const sizes: Record<string, number> = { "/m.gguf": 98_362_432, "/m.onnx": 1000, "/t.json": 20, "/c.json": 3 };
+    const sizes: Record<string, number> = { "/m.gguf": 98_362_432, "/n.bin": 23_753_336, "/m.onnx": 1000, "/t.json": 20, "/c.json": 3 };
     const fakeFetch = (async (url: string, init?: RequestInit) => {
       heads.push(`${init?.method} ${url}`);
       const size = sizes[url];
-      return size === undefined ? new Response(null, { status: 404 }) : new Response(null, { headers: { "Content-Length": String(size) } });
+      return size === undefined ? new Response(null, { status: 404 }) : new Response(null, { headers: { "Content-Length": String(size), ETag: `"${url}"` } });
     }) as typeof fetch;
-    expect(await downloadSize({ kind: "url", format: "gguf", name: "m", gguf: "/m.gguf", ngrams: null }, fakeFetch)).toBe(98_362_432);
-    expect(heads).toEqual(["HEAD /m.gguf"]);
+    const cachedOnes = (urls: string[]) => async (url: string, head: Response) => urls.includes(url) && head.headers.get("ETag") === `"${url}"`;
+    const gguf = { kind: "url", format: "gguf", name: "m", gguf: "/m.gguf", ngrams: "/n.bin" } as const;
+    const files = await probeFiles(gguf, fakeFetch, cachedOnes([]));
+    expect(heads).toEqual(["HEAD /m.gguf", "HEAD /n.bin"]);
+    expect(files).toEqual([
+      { file: "model.gguf", bytes: 98_362_432, cached: false },
+      { file: "n-gram store", bytes: 23_753_336, cached: false },
+    ]);
+    expect(sumBytes(files)).toBe(122_115_768);
+    expect(bytesToFetch(files)).toBe(122_115_768);
+    // The cached files cost nothing to fetch, though the model still weighs as much.
+    const partly = await probeFiles(gguf, fakeFetch, cachedOnes(["/m.gguf"]));
+    expect([sumBytes(partly), bytesToFetch(partly)]).toEqual([122_115_768, 23_753_336]);
     const onnx = { kind: "url", format: "onnx", name: "m", onnx: "/m.onnx", tokenizer: "/t.json", config: "/c.json", ngrams: null } as const;
-    expect(await downloadSize(onnx, fakeFetch)).toBe(1023);
-    expect(await downloadSize({ ...onnx, config: "/none.json" }, fakeFetch)).toBeNull();
+    expect(sumBytes(await probeFiles(onnx, fakeFetch, cachedOnes([])))).toBe(1023);
+    const missing = await probeFiles({ ...onnx, config: "/none.json" }, fakeFetch, cachedOnes([]));
+    expect(missing[2]).toEqual({ file: "config.json", bytes: null, cached: false });
+    expect(sumBytes(missing)).toBeNull();
     const offline = (async () => {
       throw new TypeError("Failed to fetch");
     }) as typeof fetch;
-    expect(await downloadSize(onnx, offline)).toBeNull();
+    expect(bytesToFetch(await probeFiles(onnx, offline, cachedOnes([])))).toBeNull();
+  });
+
+  it("loads at once only what costs under 20 MB to fetch: a tiny model, or a cached one", () => {
+    const file = (bytes: number | null, cached = false) => ({ file: "model.gguf", bytes, cached });
+    expect(AUTO_LOAD_BYTES).toBe(20e6);
+    expect(autoLoads([file(95_968), file(5_088)])).toBe(true);
+    expect(autoLoads([file(98_362_432), file(23_753_336)])).toBe(false);
+    expect(autoLoads([file(19_999_999)])).toBe(true);
+    expect(autoLoads([file(20_000_000)])).toBe(false);
+    expect(autoLoads([file(98_362_432, true), file(23_753_336, true)])).toBe(true);
+    expect(autoLoads([file(98_362_432, true), file(23_753_336)])).toBe(false);
+    // An unknown size waits for the click, unless that file is cached.
+    expect(autoLoads([file(null)])).toBe(false);
+    expect(autoLoads([file(null, true)])).toBe(true);
   });
 
   it("says what the KV cache takes a token and at the full context, when the package reports it", () => {

@@ -3,6 +3,7 @@
 // model.onnx + tokenizer.json + config.json. The files are read here and handed to the worker;
 // nothing is uploaded anywhere.
 import { WorkerError, type EngineClient } from "./client";
+import { partKey } from "./fetcher";
 import { modelUrls, type LoadPhase, type ModelFormat, type ModelInfo, type ModelSource } from "./protocol";
 
 /** The KV cache's cost, which grows with every token of a sequence: what the context cap bounds. */
@@ -20,9 +21,10 @@ export function formatBytes(bytes: number): string {
 }
 
 export type ServerModel = "smollm2" | "tiny";
+type UrlSource = Extract<ModelSource, { kind: "url" }>;
 
 /** A model on the server: its GGUF by default, or its ONNX files (`?format=onnx`). */
-export function serverModel(which: ServerModel, format: ModelFormat = "gguf"): ModelSource {
+export function serverModel(which: ServerModel, format: ModelFormat = "gguf"): UrlSource {
   const base = new URL(import.meta.env.BASE_URL, location.href);
   const url = (path: string) => new URL(path, base).href;
   const dir = which === "tiny" ? "models/tiny" : "models/smollm2-135m";
@@ -33,20 +35,57 @@ export function serverModel(which: ServerModel, format: ModelFormat = "gguf"): M
     : { kind: "url", format, name, onnx: url(`${dir}/model.onnx`), tokenizer: url(`${dir}/tokenizer.json`), config: url(`${dir}/config.json`), ngrams };
 }
 
-/** The total size of a server model's files (HEAD requests), or null when one is unknown. */
-export async function downloadSize(source: Extract<ModelSource, { kind: "url" }>, fetchFn: typeof fetch = fetch): Promise<number | null> {
-  try {
-    const sizes = await Promise.all(
-      modelUrls(source).map(async ({ url }) => {
+/** One file a server model's load fetches: its size (null when the server does not say) and
+ *  whether the browser cache already holds this version of it. */
+export interface ServerFile {
+  file: string;
+  bytes: number | null;
+  cached: boolean;
+}
+
+/** Whether fetcher.ts's cache holds `url` in the version of this HEAD reply: the version is
+ *  what its serverVersion takes from the same headers, and a manifest marks a whole copy. */
+async function inBrowserCache(url: string, head: Response): Promise<boolean> {
+  const version = head.headers.get("ETag") ?? head.headers.get("Last-Modified") ?? head.headers.get("Content-Length");
+  // The Cache API exists only in secure contexts; `caches.match` looks in every cache of the page.
+  if (!version || typeof caches === "undefined") return false;
+  return (await caches.match(partKey(url, version, "manifest")).catch(() => undefined)) !== undefined;
+}
+
+/** The files a server model's load fetches, its n-gram store included, sized with HEAD
+ *  requests: what it will download, before any of it is. */
+export async function probeFiles(source: UrlSource, fetchFn: typeof fetch = fetch, cached = inBrowserCache): Promise<ServerFile[]> {
+  const files = [...modelUrls(source), ...(source.ngrams ? [{ file: "n-gram store", url: source.ngrams }] : [])];
+  return Promise.all(
+    files.map(async ({ file, url }): Promise<ServerFile> => {
+      try {
         const head = await fetchFn(url, { method: "HEAD", cache: "no-store" });
         const length = Number(head.headers.get("Content-Length"));
-        return head.ok && Number.isFinite(length) && length > 0 ? length : null;
-      }),
-    );
-    return sizes.every((n) => n !== null) ? sizes.reduce((a: number, b) => a + (b ?? 0), 0) : null;
-  } catch {
-    return null;
-  }
+        return { file, bytes: head.ok && Number.isFinite(length) && length > 0 ? length : null, cached: head.ok && (await cached(url, head)) };
+      } catch {
+        return { file, bytes: null, cached: false };
+      }
+    }),
+  );
+}
+
+/** The files' total size, or null when one is unknown. */
+export function sumBytes(files: readonly ServerFile[]): number | null {
+  return files.every((f) => f.bytes !== null) ? files.reduce((sum, f) => sum + (f.bytes ?? 0), 0) : null;
+}
+
+/** What a load would download: the cached files cost nothing. */
+export const bytesToFetch = (files: readonly ServerFile[]) => sumBytes(files.filter((f) => !f.cached));
+
+// Under 20 MB to fetch, the page loads the model as it opens: the tiny test model (0.1 MB) or
+// any model already in the browser cache (nothing) would only wait for a pointless click.
+// SmolLM2 (122 MB with its n-gram store) waits for one, so that opening the page on a phone or
+// a metered line downloads nothing big unasked. An unknown size waits too.
+export const AUTO_LOAD_BYTES = 20e6;
+
+export function autoLoads(files: readonly ServerFile[]): boolean {
+  const bytes = bytesToFetch(files);
+  return bytes !== null && bytes < AUTO_LOAD_BYTES;
 }
 
 /** Picks the model out of what was dropped: one .gguf file, or model.onnx, tokenizer.json and
@@ -100,8 +139,11 @@ export class ModelPanel {
   private readonly progress: HTMLProgressElement;
   private readonly progressText: HTMLElement;
   private readonly error: HTMLElement;
+  private readonly loadButton: HTMLButtonElement;
   private readonly fileSizes = new Map<string, [number, number | null]>();
   info: ModelInfo | null = null;
+  /** The server model of the latest load (null for dropped files): what a restarted engine reloads. */
+  lastUrl: UrlSource | null = null;
   onLoaded: (info: ModelInfo) => void = () => {};
   onLoading: () => void = () => {};
   /** The format the "Load" buttons fetch (`?format=onnx` switches them to the ONNX files). */
@@ -113,6 +155,7 @@ export class ModelPanel {
     this.progress = root.querySelector("#load-progress") as HTMLProgressElement;
     this.progressText = root.querySelector("#load-text") as HTMLElement;
     this.error = root.querySelector("#model-error") as HTMLElement;
+    this.loadButton = root.querySelector("#load-model") as HTMLButtonElement;
     const input = root.querySelector("#model-files") as HTMLInputElement;
     input.addEventListener("change", () => {
       void this.loadFiles([...(input.files ?? [])]);
@@ -154,8 +197,32 @@ export class ModelPanel {
     }
   }
 
-  async load(source: ModelSource): Promise<void> {
+  /** The page's first model: its name and download size with a "Load model" button, or, when
+   *  it costs little to fetch (see AUTO_LOAD_BYTES), the model itself. */
+  async offer(source: UrlSource): Promise<void> {
     const seq = ++this.loadSeq;
+    this.status.textContent = `Checking the size of ${source.name}…`;
+    const files = await probeFiles(source);
+    // A dropped model or a Load button came first.
+    if (seq !== this.loadSeq) return;
+    if (autoLoads(files)) return this.load(source, files);
+    const bytes = bytesToFetch(files);
+    const list = files.map((f) => `${f.file}${f.bytes === null ? "" : ` ${formatBytes(f.bytes)}`}`).join(" + ");
+    this.status.dataset.state = "unloaded";
+    this.status.textContent =
+      bytes === null
+        ? `${source.name} (${list}): the server does not say how big it is.`
+        : `${source.name}: ${formatBytes(bytes)} to download (${list}), then kept in this browser's cache.`;
+    this.loadButton.textContent = bytes === null ? "Load model" : `Load model (${formatBytes(bytes)})`;
+    this.loadButton.onclick = () => void this.load(source, files);
+    this.loadButton.hidden = false;
+  }
+
+  /** Loads `source`; a server model is first sized (unless `files` says its sizes already). */
+  async load(source: ModelSource, files?: ServerFile[]): Promise<void> {
+    const seq = ++this.loadSeq;
+    this.lastUrl = source.kind === "url" ? source : null;
+    this.loadButton.hidden = true;
     this.showError(null);
     this.fileSizes.clear();
     this.progress.hidden = false;
@@ -170,11 +237,13 @@ export class ModelPanel {
     if (source.kind === "url") {
       // Say what is about to be downloaded before the download starts (a cached copy is only
       // read, but the size is still what the model weighs).
-      const size = await downloadSize(source);
+      const sized = files ?? (await probeFiles(source));
       if (seq !== this.loadSeq) return;
-      const files = modelUrls(source).map((f) => f.file).join(" + ");
-      loading(`${source.name} (${files}${size === null ? "" : `, ${formatBytes(size)}`})`);
-      if (size !== null) this.progressText.textContent = `${formatBytes(size)} to fetch: downloaded once, then read from the browser cache…`;
+      const size = sumBytes(sized);
+      const toFetch = bytesToFetch(sized);
+      loading(`${source.name} (${sized.map((f) => f.file).join(" + ")}${size === null ? "" : `, ${formatBytes(size)}`})`);
+      if (toFetch === 0) this.progressText.textContent = "Reading from the browser cache…";
+      else if (toFetch !== null) this.progressText.textContent = `${formatBytes(toFetch)} to fetch: downloaded once, then read from the browser cache…`;
     }
     try {
       const info = await this.client.load(source, (phase, loaded, total, file) => this.onProgress(phase, loaded, total, file));
