@@ -246,6 +246,76 @@ describe("controls", { timeout: 120_000 }, () => {
   });
 });
 
+describe("first steps: seeds, and what each strategy does", { timeout: 120_000 }, () => {
+  const seedInUrl = (page) => new URL(page.url()).searchParams.get("seed");
+
+  test("the dice button picks a new seed, shows it, and the next run differs", async () => {
+    const { context, page, errors } = await tinyPage("n=16&seed=3");
+    const first = await generate(page);
+    await page.click("#new-seed");
+    const seed = await page.inputValue("#seed");
+    assert.match(seed, /^\d+$/);
+    assert.notEqual(seed, "3");
+    await page.waitForFunction((s) => new URL(location.href).searchParams.get("seed") === s, seed);
+    const second = await generate(page);
+    assert.equal(second.state, "done", second.status);
+    assert.notEqual(second.lastRun.text, first.lastRun.text);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("new seed on every run: two runs differ, and the link reproduces the last one", async () => {
+    const { context, page, errors } = await tinyPage("n=16&seed=3");
+    await page.check("#reseed");
+    await page.waitForFunction(() => new URL(location.href).searchParams.get("rs") === "1");
+    const a = await generate(page);
+    const seedA = await page.inputValue("#seed");
+    const b = await generate(page);
+    const seedB = await page.inputValue("#seed");
+    assert.ok(seedA !== "3" && seedB !== seedA, `seeds 3 → ${seedA} → ${seedB}`);
+    assert.notEqual(b.lastRun.text, a.lastRun.text);
+    assert.equal(seedInUrl(page), seedB, "the URL holds the seed the run used");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
+    const exported = JSON.parse(await readFile(await download.path(), "utf8"));
+    assert.equal(exported.runs[0].config.sampler.seed, Number(seedB));
+    assert.equal(exported.settings.reseed, true);
+    // Without the checkbox, the link's seed gives the same tokens again.
+    const link = new URL(page.url());
+    link.searchParams.delete("rs");
+    const other = await openPage(session.browser, link.href);
+    await waitReady(other.page);
+    assert.equal(await other.page.isChecked("#reseed"), false);
+    assert.equal((await generate(other.page)).lastRun.text, b.lastRun.text);
+    assert.deepEqual([...errors, ...other.errors], []);
+    await other.context.close();
+    await context.close();
+  });
+
+  test("a line under the strategy says what it does, and follows the selector", async () => {
+    const { context, page, errors } = await tinyPage("s=mirostat2");
+    const help = () => page.locator("#strategy-help").innerText();
+    assert.match(await help(), /^Mirostat v2: adjusts a surprise cap μ each step .* τ bits \(Basu et al\. 2020\)\.$/);
+    for (const [kind, line] of [
+      ["greedy", /^Greedy: always takes the most likely token/],
+      ["sample", /^Sampling chain: /],
+      ["mirostat1", /^Mirostat v1: .*top-k/],
+      ["superposed", /^Superposed decoding: k drafts from one forward pass.*\(Shen et al\. 2024\)\.$/],
+    ]) {
+      await page.selectOption("#strategy", kind);
+      assert.match(await help(), line);
+    }
+    assert.equal(await page.getAttribute("#strategy", "aria-describedby"), "strategy-help");
+    // The chain's stages and the penalties say what they do too.
+    await page.selectOption("#strategy", "sample");
+    assert.match(await page.locator('[data-setting="topP"] .help').innerText(), /nucleus sampling/);
+    assert.match(await page.locator('[data-setting="minP"] .help').innerText(), /as likely as the most likely one/);
+    assert.match(await page.locator('fieldset[data-group="penalties"] > .help').innerText(), /last n/);
+    await screenshot(page, "tiny-strategy-help", "#settings");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
 describe("compare mode", { timeout: 120_000 }, () => {
   test("runs 3 strategies side by side with overlaid perplexity, wall time and tok/s", async () => {
     const { context, page, errors } = await tinyPage("n=16&seed=1");

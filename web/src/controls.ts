@@ -1,7 +1,17 @@
 // The settings form: prompt, strategy, seed, max tokens and every parameter, generated from one
 // table of fields so that reading, writing and labelling cannot drift apart. Values the current
 // strategy ignores stay editable but are marked, with a sentence saying which and why.
-import { NGRAM_ORDERS, STRATEGIES, strategyOf, type Settings, type StrategyKind, type StrategySettings } from "./settings";
+import {
+  NGRAM_ORDERS,
+  randomSeed,
+  STAGE_HELP,
+  STRATEGIES,
+  STRATEGY_HELP,
+  strategyOf,
+  type Settings,
+  type StrategyKind,
+  type StrategySettings,
+} from "./settings";
 
 type Group = "sampling" | "penalties" | "mirostat" | "superposed";
 
@@ -21,11 +31,11 @@ interface Field {
 }
 
 const FIELDS: Field[] = [
-  { path: "temperature", label: "Temperature", group: "sampling", setting: "temperature", step: 0.05, min: 0, help: "0 is greedy" },
-  { path: "topK", label: "Top-k", group: "sampling", setting: "topK", step: 1, min: 1, toggle: true, integer: true },
-  { path: "topP", label: "Top-p", group: "sampling", setting: "topP", step: 0.01, min: 0, max: 1, toggle: true },
-  { path: "minP", label: "Min-p", group: "sampling", setting: "minP", step: 0.01, min: 0, max: 1, toggle: true },
-  { path: "typicalP", label: "Typical", group: "sampling", setting: "typicalP", step: 0.01, min: 0, max: 1, toggle: true },
+  { path: "temperature", label: "Temperature", group: "sampling", setting: "temperature", step: 0.05, min: 0, help: STAGE_HELP.temperature },
+  { path: "topK", label: "Top-k", group: "sampling", setting: "topK", step: 1, min: 1, toggle: true, integer: true, help: STAGE_HELP.topK },
+  { path: "topP", label: "Top-p", group: "sampling", setting: "topP", step: 0.01, min: 0, max: 1, toggle: true, help: STAGE_HELP.topP },
+  { path: "minP", label: "Min-p", group: "sampling", setting: "minP", step: 0.01, min: 0, max: 1, toggle: true, help: STAGE_HELP.minP },
+  { path: "typicalP", label: "Typical", group: "sampling", setting: "typicalP", step: 0.01, min: 0, max: 1, toggle: true, help: STAGE_HELP.typicalP },
   { path: "penalties.repetition", label: "Repetition", group: "penalties", setting: "penalties", step: 0.05, min: 0, help: "1 = off" },
   { path: "penalties.presence", label: "Presence", group: "penalties", setting: "penalties", step: 0.1 },
   { path: "penalties.frequency", label: "Frequency", group: "penalties", setting: "penalties", step: 0.1 },
@@ -44,9 +54,9 @@ const FIELDS: Field[] = [
   })),
 ];
 
-const GROUPS: { group: Group; legend: string; shown: (s: StrategyKind) => boolean }[] = [
+const GROUPS: { group: Group; legend: string; help?: string; shown: (s: StrategyKind) => boolean }[] = [
   { group: "sampling", legend: "Sampling chain", shown: (s) => s !== "superposed" },
-  { group: "penalties", legend: "Penalties", shown: (s) => s !== "superposed" },
+  { group: "penalties", legend: "Penalties", help: STAGE_HELP.penalties, shown: (s) => s !== "superposed" },
   { group: "mirostat", legend: "Mirostat", shown: (s) => s === "mirostat1" || s === "mirostat2" },
   { group: "superposed", legend: "Superposed decoding", shown: (s) => s === "superposed" },
 ];
@@ -87,23 +97,29 @@ export class Controls {
   readonly strategy: HTMLSelectElement;
   readonly seed: HTMLInputElement;
   readonly maxTokens: HTMLInputElement;
+  private readonly reseed: HTMLInputElement;
+  private readonly strategyHelp: HTMLElement;
   private readonly order: HTMLSelectElement;
   private readonly note: HTMLElement;
   private readonly error: HTMLElement;
   private compare: StrategySettings[] = [];
 
-  constructor(private readonly form: HTMLFormElement, onChange: () => void) {
+  constructor(private readonly form: HTMLFormElement, private readonly onChange: () => void) {
     this.prompt = form.querySelector("#prompt") as HTMLTextAreaElement;
     this.seed = form.querySelector("#seed") as HTMLInputElement;
+    this.reseed = form.querySelector("#reseed") as HTMLInputElement;
+    this.strategyHelp = form.querySelector("#strategy-help") as HTMLElement;
+    (form.querySelector("#new-seed") as HTMLButtonElement).addEventListener("click", () => this.newSeed());
     this.maxTokens = form.querySelector("#maxTokens") as HTMLInputElement;
     this.strategy = form.querySelector("#strategy") as HTMLSelectElement;
     for (const { kind, label } of STRATEGIES) this.strategy.append(element("option", { value: kind }, label));
     const groups = form.querySelector("#parameter-groups") as HTMLElement;
     this.order = element("select", { id: "f-order" });
     this.order.append(element("option", { value: "llama" }, "llama.cpp: truncate, then temperature"), element("option", { value: "hf" }, "Hugging Face: temperature first"));
-    for (const { group, legend } of GROUPS) {
+    for (const { group, legend, help } of GROUPS) {
       const fieldset = element("fieldset", { "data-group": group });
       fieldset.append(element("legend", {}, legend));
+      if (help) fieldset.append(element("p", { class: "help" }, help));
       for (const field of FIELDS.filter((f) => f.group === group)) fieldset.append(this.fieldRow(field));
       if (group === "sampling") {
         const row = element("div", { class: "field", "data-setting": "order" });
@@ -160,6 +176,7 @@ export class Controls {
       ...s,
       prompt: this.prompt.value,
       seed: Number(this.seed.value),
+      reseed: this.reseed.checked,
       maxTokens: Number(this.maxTokens.value),
       compare: this.compare.map(strategyOf),
     };
@@ -168,6 +185,7 @@ export class Controls {
   write(settings: Settings): void {
     this.prompt.value = settings.prompt;
     this.seed.value = String(settings.seed);
+    this.reseed.checked = settings.reseed;
     this.maxTokens.value = String(settings.maxTokens);
     this.strategy.value = settings.strategy;
     this.order.value = settings.order;
@@ -191,7 +209,15 @@ export class Controls {
     this.compare = entries.map(strategyOf);
   }
 
+  /** A fresh random seed in the form, as if typed (the URL follows). */
+  newSeed(): void {
+    this.seed.value = String(randomSeed(Number(this.seed.value)));
+    this.onChange();
+  }
+
+  /** Shows the strategy's parameter groups and its one-line description. */
   showGroups(strategy: StrategyKind): void {
+    this.strategyHelp.textContent = STRATEGY_HELP[strategy];
     for (const { group, shown } of GROUPS) {
       const fieldset = this.form.querySelector(`fieldset[data-group="${group}"]`) as HTMLFieldSetElement;
       fieldset.hidden = !shown(strategy);

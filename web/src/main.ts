@@ -199,8 +199,11 @@ function start(): void {
   // Files dropped anywhere on the page go to the model panel, instead of the browser opening them.
   for (const type of ["dragover", "drop"]) document.addEventListener(type, (e) => e.preventDefault());
 
-  /** Reads the form; when it is valid, marks a run as started and returns its settings. */
-  function beginRun(): Settings | null {
+  /** Reads the form; when it is valid, marks a run as started and returns its settings. With
+   *  "new seed on every run" (and `reseed`), the form gets a fresh seed first: the URL and the
+   *  export then still reproduce the run. */
+  function beginRun(reseed: boolean): Settings | null {
+    if (reseed && controls.read().reseed) controls.newSeed();
     const s = (settings = controls.read());
     const basic = checkBasics(s);
     if (basic) {
@@ -214,9 +217,9 @@ function start(): void {
   }
 
   // ---- a single run ----
-  async function generate(): Promise<void> {
+  async function generate(reseed = true): Promise<void> {
     // Busy before the first await: a second click (a double-click) must find the run begun.
-    const s = beginRun();
+    const s = beginRun(reseed);
     if (!s) return;
     await autocomplete.idle();
     controls.showError(null);
@@ -251,7 +254,8 @@ function start(): void {
       controls.write({ ...settings, strategy: "superposed" });
       onFormChange();
     }
-    await generate();
+    // The same seed: only the store differs between the drafts before and after.
+    await generate(false);
     view.showFinalsBefore(before);
   }
   $("#ngram-build").addEventListener("click", () => {
@@ -274,7 +278,7 @@ function start(): void {
   $("#compare-add").addEventListener("click", () => setEntries([...compare.entries, strategyOf(controls.read())]));
   $("#compare-preset").addEventListener("click", () => setEntries(presetEntries()));
   compareRunButton.addEventListener("click", async () => {
-    const s = beginRun();
+    const s = beginRun(true);
     if (!s) return;
     await autocomplete.idle();
     setStatus(`Comparing ${compare.entries.length} strategies…`, "running");

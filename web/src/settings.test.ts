@@ -1,5 +1,5 @@
 import { describe as group, expect, it } from "vitest";
-import { defaultStrategy, describe, ignoredByStrategy, toConfig, checkBasics, defaultSettings } from "./settings";
+import { defaultStrategy, describe, ignoredByStrategy, toConfig, checkBasics, defaultSettings, randomSeed, SEED_RANGE, STAGE_HELP, STRATEGIES, STRATEGY_HELP } from "./settings";
 
 group("settings → GenerateConfig", () => {
   it("sends the chain's switched-on stages only", () => {
@@ -37,5 +37,34 @@ group("settings → GenerateConfig", () => {
     expect(checkBasics(defaultSettings())).toBeNull();
     expect(checkBasics({ ...defaultSettings(), seed: 1.5 })).toMatch(/Seed/);
     expect(checkBasics({ ...defaultSettings(), maxTokens: Number.NaN })).toMatch(/Max tokens/);
+  });
+
+  it("describes every strategy of the selector, and every stage of the chain, in one line", () => {
+    expect(Object.keys(STRATEGY_HELP).sort()).toEqual(STRATEGIES.map((s) => s.kind).sort());
+    for (const { kind, label } of STRATEGIES) {
+      const help = STRATEGY_HELP[kind];
+      // Each line names its strategy first, as the selector does.
+      expect(help.startsWith(`${label.split(" (")[0]}:`), `${kind}: ${help}`).toBe(true);
+      expect(help.length).toBeLessThan(200);
+      expect(help).not.toMatch(/\n/);
+    }
+    expect(new Set(Object.values(STRATEGY_HELP)).size).toBe(STRATEGIES.length);
+    expect(STRATEGY_HELP.mirostat2).toMatch(/τ bits \(Basu et al\. 2020\)/);
+    expect(STRATEGY_HELP.superposed).toMatch(/n-gram.*\(Shen et al\. 2024\)/);
+    expect(Object.keys(STAGE_HELP).sort()).toEqual(["minP", "penalties", "temperature", "topK", "topP", "typicalP"]);
+  });
+
+  it("picks a fresh seed in range that is never the current one", () => {
+    expect(randomSeed(5, () => 0)).toBe(6);
+    expect(randomSeed(5, () => 0.999_999_9)).toBe(4);
+    expect(randomSeed(SEED_RANGE - 1, () => 0)).toBe(0);
+    // A seed from a link may be above the range, or the box empty.
+    expect(randomSeed(4_000_000, () => 0.5)).toBeLessThan(SEED_RANGE);
+    expect(randomSeed(Number.NaN, () => 0)).toBe(1);
+    for (let i = 0; i < 1000; i++) {
+      const current = i % 3;
+      const seed = randomSeed(current);
+      expect(Number.isSafeInteger(seed) && seed >= 0 && seed < SEED_RANGE && seed !== current).toBe(true);
+    }
   });
 });

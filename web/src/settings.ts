@@ -13,6 +13,40 @@ export const STRATEGIES: { kind: StrategyKind; label: string }[] = [
   { kind: "superposed", label: "Superposed decoding (k drafts)" },
 ];
 
+/** One line per strategy, shown under the selector: what it does, in a newcomer's words. */
+export const STRATEGY_HELP: Record<StrategyKind, string> = {
+  greedy: "Greedy: always takes the most likely token, so a prompt always gives the same text (the seed plays no part).",
+  sample:
+    "Sampling chain: the penalties, then the stages switched on below, cut the candidates; a token is drawn at random, weighted by its probability.",
+  mirostat1:
+    "Mirostat v1: estimates how fast the probabilities fall off and picks each step's top-k so that the text's average surprise stays near τ bits (Basu et al. 2020).",
+  mirostat2: "Mirostat v2: adjusts a surprise cap μ each step so that the text's average surprise stays near τ bits (Basu et al. 2020).",
+  superposed:
+    "Superposed decoding: k drafts from one forward pass, fed the weighted sum of their embeddings; an n-gram model keeps them coherent (Shen et al. 2024).",
+};
+
+/** One line per stage of the sampling chain, shown with its field. */
+export const STAGE_HELP = {
+  temperature: "Divides the logits by T: below 1 sharpens the distribution, above 1 flattens it; 0 is greedy.",
+  topK: "Keeps the k most likely tokens.",
+  topP: "Keeps the fewest most likely tokens whose probabilities add up to p (nucleus sampling).",
+  minP: "Keeps the tokens at least p times as likely as the most likely one.",
+  typicalP: "Keeps the tokens whose surprise is closest to the entropy, up to probability p (locally typical sampling).",
+  penalties:
+    "Make the tokens of the last n less likely: repetition scales their logits (1 = off), presence subtracts a fixed amount, frequency one per occurrence.",
+} as const;
+
+/** Seeds stay below a million: short enough to read and type, and any u64 would do no better. */
+export const SEED_RANGE = 1_000_000;
+
+/** A fresh seed for the dice button and "new seed on every run": never the current one, so
+ *  that the next run differs. */
+export function randomSeed(current: number, random: () => number = Math.random): number {
+  // A step of 1 to SEED_RANGE - 1 from the current seed, wrapped: uniform over the others.
+  const from = Number.isSafeInteger(current) && current >= 0 ? current % SEED_RANGE : 0;
+  return (from + 1 + Math.floor(random() * (SEED_RANGE - 1))) % SEED_RANGE;
+}
+
 /** A truncation setting that can be switched off without forgetting its value. */
 export interface Toggle {
   on: boolean;
@@ -43,6 +77,8 @@ export interface StrategySettings {
 export interface Settings extends StrategySettings {
   prompt: string;
   seed: number;
+  /** "New seed on every run": each run first gets a fresh seed, written into the form. */
+  reseed: boolean;
   maxTokens: number;
   /** Strategies of compare mode (2–4 run side by side on this prompt and seed). */
   compare: StrategySettings[];
@@ -76,6 +112,7 @@ export function defaultSettings(): Settings {
     ...defaultStrategy(),
     prompt: "Once upon a time, there was a little",
     seed: 0,
+    reseed: false,
     maxTokens: 48,
     compare: [],
   };

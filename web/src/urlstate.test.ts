@@ -30,6 +30,7 @@ describe("URL state", () => {
       ...defaultSettings(),
       prompt: "Ünïcode & symbols = ?#%\nsecond line",
       seed: 1234567,
+      reseed: true,
       maxTokens: 7,
       strategy: "mirostat1",
       temperature: 1.3,
@@ -52,6 +53,7 @@ describe("URL state", () => {
     };
     const query = toQuery(s);
     expect(fromQuery(query)).toEqual(s);
+    expect(new URLSearchParams(query).get("rs")).toBe("1");
     // Through a real URL too, as a shared link travels.
     const url = new URL(`https://example.org/?${toQuery(s, { model: "tiny" })}`);
     expect(url.searchParams.get("model")).toBe("tiny");
