@@ -246,7 +246,7 @@ describe("controls", { timeout: 120_000 }, () => {
   });
 });
 
-describe("first steps: seeds, and what each strategy does", { timeout: 120_000 }, () => {
+describe("first steps: seeds, what each strategy does, compare from the top", { timeout: 120_000 }, () => {
   const seedInUrl = (page) => new URL(page.url()).searchParams.get("seed");
 
   test("the dice button picks a new seed, shows it, and the next run differs", async () => {
@@ -311,6 +311,29 @@ describe("first steps: seeds, and what each strategy does", { timeout: 120_000 }
     assert.match(await page.locator('[data-setting="minP"] .help').innerText(), /as likely as the most likely one/);
     assert.match(await page.locator('fieldset[data-group="penalties"] > .help').innerText(), /last n/);
     await screenshot(page, "tiny-strategy-help", "#settings");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("compare is one click from the header, and sits right below the run", async () => {
+    const { context, page, errors } = await tinyPage("n=8&seed=1");
+    const link = page.locator('header nav a[href="#compare-panel"]');
+    assert.ok((await link.boundingBox()).y < 100, "the link is at the top");
+    // Compare follows the Run panel, before the other views (and the draft tree, below them).
+    const tops = await page.evaluate(() => ["run-panel", "compare-panel", "autocomplete-panel", "score-panel"].map((id) => document.getElementById(id).getBoundingClientRect().top));
+    assert.deepEqual(tops, [...tops].sort((x, y) => x - y), `panel tops ${tops}`);
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await link.click();
+    // Scrolled to, and not hidden under the sticky header.
+    const header = (await page.locator("header.top").boundingBox()).height;
+    await page.waitForFunction((h) => {
+      const top = document.querySelector("#compare-heading").getBoundingClientRect().top;
+      return top >= h && top < h + 100;
+    }, header);
+    await page.click("#compare-preset");
+    await page.click("#compare-run");
+    await page.waitForSelector('#run-status[data-state="done"]');
+    assert.equal(await page.locator('.compare-column[data-state="done"]').count(), 3);
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -111,6 +111,10 @@ function start(): void {
   };
   window.__playground = state;
 
+  // Sections reached from the header's links scroll to below the sticky header, however tall it wraps.
+  const header = $("header.top");
+  new ResizeObserver(() => document.documentElement.style.setProperty("--header", `${header.offsetHeight}px`)).observe(header);
+
   controls.write(settings);
   compare.setEntries(settings.compare);
   compare.onEntriesChange = (entries) => {
