@@ -52,6 +52,10 @@ pub enum Error {
     /// Feeding more tokens would take the sequence past the model's context length.
     #[error("the context is full: the model holds at most {context_length} tokens")]
     ContextFull { context_length: usize },
+    /// A chat template that does not compile, or whose rendering failed (a template may refuse
+    /// messages with `raise_exception`, e.g. roles that do not alternate), or a model without one.
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
 }
 
 impl Error {
@@ -69,6 +73,7 @@ impl Error {
             Error::NgramStore(_) => "NgramStore",
             Error::Superseded => "Superseded",
             Error::Busy | Error::BusyCall => "Busy",
+            Error::ChatTemplate(_) => "ChatTemplate",
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{check, Error, Result};
 use crate::model::LanguageModel;
 use crate::ngram::NgramStore;
 use crate::sampling::record::full_distribution;
-use crate::sampling::{Chain, SamplerConfig, StepRecord};
+use crate::sampling::{Alternative, Chain, SamplerConfig, StepRecord};
 use crate::superposed::{DraftNode, DraftStep, FinalDraft, SuperposedConfig, SuperposedDecoder};
 use crate::tokenizer::{TextStream, TextTokenizer};
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,11 @@ pub struct GenerateConfig {
     /// Tokens that end the generation. `None` means the tokenizer's end-of-text tokens
     /// (`<|im_end|>`, `<|endoftext|>`, when present).
     pub stop_tokens: Option<Vec<u32>>,
+    /// Texts that end the generation where they appear; the text before one is kept, the stop
+    /// string itself is not. Streamed text that could be the start of one is held back until
+    /// it is known not to be. Token generation only: superposed drafts ignore them.
+    #[serde(default)]
+    pub stop_strings: Vec<String>,
     pub sampler: SamplerConfig,
     /// When set, superposed decoding replaces the sampler chain (`sampler` is then unused).
     pub superposed: Option<SuperposedConfig>,
@@ -29,7 +34,7 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        Self { max_tokens: 64, stop_tokens: None, sampler: SamplerConfig::default(), superposed: None }
+        Self { max_tokens: 64, stop_tokens: None, stop_strings: Vec::new(), sampler: SamplerConfig::default(), superposed: None }
     }
 }
 
@@ -44,7 +49,9 @@ impl GenerateConfig {
         }
         let (given, default) = (serde_json::to_value(&self.sampler), serde_json::to_value(SamplerConfig::default()));
         let (Ok(serde_json::Value::Object(given)), Ok(default)) = (given, default) else { return Vec::new() };
-        given.into_iter().filter(|(key, value)| default.get(key) != Some(value)).map(|(key, _)| format!("sampler.{key}")).collect()
+        let sampler = given.into_iter().filter(|(key, value)| default.get(key) != Some(value)).map(|(key, _)| format!("sampler.{key}"));
+        let stop_strings = (!self.stop_strings.is_empty()).then(|| "stopStrings".to_string());
+        sampler.chain(stop_strings).collect()
     }
 }
 
@@ -53,7 +60,7 @@ impl GenerateConfig {
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub enum FinishReason {
-    /// A stop token was sampled.
+    /// A stop token was sampled, or a stop string appeared.
     Stop,
     /// `maxTokens` were generated.
     Length,
@@ -136,7 +143,7 @@ pub struct Engine<M: LanguageModel> {
 }
 
 enum Strategy {
-    Sample { chain: Chain, stream: TextStream },
+    Sample { chain: Chain, stream: TextStream, stops: StopStrings },
     Superposed { decoder: SuperposedDecoder, prompt: Vec<u32> },
 }
 
@@ -210,6 +217,11 @@ impl<M: LanguageModel> Engine<M> {
         &self.tokenizer
     }
 
+    /// Replaces the tokenizer's chat template (the ids it gives are unchanged).
+    pub fn set_chat_template(&mut self, source: Option<&str>) -> Result<()> {
+        self.tokenizer.set_chat_template(source)
+    }
+
     /// The model, to feed it directly; the engine then forgets what its cache holds, and a
     /// generation in progress ends.
     pub fn model_mut(&mut self) -> &mut M {
@@ -256,6 +268,14 @@ impl<M: LanguageModel> Engine<M> {
     }
 
     /// Identifies the tokenizer an n-gram store must have been built with.
+    /// Gives each alternative its text, the token decoded on its own.
+    pub(crate) fn label_alternatives(&self, top: &mut [Alternative]) -> Result<()> {
+        for alternative in top {
+            alternative.text = Some(self.tokenizer.decode(&[alternative.token])?);
+        }
+        Ok(())
+    }
+
     pub fn tokenizer_fingerprint(&self) -> u64 {
         self.tokenizer_fingerprint
     }
@@ -302,7 +322,11 @@ impl<M: LanguageModel> Engine<M> {
     /// sampler.
     pub async fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
         let mut strategy = match &config.superposed {
-            None => Strategy::Sample { chain: Chain::new(&config.sampler)?, stream: TextStream::default() },
+            None => Strategy::Sample {
+                chain: Chain::new(&config.sampler)?,
+                stream: TextStream::default(),
+                stops: StopStrings::new(&config.stop_strings)?,
+            },
             Some(superposed) => {
                 let decoder = SuperposedDecoder::new(superposed)?;
                 if superposed.uses_ngrams() && self.ngrams.is_none() {
@@ -374,11 +398,18 @@ impl<M: LanguageModel> Engine<M> {
         });
         // `start` left room in the context for every input fed here.
         Ok(match &mut generation.strategy {
-            Strategy::Sample { chain, stream } => {
-                let record = chain.sample(&generation.logits)?;
-                let stop = stop_tokens.contains(&record.token);
-                let finish = if stop { Some(FinishReason::Stop) } else { out_of_tokens };
-                let text = if stop { String::new() } else { stream.push(&self.tokenizer, record.token)? };
+            Strategy::Sample { chain, stream, stops } => {
+                let mut record = chain.sample(&generation.logits)?;
+                self.label_alternatives(&mut record.top)?;
+                let stop_token = stop_tokens.contains(&record.token);
+                let (mut text, stop_string) = match stop_token {
+                    true => (String::new(), false),
+                    false => stops.push(&stream.push(&self.tokenizer, record.token)?),
+                };
+                let finish = if stop_token || stop_string { Some(FinishReason::Stop) } else { out_of_tokens };
+                if finish.is_some() && !stop_string {
+                    text.push_str(&stops.take_held());
+                }
                 if finish.is_none() {
                     let contiguous = self.cached.len() == self.model.position();
                     generation.logits = self.model.step_token(record.token).await?;
@@ -439,5 +470,97 @@ impl<M: LanguageModel> Engine<M> {
             }
         }
         Ok(steps)
+    }
+}
+
+/// Finds stop strings in streamed text. Text that could be the start of one is held back, so
+/// that no step shows part of a stop string that the next step completes.
+#[derive(Default)]
+struct StopStrings {
+    stops: Vec<String>,
+    held: String,
+}
+
+impl StopStrings {
+    const MAX_COUNT: usize = 16;
+    const MAX_BYTES: usize = 256;
+
+    fn new(stops: &[String]) -> Result<Self> {
+        check(stops.len() <= Self::MAX_COUNT, "stopStrings", "at most 16 strings", stops.len())?;
+        for stop in stops {
+            let fits = !stop.is_empty() && stop.len() <= Self::MAX_BYTES;
+            check(fits, "stopStrings", "non-empty strings of at most 256 bytes", format!("{stop:?}"))?;
+        }
+        Ok(Self { stops: stops.to_vec(), held: String::new() })
+    }
+
+    /// Adds a piece of text; returns the text that can be shown now, and whether a stop string
+    /// appeared (the text is then what came before it).
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        self.held.push_str(piece);
+        if let Some(at) = self.stops.iter().filter_map(|stop| self.held.find(stop.as_str())).min() {
+            self.held.truncate(at);
+            return (std::mem::take(&mut self.held), true);
+        }
+        let keep = self.stops.iter().map(|stop| prefix_at_end(&self.held, stop)).max().unwrap_or(0);
+        let shown = self.held.len() - keep;
+        (self.held.drain(..shown).collect(), false)
+    }
+
+    /// The held-back text: the generation ended without completing a stop string.
+    fn take_held(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// The length of the longest proper prefix of `stop` that `text` ends with.
+fn prefix_at_end(text: &str, stop: &str) -> usize {
+    (1..stop.len()).rev().find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n])).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopStrings;
+
+    fn run(stops: &[&str], pieces: &[&str]) -> (Vec<String>, bool) {
+        let mut matcher = StopStrings::new(&stops.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut shown = Vec::new();
+        for piece in pieces {
+            let (text, stopped) = matcher.push(piece);
+            shown.push(text);
+            if stopped {
+                return (shown, true);
+            }
+        }
+        shown.push(matcher.take_held());
+        (shown, false)
+    }
+
+    #[test]
+    fn a_stop_string_split_over_pieces_is_never_shown() {
+        assert_eq!(run(&["\n\nUser:"], &["Hi", " there\n", "\nUs", "er: next"]), (vec!["Hi".into(), " there".into(), "".into(), "".into()], true));
+    }
+
+    #[test]
+    fn held_text_that_turns_out_not_to_stop_is_shown() {
+        assert_eq!(run(&["END"], &["a E", "N", "x", "y"]), (vec!["a ".into(), "".into(), "ENx".into(), "y".into(), "".into()], false));
+        assert_eq!(run(&["END"], &["a EN"]), (vec!["a ".into(), "EN".into()], false));
+    }
+
+    #[test]
+    fn the_earliest_of_several_stop_strings_wins() {
+        assert_eq!(run(&["cd", "b"], &["abcd"]), (vec!["a".into()], true));
+    }
+
+    #[test]
+    fn multibyte_stop_strings_are_cut_on_character_boundaries() {
+        assert_eq!(run(&["é!"], &["café", "?"]), (vec!["caf".into(), "é?".into(), "".into()], false));
+    }
+
+    #[test]
+    fn bad_stop_strings_are_refused() {
+        assert!(StopStrings::new(&["".to_string()]).is_err());
+        assert!(StopStrings::new(&vec!["x".to_string(); 17]).is_err());
+        assert!(StopStrings::new(&["x".repeat(257)]).is_err());
     }
 }

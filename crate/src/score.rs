@@ -25,12 +25,14 @@ pub struct ScoreConfig {
     /// first tokens but is not scored itself.
     pub context: String,
     /// Alternatives listed per token, most probable first (0 to 100; default 10).
-    pub top_n: usize,
+    /// Was `topN`, which read like `topK`; the old name is still accepted (with a warning in JS).
+    #[serde(alias = "topN")]
+    pub top_alternatives: usize,
 }
 
 impl Default for ScoreConfig {
     fn default() -> Self {
-        Self { context: String::new(), top_n: 10 }
+        Self { context: String::new(), top_alternatives: 10 }
     }
 }
 
@@ -74,7 +76,7 @@ impl<M: LanguageModel> Engine<M> {
     /// call. With [`Engine::set_reuse_prefix`], feeds only what follows the prefix shared with
     /// the previous call.
     pub async fn score(&mut self, text: &str, config: &ScoreConfig) -> Result<ScoreResult> {
-        check(config.top_n <= MAX_SCORE_TOP_N, "topN", "at most 100", config.top_n)?;
+        check(config.top_alternatives <= MAX_SCORE_TOP_N, "topAlternatives", "at most 100", config.top_alternatives)?;
         let context = if config.context.is_empty() { Vec::new() } else { self.tokenizer().encode(&config.context)? };
         let ids = self.tokenizer().encode(text)?;
         check(
@@ -109,7 +111,8 @@ impl<M: LanguageModel> Engine<M> {
             for row in logits.chunks_exact(vocab) {
                 let id = all[pos];
                 let full = full_distribution(row, 1.0, &mut weights);
-                let record = describe_step(row, &full, id, vocab, config.top_n, &mut scratch);
+                let mut record = describe_step(row, &full, id, vocab, config.top_alternatives, &mut scratch);
+                self.label_alternatives(&mut record.top)?;
                 let rank = 1 + row.iter().filter(|&&x| x > row[id as usize]).count() as u32;
                 meter.add(record.surprise_bits);
                 tokens.push(ScoredToken {

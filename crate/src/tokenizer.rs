@@ -1,6 +1,7 @@
 //! Text ↔ token ids with the HF `tokenizers` crate, and streaming decode that never shows a
 //! broken character.
 
+use crate::chat::{ChatMessage, ChatTemplate, SpecialTokens};
 use crate::error::{Error, Result};
 use crate::model::gguf::GgufHeader;
 use tokenizers::Tokenizer;
@@ -10,6 +11,10 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     /// The end-of-sequence token a GGUF's metadata names.
     eos: Option<u32>,
+    /// The model's chat template (Jinja source), compiled when applied: a model whose template
+    /// does not compile still loads, and says why when a chat prompt is asked for.
+    chat_template: Option<String>,
+    special: SpecialTokens,
 }
 
 fn tokenizer_error(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
@@ -25,7 +30,7 @@ impl TextTokenizer {
         let invalid = |e: serde_json::Error| Error::Tokenizer(format!("invalid tokenizer.json: {e}"));
         let json: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
         let inner: Tokenizer = serde_json::from_value(json).map_err(invalid)?;
-        Ok(Self { inner, eos: None })
+        Ok(Self { inner, eos: None, chat_template: None, special: SpecialTokens::default() })
     }
 
     /// The tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.*`), for
@@ -37,7 +42,31 @@ impl TextTokenizer {
         let json = gguf_tokenizer_json(header)?;
         let inner: Tokenizer = serde_json::from_value(json)
             .map_err(|e| Error::Tokenizer(format!("the GGUF's tokenizer is not valid: {e}")))?;
-        Ok(Self { inner, eos: header.tokenizer_meta()?.eos_token_id })
+        let meta = header.tokenizer_meta()?;
+        let name = |id: Option<u32>| id.and_then(|id| inner.id_to_token(id));
+        let special = SpecialTokens { bos_token: name(meta.bos_token_id), eos_token: name(meta.eos_token_id) };
+        Ok(Self { eos: meta.eos_token_id, chat_template: meta.chat_template, special, inner })
+    }
+
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
+    }
+
+    /// Replaces the chat template (`None` removes it); refuses one that does not compile.
+    pub fn set_chat_template(&mut self, source: Option<&str>) -> Result<()> {
+        if let Some(source) = source {
+            ChatTemplate::new(source)?;
+        }
+        self.chat_template = source.map(str::to_string);
+        Ok(())
+    }
+
+    /// The prompt for a conversation, through the model's chat template (see [`ChatTemplate`]).
+    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let source = self.chat_template.as_deref().ok_or_else(|| {
+            Error::ChatTemplate("this model has no chat template: set one (`setChatTemplate`), or write the prompt yourself".into())
+        })?;
+        ChatTemplate::new(source)?.render(messages, add_generation_prompt, &self.special)
     }
 
     /// Ids of `text`. Special tokens written in the text (`<|im_start|>`) become their ids;

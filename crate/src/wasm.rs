@@ -1,6 +1,7 @@
 //! The JS-facing API: thin wrappers that convert at the boundary with serde-wasm-bindgen and
 //! turn core errors into JS `Error`s carrying the same message.
 
+use crate::chat::ChatMessage;
 use crate::generate::{Engine, GenerateConfig, Generation};
 use crate::model::auto::{AutoModel, Backend};
 use crate::model::webgpu::GpuOptions;
@@ -107,6 +108,31 @@ fn js_error(error: Error) -> JsValue {
     js.into()
 }
 
+/// What a cancelled or aborted `generate()` rejects with: a `DOMException` named "AbortError",
+/// as `fetch` rejects, with `code` "Cancelled" like the other errors, and the steps it made
+/// before the abort in `steps`.
+fn abort_error(steps: js_sys::Array) -> JsValue {
+    let message = JsValue::from(Error::Cancelled.to_string());
+    let dom_exception = js_sys::Reflect::get(&js_sys::global(), &"DOMException".into())
+        .ok()
+        .and_then(|c| c.dyn_into::<js_sys::Function>().ok())
+        .and_then(|c| js_sys::Reflect::construct(&c, &js_sys::Array::of2(&message, &"AbortError".into())).ok());
+    let error = dom_exception.unwrap_or_else(|| {
+        let error = js_error(Error::Cancelled);
+        let _ = js_sys::Reflect::set(&error, &"name".into(), &"AbortError".into());
+        error
+    });
+    let object = js_sys::Object::from(error);
+    // DOMException's own `code` is a getter without a setter on its prototype: shadow it.
+    for (key, value) in [("code", JsValue::from(Error::Cancelled.code())), ("steps", steps.into())] {
+        let descriptor = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&descriptor, &"value".into(), &value);
+        let _ = js_sys::Reflect::set(&descriptor, &"enumerable".into(), &true.into());
+        js_sys::Object::define_property(&object, &key.into(), &descriptor);
+    }
+    object.into()
+}
+
 fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
@@ -121,11 +147,40 @@ fn config_from_js<T: DeserializeOwned + Serialize + Default>(config: JsValue) ->
     let parsed: T = serde_wasm_bindgen::from_value(config.clone()).map_err(|e| invalid(&e))?;
     // serde-wasm-bindgen reads only the fields it knows, so a misspelt `topp` would be dropped
     // silently; compare the keys given with those of the parsed config instead.
-    let given: serde_json::Value = serde_wasm_bindgen::from_value(config).map_err(|e| invalid(&e))?;
+    let mut given: serde_json::Value = serde_wasm_bindgen::from_value(config).map_err(|e| invalid(&e))?;
+    accept_renamed_fields(&mut given);
     let known = serde_json::to_value(&parsed).map_err(|e| invalid(&e))?;
     match unknown_key(&given, &known) {
         Some(key) => Err(invalid(&format!("unknown field `{key}`"))),
         None => Ok(parsed),
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console)]
+    fn warn(message: &str);
+}
+
+/// Old config field names that are still accepted (serde aliases), and what replaced them.
+const RENAMED_FIELDS: [(&str, &str); 1] = [("topN", "topAlternatives")];
+
+/// Warns about each old field name in `given` and renames it, so that the unknown-field check
+/// compares it with the parsed config's new name.
+fn accept_renamed_fields(given: &mut serde_json::Value) {
+    use serde_json::Value::{Array, Object};
+    match given {
+        Object(fields) => {
+            for (old, new) in RENAMED_FIELDS {
+                if let Some(value) = fields.remove(old) {
+                    warn(&format!("decoding-playground: `{old}` is deprecated, use `{new}` (the same setting)"));
+                    fields.entry(new).or_insert(value);
+                }
+            }
+            fields.values_mut().for_each(accept_renamed_fields);
+        }
+        Array(items) => items.iter_mut().for_each(accept_renamed_fields),
+        _ => {}
     }
 }
 
@@ -395,6 +450,40 @@ impl Model {
 
     /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
     /// clears it with `null`). Refuses a corrupt store or one built with another tokenizer.
+    /// The model's chat template (Jinja), from the GGUF's `tokenizer.chat_template` or set with
+    /// `setChatTemplate`; `undefined` when it has none.
+    #[wasm_bindgen(getter, js_name = chatTemplate)]
+    pub fn chat_template(&self) -> Result<Option<String>, JsValue> {
+        Ok(self.inner.engine()?.tokenizer().chat_template().map(str::to_string))
+    }
+
+    /// Sets the chat template (e.g. `chat_template` from an HF `tokenizer_config.json`), or
+    /// removes it with `null`. Throws (code "ChatTemplate") if it does not compile.
+    #[wasm_bindgen(js_name = setChatTemplate)]
+    pub fn set_chat_template(&self, source: Option<String>) -> Result<(), JsValue> {
+        self.inner.engine()?.set_chat_template(source.as_deref()).map_err(js_error)
+    }
+
+    /// The prompt for a conversation, rendered by the model's chat template as HF's
+    /// `apply_chat_template` renders it. `addGenerationPrompt` (default true, unlike HF's
+    /// default: the prompt is meant to be generated from) ends it with the assistant's turn.
+    #[wasm_bindgen(js_name = applyChatTemplate)]
+    pub fn apply_chat_template(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ChatMessage[]")] messages: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ addGenerationPrompt?: boolean }")] options: JsValue,
+    ) -> Result<String, JsValue> {
+        let messages: Vec<ChatMessage> = serde_wasm_bindgen::from_value(messages).map_err(|e| {
+            js_error(Error::InvalidConfig(format!("messages must be an array of {{ role, content }} strings: {e}")))
+        })?;
+        let add_generation_prompt = js_sys::Reflect::get(&options, &"addGenerationPrompt".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        let engine = self.inner.engine()?;
+        engine.tokenizer().apply_chat_template(&messages, add_generation_prompt).map_err(js_error)
+    }
+
     #[wasm_bindgen(js_name = setNgramStore)]
     pub fn set_ngram_store(&self, bytes: Option<Vec<u8>>) -> Result<(), JsValue> {
         let mut engine = self.inner.idle_engine()?;
@@ -499,10 +588,26 @@ impl Model {
         }
     }
 
+    /// The generation's steps as an async iterator:
+    /// `for await (const step of model.stream(prompt, config, { signal })) { ... }`. Nothing
+    /// runs until the loop asks for the first step, so bad input rejects there, never throws
+    /// here. Leaving the loop early cancels the generation; an aborted `signal` ends it with an
+    /// AbortError (`code` "Cancelled") at the next step.
+    pub fn stream(
+        &self,
+        prompt: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ signal?: AbortSignal }")] options: JsValue,
+    ) -> StepStream {
+        let signal = js_sys::Reflect::get(&options, &"signal".into()).ok().and_then(|s| s.dyn_into::<js_sys::Object>().ok());
+        let request = RefCell::new(Some((prompt, config)));
+        StepStream { state: Rc::new(StreamState { inner: self.inner.clone(), request, signal, done: Cell::new(false) }) }
+    }
+
     /// Runs a whole generation, calling `onStep(step)` for each token and yielding to the event
     /// loop between tokens, so a page or worker stays responsive. Resolves to the array of
-    /// steps; rejects with "generation was cancelled" after `cancel()` or when `signal` (an
-    /// AbortSignal) aborts.
+    /// steps. After `cancel()`, or when `signal` (an AbortSignal) aborts, it rejects with a
+    /// `DOMException` named "AbortError" (`code` "Cancelled") whose `steps` holds the steps made.
     #[wasm_bindgen(unchecked_return_type = "Promise<Step[]>")]
     pub fn generate(
         &self,
@@ -513,12 +618,97 @@ impl Model {
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         guarded(async move {
+            if is_aborted(signal.as_ref()) {
+                return Err(abort_error(js_sys::Array::new()));
+            }
             start_generation(&inner, &prompt, config, Run::Driven).await?;
             let result = drive(&inner, on_step.as_ref(), signal.as_ref()).await;
             inner.end_generation();
             result
         })
     }
+}
+
+/// What `model.stream()` returns: an async iterator over one generation's steps.
+#[wasm_bindgen]
+pub struct StepStream {
+    state: Rc<StreamState>,
+}
+
+struct StreamState {
+    inner: Rc<Inner>,
+    /// The prompt and config, until the first `next()` starts the generation.
+    request: RefCell<Option<(String, JsValue)>>,
+    signal: Option<js_sys::Object>,
+    done: Cell<bool>,
+}
+
+#[wasm_bindgen]
+impl StepStream {
+    /// `for await` asks for the iterator: it is the stream itself.
+    #[wasm_bindgen(js_name = "[Symbol.asyncIterator]")]
+    pub fn async_iterator(&self) -> StepStream {
+        StepStream { state: self.state.clone() }
+    }
+
+    /// The next step (`{ value: step, done: false }`), or `{ done: true }` once the generation
+    /// has ended. Rejects with the generation's error, or with an AbortError once the signal
+    /// has aborted.
+    #[wasm_bindgen(unchecked_return_type = "Promise<IteratorResult<Step, undefined>>")]
+    pub fn next(&self) -> js_sys::Promise {
+        let state = self.state.clone();
+        guarded(async move {
+            if state.done.get() {
+                return Ok(iterator_result(JsValue::UNDEFINED, true));
+            }
+            let request = state.request.borrow_mut().take();
+            let outcome = async {
+                if is_aborted(state.signal.as_ref()) {
+                    return Err(abort_error(js_sys::Array::new()));
+                }
+                if let Some((prompt, config)) = request {
+                    start_generation(&state.inner, &prompt, config, Run::Stepped).await?;
+                }
+                next_step(&state.inner).await
+            }
+            .await;
+            match outcome {
+                Ok(step) if !step.is_undefined() => Ok(iterator_result(step, false)),
+                outcome => {
+                    state.finish();
+                    outcome.map(|_| iterator_result(JsValue::UNDEFINED, true))
+                }
+            }
+        })
+    }
+
+    /// Leaving a `for await` loop early (`break`, `return`, a throw) calls this: it cancels the
+    /// generation.
+    #[wasm_bindgen(js_name = "return", unchecked_return_type = "Promise<IteratorResult<Step, undefined>>")]
+    pub fn return_(&self) -> js_sys::Promise {
+        self.state.finish();
+        js_sys::Promise::resolve(&iterator_result(JsValue::UNDEFINED, true))
+    }
+}
+
+impl StreamState {
+    fn finish(&self) {
+        let started = self.request.borrow_mut().take().is_none();
+        if started && !self.done.replace(true) && self.inner.run.get() == Run::Stepped {
+            self.inner.cancelled.set(true);
+            if self.inner.engine.try_borrow_mut().is_ok() {
+                self.inner.end_generation();
+            }
+        }
+        self.done.set(true);
+    }
+}
+
+fn iterator_result(value: JsValue, done: bool) -> JsValue {
+    let result = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&result, &"value".into(), &value);
+    let _ = js_sys::Reflect::set(&result, &"done".into(), &done.into());
+    result.into()
 }
 
 async fn start_generation(inner: &Inner, prompt: &str, config: JsValue, run: Run) -> Result<(), JsValue> {
@@ -545,7 +735,7 @@ async fn drive(inner: &Inner, on_step: Option<&js_sys::Function>, signal: Option
         steps.push(&step);
         yield_to_event_loop().await;
         if inner.cancelled.get() || is_aborted(signal) {
-            return Err(js_error(Error::Cancelled));
+            return Err(abort_error(steps));
         }
     }
 }

@@ -33,7 +33,7 @@ fn out_of_range_parameters_are_refused_with_their_name() {
     assert_refused(SamplerConfig { mirostat: Some(MirostatConfig { version: 3, ..Default::default() }), ..d() }, "mirostat.version must be 1 or 2");
     assert_refused(SamplerConfig { penalties: PenaltyConfig { repetition: 0.0, ..Default::default() }, ..d() }, "penalties.repetition");
     assert_refused(SamplerConfig { logit_bias: vec![TokenBias { token: 1, bias: f32::NAN }], ..d() }, "logitBias.bias");
-    assert_refused(SamplerConfig { top_n: 5000, ..d() }, "topN must be at most 1000");
+    assert_refused(SamplerConfig { top_alternatives: 5000, ..d() }, "topAlternatives must be at most 1000");
 }
 
 #[test]

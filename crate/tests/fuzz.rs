@@ -736,9 +736,9 @@ fn json_seeds() -> Vec<Vec<u8>> {
         ..SamplerConfig::default()
     };
     let superposed = SuperposedConfig { token_sample: Some(5), ..SuperposedConfig::default() };
-    let generate = GenerateConfig { max_tokens: 4, stop_tokens: Some(vec![2]), sampler, superposed: Some(superposed) };
+    let generate = GenerateConfig { max_tokens: 4, stop_tokens: Some(vec![2]), sampler, superposed: Some(superposed), ..Default::default() };
     configs.push(serde_json::to_value(generate).unwrap());
-    configs.push(serde_json::to_value(ScoreConfig { context: "Once upon".into(), top_n: 5 }).unwrap());
+    configs.push(serde_json::to_value(ScoreConfig { context: "Once upon".into(), top_alternatives: 5 }).unwrap());
     let mut seeds: Vec<Vec<u8>> = configs.iter().map(|c| serde_json::to_vec(c).unwrap()).collect();
     seeds.sort();
     seeds.dedup();

@@ -75,7 +75,7 @@ fn a_stop_token_ends_the_generation() {
         max_tokens: 10,
         stop_tokens: Some(vec![]),
         sampler: decoding_playground::SamplerConfig::greedy(),
-        superposed: None,
+        ..Default::default()
     };
     let free = tokens_of(block_on(engine.generate(PROMPT, &greedy, |_| {}, || false)).unwrap());
     assert_eq!(free.len(), 10);
@@ -87,6 +87,42 @@ fn a_stop_token_ends_the_generation() {
     assert_eq!(steps.len(), first_stop + 1);
     assert_eq!(steps.last().unwrap().finish, Some(FinishReason::Stop));
     assert_eq!(steps.last().unwrap().text, "", "the stop token shows no text");
+}
+
+#[test]
+fn a_stop_string_ends_the_generation_before_it_and_is_never_streamed() {
+    let mut engine = engine();
+    let greedy = GenerateConfig { max_tokens: 24, stop_tokens: Some(vec![]), sampler: decoding_playground::SamplerConfig::greedy(), ..Default::default() };
+    let free = tokens_of(block_on(engine.generate(PROMPT, &greedy, |_| {}, || false)).unwrap());
+    let text: String = free.iter().map(|s| s.text.as_str()).collect();
+    // A stop string that starts inside one token's text and ends inside a later one's.
+    let mut cut = text.len() / 3;
+    while !text.is_char_boundary(cut) || !text.is_char_boundary(cut + 3) {
+        cut += 1;
+    }
+    let stop = text[cut..].chars().take(3).collect::<String>();
+    let before = &text[..text.find(&stop).unwrap()];
+    let config = GenerateConfig { stop_strings: vec![stop.clone(), "never in this text \u{1}".into()], ..greedy };
+    let steps = tokens_of(block_on(engine.generate(PROMPT, &config, |_| {}, || false)).unwrap());
+    let streamed: Vec<&str> = steps.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(streamed.concat(), before, "stop string {stop:?}");
+    assert_eq!(steps.last().unwrap().finish, Some(FinishReason::Stop));
+    assert!(steps.len() < free.len());
+    assert_eq!(steps.iter().map(|s| s.record.token).collect::<Vec<_>>(), free[..steps.len()].iter().map(|s| s.record.token).collect::<Vec<_>>());
+    // Without a match the held-back text comes out at the end: the whole text, as without stops.
+    let unmatched = GenerateConfig { stop_strings: vec!["never in this text \u{1}".into()], ..config };
+    let steps = tokens_of(block_on(engine.generate(PROMPT, &unmatched, |_| {}, || false)).unwrap());
+    assert_eq!(steps.iter().map(|s| s.text.as_str()).collect::<String>(), text);
+}
+
+#[test]
+fn alternatives_carry_their_text() {
+    let mut engine = engine();
+    let steps = tokens_of(block_on(engine.generate(PROMPT, &GenerateConfig { max_tokens: 3, ..Default::default() }, |_| {}, || false)).unwrap());
+    for alternative in steps.iter().flat_map(|s| &s.record.top) {
+        assert_eq!(alternative.text.as_deref(), Some(engine.tokenizer().decode(&[alternative.token]).unwrap().as_str()));
+    }
+    assert!(steps[0].record.top.len() >= 2);
 }
 
 #[test]
@@ -195,6 +231,7 @@ fn settings_a_generation_ignores_are_reported() {
     let superposed = config(&serde_json::json!({"superposed": {}, "sampler": {"temperature": 1.2, "topP": null}}));
     assert_eq!(superposed.ignored_settings(), ["sampler.temperature", "sampler.topP"]);
     assert!(config(&serde_json::json!({"superposed": {}})).ignored_settings().is_empty(), "defaults are not settings given");
+    assert_eq!(config(&serde_json::json!({"superposed": {}, "stopStrings": ["\n"]})).ignored_settings(), ["stopStrings"]);
     let mirostat = config(&serde_json::json!({"sampler": {"mirostat": {"version": 2, "tau": 3, "eta": 0.1}}}));
     assert_eq!(mirostat.ignored_settings(), ["sampler.topK", "sampler.topP"]);
     assert!(GenerateConfig::default().ignored_settings().is_empty());

@@ -124,7 +124,7 @@ fn score_matches_an_independent_teacher_forced_pass() {
 fn score_after_a_context_scores_the_text_alone_given_it() {
     let mut engine = gguf_engine();
     let (context, text) = (PROMPT, " girl who lived by the sea.");
-    let with = block_on(engine.score(text, &ScoreConfig { context: context.into(), top_n: 3 })).unwrap();
+    let with = block_on(engine.score(text, &ScoreConfig { context: context.into(), top_alternatives: 3 })).unwrap();
     let context_ids = engine.tokenizer().encode(context).unwrap();
     let text_ids = engine.tokenizer().encode(text).unwrap();
     assert_eq!((with.context_tokens, with.scored, with.tokens.len()), (context_ids.len(), text_ids.len(), text_ids.len()));
@@ -147,7 +147,7 @@ fn bad_score_input_is_a_clear_error() {
     assert!(err("a", ScoreConfig::default(), &mut engine).contains("1 token(s) and no context"));
     let long = "a b ".repeat(engine.model().context_length());
     assert!(err(&long, ScoreConfig::default(), &mut engine).contains("at most the model's context length"));
-    assert!(err(PROMPT, ScoreConfig { top_n: 101, ..Default::default() }, &mut engine).starts_with("topN must be at most 100"));
+    assert!(err(PROMPT, ScoreConfig { top_alternatives: 101, ..Default::default() }, &mut engine).starts_with("topAlternatives must be at most 100"));
     // A single token scores after a context.
-    assert_eq!(block_on(engine.score("a", &ScoreConfig { context: PROMPT.into(), top_n: 0 })).unwrap().scored, 1);
+    assert_eq!(block_on(engine.score("a", &ScoreConfig { context: PROMPT.into(), top_alternatives: 0 })).unwrap().scored, 1);
 }

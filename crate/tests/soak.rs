@@ -35,7 +35,7 @@ fn a_4096_token_run_grows_only_by_its_kv_cache() {
     let kv_per_token = 2 * c.num_layers * c.num_key_value_heads * c.head_dim * std::mem::size_of::<f32>();
     let mut engine = Engine::new(model, tokenizer).unwrap();
     // No stop tokens: the run must go the whole way.
-    let config = GenerateConfig { max_tokens: TOKENS, stop_tokens: Some(vec![]), sampler: SamplerConfig { seed: 7, ..Default::default() }, superposed: None };
+    let config = GenerateConfig { max_tokens: TOKENS, stop_tokens: Some(vec![]), sampler: SamplerConfig { seed: 7, ..Default::default() }, ..Default::default() };
     let mut generation = block_on(engine.start("Once upon a time, there was a little", &config)).unwrap();
     let prompt = generation.prompt_tokens();
     let (mut steps, mut window, mut clock) = (0, 0, Instant::now());

@@ -175,6 +175,9 @@ async fn an_aborted_signal_cancels_within_a_step() {
     let on_step = js_sys::Function::new_with_args("step", "this.aborted = true").bind0(&signal);
     let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 50}"#), Some(on_step), Some(signal.into()));
     let error = JsFuture::from(promise).await.expect_err("cancelled");
+    assert_eq!(field(&error, "name").as_string().as_deref(), Some("AbortError"));
+    assert_eq!(field(&error, "code").as_string().as_deref(), Some("Cancelled"));
+    assert_eq!(js_sys::Array::from(&field(&error, "steps")).length(), 1, "the step made before the abort");
     assert_eq!(message(error), "generation was cancelled");
     assert!(next(&model).await.is_undefined(), "the generation is gone");
     start(&model, PROMPT, JsValue::UNDEFINED).await.unwrap();
@@ -330,8 +333,16 @@ async fn webgpu_logits_match_the_native_cpu_ones_and_a_missing_adapter_is_a_clea
 async fn score_agrees_with_log_probs_on_every_backend() {
     for model in [gguf_model().await, auto_model().await] {
         let text = NGRAM_CORPUS.split("\n\n").next().unwrap();
-        let result = call(model.score(text.into(), js(r#"{"topN": 5}"#))).await.unwrap();
+        let result = call(model.score(text.into(), js(r#"{"topAlternatives": 5}"#))).await.unwrap();
         let tokens = js_sys::Array::from(&field(&result, "tokens"));
+        let top = js_sys::Array::from(&field(&tokens.get(1), "top"));
+        assert_eq!(top.length(), 5);
+        let best = top.get(0);
+        let best_id = field(&best, "token").as_f64().unwrap() as u32;
+        assert_eq!(field(&best, "text").as_string(), Some(model.decode(&[best_id]).unwrap()), "alternatives carry their text");
+        let old_name = call(model.score(text.into(), js(r#"{"topN": 2}"#))).await.unwrap();
+        let second = js_sys::Array::from(&field(&old_name, "tokens")).get(1);
+        assert_eq!(js_sys::Array::from(&field(&second, "top")).length(), 2, "the deprecated `topN` still works");
         let ids: Vec<u32> = tokens.iter().map(|t| field(&t, "token").as_f64().unwrap() as u32).collect();
         assert_eq!(ids, model.encode(text).unwrap());
         let log_probs = js_sys::Float64Array::from(call(model.log_probs(ids.clone())).await.unwrap()).to_vec();
@@ -434,4 +445,44 @@ async fn a_capped_context_ends_a_run_with_finish_context() {
         let error = message(from_gguf(GGUF, js(&format!(r#"{{"backend": "cpu", "contextLength": {bad}}}"#))).await.err().unwrap());
         assert!(error.starts_with("contextLength must be at least 1 and at most the model's context"), "{error}");
     }
+}
+
+/// `stream()` speaks the async-iterator protocol: the same steps as `generate()`, `return()`
+/// cancels, an aborted signal rejects with an AbortError, and bad input rejects (never throws).
+#[wasm_bindgen_test]
+async fn stream_is_an_async_iterator_of_the_generation() {
+    let model = model();
+    let config = || js(r#"{"maxTokens": 6, "stopTokens": [], "stopStrings": ["never here"]}"#);
+    let generated = js_sys::Array::from(&call(model.generate(PROMPT.into(), config(), None, None)).await.unwrap());
+    let stream = model.stream(PROMPT.into(), config(), JsValue::UNDEFINED);
+    // `[Symbol.asyncIterator]()` gives the stream itself: its first step, then the rest.
+    let mut streamed = vec![field(&call(stream.async_iterator().next()).await.unwrap(), "value")];
+    loop {
+        let result = call(stream.next()).await.unwrap();
+        if field(&result, "done").as_bool().unwrap() {
+            break;
+        }
+        streamed.push(field(&result, "value"));
+    }
+    let json = |v: &JsValue| js_sys::JSON::stringify(v).unwrap().as_string().unwrap();
+    assert_eq!(streamed.iter().map(json).collect::<Vec<_>>(), generated.iter().map(|v| json(&v)).collect::<Vec<_>>());
+    assert!(field(&call(stream.next()).await.unwrap(), "done").as_bool().unwrap(), "done stays done");
+
+    let early = model.stream(PROMPT.into(), config(), JsValue::UNDEFINED);
+    assert!(!field(&call(early.next()).await.unwrap(), "done").as_bool().unwrap());
+    call(early.return_()).await.unwrap();
+    assert_eq!(js_sys::Array::from(&call(model.generate(PROMPT.into(), config(), None, None)).await.unwrap()).length(), 6, "return() freed the model");
+
+    let signal = js(r#"{"aborted": false}"#);
+    let aborted = model.stream(PROMPT.into(), config(), js_sys::Object::from_entries(&js_sys::Array::of1(&js_sys::Array::of2(&"signal".into(), &signal))).unwrap().into());
+    call(aborted.next()).await.unwrap();
+    js_sys::Reflect::set(&signal, &"aborted".into(), &true.into()).unwrap();
+    let error = JsFuture::from(aborted.next()).await.expect_err("aborted");
+    assert_eq!(field(&error, "name").as_string().as_deref(), Some("AbortError"));
+    assert!(field(&call(aborted.next()).await.unwrap(), "done").as_bool().unwrap());
+    assert!(next(&model).await.is_undefined(), "the aborted generation is gone");
+
+    let bad = model.stream(PROMPT.into(), js(r#"{"maxTokens": 0}"#), JsValue::UNDEFINED);
+    let refused = call(bad.next()).await.unwrap_err();
+    assert!(refused.contains("maxTokens must be at least 1"), "{refused}");
 }

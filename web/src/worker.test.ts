@@ -39,7 +39,7 @@ class FakeModel implements ModelLike {
     return ids.map((id) => `<${id}>`).join("");
   }
   // Like the package: words are tokens; without a context the first has no figures.
-  async score(text: string, config: { context: string; topN: number }) {
+  async score(text: string, config: { context: string; topAlternatives: number }) {
     const words = text.split(" ").filter(Boolean);
     if (words.length + (config.context ? 1 : 0) < 2) throw Object.assign(new Error("text must be at least two tokens, or one after a context"), { code: "InvalidInput" });
     const tokens = words.map((word, i) =>

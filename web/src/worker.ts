@@ -29,7 +29,7 @@ export interface ModelLike {
   readonly ngramStoreTokens: number;
   generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }): Promise<unknown>;
   decode(ids: number[]): string;
-  score(text: string, config: { context: string; topN: number }): Promise<ScoreResult>;
+  score(text: string, config: { context: string; topAlternatives: number }): Promise<ScoreResult>;
   setNgramStore(bytes: Uint8Array | null): void;
   buildNgramStore(text: string, extend: boolean): Uint8Array;
   /** The weights' storage types, should the package report them (see `weightTypesOf`). */
@@ -236,7 +236,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     const t0 = performance.now();
     let result: ScoreResult;
     try {
-      result = await state.model.score(text, { context, topN: 10 });
+      result = await state.model.score(text, { context, topAlternatives: 10 });
     } catch (error) {
       return fail("config", error, { requestId });
     }

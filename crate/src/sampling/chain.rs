@@ -16,7 +16,7 @@ pub struct Chain {
     samplers: Vec<Box<dyn Sampler>>,
     seed: u64,
     rng: ChaCha8Rng,
-    top_n: usize,
+    top_alternatives: usize,
     meter: PerplexityMeter,
     candidates: Candidates,
     weights: Vec<f32>,
@@ -70,7 +70,7 @@ impl Chain {
             samplers,
             seed: config.seed,
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            top_n: config.top_n,
+            top_alternatives: config.top_alternatives,
             meter: PerplexityMeter::default(),
             candidates: Candidates::default(),
             weights: Vec::new(),
@@ -96,7 +96,7 @@ impl Chain {
             &full,
             token,
             self.candidates.len(),
-            self.top_n,
+            self.top_alternatives,
             &mut self.scratch,
         );
         self.meter.add(record.surprise_bits);

@@ -49,7 +49,9 @@ pub struct SamplerConfig {
     pub logit_bias: Vec<TokenBias>,
     pub order: Vec<Stage>,
     /// How many alternatives each step record lists.
-    pub top_n: usize,
+    /// Was `topN`, which read like `topK`; the old name is still accepted (with a warning in JS).
+    #[serde(alias = "topN")]
+    pub top_alternatives: usize,
 }
 
 /// The most alternatives a step record may list.
@@ -69,7 +71,7 @@ impl Default for SamplerConfig {
             penalties: PenaltyConfig::default(),
             logit_bias: Vec::new(),
             order: Stage::LLAMA_CPP_ORDER.to_vec(),
-            top_n: 10,
+            top_alternatives: 10,
         }
     }
 }
@@ -118,7 +120,7 @@ impl SamplerConfig {
 
     /// Checks what the individual samplers cannot see: the order and the record size.
     pub(crate) fn validate_shape(&self) -> Result<()> {
-        check(self.top_n <= MAX_TOP_N, "topN", "at most 1000", self.top_n)?;
+        check(self.top_alternatives <= MAX_TOP_N, "topAlternatives", "at most 1000", self.top_alternatives)?;
         for (i, stage) in self.order.iter().enumerate() {
             if self.order[..i].contains(stage) {
                 return Err(Error::InvalidConfig(format!("order lists {stage:?} twice")));

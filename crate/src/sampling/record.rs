@@ -27,11 +27,14 @@ pub struct StepRecord {
     pub mu: Option<f32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Alternative {
     pub token: u32,
     pub prob: f32,
+    /// The token's text, from the engine (a bare sampler has no tokenizer: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// Running perplexity of one generation: 2^(mean surprise in bits).
@@ -89,13 +92,13 @@ pub(crate) fn describe_step(
     full: &FullDistribution,
     token: u32,
     kept: usize,
-    top_n: usize,
+    top_alternatives: usize,
     scratch: &mut Vec<u32>,
 ) -> StepRecord {
     let FullDistribution { z, ln_z, weighted, .. } = *full;
     let ln_prob = |x: f32| full.ln_prob(x);
     let token_ln_prob = ln_prob(logits[token as usize]);
-    top_m(logits, top_n, scratch);
+    top_m(logits, top_alternatives, scratch);
     StepRecord {
         token,
         prob: libm::exp(token_ln_prob) as f32,
@@ -104,7 +107,7 @@ pub(crate) fn describe_step(
         kept,
         top: scratch
             .iter()
-            .map(|&id| Alternative { token: id, prob: libm::exp(ln_prob(logits[id as usize])) as f32 })
+            .map(|&id| Alternative { token: id, prob: libm::exp(ln_prob(logits[id as usize])) as f32, text: None })
             .collect(),
         perplexity: 0.0,
         mu: None,

@@ -119,7 +119,7 @@ for (const [format, prefix] of [["ONNX", "tiny"], ["GGUF", "tiny_gguf"]]) {
 describe("score", () => {
   it("scores a text teacher-forced: each token's figures agree with logProbs, and the perplexity", async () => {
     const text = "The little whale swam across the sea, and the boat followed it home.";
-    const result = await gguf.score(text, { topN: 3 });
+    const result = await gguf.score(text, { topAlternatives: 3 });
     const ids = [...gguf.encode(text)];
     assert.deepEqual(result.tokens.map((t) => t.token), ids);
     assert.equal(result.tokens.map((t) => t.text).join(""), text);
@@ -210,6 +210,13 @@ describe("bad input gives JS Errors with messages", () => {
       /^generation was cancelled$/,
     );
     assert.equal(seen, 3, `stopped within a step (${message})`);
+    const aborted = await model.generate(PROMPT, { maxTokens: 50 }, () => ++seen && controller.abort(), controller.signal).catch((e) => e);
+    assert.ok(aborted instanceof DOMException && aborted.name === "AbortError" && aborted.code === "Cancelled", String(aborted));
+    assert.deepEqual(aborted.steps, [], "an already aborted signal stops before the first step");
+    const partial = new AbortController();
+    const stopped = await model.generate(PROMPT, { maxTokens: 50 }, (step) => step.text !== undefined && partial.abort(), partial.signal).catch((e) => e);
+    assert.equal(stopped.steps.length, 1, "the steps made before the abort stay reachable");
+    assert.equal(typeof stopped.steps[0].text, "string");
     assert.equal(await model.next(), undefined, "the cancelled generation is gone");
     seen = 0;
     await throwsError(() => model.generate(PROMPT, { maxTokens: 50 }, () => ++seen === 2 && model.cancel()), /^generation was cancelled$/);

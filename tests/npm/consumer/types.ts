@@ -27,7 +27,7 @@ const mirostat: MirostatConfig = { version: 2, tau: 5, eta: 0.1 };
 const penalties: PenaltyConfig = { lastN: 64, repetition: 1.1, presence: 0, frequency: 0 };
 const ban: TokenBias = { token: 0, bias: "-Infinity" };
 const order: Stage[] = ["temperature", "topK", "topP"];
-const sampler: SamplerConfig = { seed: 42, temperature: 1, topK: null, mirostat, penalties, logitBias: [ban, { token: 1, bias: -2 }], order, topN: 5 };
+const sampler: SamplerConfig = { seed: 42, temperature: 1, topK: null, mirostat, penalties, logitBias: [ban, { token: 1, bias: -2 }], order, topAlternatives: 5 };
 const superposed: SuperposedConfig = { drafts: 3, alpha: 0.54, ngramOrders: [2, 3], ngramWeights: [0.1, 0.2] };
 const config: GenerateConfig = { maxTokens: 16, stopTokens: null, sampler };
 const drafting: GenerateConfig = { maxTokens: 8, superposed };
@@ -97,10 +97,10 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   await model.start("Once upon a time", drafting);
   for (let step = await model.next(); step !== undefined; step = await model.next()) lines.push(describe(step));
   const logProbs: Float64Array = await model.logProbs(model.encode("Once upon a time"));
-  const scored: ScoreResult = await model.score("upon a time", { context: "Once", topN: 5 });
+  const scored: ScoreResult = await model.score("upon a time", { context: "Once", topAlternatives: 5 });
   const first: ScoredToken | undefined = scored.tokens[0];
   lines.push(`${scored.perplexity} ${first?.rank ?? "unscored"} ${first?.surpriseBits ?? 0}`);
-  // @ts-expect-error: the config's fields are context and topN
+  // @ts-expect-error: the config's fields are context and topAlternatives
   void model.score("x", { top: 3 });
   const ids: Uint32Array = model.encode("hello");
   const text: string = model.decode(ids);

@@ -1,0 +1,98 @@
+//! Chat templates against Python's Jinja2 configured as transformers' `apply_chat_template`
+//! (models/chat_reference.py renders the same cases), SmolLM2's template as its GGUF ships it,
+//! and the errors a template can give.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use decoding_playground::chat::{ChatMessage, ChatTemplate, SpecialTokens};
+use decoding_playground::model::gguf::GgufHeader;
+use decoding_playground::tokenizer::TextTokenizer;
+use decoding_playground::Error;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Deserialize)]
+struct Reference {
+    gguf: Option<String>,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    template: String,
+    messages: Vec<ChatMessage>,
+    add_generation_prompt: bool,
+    bos_token: String,
+    eos_token: String,
+    expected: Option<String>,
+    error: Option<String>,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The cases and Jinja2's renderings, or `None` (after saying why) without the models venv.
+fn reference() -> Option<Reference> {
+    let python = root().join("models/.venv/bin/python");
+    if !python.exists() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but models/.venv is missing: run models/build.sh first");
+        println!("SKIPPED: models/.venv is missing (run models/build.sh)");
+        return None;
+    }
+    let gguf = common::smollm2::smollm2_dir().join("model.gguf");
+    let output = std::process::Command::new(python).arg(root().join("models/chat_reference.py")).arg(gguf).output().unwrap();
+    assert!(output.status.success(), "chat_reference.py: {}", String::from_utf8_lossy(&output.stderr));
+    Some(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+#[test]
+fn templates_render_as_jinja2_renders_them_for_hf() {
+    let Some(reference) = reference() else { return };
+    assert!(reference.cases.len() >= 18);
+    for case in &reference.cases {
+        let special = SpecialTokens { bos_token: Some(case.bos_token.clone()), eos_token: Some(case.eos_token.clone()) };
+        let rendered = ChatTemplate::new(&case.template).unwrap().render(&case.messages, case.add_generation_prompt, &special);
+        match (&case.expected, &case.error) {
+            (Some(expected), _) => assert_eq!(rendered.as_ref(), Ok(expected), "{}", case.name),
+            (None, Some(error)) => assert_eq!(rendered, Err(Error::ChatTemplate(error.clone())), "{}", case.name),
+            (None, None) => panic!("{}: the reference has neither a rendering nor an error", case.name),
+        }
+    }
+}
+
+#[test]
+fn smollm2_ships_its_template_in_the_gguf_and_the_prompt_encodes_to_chat_tokens() {
+    let Some(path) = common::smollm2::model_file("model.gguf") else { return };
+    let bytes = std::fs::read(path).unwrap();
+    let tokenizer = TextTokenizer::from_gguf(&GgufHeader::read(&mut &bytes[..]).unwrap()).unwrap();
+    if let Some(reference) = reference() {
+        assert!(reference.gguf.is_some());
+        let gguf_case = reference.cases.iter().find(|c| c.name.starts_with("gguf")).unwrap();
+        assert_eq!(tokenizer.chat_template(), Some(gguf_case.template.as_str()), "the template as gguf-py reads it");
+    }
+    let messages = [ChatMessage { role: "user".into(), content: "Hi".into() }];
+    let prompt = tokenizer.apply_chat_template(&messages, true).unwrap();
+    assert!(prompt.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "{prompt:?}");
+    let ids = tokenizer.encode(&prompt).unwrap();
+    let im_start = tokenizer.token_to_id("<|im_start|>").unwrap();
+    assert_eq!(ids.iter().filter(|&&id| id == im_start).count(), 3, "system, user and assistant turns");
+}
+
+#[test]
+fn template_errors_are_clear() {
+    let tokenizer = || TextTokenizer::from_bytes(common::tiny::TOKENIZER).unwrap();
+    let mut bare = tokenizer();
+    let none = bare.apply_chat_template(&[], true).unwrap_err();
+    assert!(matches!(&none, Error::ChatTemplate(m) if m.contains("no chat template")), "{none}");
+    assert_eq!(none.code(), "ChatTemplate");
+    let broken = bare.set_chat_template(Some("{% for m in messages %}{{ m.content }}")).unwrap_err();
+    assert!(matches!(broken, Error::ChatTemplate(_)), "{broken}");
+    assert_eq!(bare.chat_template(), None, "a template that does not compile is not kept");
+    bare.set_chat_template(Some("{{ messages | length }}:{{ add_generation_prompt }}")).unwrap();
+    assert_eq!(bare.apply_chat_template(&[ChatMessage { role: "user".into(), content: "x".into() }], false).unwrap(), "1:False", "Python's spelling, as Jinja2 renders it");
+    bare.set_chat_template(None).unwrap();
+    assert_eq!(bare.chat_template(), None);
+}

@@ -1,0 +1,93 @@
+"""Renders chat templates with Python's Jinja2, configured as transformers' `apply_chat_template`
+configures it (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loop controls,
+`raise_exception`, `tojson`), and prints the cases and their renderings as JSON. The Rust test
+crate/tests/chat.rs renders the same cases with minijinja and compares.
+
+    models/.venv/bin/python models/chat_reference.py [model.gguf]
+
+With a GGUF, its `tokenizer.chat_template` is one of the templates (SmolLM2's by default).
+"""
+import json
+import sys
+from pathlib import Path
+
+import jinja2
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+def hf_environment():
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    return env
+
+
+# Templates in the styles chat models ship: block tags on their own lines (trim/lstrip),
+# `| trim` and `.strip()`, `loop` variables, `raise_exception`, `bos_token`/`eos_token`.
+LLAMA3 = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+MISTRAL = """{{ bos_token }}
+{% for message in messages %}
+    {% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
+    {% endif %}
+    {% if message['role'] == 'user' %}
+        {{ '[INST] ' + message['content'].strip() + ' [/INST]' }}
+    {% elif message['role'] == 'assistant' %}
+        {{ message['content'] + eos_token }}
+    {% endif %}
+{% endfor %}
+"""
+LOOPS = """{% for message in messages %}
+{% if message.role == 'system' %}{% continue %}{% endif %}
+{{ loop.index }}/{{ loop.length }} {{ message.role | upper }}: {{ message.content | tojson }}{% if not loop.last %} | {% endif %}
+{% endfor %}
+{% if add_generation_prompt %}
+ASSISTANT:{% endif %}"""
+
+CHAT = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "  What is Mirostat? "},
+    {"role": "assistant", "content": "A sampler that targets a surprise level."},
+    {"role": "user", "content": "And \"superposed\" decoding — in one line?"},
+]
+ALTERNATING = CHAT[1:]
+
+
+def main():
+    gguf_path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "smollm2-135m/model.gguf")
+    templates = {"llama3": LLAMA3, "mistral": MISTRAL, "loops": LOOPS}
+    if gguf_path.exists():
+        import gguf
+
+        field = gguf.GGUFReader(gguf_path).fields["tokenizer.chat_template"]
+        templates["gguf"] = bytes(field.parts[field.data[0]]).decode()
+    special = {"bos_token": "<s>", "eos_token": "</s>"}
+    env = hf_environment()
+    cases = []
+    for name, source in templates.items():
+        for messages, label in [(CHAT, "with a system turn"), (ALTERNATING, "user first"), (CHAT[1:2], "one user turn")]:
+            for add_generation_prompt in (True, False):
+                case = {"name": f"{name}, {label}, add_generation_prompt={add_generation_prompt}", "template": source,
+                        "messages": messages, "add_generation_prompt": add_generation_prompt, **special}
+                try:
+                    case["expected"] = env.from_string(source).render(
+                        messages=messages, add_generation_prompt=add_generation_prompt, **special)
+                except jinja2.exceptions.TemplateError as e:
+                    case["error"] = str(e)
+                cases.append(case)
+    json.dump({"gguf": str(gguf_path) if "gguf" in templates else None, "cases": cases}, sys.stdout, ensure_ascii=False, indent=1)
+
+
+if __name__ == "__main__":
+    main()
