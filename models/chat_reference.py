@@ -3,9 +3,11 @@ configures it (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loop c
 `raise_exception`, `tojson`), and prints the cases and their renderings as JSON. The Rust test
 crate/tests/chat.rs renders the same cases with minijinja and compares.
 
-    models/.venv/bin/python models/chat_reference.py [model.gguf]
+    models/.venv/bin/python models/chat_reference.py [model.gguf] [--without-special-tokens]
 
 With a GGUF, its `tokenizer.chat_template` is one of the templates (SmolLM2's by default).
+Without special tokens, `bos_token` and `eos_token` are undefined, as for a model whose
+tokenizer names none.
 """
 import json
 import sys
@@ -65,14 +67,15 @@ ALTERNATING = CHAT[1:]
 
 
 def main():
-    gguf_path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "smollm2-135m/model.gguf")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    gguf_path = Path(args[0] if args else Path(__file__).parent / "smollm2-135m/model.gguf")
     templates = {"llama3": LLAMA3, "mistral": MISTRAL, "loops": LOOPS}
     if gguf_path.exists():
         import gguf
 
         field = gguf.GGUFReader(gguf_path).fields["tokenizer.chat_template"]
         templates["gguf"] = bytes(field.parts[field.data[0]]).decode()
-    special = {"bos_token": "<s>", "eos_token": "</s>"}
+    special = {} if "--without-special-tokens" in sys.argv else {"bos_token": "<s>", "eos_token": "</s>"}
     env = hf_environment()
     cases = []
     for name, source in templates.items():

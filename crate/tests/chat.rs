@@ -24,8 +24,8 @@ struct Case {
     template: String,
     messages: Vec<ChatMessage>,
     add_generation_prompt: bool,
-    bos_token: String,
-    eos_token: String,
+    bos_token: Option<String>,
+    eos_token: Option<String>,
     expected: Option<String>,
     error: Option<String>,
 }
@@ -53,7 +53,7 @@ fn templates_render_as_jinja2_renders_them_for_hf() {
     let Some(reference) = reference() else { return };
     assert!(reference.cases.len() >= 18);
     for case in &reference.cases {
-        let special = SpecialTokens { bos_token: Some(case.bos_token.clone()), eos_token: Some(case.eos_token.clone()) };
+        let special = SpecialTokens { bos_token: case.bos_token.clone(), eos_token: case.eos_token.clone() };
         let rendered = ChatTemplate::new(&case.template).unwrap().render(&case.messages, case.add_generation_prompt, &special);
         match (&case.expected, &case.error) {
             (Some(expected), _) => assert_eq!(rendered.as_ref(), Ok(expected), "{}", case.name),

@@ -178,7 +178,7 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number): 
     penalties: { ...s.penalties },
     logitBias: [],
     order: s.order === "hf" ? [...HF_ORDER] : [...LLAMA_ORDER],
-    topN: 10,
+    topAlternatives: 10,
   };
   switch (s.strategy) {
     case "greedy":

@@ -68,7 +68,7 @@ describe("the README's complete example", () => {
       assert.deepEqual(drafts.map((l) => JSON.parse(l.match(/^draft ids: (\[[\d,]*\])/)[1])), superposed.drafts);
       assert.deepEqual(drafts.map((l) => JSON.parse(l.match(/ text (".*")$/)[1])), superposed.texts);
       assert.ok(lines.some((l) => /^draft tree: 12 steps, \d+ nodes$/.test(l)));
-      assert.equal(lines.at(-1), "stopped after 5 steps: generation was cancelled");
+      assert.equal(lines.at(-1), "stopped after 5 steps: generation was cancelled", "the AbortError keeps the 5 steps");
     });
   }
 });

@@ -3,7 +3,8 @@
 // and text, and bad input of every kind gives a JS Error with a message. Run by tests/npm/run.sh
 // from a fresh folder, REPO=<repository>.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import init, { Model, Sampler, defaultSamplerConfig } from "decoding-playground";
@@ -115,6 +116,73 @@ for (const [format, prefix] of [["ONNX", "tiny"], ["GGUF", "tiny_gguf"]]) {
     }
   });
 }
+
+describe("streams, stop strings, alternatives, chat templates", () => {
+  const config = { maxTokens: 8, stopTokens: [] };
+
+  it("for await over stream() gives generate()'s steps; break and abort end it", async () => {
+    const all = await model.generate(PROMPT, config);
+    const streamed = [];
+    for await (const step of model.stream(PROMPT, config)) streamed.push(step);
+    assert.deepEqual(streamed, all);
+    for await (const step of model.stream(PROMPT, config)) if (step.kind === "token") break;
+    assert.equal((await model.generate(PROMPT, { maxTokens: 2 })).length, 2, "break cancelled the generation");
+    const controller = new AbortController();
+    let seen = 0;
+    const loop = async () => {
+      for await (const _ of model.stream(PROMPT, config, { signal: controller.signal })) if (++seen === 2) controller.abort();
+    };
+    await assert.rejects(loop, (e) => e instanceof DOMException && e.name === "AbortError" && e.code === "Cancelled");
+    assert.equal(seen, 2);
+    const stream = model.stream("", config); // bad input: no throw here, a rejection at the first step
+    await assert.rejects(async () => { for await (const _ of stream); }, (e) => e.code === "InvalidInput" && /prompt is empty/.test(e.message));
+  });
+
+  it("a stop string ends the text before it, across token boundaries", async () => {
+    const greedy = { maxTokens: 24, stopTokens: [], sampler: { temperature: 0 } };
+    const text = (await model.generate(PROMPT, greedy)).map((s) => s.text).join("");
+    const stop = text.slice(Math.floor(text.length / 3), Math.floor(text.length / 3) + 3);
+    const steps = await model.generate(PROMPT, { ...greedy, stopStrings: [stop] });
+    assert.equal(steps.map((s) => s.text).join(""), text.slice(0, text.indexOf(stop)));
+    assert.equal(steps.at(-1).finish, "stop");
+  });
+
+  it("alternatives carry their text, and topN still works with a deprecation warning", async () => {
+    const [step] = await model.generate(PROMPT, { maxTokens: 1 });
+    for (const alternative of step.top) assert.equal(alternative.text, model.decode(Uint32Array.of(alternative.token)));
+    const warnings = [];
+    const warn = console.warn;
+    console.warn = (message) => warnings.push(String(message));
+    try {
+      const [old] = await model.generate(PROMPT, { maxTokens: 1, sampler: { topN: 3 } });
+      assert.equal(old.top.length, 3);
+    } finally {
+      console.warn = warn;
+    }
+    assert.deepEqual(warnings, ["decoding-playground: `topN` is deprecated, use `topAlternatives` (the same setting)"]);
+  });
+
+  it("chat templates render as Python's Jinja2 renders them for transformers' apply_chat_template", () => {
+    const python = join(repo, "models/.venv/bin/python");
+    assert.ok(existsSync(python), "models/.venv (models/build.sh) holds the Jinja2 reference");
+    const smollm2 = join(repo, "models/smollm2-135m/model.gguf");
+    const run = spawnSync(python, [join(repo, "models/chat_reference.py"), smollm2, "--without-special-tokens"], { encoding: "utf8" });
+    assert.equal(run.status, 0, run.stderr);
+    const { cases } = JSON.parse(run.stdout);
+    assert.ok(cases.length >= 18);
+    assert.equal(model.chatTemplate, undefined, "a tokenizer.json carries no template");
+    for (const c of cases) {
+      model.setChatTemplate(c.template);
+      const render = () => model.applyChatTemplate(c.messages, { addGenerationPrompt: c.add_generation_prompt });
+      if (c.error === undefined) assert.equal(render(), c.expected, c.name);
+      else assert.throws(render, (e) => e.code === "ChatTemplate" && e.message === `chat template: ${c.error}`, c.name);
+    }
+    assert.throws(() => model.setChatTemplate("{% if %}"), (e) => e.code === "ChatTemplate");
+    model.setChatTemplate(null);
+    assert.throws(() => model.applyChatTemplate([{ role: "user", content: "hi" }]), /no chat template/);
+    assert.throws(() => model.applyChatTemplate([{ role: "user" }]), (e) => e.code === "InvalidConfig");
+  });
+});
 
 describe("score", () => {
   it("scores a text teacher-forced: each token's figures agree with logProbs, and the perplexity", async () => {
