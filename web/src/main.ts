@@ -209,6 +209,11 @@ function start(): void {
   function beginRun(reseed: boolean): Settings | null {
     if (reseed && controls.read().reseed) controls.newSeed();
     const s = (settings = controls.read());
+    // A pending check of the form would answer after the run's own error (a prompt too long
+    // for the context, say) and clear it: check now, before the run is posted, as the worker
+    // answers in order.
+    clearTimeout(inspectTimer);
+    void inspect();
     const basic = checkBasics(s);
     if (basic) {
       controls.showError(basic);
