@@ -75,7 +75,7 @@ fn main() -> Result<()> {
     let prompt_tokens = engine.tokenizer().encode(&prompt)?.len();
 
     // Empty stop tokens: every run generates exactly max_tokens, so the runtimes compare.
-    let config = GenerateConfig { max_tokens, stop_tokens: Some(vec![]), sampler: SamplerConfig::greedy(), superposed: None };
+    let config = GenerateConfig { max_tokens, stop_tokens: Some(vec![]), sampler: SamplerConfig::greedy(), ..Default::default() };
     // Seconds to the end of the prefill, to the first token, and from the prefill to the end.
     let mut generate = || -> Result<(f64, f64, f64)> {
         let start = Instant::now();
