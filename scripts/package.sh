@@ -71,7 +71,7 @@ fi
 after=$(wc -c <"$wasm") after_gz=$(gz "$wasm")
 
 echo "== package.json, README.md, node.js"
-cp crate/js/README.md crate/js/node.js crate/LICENSE "$pkg/"
+cp crate/js/README.md crate/js/*.js crate/js/*.d.ts crate/LICENSE "$pkg/"
 rm -f "$pkg/.gitignore" # from older builds: npm must not read its "*"
 # The classes declare [Symbol.dispose](): pull in its lib, so that projects compiling for ES2022
 # without skipLibCheck accept the declarations (TypeScript >= 5.2).

@@ -6,7 +6,7 @@ import { initSync } from "./decoding_playground.js";
 
 const exports = initSync({ module: readFileSync(new URL("./decoding_playground_bg.wasm", import.meta.url)) });
 
-export * from "./decoding_playground.js";
+export * from "./index.js";
 
 /** Already done on import in Node: resolves to the wasm exports, as the browser `init()` does. */
 export default async function init() {

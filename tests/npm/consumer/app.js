@@ -58,6 +58,30 @@ export async function setup(pkg) {
         return { isError: error instanceof Error, message: error.message };
       }
     };
+    // Model.load as a page uses it: the phases seen and the last byte count.
+    const watch = () => {
+      const seen = { phases: [], loaded: 0 };
+      const onProgress = ({ phase, loaded }) => {
+        if (seen.phases.at(-1) !== phase) seen.phases.push(phase);
+        if (loaded > 0) seen.loaded = loaded;
+      };
+      return [seen, onProgress];
+    };
+    window.loads = async () => {
+      const url = "/models/tiny/model.gguf";
+      await caches.delete("decoding-playground-models-v2");
+      const [first, onFirst] = watch();
+      (await Model.load(url, { onProgress: onFirst })).free();
+      const [second, onSecond] = watch();
+      (await Model.load(url, { onProgress: onSecond })).free();
+      const [file, onFile] = watch();
+      const fromFile = await Model.load(new File([await bytes(url)], "model.gguf"), { onProgress: onFile });
+      file.vocabSize = fromFile.vocabSize;
+      fromFile.free();
+      const controller = new AbortController();
+      const aborted = await Model.load(url, { signal: controller.signal, cache: false, onProgress: () => controller.abort() }).catch((e) => e);
+      return { first, second, file, aborted: { name: aborted.name, code: aborted.code } };
+    };
     status.textContent = "ready";
     status.dataset.state = "ready";
   } catch (error) {

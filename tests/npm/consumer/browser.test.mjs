@@ -35,8 +35,10 @@ function serve() {
     const [prefix, dir] = roots.find(([p]) => path.startsWith(p));
     const file = resolve(dir, path.slice(prefix.length));
     let ok = file.startsWith(resolve(dir) + sep) && TYPES[extname(file)] !== undefined;
+    let stat;
     try {
-      ok &&= statSync(file).isFile();
+      stat = statSync(file);
+      ok &&= stat.isFile();
     } catch {
       ok = false;
     }
@@ -44,7 +46,8 @@ function serve() {
       res.writeHead(404).end("not found");
       return;
     }
-    res.writeHead(200, { "Content-Type": TYPES[extname(file)] });
+    // An ETag, as a static server sends: Model.load keys its Cache API copy by it.
+    res.writeHead(200, { "Content-Type": TYPES[extname(file)], "Content-Length": stat.size, ETag: `"${stat.size}-${stat.mtimeMs}"` });
     createReadStream(file).pipe(res);
   });
   return new Promise((done) => server.listen(0, "127.0.0.1", () => done(server)));
@@ -168,6 +171,17 @@ function pageTests(pageUrl) {
     const truncated = await page.evaluate(() => window.ggufErrorOf(50_000, null));
     assert.equal(truncated.isError, true);
     assert.match(truncated.message, /^model error: the file ends inside tensor `[^`]+`/);
+  });
+
+  it("Model.load: a URL with progress, then from the Cache API; a File; an abort", async () => {
+    const result = await page.evaluate(() => window.loads());
+    const size = statSync(join(repo, "models/tiny/model.gguf")).size;
+    assert.deepEqual(result.first.phases, ["download", "build", "ready"], JSON.stringify(result.first));
+    assert.equal(result.first.loaded, size);
+    assert.deepEqual(result.second.phases, ["cache", "build", "ready"], "the second load reads the Cache API copy");
+    assert.equal(result.second.loaded, size);
+    assert.deepEqual(result.file, { phases: ["read", "build", "ready"], loaded: size, vocabSize: 512 });
+    assert.deepEqual(result.aborted, { name: "AbortError", code: "Cancelled" });
   });
 
   it("bad input rejects with an Error and its message", async () => {

@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { describe, it } from "node:test";
-import init, { Model, Sampler, defaultSamplerConfig } from "decoding-playground";
+import { createServer } from "node:http";
+import { after, before, describe, it } from "node:test";
+import init, { Model, Sampler, defaultSamplerConfig, loadModel } from "decoding-playground";
 
 const repo = process.env.REPO;
 assert.ok(repo, "REPO must name the repository");
@@ -47,8 +48,8 @@ describe("the installed package", () => {
     assert.equal(pkg.version, cargo.match(/^version = "(.*)"/m)[1]);
     assert.equal(pkg.license, cargo.match(/^license = "(.*)"/m)[1]);
     assert.equal(pkg.type, "module");
-    assert.equal(pkg.types, "./decoding_playground.d.ts");
-    assert.deepEqual(pkg.exports["."], { types: "./decoding_playground.d.ts", node: "./node.js", default: "./decoding_playground.js" });
+    assert.equal(pkg.types, "./index.d.ts");
+    assert.deepEqual(pkg.exports["."], { types: "./index.d.ts", node: "./node.js", default: "./index.js" });
     const shipped = ["README.md", "package.json", ...pkg.files].sort();
     assert.deepEqual(readdirSync("node_modules/decoding-playground").sort(), shipped, "the tarball holds the package files, nothing else");
     for (const file of pkg.files) assert.ok(statSync(join("node_modules/decoding-playground", file)).size > 0, file);
@@ -57,6 +58,7 @@ describe("the installed package", () => {
 
   it("exports the documented API", async () => {
     assert.equal(typeof init, "function");
+    assert.equal(Model.load, loadModel, "Model.load is loadModel");
     assert.ok((await init()).memory instanceof WebAssembly.Memory, "init() resolves to the wasm exports");
     assert.equal(model.vocabSize, 512);
     assert.equal(model.contextLength, 512);
@@ -175,12 +177,79 @@ describe("streams, stop strings, alternatives, chat templates", () => {
       model.setChatTemplate(c.template);
       const render = () => model.applyChatTemplate(c.messages, { addGenerationPrompt: c.add_generation_prompt });
       if (c.error === undefined) assert.equal(render(), c.expected, c.name);
-      else assert.throws(render, (e) => e.code === "ChatTemplate" && e.message === `chat template: ${c.error}`, c.name);
+      else assert.throws(render, (e) => e.code === "ChatTemplate" && (c.error_kind !== "raised" || e.message === `chat template: ${c.error}`), c.name);
     }
     assert.throws(() => model.setChatTemplate("{% if %}"), (e) => e.code === "ChatTemplate");
     model.setChatTemplate(null);
     assert.throws(() => model.applyChatTemplate([{ role: "user", content: "hi" }]), /no chat template/);
     assert.throws(() => model.applyChatTemplate([{ role: "user" }]), (e) => e.code === "InvalidConfig");
+  });
+});
+
+describe("Model.load", () => {
+  // Serves models/tiny, and for /onnx/ its ONNX export with a tokenizer_config.json naming a
+  // chat template, as an HF folder has.
+  const TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}";
+  let server, base;
+  before(async () => {
+    server = createServer((req, res) => {
+      const name = new URL(req.url, "http://x").pathname.split("/").pop();
+      if (name === "tokenizer_config.json") return res.end(JSON.stringify({ chat_template: TEMPLATE }));
+      if (!["model.gguf", "model.onnx", "tokenizer.json", "config.json"].includes(name)) return res.writeHead(404).end();
+      const body = tiny(name);
+      res.writeHead(200, { "Content-Length": body.length }).end(body);
+    });
+    await new Promise((done) => server.listen(0, "127.0.0.1", done));
+    base = `http://127.0.0.1:${server.address().port}`;
+  });
+  after(() => server?.close());
+
+  const watch = () => {
+    const events = [];
+    return [events, (p) => events.push(p)];
+  };
+
+  it("a .gguf URL, with progress in bytes and phases (Node has no Cache API: a plain download)", async () => {
+    const [events, onProgress] = watch();
+    const loaded = await Model.load(`${base}/tiny/model.gguf`, { onProgress });
+    assert.equal(loaded.vocabSize, 512);
+    const downloads = events.filter((e) => e.phase === "download");
+    assert.ok(downloads.length >= 1 && downloads.every((e) => e.file === "model.gguf" && e.total === GGUF.length));
+    assert.ok(downloads.every((e, i) => i === 0 || e.loaded > downloads[i - 1].loaded), "loaded only grows");
+    assert.equal(downloads.at(-1).loaded, GGUF.length);
+    assert.deepEqual(events.slice(-2).map((e) => e.phase), ["build", "ready"]);
+    assert.deepEqual((await loaded.generate(PROMPT, { maxTokens: 3 })).map((s) => s.token), (await gguf.generate(PROMPT, { maxTokens: 3 })).map((s) => s.token));
+    loaded.free();
+  });
+
+  it("an ONNX export's folder URL, with its tokenizer_config.json's chat template", async () => {
+    const [events, onProgress] = watch();
+    const loaded = await loadModel(`${base}/onnx/`, { onProgress });
+    assert.deepEqual([...new Set(events.filter((e) => e.phase === "download").map((e) => e.file))], ["model.onnx", "tokenizer.json", "config.json"]);
+    assert.equal(loaded.chatTemplate, TEMPLATE);
+    assert.equal(loaded.applyChatTemplate([{ role: "user", content: "hi" }]), "<user>hi");
+    loaded.free();
+    await assert.rejects(Model.load(`${base}/onnx/`, { contextLength: 64 }), (e) => e.code === "InvalidConfig" && /GGUF files only/.test(e.message));
+  });
+
+  it("bytes, an ArrayBuffer, a Blob and a Response", async () => {
+    const sources = [GGUF, GGUF.buffer.slice(GGUF.byteOffset, GGUF.byteOffset + GGUF.length), new Blob([GGUF]), new Response(GGUF)];
+    for (const source of sources) {
+      const [events, onProgress] = watch();
+      const loaded = await Model.load(source, { onProgress });
+      assert.equal(loaded.vocabSize, 512, source.constructor.name);
+      assert.equal(events.at(-1).phase, "ready");
+      loaded.free();
+    }
+  });
+
+  it("aborts with an AbortError; bad sources and HTTP errors have codes", async () => {
+    const controller = new AbortController();
+    const aborted = await Model.load(`${base}/tiny/model.gguf`, { signal: controller.signal, onProgress: () => controller.abort() }).catch((e) => e);
+    assert.ok(aborted instanceof DOMException && aborted.name === "AbortError" && aborted.code === "Cancelled", String(aborted));
+    await assert.rejects(Model.load(`${base}/tiny/missing.gguf`), (e) => e.code === "Network" && /HTTP 404/.test(e.message));
+    await assert.rejects(Model.load(42), (e) => e.code === "InvalidInput");
+    await assert.rejects(Model.load(new Uint8Array([1, 2, 3, 4])), (e) => e.code === "Model" && /not a GGUF file/.test(e.message));
   });
 });
 

@@ -1,9 +1,11 @@
 // A TypeScript consumer of the installed package, compiled with `tsc --strict --noEmit` (no
 // skipLibCheck, so the package's .d.ts is checked too). The @ts-expect-error lines prove that the
 // types are precise: each would be an unused directive (an error) if the type were `any`.
-import init, { Model, Sampler, defaultSamplerConfig } from "decoding-playground";
+import init, { Model, Sampler, defaultSamplerConfig, loadModel } from "decoding-playground";
 import type {
   Alternative,
+  ChatMessage,
+  LoadProgress,
   BackendInfo,
   ScoreResult,
   ScoredToken,
@@ -87,6 +89,20 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   void Model.fromGguf(gguf, { backend: "gpu" });
   // @ts-expect-error: a GGUF holds its tokenizer and dimensions: there is nothing more to pass
   void Model.fromGguf(gguf, tokenizerJson);
+  const phases: LoadProgress["phase"][] = [];
+  const loaded: Model = await Model.load("https://example.com/model.gguf", { onProgress: (p) => phases.push(p.phase), cache: false, backend: "cpu" });
+  const fromBlob: Model = await loadModel(new Blob([gguf]), { signal: new AbortController().signal });
+  // @ts-expect-error: a progress event's loaded is a number
+  void Model.load("x.gguf", { onProgress: (p) => p.loaded.toUpperCase() });
+  // @ts-expect-error: a source is a URL, a Blob, a Response or bytes
+  void Model.load(42);
+  const chat: ChatMessage[] = [{ role: "user", content: "hi" }];
+  const prompt: string = loaded.applyChatTemplate(chat, { addGenerationPrompt: true });
+  const template: string | undefined = loaded.chatTemplate;
+  for await (const step of loaded.stream(prompt, { maxTokens: 4, stopStrings: ["\n"] }, { signal: new AbortController().signal })) lines.push(describe(step));
+  // @ts-expect-error: a message has a role and a content
+  void loaded.applyChatTemplate([{ role: "user" }]);
+  lines.push(template ?? "", String(fromBlob.vocabSize));
   // @ts-expect-error: fromGguf resolves to a Model, it is not one
   Model.fromGguf(gguf).free();
   fromGguf.free();

@@ -1,0 +1,184 @@
+// Fetches model files with progress and keeps them in the Cache API, so that a reload does not
+// download the model (98 MB for SmolLM2's GGUF) again. Entries are keyed by the server's ETag: a
+// rebuilt model has a new one, is fetched again, and its old copy is deleted.
+//
+// A file is stored in parts of 64 MB plus a small manifest written last: Chromium refuses a
+// single Cache entry of a few hundred MB in private windows (it keeps those in memory), and a
+// manifest-last write means a half-written copy is never taken for a whole one.
+//
+// Types: fetcher.d.ts.
+
+const CACHE_NAME = "decoding-playground-models-v2";
+export const PART_BYTES = 64 << 20;
+
+/** An Error with a `code`, as the wasm errors have. */
+export function codedError(code, message, options) {
+  const error = new Error(message, options);
+  error.code = code;
+  return error;
+}
+
+/** What an aborted load or fetch rejects with: a DOMException named AbortError, code "Cancelled". */
+export function abortError(message = "loading was cancelled") {
+  const error = new DOMException(message, "AbortError");
+  Object.defineProperty(error, "code", { value: "Cancelled", enumerable: true });
+  return error;
+}
+
+export function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortError();
+}
+
+/** Reads a stream into one buffer; with a known size, straight into it (no second copy). */
+export async function readStream(stream, total, onProgress, signal) {
+  const reader = stream.getReader();
+  let buffer = new Uint8Array(total ?? 1 << 20);
+  let loaded = 0;
+  for (;;) {
+    throwIfAborted(signal);
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loaded + value.length > buffer.length) {
+      const grown = new Uint8Array(Math.max(buffer.length * 2, loaded + value.length));
+      grown.set(buffer.subarray(0, loaded));
+      buffer = grown;
+    }
+    buffer.set(value, loaded);
+    loaded += value.length;
+    onProgress(loaded, total);
+  }
+  return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
+}
+
+async function readBody(response, onProgress, signal) {
+  const header = Number(response.headers.get("Content-Length"));
+  const total = Number.isFinite(header) && header > 0 ? header : null;
+  if (!response.body) return new Uint8Array(await response.arrayBuffer());
+  return readStream(response.body, total, onProgress, signal);
+}
+
+/** The cache key of one part ("manifest" or its index) of one version of a file. */
+export function partKey(url, version, part) {
+  const key = new URL(url);
+  key.searchParams.set("dp-version", version);
+  key.searchParams.set("dp-part", String(part));
+  return key.href;
+}
+
+async function readCached(cache, url, version, onProgress) {
+  const manifest = await cache.match(partKey(url, version, "manifest"));
+  if (!manifest) return null;
+  const { size, parts } = await manifest.json();
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (let i = 0; i < parts; i++) {
+    const part = await cache.match(partKey(url, version, i));
+    if (!part) return null;
+    const chunk = new Uint8Array(await part.arrayBuffer());
+    if (offset + chunk.length > size) return null;
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+    onProgress(offset, size);
+  }
+  return offset === size ? bytes : null;
+}
+
+async function writeCached(cache, url, version, bytes, partBytes) {
+  for (const old of await cache.keys(url, { ignoreSearch: true })) await cache.delete(old);
+  const parts = Math.ceil(bytes.length / partBytes);
+  for (let i = 0; i < parts; i++) {
+    await cache.put(partKey(url, version, i), new Response(bytes.subarray(i * partBytes, (i + 1) * partBytes)));
+  }
+  await cache.put(partKey(url, version, "manifest"), new Response(JSON.stringify({ size: bytes.length, parts })));
+}
+
+/** The models' cache, or null where there is no Cache API (Node, http:// pages). */
+export async function openModelCache() {
+  // The Cache API exists only in secure contexts (https, localhost); elsewhere just fetch.
+  if (typeof caches === "undefined") return null;
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
+}
+
+/** The version a file's copy is cached under, from a HEAD reply's headers. */
+function versionOf(head) {
+  return head.headers.get("ETag") ?? head.headers.get("Last-Modified") ?? head.headers.get("Content-Length");
+}
+
+async function serverVersion(url, signal) {
+  try {
+    const head = await fetch(url, { method: "HEAD", cache: "no-store", signal });
+    return head.ok ? versionOf(head) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the cache holds a whole copy of `url` in the version of this HEAD reply (a page can
+ * then say that loading it costs no download). */
+export async function isCached(url, head) {
+  const version = versionOf(head);
+  if (!version || typeof caches === "undefined") return false;
+  // `caches.match` looks in every cache of the page; a manifest marks a whole copy.
+  return (await caches.match(partKey(url, version, "manifest")).catch(() => undefined)) !== undefined;
+}
+
+/** Without the server (offline), whichever version the cache holds. */
+async function cachedVersion(cache, url) {
+  for (const request of await cache.keys(url, { ignoreSearch: true })) {
+    const key = new URL(request.url);
+    if (key.searchParams.get("dp-part") === "manifest") return key.searchParams.get("dp-version");
+  }
+  return null;
+}
+
+async function download(url, onProgress, signal) {
+  let response;
+  try {
+    response = await fetch(url, { cache: "no-store", signal });
+  } catch (error) {
+    throwIfAborted(signal);
+    throw codedError("Network", `cannot fetch ${url}: ${error?.message ?? error}`, { cause: error });
+  }
+  if (!response.ok) throw codedError("Network", `cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
+  try {
+    return await readBody(response, (loaded, total) => onProgress(loaded, total, false), signal);
+  } catch (error) {
+    throwIfAborted(signal);
+    throw error;
+  }
+}
+
+/** Fetches without the Cache API. */
+export const plainFetcher = async (url, onProgress, options = {}) => {
+  throwIfAborted(options.signal);
+  return { bytes: await download(url, onProgress, options.signal), fromCache: false };
+};
+
+export const cachedFetcher = (partBytes = PART_BYTES) => async (url, onProgress, options = {}) => {
+  const { signal } = options;
+  throwIfAborted(signal);
+  const cache = await openModelCache();
+  const version = cache ? ((await serverVersion(url, signal)) ?? (await cachedVersion(cache, url))) : null;
+  if (cache && version) {
+    const bytes = await readCached(cache, url, version, (loaded, total) => onProgress(loaded, total, true)).catch(() => null);
+    throwIfAborted(signal);
+    if (bytes) return { bytes, fromCache: true };
+  }
+  const bytes = await download(url, onProgress, signal);
+  if (cache && version) {
+    try {
+      await writeCached(cache, url, version, bytes, partBytes);
+    } catch (error) {
+      // A full quota only costs the next reload a download.
+      console.warn(`not cached: ${url}`, error);
+      await Promise.all((await cache.keys(url, { ignoreSearch: true })).map((key) => cache.delete(key))).catch(() => {});
+    }
+  }
+  return { bytes, fromCache: false };
+};
+
+export const fetchWithCache = cachedFetcher();
