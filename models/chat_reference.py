@@ -86,8 +86,12 @@ def main():
                 try:
                     case["expected"] = env.from_string(source).render(
                         messages=messages, add_generation_prompt=add_generation_prompt, **special)
+                except jinja2.exceptions.UndefinedError as e:
+                    # e.g. `+ eos_token` without one: an error in both, whose wording differs.
+                    case["error"], case["error_kind"] = str(e), "undefined"
                 except jinja2.exceptions.TemplateError as e:
-                    case["error"] = str(e)
+                    # raise_exception's: the template's own message, the same in both.
+                    case["error"], case["error_kind"] = str(e), "raised"
                 cases.append(case)
     json.dump({"gguf": str(gguf_path) if "gguf" in templates else None, "cases": cases}, sys.stdout, ensure_ascii=False, indent=1)
 

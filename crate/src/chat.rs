@@ -17,10 +17,14 @@ pub struct ChatMessage {
     pub content: String,
 }
 
-/// The special tokens a template may refer to (`{{ bos_token }}`); absent ones render empty.
+/// The special tokens a template may refer to (`{{ bos_token }}`). Absent ones are left out of
+/// the context, so they are undefined and render empty, as in Jinja2 (a `none` would render
+/// "None").
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SpecialTokens {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bos_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eos_token: Option<String>,
 }
 
