@@ -9,7 +9,7 @@ export default defineConfig({
   plugins: [serveModels(here("./models"))],
   resolve: {
     // The page imports the wasm package by its npm name, as a user of the package would.
-    alias: { "decoding-playground": here("./crate/pkg-web/decoding_playground.js") },
+    alias: { "decoding-playground": here("./crate/pkg-web/index.js") },
   },
   worker: { format: "es" },
   build: {

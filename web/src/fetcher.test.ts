@@ -1,5 +1,6 @@
+// The package's fetcher (crate/js/fetcher.js), which the page's worker loads models with.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { cachedFetcher, partKey } from "./fetcher";
+import { cachedFetcher, partKey } from "decoding-playground";
 
 // The Cache API's matching on URLs, with or without the query string.
 class MemoryCache {
@@ -84,8 +85,19 @@ describe("fetch with the Cache API", () => {
     expect(offline.bytes.length).toBe(10);
   });
 
-  it("reports an HTTP error with the URL", async () => {
+  it("reports an HTTP error with the URL and code Network", async () => {
     serve(new MemoryCache());
-    await expect(cachedFetcher()("http://localhost/models/none.onnx", () => {})).rejects.toThrow("cannot fetch http://localhost/models/none.onnx: HTTP 404 Not Found");
+    const error = await cachedFetcher()("http://localhost/models/none.onnx", () => {}).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "Network", message: "cannot fetch http://localhost/models/none.onnx: HTTP 404 Not Found" });
+  });
+
+  it("stops mid-download when its signal aborts: an AbortError, and nothing cached", async () => {
+    const cache = new MemoryCache();
+    serve(cache);
+    const controller = new AbortController();
+    const error = await cachedFetcher(4)(URL_, () => controller.abort(), { signal: controller.signal }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DOMException);
+    expect(error).toMatchObject({ name: "AbortError", code: "Cancelled" });
+    expect(cache.entries.size).toBe(0);
   });
 });

@@ -1,7 +1,6 @@
 // The Web Worker: the wasm package runs here so that the page never freezes, not even while
 // tract compiles the model (a blocking call of seconds).
-import init, { Model, Sampler, __panicForTesting } from "decoding-playground";
-import { fetchWithCache } from "./fetcher";
+import init, { Model, Sampler, __panicForTesting, fetchWithCache } from "decoding-playground";
 import type { FromWorker, ToWorker } from "./protocol";
 import { createWorker, errorMessage, type ModelLike } from "./worker";
 

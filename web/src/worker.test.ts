@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Step as RawStep } from "decoding-playground";
-import type { FetchBytes } from "./fetcher";
+import type { FetchBytes } from "decoding-playground";
 import type { FromWorker, GenerateConfig, ModelSource, TokenStep } from "./protocol";
 import { defaultStrategy, toConfig } from "./settings";
 import { createWorker, isCrash, weightTypesOf, type ModelLike, type Runtime } from "./worker";

@@ -5,7 +5,7 @@
 // It owns the one Model. Every failure becomes an "error" message; nothing escapes, so the
 // worker keeps serving after a bad file or a bad parameter.
 import type { Step as RawStep, ScoreResult } from "decoding-playground";
-import type { FetchBytes } from "./fetcher";
+import type { FetchBytes } from "decoding-playground";
 import type {
   Alternative,
   BackendChoice,
