@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# Measured on SmolLM2 in Node (tests/npm/bench.mjs; README "The npm package"): -O1 with the names
+# Measured on SmolLM2 in Node (tests/npm/bench.mjs; docs/npm-package.md): -O1 with the names
 # stripped gives the smallest gzip and brotli downloads, ~2 minutes of one core; -Oz/-O3 are ~1 MB
 # smaller raw but compress worse and take ~7 CPU minutes. Decode speed is the same for all.
 DEFAULT_FLAGS="-O1 --strip-debug --strip-producers"

@@ -405,7 +405,7 @@ fn simd_matmul<F: Format>(w: &QuantMatrix, acts: &Activations, m: usize, out: &m
 /// simd128 and AVX2 dot products used here take i16 operands anyway (`i32x4.dot_i16x8_s`,
 /// `vpmaddwd`), so 16-bit activations cost the same and are 258× finer. Measured on SmolLM2:
 /// int8 activations moved the greedy continuation off the f32 reference's after 12 tokens;
-/// int16 ones keep it (see the README's accuracy table). Every block sum stays within i32:
+/// int16 ones keep it (docs/benchmarks.md, "Accuracy of the quantised path"). Every block sum stays within i32:
 /// 32 · 128 · 32767 < 2³¹.
 struct Activations {
     q: Vec<i16>,
