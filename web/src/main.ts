@@ -6,7 +6,7 @@ import { EngineClient, WorkerError } from "./client";
 import { CompareView, presetEntries } from "./compare";
 import { Controls } from "./controls";
 import { download, type ExportedRun } from "./exportrun";
-import { backendLabel, ModelPanel, serverModel } from "./modelpanel";
+import { backendLabel, ModelPanel, serverModel, storeCorpus, type NgramChoice } from "./modelpanel";
 import type { BackendChoice, FromWorker } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
@@ -27,12 +27,15 @@ const ctxParam = Number(query.get("ctx"));
 const contextChoice = Number.isSafeInteger(ctxParam) && ctxParam > 0 ? ctxParam : null;
 // The server's models are GGUF files; `?format=onnx` loads their ONNX exports instead.
 const formatChoice = query.get("format") === "onnx" ? "onnx" : "gguf";
+// `?ngrams=public-domain`: SmolLM2's n-gram store without the Brown corpus's licence terms.
+const ngramChoice: NgramChoice = query.get("ngrams") === "public-domain" ? "public-domain" : "default";
 // Kept in every link: a tiny-model link must not load SmolLM2, nor an ONNX link the GGUF.
 const extraParams: Record<string, string> = {
   ...(modelChoice === "tiny" ? { model: "tiny" } : {}),
   ...(formatChoice === "onnx" ? { format: "onnx" } : {}),
   ...(backendChoice === "auto" ? {} : { backend: backendChoice }),
   ...(contextChoice === null ? {} : { ctx: String(contextChoice) }),
+  ...(ngramChoice === "default" ? {} : { ngrams: ngramChoice }),
 };
 
 /** What tests and curious users can read: `window.__playground`. */
@@ -77,6 +80,7 @@ function start(): void {
   const client = new EngineClient(() => new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }));
   const models = new ModelPanel($("#model-panel"), client);
   models.serverFormat = formatChoice;
+  models.serverNgrams = ngramChoice;
   client.backend = backendChoice;
   client.contextLength = contextChoice;
   const controls = new Controls(form, onFormChange);
@@ -173,8 +177,9 @@ function start(): void {
     $("#backend").textContent = state.backend;
     $("#backend").dataset.backend = info.backend?.backend ?? "cpu";
     ngramStatus.dataset.state = "default";
+    const corpus = storeCorpus(models.lastUrl);
     ngramStatus.textContent = info.ngramTokens
-      ? `Default store: ${info.ngramTokens.toLocaleString("en")} tokens.`
+      ? `Default store${corpus ? ` (${corpus})` : ""}: ${info.ngramTokens.toLocaleString("en")} tokens.`
       : "This model has no n-gram store: build one below, or run superposed decoding with α = 0.";
     refreshButtons();
   };
@@ -361,5 +366,5 @@ function start(): void {
 
   refreshButtons();
   onFormChange();
-  void models.offer(serverModel(modelChoice, formatChoice));
+  void models.offer(serverModel(modelChoice, formatChoice, ngramChoice));
 }

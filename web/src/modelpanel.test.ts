@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { AUTO_LOAD_BYTES, autoLoads, backendLabel, bytesToFetch, filesToSource, formatBytes, formatLabel, kvText, probeFiles, serverModel, sumBytes } from "./modelpanel";
+import { AUTO_LOAD_BYTES, autoLoads, backendLabel, bytesToFetch, filesToSource, formatBytes, formatLabel, kvText, probeFiles, serverModel, storeCorpus, sumBytes } from "./modelpanel";
 
 const file = (name: string, text = name) => new File([text], name);
 
@@ -19,6 +19,17 @@ describe("the backend label", () => {
 });
 
 describe("the model panel's sources", () => {
+  it("SmolLM2 comes with the default n-gram store, or the public-domain one, each named by its corpus", () => {
+    vi.stubGlobal("location", new URL("http://localhost:4173/"));
+    const standard = serverModel("smollm2");
+    const publicDomain = serverModel("smollm2", "gguf", "public-domain");
+    expect(publicDomain.ngrams).toBe("http://localhost:4173/models/ngrams/public-domain.ngram");
+    expect(storeCorpus(standard)).toMatch(/^Brown, non-commercial use only/);
+    expect(storeCorpus(publicDomain)).toBe("Shakespeare + Milton, public domain");
+    expect(storeCorpus(serverModel("tiny"))).toBeNull();
+    expect(storeCorpus(null)).toBeNull();
+  });
+
   it("the server models are GGUF files by default, ONNX on request", () => {
     vi.stubGlobal("location", new URL("http://localhost:4173/?model=tiny"));
     expect(serverModel("smollm2")).toEqual({

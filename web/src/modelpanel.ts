@@ -3,7 +3,7 @@
 // model.onnx + tokenizer.json + config.json. The files are read here and handed to the worker;
 // nothing is uploaded anywhere.
 import { WorkerError, type EngineClient } from "./client";
-import { partKey } from "./fetcher";
+import { isCached } from "decoding-playground";
 import { modelUrls, type LoadPhase, type ModelFormat, type ModelInfo, type ModelSource } from "./protocol";
 
 /** The KV cache's cost, which grows with every token of a sequence: what the context cap bounds. */
@@ -23,13 +23,27 @@ export function formatBytes(bytes: number): string {
 export type ServerModel = "smollm2" | "tiny";
 type UrlSource = Extract<ModelSource, { kind: "url" }>;
 
+/** The n-gram stores the server has for SmolLM2 (`?ngrams=`): the default one includes the
+ *  Brown corpus, whose licence allows non-commercial use only (models/ngrams/README.md). */
+export const NGRAM_STORES = {
+  default: { path: "models/ngrams/default.ngram", corpus: "Brown, non-commercial use only, + Shakespeare + Milton" },
+  "public-domain": { path: "models/ngrams/public-domain.ngram", corpus: "Shakespeare + Milton, public domain" },
+} as const;
+export type NgramChoice = keyof typeof NGRAM_STORES;
+
+/** Which corpus a server model's n-gram store was built from, or null for other stores. */
+export function storeCorpus(source: UrlSource | null): string | null {
+  const store = Object.values(NGRAM_STORES).find((s) => source?.ngrams?.endsWith(`/${s.path}`));
+  return store?.corpus ?? null;
+}
+
 /** A model on the server: its GGUF by default, or its ONNX files (`?format=onnx`). */
-export function serverModel(which: ServerModel, format: ModelFormat = "gguf"): UrlSource {
+export function serverModel(which: ServerModel, format: ModelFormat = "gguf", store: NgramChoice = "default"): UrlSource {
   const base = new URL(import.meta.env.BASE_URL, location.href);
   const url = (path: string) => new URL(path, base).href;
   const dir = which === "tiny" ? "models/tiny" : "models/smollm2-135m";
   const name = which === "tiny" ? "tiny test model (random weights)" : "SmolLM2-135M-Instruct";
-  const ngrams = url(which === "tiny" ? "models/tiny/ngrams.bin" : "models/ngrams/default.ngram");
+  const ngrams = url(which === "tiny" ? "models/tiny/ngrams.bin" : NGRAM_STORES[store].path);
   return format === "gguf"
     ? { kind: "url", format, name, gguf: url(`${dir}/model.gguf`), ngrams }
     : { kind: "url", format, name, onnx: url(`${dir}/model.onnx`), tokenizer: url(`${dir}/tokenizer.json`), config: url(`${dir}/config.json`), ngrams };
@@ -43,18 +57,9 @@ export interface ServerFile {
   cached: boolean;
 }
 
-/** Whether fetcher.ts's cache holds `url` in the version of this HEAD reply: the version is
- *  what its serverVersion takes from the same headers, and a manifest marks a whole copy. */
-async function inBrowserCache(url: string, head: Response): Promise<boolean> {
-  const version = head.headers.get("ETag") ?? head.headers.get("Last-Modified") ?? head.headers.get("Content-Length");
-  // The Cache API exists only in secure contexts; `caches.match` looks in every cache of the page.
-  if (!version || typeof caches === "undefined") return false;
-  return (await caches.match(partKey(url, version, "manifest")).catch(() => undefined)) !== undefined;
-}
-
 /** The files a server model's load fetches, its n-gram store included, sized with HEAD
  *  requests: what it will download, before any of it is. */
-export async function probeFiles(source: UrlSource, fetchFn: typeof fetch = fetch, cached = inBrowserCache): Promise<ServerFile[]> {
+export async function probeFiles(source: UrlSource, fetchFn: typeof fetch = fetch, cached = isCached): Promise<ServerFile[]> {
   const files = [...modelUrls(source), ...(source.ngrams ? [{ file: "n-gram store", url: source.ngrams }] : [])];
   return Promise.all(
     files.map(async ({ file, url }): Promise<ServerFile> => {
@@ -148,6 +153,8 @@ export class ModelPanel {
   onLoading: () => void = () => {};
   /** The format the "Load" buttons fetch (`?format=onnx` switches them to the ONNX files). */
   serverFormat: ModelFormat = "gguf";
+  /** The store the "Load" buttons fetch with SmolLM2 (`?ngrams=public-domain`). */
+  serverNgrams: NgramChoice = "default";
   private loadSeq = 0;
 
   constructor(root: HTMLElement, private readonly client: EngineClient) {
@@ -180,7 +187,7 @@ export class ModelPanel {
       }
     });
     for (const button of root.querySelectorAll<HTMLButtonElement>("[data-load]")) {
-      button.addEventListener("click", () => void this.load(serverModel(button.dataset.load === "tiny" ? "tiny" : "smollm2", this.serverFormat)));
+      button.addEventListener("click", () => void this.load(serverModel(button.dataset.load === "tiny" ? "tiny" : "smollm2", this.serverFormat, this.serverNgrams)));
     }
   }
 
