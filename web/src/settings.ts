@@ -206,7 +206,7 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number): 
           penalty: 200,
         }
       : null;
-  return { maxTokens, stopTokens: null, sampler, superposed };
+  return { maxTokens, stopTokens: null, stopStrings: [], sampler, superposed };
 }
 
 /** Settings a strategy ignores that the crate's Sampler does not report (it only knows

@@ -91,7 +91,7 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   void Model.fromGguf(gguf, tokenizerJson);
   const phases: LoadProgress["phase"][] = [];
   const loaded: Model = await Model.load("https://example.com/model.gguf", { onProgress: (p) => phases.push(p.phase), cache: false, backend: "cpu" });
-  const fromBlob: Model = await loadModel(new Blob([gguf]), { signal: new AbortController().signal });
+  const fromBlob: Model = await loadModel(new Blob([new Uint8Array(gguf)]), { signal: new AbortController().signal });
   // @ts-expect-error: a progress event's loaded is a number
   void Model.load("x.gguf", { onProgress: (p) => p.loaded.toUpperCase() });
   // @ts-expect-error: a source is a URL, a Blob, a Response or bytes
