@@ -267,7 +267,6 @@ impl<M: LanguageModel> Engine<M> {
         Ok(logits)
     }
 
-    /// Identifies the tokenizer an n-gram store must have been built with.
     /// Gives each alternative its text, the token decoded on its own.
     pub(crate) fn label_alternatives(&self, top: &mut [Alternative]) -> Result<()> {
         for alternative in top {
@@ -276,6 +275,7 @@ impl<M: LanguageModel> Engine<M> {
         Ok(())
     }
 
+    /// Identifies the tokenizer an n-gram store must have been built with.
     pub fn tokenizer_fingerprint(&self) -> u64 {
         self.tokenizer_fingerprint
     }
