@@ -50,6 +50,8 @@ MISTRAL = """{{ bos_token }}
     {% endif %}
 {% endfor %}
 """
+# tojson as tool-calling templates use it: whole objects, with and without an indent.
+JSON = "{{ messages | tojson }}\n{{ messages[0] | tojson(indent=2) }}{% if add_generation_prompt %}<think>{% endif %}"
 LOOPS = """{% for message in messages %}
 {% if message.role == 'system' %}{% continue %}{% endif %}
 {{ loop.index }}/{{ loop.length }} {{ message.role | upper }}: {{ message.content | tojson }}{% if not loop.last %} | {% endif %}
@@ -61,7 +63,7 @@ CHAT = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "  What is Mirostat? "},
     {"role": "assistant", "content": "A sampler that targets a surprise level."},
-    {"role": "user", "content": "And \"superposed\" decoding — in one line?"},
+    {"role": "user", "content": "And \"superposed\" decoding — in one line? <b>&</b>"},
 ]
 ALTERNATING = CHAT[1:]
 
@@ -69,7 +71,7 @@ ALTERNATING = CHAT[1:]
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     gguf_path = Path(args[0] if args else Path(__file__).parent / "smollm2-135m/model.gguf")
-    templates = {"llama3": LLAMA3, "mistral": MISTRAL, "loops": LOOPS}
+    templates = {"llama3": LLAMA3, "mistral": MISTRAL, "loops": LOOPS, "json": JSON}
     if gguf_path.exists():
         import gguf
 

@@ -30,7 +30,6 @@ pub struct SpecialTokens {
 
 /// A compiled chat template.
 pub struct ChatTemplate {
-    source: String,
     env: Environment<'static>,
 }
 
@@ -47,12 +46,9 @@ impl ChatTemplate {
         env.add_function("raise_exception", |message: String| -> std::result::Result<Value, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
         });
+        env.add_filter("tojson", python_json);
         env.add_template_owned(NAME, source.to_string()).map_err(template_error)?;
-        Ok(Self { source: source.to_string(), env })
-    }
-
-    pub fn source(&self) -> &str {
-        &self.source
+        Ok(Self { env })
     }
 
     /// The prompt for `messages`; with `add_generation_prompt`, it ends with what opens the
@@ -65,6 +61,44 @@ impl ChatTemplate {
             ..Value::from(Serde(special))
         };
         template.render(context).map_err(template_error)
+    }
+}
+
+/// HF's `tojson` is Python's `json.dumps(ensure_ascii=False)`: `", "` and `": "` between items
+/// (`","` and newlines with an indent), no escaping of `<`, `>` or `&`. minijinja's own is
+/// compact and HTML-escaped, so tool definitions would not render as the model saw them.
+fn python_json(value: &Value, indent: Option<usize>, kwargs: minijinja::value::Kwargs) -> std::result::Result<Value, minijinja::Error> {
+    let indent = match indent {
+        Some(width) => Some(width),
+        None => kwargs.get::<Option<usize>>("indent")?,
+    };
+    kwargs.assert_all_used()?;
+    let mut out = Vec::new();
+    let written = match indent {
+        Some(width) => {
+            let spaces = " ".repeat(width);
+            value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(spaces.as_bytes())))
+        }
+        None => value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, PythonFormatter)),
+    };
+    written.map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
+    Ok(Value::from_safe_string(String::from_utf8(out).unwrap_or_default()))
+}
+
+/// serde_json's compact output with Python's default separators.
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
+        if first { Ok(()) } else { writer.write_all(b", ") }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
+        if first { Ok(()) } else { writer.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        writer.write_all(b": ")
     }
 }
 
