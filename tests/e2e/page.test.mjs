@@ -251,6 +251,17 @@ describe("controls", { timeout: 120_000 }, () => {
 describe("first steps: seeds, what each strategy does, compare from the top", { timeout: 120_000 }, () => {
   const seedInUrl = (page) => new URL(page.url()).searchParams.get("seed");
 
+  test("chat needs the model's template: the tiny model has none, so the switch is off and says why", async () => {
+    // ?ch=1 asks for chat; a model without a template cannot give it, and a run still works.
+    const { context, page, errors } = await tinyPage("ch=1&n=4");
+    assert.ok(await page.locator("#chat").isDisabled());
+    assert.equal(await page.locator("#chat").isChecked(), false);
+    assert.equal(await page.getAttribute("#chat-label", "title"), "tiny test model (random weights) has no chat template");
+    assert.equal((await generate(page)).state, "done");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test("the dice button picks a new seed, shows it, and the next run differs", async () => {
     const { context, page, errors } = await tinyPage("n=16&seed=3");
     const first = await generate(page);

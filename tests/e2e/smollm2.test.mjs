@@ -50,6 +50,18 @@ test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload",
   assert.ok(stoppedAt - atClick <= 1, `Stop within a step: ${atClick} tokens at the click, ${stoppedAt} in the end`);
   t.diagnostic(`Stop: ${atClick} tokens at the click, ${stoppedAt} after`);
 
+  // Chat: the Instruct model answers a question laid out by its GGUF's own chat template.
+  assert.ok(await page.locator("#chat").isEnabled(), "SmolLM2's GGUF has a chat template");
+  await page.fill("#prompt", "What is the capital of France?");
+  await page.fill("#maxTokens", "12");
+  await page.check("#chat");
+  const chat = await generate(page, 120_000);
+  assert.equal(chat.state, "done", chat.status);
+  assert.match(chat.lastRun.text, /Paris/);
+  assert.match(new URL(page.url()).search, /[?&]ch=1(&|$)/, "the link keeps chat on");
+  t.diagnostic(`chat, greedy, 12 tokens: ${JSON.stringify(chat.lastRun.text)}`);
+  await page.uncheck("#chat");
+
   // Mirostat v2 on a story: surprise hovers around τ (2 bits, below SmolLM2's own ~2.7, so
   // that Mirostat has something to cut).
   await page.goto(`${session.server.url}?s=mirostat2&t=1&tau=2&n=48&seed=4&p=${encodeURIComponent("Once upon a time, there was a little")}`);

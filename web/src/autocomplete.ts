@@ -101,7 +101,7 @@ export class AutocompleteView {
   }
 
   private async run(prompt: string, config: GenerateConfig, reuse: boolean): Promise<RunResult> {
-    this.inflight = this.client.run(prompt, config, () => {}, reuse);
+    this.inflight = this.client.run(prompt, config, () => {}, { reusePrefix: reuse });
     try {
       return await this.inflight;
     } finally {

@@ -3,6 +3,11 @@
 // fresh one is started and every pending promise is rejected with the reason.
 import type { BackendChoice, FromWorker, GenerateConfig, ScoredText, LoadPhase, ModelInfo, ModelSource, RunStats, Step, ToWorker } from "./protocol";
 
+export interface RunOptions {
+  reusePrefix?: boolean;
+  chat?: boolean;
+}
+
 export class WorkerError extends Error {
   constructor(readonly kind: string, message: string) {
     super(message);
@@ -156,20 +161,23 @@ export class EngineClient {
     });
   }
 
-  /** Scores `text` after `context`, teacher-forced. */
-  score(text: string, context: string): Promise<ScoredText> {
+  /** Scores `text` after `context`, teacher-forced; with `chat`, after the context as a user
+   *  message in the model's chat template. */
+  score(text: string, context: string, chat = false): Promise<ScoredText> {
     const requestId = this.nextId++;
     return new Promise((resolve, reject) => {
       this.scorings.set(requestId, { resolve, reject });
-      this.send({ type: "score", requestId, text, context });
+      this.send({ type: "score", requestId, text, context, chat });
     });
   }
 
-  run(prompt: string, config: GenerateConfig, onStep: (step: Step, elapsedMs: number) => void, reusePrefix = false): Promise<RunResult> {
+  /** `reusePrefix`: feed only what follows the prefix shared with the previous call; `chat`:
+   *  the prompt is a user message, laid out by the model's chat template. */
+  run(prompt: string, config: GenerateConfig, onStep: (step: Step, elapsedMs: number) => void, options: RunOptions = {}): Promise<RunResult> {
     const runId = this.nextId++;
     return new Promise((resolve, reject) => {
       this.runs.set(runId, { steps: [], prefillMs: 0, onStep, resolve, reject });
-      this.send({ type: "generate", runId, prompt, config, reusePrefix });
+      this.send({ type: "generate", runId, prompt, config, reusePrefix: options.reusePrefix ?? false, chat: options.chat ?? false });
     });
   }
 

@@ -73,7 +73,7 @@ export class CompareView {
   }
 
   /** Runs every entry in turn; `shouldStop` is checked between runs (Stop ends them all). */
-  async run(client: EngineClient, prompt: string, seed: number, maxTokens: number, shouldStop: () => boolean): Promise<CompareRun[]> {
+  async run(client: EngineClient, prompt: string, seed: number, maxTokens: number, shouldStop: () => boolean, chat = false): Promise<CompareRun[]> {
     this.runs = this.entries.map((entry) => ({ label: describe(entry), entry, result: null, error: null }));
     this.columns.replaceChildren();
     this.columns.style.setProperty("--columns", String(this.runs.length));
@@ -104,7 +104,7 @@ export class CompareView {
           steps.push(step);
           tokens.push(step);
           redraw();
-        });
+        }, { chat });
         stats.textContent = this.statsText(run.result);
         const last = run.result.steps.at(-1);
         if (last?.kind === "drafts" && last.drafts) {

@@ -98,6 +98,7 @@ export class Controls {
   readonly seed: HTMLInputElement;
   readonly maxTokens: HTMLInputElement;
   private readonly reseed: HTMLInputElement;
+  readonly chat: HTMLInputElement;
   private readonly strategyHelp: HTMLElement;
   private readonly order: HTMLSelectElement;
   private readonly note: HTMLElement;
@@ -108,6 +109,7 @@ export class Controls {
     this.prompt = form.querySelector("#prompt") as HTMLTextAreaElement;
     this.seed = form.querySelector("#seed") as HTMLInputElement;
     this.reseed = form.querySelector("#reseed") as HTMLInputElement;
+    this.chat = form.querySelector("#chat") as HTMLInputElement;
     this.strategyHelp = form.querySelector("#strategy-help") as HTMLElement;
     (form.querySelector("#new-seed") as HTMLButtonElement).addEventListener("click", () => this.newSeed());
     this.maxTokens = form.querySelector("#maxTokens") as HTMLInputElement;
@@ -177,6 +179,7 @@ export class Controls {
       prompt: this.prompt.value,
       seed: Number(this.seed.value),
       reseed: this.reseed.checked,
+      chat: this.chat.checked,
       maxTokens: Number(this.maxTokens.value),
       compare: this.compare.map(strategyOf),
     };
@@ -186,6 +189,7 @@ export class Controls {
     this.prompt.value = settings.prompt;
     this.seed.value = String(settings.seed);
     this.reseed.checked = settings.reseed;
+    this.chat.checked = settings.chat;
     this.maxTokens.value = String(settings.maxTokens);
     this.strategy.value = settings.strategy;
     this.order.value = settings.order;

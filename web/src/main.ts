@@ -176,6 +176,10 @@ function start(): void {
     if (!busy && state.runs === 0 && $("#run-status").dataset.state === "idle") setStatus(`${info.name} is ready: press Generate.`);
     $("#backend").textContent = state.backend;
     $("#backend").dataset.backend = info.backend?.backend ?? "cpu";
+    // Chat needs the model's template; a model without one cannot be asked for it.
+    controls.chat.disabled = !info.chatTemplate;
+    if (!info.chatTemplate) controls.chat.checked = false;
+    $("#chat-label").title = info.chatTemplate ? "" : `${info.name} has no chat template`;
     ngramStatus.dataset.state = "default";
     const corpus = storeCorpus(models.lastUrl);
     ngramStatus.textContent = info.ngramTokens
@@ -240,9 +244,9 @@ function start(): void {
     view.begin(s);
     try {
       const config = toConfig(s, s.seed, s.maxTokens);
-      const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs));
+      const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs), { chat: s.chat });
       state.lastRun = view.finish(s, result);
-      if (s.strategy === "superposed" && !result.cancelled) await view.scoreFinals((text, context) => client.score(text, context), s.prompt);
+      if (s.strategy === "superposed" && !result.cancelled) await view.scoreFinals((text, context) => client.score(text, context, s.chat), s.prompt);
       state.runs += 1;
       lastRuns = [{ label: state.lastRun.label, config, stats: result.stats, cancelled: result.cancelled, steps: result.steps }];
     } catch (error) {
@@ -297,7 +301,7 @@ function start(): void {
     await autocomplete.idle();
     setStatus(`Comparing ${compare.entries.length} strategies…`, "running");
     try {
-      const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested);
+      const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested, s.chat);
       lastRuns = runs.map((r) => ({
         label: r.label,
         config: toConfig(r.entry, s.seed, s.maxTokens),

@@ -107,10 +107,11 @@ export type ToWorker =
    *  or the config's error. */
   | { type: "inspect"; requestId: number; config: GenerateConfig }
   /** `reusePrefix`: feed only what follows the prefix shared with the previous call (autocomplete). */
-  | { type: "generate"; runId: number; prompt: string; config: GenerateConfig; reusePrefix?: boolean }
+  | { type: "generate"; runId: number; prompt: string; config: GenerateConfig; reusePrefix?: boolean; chat?: boolean }
   | { type: "stop" }
-  /** Scores `text` after `context` (teacher-forced): a "scored" reply or an error with `requestId`. */
-  | { type: "score"; requestId: number; text: string; context: string }
+  /** Scores `text` after `context` (teacher-forced): a "scored" reply or an error with `requestId`.
+   *  `chat`: the context is a user message, laid out by the model's chat template. */
+  | { type: "score"; requestId: number; text: string; context: string; chat?: boolean }
   | { type: "ngrams"; text: string; extend: boolean }
   | { type: "resetNgrams" };
 
@@ -140,6 +141,8 @@ export interface ModelInfo {
   /** The model files' size (without the n-gram store). */
   bytes: number;
   ngramTokens: number;
+  /** Whether the model has a chat template (a GGUF's `tokenizer.chat_template`). */
+  chatTemplate: boolean;
 }
 
 export interface RunStats {

@@ -79,6 +79,8 @@ export interface Settings extends StrategySettings {
   seed: number;
   /** "New seed on every run": each run first gets a fresh seed, written into the form. */
   reseed: boolean;
+  /** The prompt is a user message, laid out by the model's chat template (Instruct models). */
+  chat: boolean;
   maxTokens: number;
   /** Strategies of compare mode (2–4 run side by side on this prompt and seed). */
   compare: StrategySettings[];
@@ -113,6 +115,7 @@ export function defaultSettings(): Settings {
     prompt: "Once upon a time, there was a little",
     seed: 0,
     reseed: false,
+    chat: false,
     maxTokens: 48,
     compare: [],
   };

@@ -31,6 +31,7 @@ describe("URL state", () => {
       prompt: "Ünïcode & symbols = ?#%\nsecond line",
       seed: 1234567,
       reseed: true,
+      chat: true,
       maxTokens: 7,
       strategy: "mirostat1",
       temperature: 1.3,

@@ -127,6 +127,7 @@ export function toQuery(settings: Settings, extra: Record<string, string> = {}, 
   if (settings.prompt !== d.prompt) params.set("p", settings.prompt);
   if (settings.seed !== d.seed) params.set("seed", String(settings.seed));
   if (settings.reseed !== d.reseed) params.set("rs", settings.reseed ? "1" : "0");
+  if (settings.chat !== d.chat) params.set("ch", settings.chat ? "1" : "0");
   if (settings.maxTokens !== d.maxTokens) params.set("n", String(settings.maxTokens));
   writeStrategy(settings, params);
   for (const entry of settings.compare) {
@@ -149,6 +150,7 @@ export function fromQuery(query: string): Settings {
     // The crate takes a u64 seed and a usize count: keep them non-negative integers.
     seed: Number.isSafeInteger(seed) && seed >= 0 ? seed : d.seed,
     reseed: params.get("rs") === "1",
+    chat: params.get("ch") === "1",
     maxTokens: Math.max(1, Math.round(readNumber(params.get("n"), d.maxTokens))),
     compare: params
       .getAll("cmp")

@@ -12,9 +12,18 @@ class FakeModel implements ModelLike {
   ngramStoreTokens = 0;
   freed = false;
   backend: unknown = undefined;
+  chatTemplate: string | undefined = undefined;
+  /** Every prompt generate() was given. */
+  prompts: string[] = [];
+  // Like the package's: a ChatML layout, or the crate's error without a template.
+  applyChatTemplate(messages: { role: string; content: string }[], options?: { addGenerationPrompt?: boolean }) {
+    if (this.chatTemplate === undefined) throw Object.assign(new Error("chat template: this model has no chat template"), { code: "ChatTemplate" });
+    return messages.map((m) => `<${m.role}>${m.content}</${m.role}>`).join("") + (options?.addGenerationPrompt ? "<assistant>" : "");
+  }
   constructor(readonly name: string, readonly weightTypes?: unknown) {}
   // Like the wasm package: a refused prompt or config rejects with an Error that has a code.
   generate(prompt: string, config: GenerateConfig, onStep: (step: RawStep) => void, signal: { readonly aborted: boolean }) {
+    this.prompts.push(prompt);
     const refuse = (message: string, code: string) => Promise.reject(Object.assign(new Error(message), { code }));
     if (prompt === "") return refuse("the prompt is empty", "InvalidInput");
     if (config.sampler.topP !== null && config.sampler.topP > 1) return refuse("invalid config: topP must be in (0, 1], got 1.5", "InvalidConfig");
@@ -156,6 +165,20 @@ describe("worker message handling", () => {
     expect(w.models[0]?.freed).toBe(false);
     await w.handle({ type: "generate", runId: 2, prompt: "hi", config: config(1) });
     expect(w.of("done")).toHaveLength(1);
+  });
+
+  it("chat: the prompt as a user message in the model's template; without one, a config error", async () => {
+    const w = setup();
+    await w.handle({ type: "load", source });
+    expect(w.of("loaded")[0]?.info.chatTemplate).toBe(false);
+    await w.handle({ type: "generate", runId: 1, prompt: "hi", config: config(1), chat: true });
+    expect(w.of("error")).toMatchObject([{ kind: "config", runId: 1, message: "chat template: this model has no chat template" }]);
+    const model = w.models[0]!;
+    model.chatTemplate = "{{ messages }}";
+    await w.handle({ type: "generate", runId: 2, prompt: "hi", config: config(1), chat: true });
+    await w.handle({ type: "generate", runId: 3, prompt: "hi", config: config(1) });
+    expect(model.prompts).toEqual(["<user>hi</user><assistant>", "hi"]);
+    expect(w.of("done").map((d) => d.runId)).toEqual([2, 3]);
   });
 
   it("streams each step with the alternatives' text, then the stats", async () => {

@@ -38,6 +38,8 @@ export interface ModelLike {
   reusePrefix?: boolean;
   /** Which backend runs the model (see `backendOf`). */
   readonly backend?: unknown;
+  readonly chatTemplate?: string;
+  applyChatTemplate?(messages: { role: string; content: string }[], options?: { addGenerationPrompt?: boolean }): string;
   readonly kvCacheBytesPerToken?: number;
   free?(): void;
 }
@@ -77,7 +79,7 @@ export function kindOf(error: unknown, otherwise: ErrorKind): ErrorKind {
   if (isCrash(error)) return "crash";
   const code = (error as { code?: unknown } | null)?.code;
   if (code === "Cancelled") return "cancelled";
-  if (code === "InvalidConfig" || code === "InvalidInput" || code === "ContextFull") return "config";
+  if (code === "InvalidConfig" || code === "InvalidInput" || code === "ContextFull" || code === "ChatTemplate") return "config";
   return otherwise;
 }
 
@@ -110,6 +112,14 @@ interface Loaded {
   defaultNgrams: Uint8Array | null;
   /** Token id → its text, for the alternatives of every step. */
   texts: Map<number, string>;
+}
+
+/** The text a run feeds: with `chat`, the prompt as a user message in the model's chat template,
+ *  ending where the assistant's reply begins. */
+export function promptFor(model: ModelLike, prompt: string, chat: boolean): string {
+  if (!chat) return prompt;
+  if (!model.applyChatTemplate) throw Object.assign(new Error("this package cannot apply chat templates"), { code: "ChatTemplate" });
+  return model.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true });
 }
 
 export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchBytes): (message: ToWorker) => Promise<void> {
@@ -221,6 +231,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
       fromCache,
       bytes,
       ngramTokens: model.ngramStoreTokens,
+      chatTemplate: typeof model.chatTemplate === "string",
     };
     loaded = { model, info, defaultNgrams, texts: new Map() };
     post({ type: "loaded", info });
@@ -229,14 +240,14 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     }
   }
 
-  async function score(requestId: number, text: string, context: string): Promise<void> {
+  async function score(requestId: number, text: string, context: string, chat: boolean): Promise<void> {
     const state = loaded;
     if (!state) return fail("run", "no model is loaded yet", { requestId });
     if (running) return fail("run", "a generation is running: stop it first", { requestId });
     const t0 = performance.now();
     let result: ScoreResult;
     try {
-      result = await state.model.score(text, { context, topAlternatives: 10 });
+      result = await state.model.score(text, { context: promptFor(state.model, context, chat), topAlternatives: 10 });
     } catch (error) {
       return fail("config", error, { requestId });
     }
@@ -259,7 +270,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
     post({ type: "scored", requestId, result: { lead, steps, perplexity: result.perplexity, meanSurpriseBits: result.meanSurpriseBits, contextTokens: result.contextTokens, ms: performance.now() - t0 } });
   }
 
-  async function generate(runId: number, prompt: string, config: GenerateConfig, reusePrefix: boolean): Promise<void> {
+  async function generate(runId: number, prompt: string, config: GenerateConfig, reusePrefix: boolean, chat: boolean): Promise<void> {
     const state = loaded;
     if (!state) return fail("run", "no model is loaded yet", { runId });
     if (running) return fail("run", "a generation is already running", { runId });
@@ -274,7 +285,7 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
       // Until the first step: the prompt's prefill (and the first sample).
       let prefilled = t0;
       try {
-        await state.model.generate(prompt, config, (raw) => {
+        await state.model.generate(promptFor(state.model, prompt, chat), config, (raw) => {
           const step = enrich(state, raw);
           last = performance.now();
           if (steps === 0) {
@@ -345,9 +356,9 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
           return;
         }
         case "generate":
-          return await generate(message.runId, message.prompt, message.config, message.reusePrefix ?? false);
+          return await generate(message.runId, message.prompt, message.config, message.reusePrefix ?? false, message.chat ?? false);
         case "score":
-          return await score(message.requestId, message.text, message.context);
+          return await score(message.requestId, message.text, message.context, message.chat ?? false);
         case "ngrams":
           return buildNgrams(message.text, message.extend);
         case "resetNgrams":
