@@ -251,9 +251,20 @@ describe("controls", { timeout: 120_000 }, () => {
 describe("first steps: seeds, what each strategy does, compare from the top", { timeout: 120_000 }, () => {
   const seedInUrl = (page) => new URL(page.url()).searchParams.get("seed");
 
-  test("chat needs the model's template: the tiny model has none, so the switch is off and says why", async () => {
-    // ?ch=1 asks for chat; a model without a template cannot give it, and a run still works.
-    const { context, page, errors } = await tinyPage("ch=1&n=4");
+  test("chat lays the prompt out with the model's template; a model without one turns it off", async () => {
+    // The tiny GGUF carries SmolLM2's template: chat feeds another prompt, so the same seed gives
+    // other tokens.
+    const { context, page, errors } = await tinyPage("ch=1&n=6&seed=2");
+    assert.ok(await page.locator("#chat").isEnabled());
+    assert.ok(await page.locator("#chat").isChecked());
+    const chat = await generate(page);
+    await page.uncheck("#chat");
+    const plain = await generate(page);
+    assert.equal(chat.state, "done", chat.status);
+    assert.notEqual(chat.lastRun.text, plain.lastRun.text);
+    // Its ONNX export's tokenizer.json has no template: the switch is off, unchecked, and says why.
+    await page.goto(`${session.server.url}?model=tiny&format=onnx&ch=1&n=4`);
+    await waitReady(page);
     assert.ok(await page.locator("#chat").isDisabled());
     assert.equal(await page.locator("#chat").isChecked(), false);
     assert.equal(await page.getAttribute("#chat-label", "title"), "tiny test model (random weights) has no chat template");
