@@ -318,6 +318,14 @@ impl Inner {
         self.engine()
     }
 
+    fn cancel(&self) {
+        self.cancelled.set(true);
+        // A step in flight holds the generation; it ends it when it sees the flag.
+        if self.run.get() == Run::Stepped && self.engine.try_borrow_mut().is_ok() {
+            self.end_generation();
+        }
+    }
+
     fn end_generation(&self) {
         *self.generation.borrow_mut() = None;
         self.run.set(Run::Idle);
@@ -581,11 +589,7 @@ impl Model {
     /// Ends the generation in progress: a running `generate()` stops after the current step
     /// and rejects with "generation was cancelled"; a `start()`ed one takes no more steps.
     pub fn cancel(&self) {
-        self.inner.cancelled.set(true);
-        // A step in flight holds the generation; it ends it when it sees the flag.
-        if self.inner.run.get() == Run::Stepped && self.inner.engine.try_borrow_mut().is_ok() {
-            self.inner.end_generation();
-        }
+        self.inner.cancel();
     }
 
     /// The generation's steps as an async iterator:
@@ -694,13 +698,10 @@ impl StepStream {
 impl StreamState {
     fn finish(&self) {
         let started = self.request.borrow_mut().take().is_none();
-        if started && !self.done.replace(true) && self.inner.run.get() == Run::Stepped {
-            self.inner.cancelled.set(true);
-            if self.inner.engine.try_borrow_mut().is_ok() {
-                self.inner.end_generation();
-            }
+        let was_done = self.done.replace(true);
+        if started && !was_done && self.inner.run.get() == Run::Stepped {
+            self.inner.cancel();
         }
-        self.done.set(true);
     }
 }
 
