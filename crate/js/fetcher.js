@@ -50,7 +50,7 @@ export async function readStream(stream, total, onProgress, signal) {
   return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
 }
 
-async function readBody(response, onProgress, signal) {
+export async function readBody(response, onProgress, signal) {
   const header = Number(response.headers.get("Content-Length"));
   const total = Number.isFinite(header) && header > 0 ? header : null;
   if (!response.body) return new Uint8Array(await response.arrayBuffer());

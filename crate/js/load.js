@@ -1,7 +1,7 @@
 // Model.load: a model from wherever its bytes are, with progress in bytes and phases, the
 // Cache API (fetcher.js) and an AbortSignal. Types: load.d.ts.
 import { Model } from "./decoding_playground.js";
-import { cachedFetcher, codedError, plainFetcher, readStream, throwIfAborted } from "./fetcher.js";
+import { cachedFetcher, codedError, plainFetcher, readBody, readStream, throwIfAborted } from "./fetcher.js";
 
 /** The files of an ONNX export's folder; tokenizer_config.json is optional (its chat template). */
 const ONNX_FILES = ["model.onnx", "tokenizer.json", "config.json"];
@@ -79,8 +79,7 @@ async function bytesOf(source, onProgress, signal) {
   if (typeof Blob !== "undefined" && source instanceof Blob) return readStream(source.stream(), source.size, progress, signal);
   if (typeof Response !== "undefined" && source instanceof Response) {
     if (!source.ok) throw codedError("Network", `the response is HTTP ${source.status} ${source.statusText}`);
-    const total = Number(source.headers.get("Content-Length")) || null;
-    return source.body ? readStream(source.body, total, progress, signal) : new Uint8Array(await source.arrayBuffer());
+    return readBody(source, progress, signal);
   }
   throw codedError("InvalidInput", "Model.load takes a URL (of a .gguf file, or of an ONNX export's folder), a File or Blob, a Response, an ArrayBuffer or a Uint8Array");
 }

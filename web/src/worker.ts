@@ -151,7 +151,8 @@ export function createWorker(runtime: Runtime, post: Post, fetchBytes: FetchByte
 
   // The crate's alternatives carry ids only; the page shows their text.
   function enrichToken(state: Loaded, step: Extract<RawStep, { kind: "token" }>): TokenStep {
-    const top: Alternative[] = step.top.map((alt) => ({ ...alt, text: tokenText(state, alt.token) }));
+    // The package names each alternative; decode only where a model does not.
+    const top: Alternative[] = step.top.map((alt) => ({ ...alt, text: alt.text ?? tokenText(state, alt.token) }));
     return { ...step, top, tokenText: tokenText(state, step.token) };
   }
 
