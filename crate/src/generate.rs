@@ -475,7 +475,6 @@ impl<M: LanguageModel> Engine<M> {
 
 /// Finds stop strings in streamed text. Text that could be the start of one is held back, so
 /// that no step shows part of a stop string that the next step completes.
-#[derive(Default)]
 struct StopStrings {
     stops: Vec<String>,
     held: String,
