@@ -3,7 +3,19 @@ import type { LoadOptions, Model } from "./decoding_playground.js";
 /** Where a model's bytes are: a URL of a `.gguf` file, a URL of an ONNX export's folder (ending
  * in "/", or its `model.onnx`: model.onnx, tokenizer.json, config.json and, when present,
  * tokenizer_config.json's chat template), or a GGUF as a File, Blob, Response or bytes. */
-export type ModelSource = string | URL | Blob | Response | ArrayBuffer | ArrayBufferView;
+export type ModelSource = string | URL | Blob | Response | ArrayBuffer | ArrayBufferView | ModelFileList;
+
+/** Files from a drop or a file picker: one .gguf, or a .onnx with tokenizer.json and config.json
+ * (and tokenizer_config.json for its chat template). */
+export type ModelFileList = readonly File[] | FileList;
+
+export type PickedModelFiles =
+  | { format: "gguf"; gguf: File }
+  | { format: "onnx"; onnx: File; tokenizer: File; config: File; tokenizerConfig: File | null };
+
+/** Which of `files` make the model, as `loadModel` picks them; throws (`code` "InvalidInput")
+ * when they do not make one, saying what is missing. */
+export function modelFiles(files: ModelFileList): PickedModelFiles;
 
 export interface LoadProgress {
   /** "download" and "cache": a URL's bytes, from the network or the Cache API; "read": a Blob's

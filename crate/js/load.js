@@ -15,7 +15,11 @@ export async function loadModel(source, options = {}) {
     const progress = (loaded, total, fromCache) => onProgress({ phase: fromCache ? "cache" : "download", file, loaded, total });
     return (await fetchBytes(url, progress, { signal })).bytes;
   };
-  const files = await (isLocation(source) ? fetchLocation(source, fetchFile) : { gguf: await bytesOf(source, onProgress, signal) });
+  const files = await (isLocation(source)
+    ? fetchLocation(source, fetchFile)
+    : isFileList(source)
+      ? readFiles(modelFiles(source), onProgress, signal)
+      : { gguf: await bytesOf(source, onProgress, signal) });
   throwIfAborted(signal);
   onProgress({ phase: "build", file: null, loaded: 0, total: null });
   // The model's graph or weights are built here, on this thread: seconds for SmolLM2. In a
@@ -41,6 +45,48 @@ function isLocation(source) {
   return typeof source === "string" || source instanceof URL;
 }
 
+function isFileList(source) {
+  return Array.isArray(source) || (typeof FileList !== "undefined" && source instanceof FileList);
+}
+
+/** Picks the model out of a drop or a file picker's files: one .gguf file (it holds the whole
+ * model: anything with it is not needed), or a .onnx model, tokenizer.json and config.json, with
+ * tokenizer_config.json's chat template when it is there. */
+export function modelFiles(files) {
+  files = [...files];
+  const lower = (f) => f.name.toLowerCase();
+  const ggufs = files.filter((f) => lower(f).endsWith(".gguf"));
+  if (ggufs.length > 1) throw codedError("InvalidInput", `${ggufs.length} .gguf files: give one (it holds the whole model)`);
+  if (ggufs.length === 1) return { format: "gguf", gguf: ggufs[0] };
+  const onnx = files.find((f) => lower(f).endsWith(".onnx"));
+  const json = files.filter((f) => lower(f).endsWith(".json"));
+  const tokenizerConfig = json.find((f) => lower(f).endsWith("tokenizer_config.json"));
+  const tokenizer = json.find((f) => lower(f).includes("tokenizer") && f !== tokenizerConfig);
+  const config = json.find((f) => lower(f) === "config.json") ?? json.find((f) => lower(f).includes("config") && !lower(f).includes("tokenizer") && !lower(f).includes("generation"));
+  if (!onnx || !tokenizer || !config) {
+    const missing = [!onnx && "a .onnx model", !tokenizer && "tokenizer.json", !config && "config.json"].filter(Boolean);
+    // The ONNX path takes the dimensions and context length from config.json: it is required.
+    throw codedError("InvalidInput", `missing ${missing.join(" and ")}: give one .gguf file, or model.onnx, tokenizer.json and config.json together`);
+  }
+  return { format: "onnx", onnx, tokenizer, config, tokenizerConfig: tokenizerConfig ?? null };
+}
+
+async function readFiles(picked, onProgress, signal) {
+  const read = (file) => bytesOf(file, onProgress, signal);
+  if (picked.format === "gguf") return { gguf: await read(picked.gguf) };
+  const files = { "model.onnx": await read(picked.onnx), "tokenizer.json": await read(picked.tokenizer), "config.json": await read(picked.config) };
+  files.chatTemplate = picked.tokenizerConfig ? chatTemplateIn(parseJson(await picked.tokenizerConfig.text(), picked.tokenizerConfig.name)) : null;
+  return files;
+}
+
+function parseJson(text, name) {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw codedError("InvalidInput", `${name} is not JSON: ${error.message}`);
+  }
+}
+
 /** A `.gguf` URL is one file; a folder URL (ending in "/") or a `.onnx` URL is an ONNX export. */
 async function fetchLocation(source, fetchFile) {
   const url = new URL(source, globalThis.location?.href);
@@ -55,14 +101,15 @@ async function fetchLocation(source, fetchFile) {
 
 /** `chat_template` from an HF tokenizer_config.json, when the folder has one. */
 async function chatTemplateOf(url) {
-  let config;
   try {
     const response = await fetch(url);
-    if (!response.ok) return null;
-    config = await response.json();
+    return response.ok ? chatTemplateIn(await response.json()) : null;
   } catch {
     return null;
   }
+}
+
+function chatTemplateIn(config) {
   const template = config?.chat_template;
   // Some configs list named templates: [{ name: "default", template }, ...].
   if (Array.isArray(template)) return template.find((t) => t?.name === "default")?.template ?? null;
@@ -81,6 +128,6 @@ async function bytesOf(source, onProgress, signal) {
     if (!source.ok) throw codedError("Network", `the response is HTTP ${source.status} ${source.statusText}`);
     return readBody(source, progress, signal);
   }
-  throw codedError("InvalidInput", "Model.load takes a URL (of a .gguf file, or of an ONNX export's folder), a File or Blob, a Response, an ArrayBuffer or a Uint8Array");
+  throw codedError("InvalidInput", "Model.load takes a URL (of a .gguf file, or of an ONNX export's folder), a File or Blob, a list of Files, a Response, an ArrayBuffer or a Uint8Array");
 }
 

@@ -494,7 +494,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     assertOnePointPerToken(await generate(page), 5);
     // Two GGUFs at once: the page asks for one.
     await dropFiles(page, [["a.gguf", "x"], ["b.gguf", "y"]]);
-    await page.waitForFunction(() => /2 \.gguf files: drop one/.test(document.querySelector("#model-error").textContent));
+    await page.waitForFunction(() => /2 \.gguf files: give one/.test(document.querySelector("#model-error").textContent));
     assert.deepEqual(errors, []);
     await context.close();
   });

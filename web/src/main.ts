@@ -2,12 +2,13 @@
 // share and export. All the model work happens in the worker.
 import "./style.css";
 import type { ChartData } from "./charts";
-import { EngineClient, WorkerError } from "./client";
+import { createWorkerModel, fetchWithCache } from "decoding-playground";
+import { EngineClient, WorkerError, type Notice } from "./client";
 import { CompareView, presetEntries } from "./compare";
 import { Controls } from "./controls";
 import { download, type ExportedRun } from "./exportrun";
 import { backendLabel, ModelPanel, serverModel, storeCorpus, type NgramChoice } from "./modelpanel";
-import type { BackendChoice, FromWorker } from "./protocol";
+import type { BackendChoice } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
 import { ScoreView } from "./scoreview";
@@ -77,7 +78,10 @@ function start(): void {
   const compareRunButton = $<HTMLButtonElement>("#compare-run");
   const ngramStatus = $("#ngram-status");
 
-  const client = new EngineClient(() => new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }));
+  const client = new EngineClient(
+    (onFailure) => createWorkerModel(new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }), null, { onFailure }),
+    fetchWithCache,
+  );
   const models = new ModelPanel($("#model-panel"), client);
   models.serverFormat = formatChoice;
   models.serverNgrams = ngramChoice;
@@ -197,16 +201,14 @@ function start(): void {
     if (lastSource) void models.load(lastSource);
     else models.showError("The engine was restarted: load the model files again.");
   };
-  client.onNotice = (message: FromWorker) => {
+  client.onNotice = (message: Notice) => {
     if (message.type === "ngrams") {
       ngramStatus.textContent = `${message.personal ? "Personal" : "Default"} store: ${message.tokens.toLocaleString("en")} tokens.`;
       ngramStatus.dataset.state = message.personal ? "personal" : "default";
       if (message.personal) void rerunWithNewStore();
-    } else if (message.type === "error" && message.kind === "ngrams") {
+    } else {
       ngramStatus.textContent = `N-gram store: ${message.message}`;
       ngramStatus.dataset.state = "error";
-    } else if (message.type === "error") {
-      setStatus(message.message, "error");
     }
   };
   // Files dropped anywhere on the page go to the model panel, instead of the browser opening them.
@@ -283,9 +285,9 @@ function start(): void {
       return;
     }
     ngramStatus.textContent = "Building the store…";
-    client.buildNgrams(text, $<HTMLInputElement>("#ngram-extend").checked);
+    void client.buildNgrams(text, $<HTMLInputElement>("#ngram-extend").checked);
   });
-  $("#ngram-reset").addEventListener("click", () => client.resetNgrams());
+  $("#ngram-reset").addEventListener("click", () => void client.resetNgrams());
 
   // ---- compare ----
   const setEntries = (entries: ReturnType<typeof presetEntries>) => {

@@ -48,19 +48,16 @@ describe("the model panel's sources", () => {
     });
   });
 
-  it("a dropped .gguf is the whole model; the ONNX form needs its three files", async () => {
-    const gguf = await filesToSource([file("SmolLM2.Q4_1.GGUF", "GGUF…")]);
-    expect(gguf).toMatchObject({ kind: "files", format: "gguf", name: "SmolLM2.Q4_1.GGUF" });
-    expect(gguf.kind === "files" && gguf.format === "gguf" && new TextDecoder().decode(gguf.gguf)).toBe("GGUF…");
-    // Files dropped along with a GGUF are not needed.
-    expect(await filesToSource([file("tokenizer.json"), file("m.gguf")])).toMatchObject({ format: "gguf", name: "m.gguf" });
-    await expect(filesToSource([file("a.gguf"), file("b.gguf")])).rejects.toThrow("2 .gguf files: drop one");
-    const onnx = await filesToSource([file("model.onnx"), file("tokenizer.json"), file("config.json", '{"a":1}')]);
-    expect(onnx).toMatchObject({ kind: "files", format: "onnx", name: "model.onnx", config: '{"a":1}' });
-    await expect(filesToSource([file("model.onnx"), file("tokenizer.json")])).rejects.toThrow(
-      "missing config.json: drop one .gguf file, or model.onnx, tokenizer.json and config.json together",
+  it("a dropped .gguf is the whole model; the ONNX form needs its three files", () => {
+    const files = [file("tokenizer.json"), file("SmolLM2.Q4_1.GGUF", "GGUF…")];
+    // Files dropped along with a GGUF go too: the package takes the GGUF alone.
+    expect(filesToSource(files)).toEqual({ kind: "files", format: "gguf", name: "SmolLM2.Q4_1.GGUF", files });
+    expect(() => filesToSource([file("a.gguf"), file("b.gguf")])).toThrow("2 .gguf files: give one");
+    expect(filesToSource([file("model.onnx"), file("tokenizer.json"), file("config.json", '{"a":1}')])).toMatchObject({ kind: "files", format: "onnx", name: "model.onnx" });
+    expect(() => filesToSource([file("model.onnx"), file("tokenizer.json")])).toThrow(
+      "missing config.json: give one .gguf file, or model.onnx, tokenizer.json and config.json together",
     );
-    await expect(filesToSource([])).rejects.toThrow("missing a .onnx model and tokenizer.json and config.json");
+    expect(() => filesToSource([])).toThrow("missing a .onnx model and tokenizer.json and config.json");
   });
 
   it("sizes a server model's files, its n-gram store included, with HEAD requests before downloading them", async () => {

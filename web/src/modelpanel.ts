@@ -1,9 +1,9 @@
 // The model section: load the default model (first its size, then progress: bytes fetched, then
 // compiling), or the user's own model by drag and drop or file picker: one .gguf file, or
-// model.onnx + tokenizer.json + config.json. The files are read here and handed to the worker;
-// nothing is uploaded anywhere.
+// model.onnx + tokenizer.json + config.json. The files go to the engine's worker; nothing is
+// uploaded anywhere.
 import { WorkerError, type EngineClient } from "./client";
-import { isCached } from "decoding-playground";
+import { isCached, modelFiles } from "decoding-playground";
 import { modelUrls, type LoadPhase, type ModelFormat, type ModelInfo, type ModelSource } from "./protocol";
 
 /** The KV cache's cost, which grows with every token of a sequence: what the context cap bounds. */
@@ -93,32 +93,11 @@ export function autoLoads(files: readonly ServerFile[]): boolean {
   return bytes !== null && bytes < AUTO_LOAD_BYTES;
 }
 
-/** Picks the model out of what was dropped: one .gguf file, or model.onnx, tokenizer.json and
- *  config.json. */
-export async function filesToSource(files: readonly File[]): Promise<ModelSource> {
-  const lower = (f: File) => f.name.toLowerCase();
-  const ggufs = files.filter((f) => lower(f).endsWith(".gguf"));
-  if (ggufs.length > 1) throw new Error(`${ggufs.length} .gguf files: drop one (it holds the whole model)`);
-  const [gguf] = ggufs;
-  // A GGUF holds its tokenizer and dimensions: anything dropped with it is not needed.
-  if (gguf) return { kind: "files", format: "gguf", name: gguf.name, gguf: await gguf.arrayBuffer() };
-  const onnx = files.find((f) => lower(f).endsWith(".onnx"));
-  const json = files.filter((f) => lower(f).endsWith(".json"));
-  const tokenizer = json.find((f) => lower(f).includes("tokenizer"));
-  const config = json.find((f) => lower(f).includes("config") && !lower(f).includes("tokenizer"));
-  const missing = [!onnx && "a .onnx model", !tokenizer && "tokenizer.json", !config && "config.json"].filter(Boolean);
-  if (!onnx || !tokenizer || !config) {
-    // The wasm API takes the dimensions and context length from config.json: it is required.
-    throw new Error(`missing ${missing.join(" and ")}: drop one .gguf file, or model.onnx, tokenizer.json and config.json together`);
-  }
-  return {
-    kind: "files",
-    format: "onnx",
-    name: onnx.name,
-    onnx: await onnx.arrayBuffer(),
-    tokenizer: await tokenizer.arrayBuffer(),
-    config: await config.text(),
-  };
+/** What was dropped, when it makes a model: one .gguf file, or model.onnx, tokenizer.json and
+ *  config.json (the package's `modelFiles` picks them, and says what is missing). */
+export function filesToSource(files: readonly File[]): ModelSource {
+  const picked = modelFiles(files);
+  return { kind: "files", format: picked.format, name: (picked.format === "gguf" ? picked.gguf : picked.onnx).name, files: [...files] };
 }
 
 /** "WebGPU · <adapter>" (with "fallback adapter" for a software one), or "CPU · wasm SIMD128",
@@ -198,7 +177,7 @@ export class ModelPanel {
 
   async loadFiles(files: File[]): Promise<void> {
     try {
-      await this.load(await filesToSource(files));
+      await this.load(filesToSource(files));
     } catch (error) {
       this.showError(`Cannot use these files: ${(error as Error).message}`);
     }

@@ -1,4 +1,4 @@
-// The shapes that cross the page ⇄ worker boundary. The config and step record types come
+// The shapes the page's client (client.ts) hands the views. The config and step record types come
 // from the wasm package itself (tsify derives them from the crate's serde shapes), so they
 // cannot drift from the Rust definitions; only what the page adds is declared here.
 import type * as pkg from "decoding-playground";
@@ -26,12 +26,11 @@ export type FinishReason = pkg.FinishReason;
 export type DraftNode = pkg.DraftNode;
 export type FinalDraft = pkg.FinalDraft;
 
-/** An alternative; `text` is added by the worker (the package gives ids only). */
-export type Alternative = pkg.Alternative & { text?: string };
+export type Alternative = pkg.Alternative;
 
 export type TokenStep = Omit<Extract<pkg.Step, { kind: "token" }>, "top"> & {
   top: Alternative[];
-  /** The token decoded on its own (added by the worker): `text` is empty while a character
+  /** The token decoded on its own (added by the client): `text` is empty while a character
    *  is incomplete and for a stop token. */
   tokenText?: string;
 };
@@ -80,15 +79,8 @@ export type ModelSource =
       config: string;
       ngrams: string | null;
     }
-  | { kind: "files"; format: "gguf"; name: string; gguf: ArrayBuffer }
-  | {
-      kind: "files";
-      format: "onnx";
-      name: string;
-      onnx: ArrayBuffer;
-      tokenizer: ArrayBuffer;
-      config: string;
-    };
+  /** Dropped or picked files, which the package's `modelFiles` picks the model from. */
+  | { kind: "files"; format: ModelFormat; name: string; files: File[] };
 
 /** A source's model files as URLs, with the names the progress messages use. */
 export function modelUrls(source: Extract<ModelSource, { kind: "url" }>): { file: string; url: string }[] {
@@ -100,20 +92,6 @@ export function modelUrls(source: Extract<ModelSource, { kind: "url" }>): { file
         { file: "config.json", url: source.config },
       ];
 }
-
-export type ToWorker =
-  | { type: "load"; source: ModelSource; backend?: BackendChoice; contextLength?: number | null }
-  /** Builds a sampler for `config` without running it: the chain's stages and ignored settings,
-   *  or the config's error. */
-  | { type: "inspect"; requestId: number; config: GenerateConfig }
-  /** `reusePrefix`: feed only what follows the prefix shared with the previous call (autocomplete). */
-  | { type: "generate"; runId: number; prompt: string; config: GenerateConfig; reusePrefix?: boolean; chat?: boolean }
-  | { type: "stop" }
-  /** Scores `text` after `context` (teacher-forced): a "scored" reply or an error with `requestId`.
-   *  `chat`: the context is a user message, laid out by the model's chat template. */
-  | { type: "score"; requestId: number; text: string; context: string; chat?: boolean }
-  | { type: "ngrams"; text: string; extend: boolean }
-  | { type: "resetNgrams" };
 
 export type LoadPhase = "download" | "cache" | "compile" | "ngrams";
 
@@ -158,15 +136,3 @@ export interface RunStats {
 }
 
 export type ErrorKind = "load" | "config" | "run" | "ngrams" | "cancelled" | "crash";
-
-export type FromWorker =
-  | { type: "ready" }
-  | { type: "progress"; phase: LoadPhase; loaded: number; total: number | null; file: string }
-  | { type: "loaded"; info: ModelInfo }
-  | { type: "inspected"; requestId: number; stages: string[]; ignored: string[]; error: string | null }
-  | { type: "started"; runId: number; prefillMs: number }
-  | { type: "step"; runId: number; step: Step; elapsedMs: number }
-  | { type: "done"; runId: number; stats: RunStats }
-  | { type: "ngrams"; tokens: number; personal: boolean }
-  | { type: "scored"; requestId: number; result: ScoredText }
-  | { type: "error"; kind: ErrorKind; message: string; runId?: number; requestId?: number };
