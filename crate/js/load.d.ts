@@ -7,7 +7,7 @@ export type ModelSource = string | URL | Blob | Response | ArrayBuffer | ArrayBu
 
 /** Files from a drop or a file picker: one .gguf, or a .onnx with tokenizer.json and config.json
  * (and tokenizer_config.json for its chat template). */
-export type ModelFileList = readonly File[] | FileList;
+export type ModelFileList = readonly File[] | (ArrayLike<File> & Iterable<File>); // a FileList is one
 
 export type PickedModelFiles =
   | { format: "gguf"; gguf: File }

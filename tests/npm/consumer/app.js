@@ -1,9 +1,10 @@
 // The page logic shared by the Vite app and the plain-ESM page: it receives the package's module
 // (imported by name through Vite, or by path without a bundler), loads the tiny model over HTTP,
-// both its GGUF and its ONNX export, and exposes functions for the Playwright test
+// both its GGUF and its ONNX export, and the GGUF again in a Web Worker (`spawnWorker` starts one
+// running the package's serveModelWorker), and exposes functions for the Playwright test
 // (browser.test.mjs) to call.
-export async function setup(pkg) {
-  const { default: init, Model } = pkg;
+export async function setup(pkg, spawnWorker) {
+  const { default: init, Model, createWorkerModel } = pkg;
   const status = document.querySelector("#status");
   try {
     await init();
@@ -20,10 +21,12 @@ export async function setup(pkg) {
         new TextDecoder().decode(await bytes("/models/tiny/config.json")),
       ),
     };
+    // The same GGUF, in a worker: the same seeded ids must come out.
+    models.worker = await createWorkerModel(spawnWorker(), "/models/tiny/model.gguf");
     const ngrams = await bytes("/models/tiny/ngrams.bin");
-    for (const model of Object.values(models)) model.setNgramStore(ngrams);
+    for (const model of Object.values(models)) await model.setNgramStore(ngrams);
     const out = document.querySelector("#output");
-    window.backends = () => ({ gguf: models.gguf.backend, onnx: models.onnx.backend });
+    window.backends = () => ({ gguf: models.gguf.backend, onnx: models.onnx.backend, worker: models.worker.backend });
     window.generate = async (prompt, config, format = "onnx") => {
       const model = models[format];
       out.textContent = "";
@@ -81,6 +84,41 @@ export async function setup(pkg) {
       const controller = new AbortController();
       const aborted = await Model.load(url, { signal: controller.signal, cache: false, onProgress: () => controller.abort() }).catch((e) => e);
       return { first, second, file, aborted: { name: aborted.name, code: aborted.code } };
+    };
+    window.workers = async () => {
+      const report = {};
+      const describe = (error) => ({ name: error.name, code: error.code, field: error.field, message: error.message, steps: error.steps?.length });
+      const [seen, onProgress] = watch();
+      const fromUrl = await createWorkerModel(spawnWorker(), "/models/tiny/model.gguf", { onProgress, cache: false, backend: "cpu" });
+      report.url = { ...seen, vocabSize: fromUrl.vocabSize, backend: fromUrl.backend.backend, chat: typeof fromUrl.chatTemplate };
+      // for await, and break cancels: the model is free for the next call at once.
+      const streamed = [];
+      for await (const step of fromUrl.stream("Once upon a time", { maxTokens: 50 })) {
+        streamed.push(step.token);
+        if (streamed.length === 3) break;
+      }
+      report.streamed = streamed.length;
+      report.afterBreak = (await fromUrl.generate("Once", { maxTokens: 2 })).length;
+      // An abort keeps the steps made; a bad config says which field.
+      const controller = new AbortController();
+      report.aborted = describe(await fromUrl.generate("Once", { maxTokens: 200 }, () => controller.abort(), controller.signal).catch((e) => e));
+      report.badConfig = describe(await fromUrl.generate("Once", { sampler: { topK: 0 } }).catch((e) => e));
+      report.badMethodArgs = describe(await fromUrl.score("x", { topAlternatives: -1 }).catch((e) => e));
+      report.chat = await fromUrl.applyChatTemplate([{ role: "user", content: "Hi" }]);
+      report.decoded = await fromUrl.decode(await fromUrl.encode("Hello world"));
+      // A reload in the same worker: the ONNX export from files, as a drop gives them.
+      const files = await Promise.all(["model.onnx", "tokenizer.json", "config.json"].map(async (name) => new File([await bytes(`/models/tiny/${name}`)], name)));
+      await fromUrl.load(files);
+      report.reloaded = { backend: fromUrl.backend.backend, steps: (await fromUrl.generate("Once", { maxTokens: 3 })).length };
+      report.onnxOptions = describe(await fromUrl.load(files, { contextLength: 8 }).catch((e) => e));
+      report.stillServes = (await fromUrl.generate("Once", { maxTokens: 1 })).length;
+      fromUrl.terminate();
+      report.afterTerminate = describe(await fromUrl.decode([1]).catch((e) => e));
+      // An abort during the load ends its worker.
+      const loading = new AbortController();
+      report.loadAborted = describe(await createWorkerModel(spawnWorker(), "/models/tiny/model.gguf", { signal: loading.signal, cache: false, onProgress: () => loading.abort() }).catch((e) => e));
+      report.badSource = describe(await createWorkerModel(spawnWorker(), [new File(["x"], "notes.txt")]).catch((e) => e));
+      return report;
     };
     status.textContent = "ready";
     status.dataset.state = "ready";

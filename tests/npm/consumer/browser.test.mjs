@@ -138,9 +138,10 @@ function pageTests(pageUrl) {
     assert.equal(backends.gguf.backend, "webgpu", JSON.stringify(backends.gguf));
     assert.equal(backends.gguf.adapter.fallback, true);
     assert.equal(backends.onnx.backend, "cpu");
+    assert.equal(backends.worker.backend, "webgpu", "the worker has WebGPU too");
   });
 
-  for (const [format, prefix] of [["onnx", "tiny"], ["gguf", "tiny_gguf"]]) {
+  for (const [format, prefix] of [["onnx", "tiny"], ["gguf", "tiny_gguf"], ["worker", "tiny_gguf"]]) {
     it(`seeded generations give the native fixture's ids and text (${format}: ${prefix}_generation.json)`, async () => {
       const cases = fixture(`${prefix}_generation.json`);
       assert.ok(cases.length > 0, `${prefix}_generation.json has cases`);
@@ -182,6 +183,27 @@ function pageTests(pageUrl) {
     assert.equal(result.second.loaded, size);
     assert.deepEqual(result.file, { phases: ["read", "build", "ready"], loaded: size, vocabSize: 512 });
     assert.deepEqual(result.aborted, { name: "AbortError", code: "Cancelled" });
+  });
+
+  it("createWorkerModel: progress, for await, abort, error codes, a reload from Files, terminate", async () => {
+    const r = await page.evaluate(() => window.workers());
+    const size = statSync(join(repo, "models/tiny/model.gguf")).size;
+    assert.deepEqual(r.url, { phases: ["download", "build", "ready"], loaded: size, vocabSize: 512, backend: "cpu", chat: "string" });
+    assert.equal(r.streamed, 3);
+    assert.equal(r.afterBreak, 2, "break cancelled the stream: the next call is not Busy");
+    assert.equal(r.aborted.name, "AbortError");
+    assert.equal(r.aborted.code, "Cancelled");
+    assert.ok(r.aborted.steps >= 1 && r.aborted.steps < 200, `the steps made before the abort: ${r.aborted.steps}`);
+    assert.deepEqual([r.badConfig.code, r.badConfig.field, r.badConfig.message], ["InvalidConfig", "topK", "topK must be at least 1, got 0"]);
+    assert.equal(r.badMethodArgs.code, "InvalidConfig", JSON.stringify(r.badMethodArgs));
+    assert.match(r.chat, /^<\|im_start\|>system\n.*<\|im_start\|>user\nHi<\|im_end\|>\n<\|im_start\|>assistant\n$/s);
+    assert.equal(r.decoded, "Hello world");
+    assert.deepEqual(r.reloaded, { backend: "cpu", steps: 3 });
+    assert.equal(r.onnxOptions.code, "InvalidConfig");
+    assert.equal(r.stillServes, 1, "a refused load leaves the model serving");
+    assert.equal(r.afterTerminate.code, "EngineFailed");
+    assert.deepEqual([r.loadAborted.name, r.loadAborted.code], ["AbortError", "Cancelled"]);
+    assert.deepEqual([r.badSource.code, r.badSource.message], ["InvalidInput", "missing a .onnx model and tokenizer.json and config.json: give one .gguf file, or model.onnx, tokenizer.json and config.json together"]);
   });
 
   it("bad input rejects with an Error and its message", async () => {

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
-import init, { Model, Sampler, defaultSamplerConfig, loadModel } from "decoding-playground";
+import init, { Model, Sampler, defaultSamplerConfig, loadModel, modelFiles } from "decoding-playground";
 
 const repo = process.env.REPO;
 assert.ok(repo, "REPO must name the repository");
@@ -241,6 +241,23 @@ describe("Model.load", () => {
       assert.equal(events.at(-1).phase, "ready");
       loaded.free();
     }
+  });
+
+  it("a list of Files, as a drop gives them: a .gguf alone, or an ONNX export's files", async () => {
+    const fileOf = (name, body = tiny(name)) => new File([body], name);
+    const fromDrop = await Model.load([fileOf("notes.json", "{}"), fileOf("model.gguf")]);
+    assert.equal(fromDrop.vocabSize, 512);
+    fromDrop.free();
+    const onnxFiles = ["model.onnx", "tokenizer.json", "config.json"].map((name) => fileOf(name));
+    const [events, onProgress] = watch();
+    const onnx = await Model.load([...onnxFiles, fileOf("tokenizer_config.json", JSON.stringify({ chat_template: TEMPLATE }))], { onProgress });
+    assert.deepEqual([...new Set(events.filter((e) => e.phase === "read").map((e) => e.file))], ["model.onnx", "tokenizer.json", "config.json"]);
+    assert.equal(onnx.applyChatTemplate([{ role: "user", content: "hi" }]), "<user>hi");
+    onnx.free();
+    assert.equal(modelFiles(onnxFiles).format, "onnx");
+    await assert.rejects(Model.load(onnxFiles.slice(0, 2)), (e) => e.code === "InvalidInput" && /^missing config\.json: /.test(e.message));
+    await assert.rejects(Model.load([fileOf("a.gguf", "x"), fileOf("b.gguf", "y")]), (e) => e.code === "InvalidInput" && /^2 \.gguf files/.test(e.message));
+    await assert.rejects(Model.load([...onnxFiles, fileOf("tokenizer_config.json", "{")]), (e) => e.code === "InvalidInput" && /^tokenizer_config\.json is not JSON/.test(e.message));
   });
 
   it("aborts with an AbortError; bad sources and HTTP errors have codes", async () => {

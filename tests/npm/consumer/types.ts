@@ -1,7 +1,7 @@
 // A TypeScript consumer of the installed package, compiled with `tsc --strict --noEmit` (no
 // skipLibCheck, so the package's .d.ts is checked too). The @ts-expect-error lines prove that the
 // types are precise: each would be an unused directive (an error) if the type were `any`.
-import init, { Model, Sampler, defaultSamplerConfig, loadModel } from "decoding-playground";
+import init, { Model, Sampler, createWorkerModel, defaultSamplerConfig, loadModel, modelFiles, type WorkerModel } from "decoding-playground";
 import type {
   Alternative,
   ChatMessage,
@@ -96,6 +96,19 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   void Model.load("x.gguf", { onProgress: (p) => p.loaded.toUpperCase() });
   // @ts-expect-error: a source is a URL, a Blob, a Response or bytes
   void Model.load(42);
+  // The worker helper: the Model's API as promises. (A Worker value without the DOM lib's type.)
+  const worker = null as unknown as Parameters<typeof createWorkerModel>[0];
+  const inWorker: WorkerModel = await createWorkerModel(worker, "model.gguf", { onProgress: (p) => phases.push(p.phase), onFailure: (e) => lines.push(e.code) });
+  const workerSteps: Step[] = await inWorker.generate("hi", { maxTokens: 2 }, (step) => lines.push(describe(step)), new AbortController().signal);
+  for await (const step of inWorker.stream("hi", { maxTokens: 2 })) lines.push(describe(step));
+  const workerText: string = await inWorker.decode([1, 2]);
+  const workerStages: string[] = (await inWorker.describeSampler({ topK: 5 })).stages;
+  await inWorker.load("other.gguf", { backend: "cpu" });
+  lines.push(String(workerSteps.length), workerText, ...workerStages, String(inWorker.vocabSize), String(inWorker.failure?.message));
+  // @ts-expect-error: a worker model's calls are asynchronous
+  const notYet: string = inWorker.decode([1]);
+  lines.push(modelFiles([]).format, notYet);
+  inWorker.terminate();
   const chat: ChatMessage[] = [{ role: "user", content: "hi" }];
   const prompt: string = loaded.applyChatTemplate(chat, { addGenerationPrompt: true });
   const template: string | undefined = loaded.chatTemplate;

@@ -1,0 +1,4 @@
+// The app's engine worker, as the package's README has users write it.
+import { serveModelWorker } from "decoding-playground";
+
+serveModelWorker();
