@@ -21,6 +21,8 @@
 use prost::bytes::Buf;
 use prost::Message;
 use tract_onnx::pb;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 
 use super::{EmbeddingStorage, EmbeddingTable, ModelConfig};
 use crate::error::{Error, Result};
@@ -45,20 +47,31 @@ pub struct OnnxDecoder {
     pub proto: pb::ModelProto,
     pub embeddings: EmbeddingTable,
     pub config: ModelConfig,
+    /// How the graph stores its weights, most bytes first: e.g. `["INT8", "F32"]` for a
+    /// `quantize_dynamic` export (see [`weight_types`]).
+    pub weight_types: Vec<&'static str>,
 }
 
 impl OnnxDecoder {
     /// Decodes and checks the protobuf read from `onnx`; `config` (from a `config.json`) must
     /// agree with the graph and supplies the context length.
     pub fn read(onnx: impl Buf, config: Option<&ModelConfig>) -> Result<Self> {
-        let mut proto = pb::ModelProto::decode(onnx).map_err(|e| {
-            Error::Model(format!("not a valid ONNX model (protobuf decoding failed): {e}"))
-        })?;
+        Self::read_with_data(onnx, &mut |location, _, _| Err(missing_data_file(location)), config)
+    }
+
+    /// [`read`](Self::read) for a graph whose weights may be external data (`model.onnx_data`
+    /// beside it): `data` reads them, by the `location` the graph names.
+    pub fn read_with_data(onnx: impl Buf, data: &mut ReadExternal<'_>, config: Option<&ModelConfig>) -> Result<Self> {
+        let mut proto = decode(onnx)?;
         let graph = proto
             .graph
             .as_mut()
             .ok_or_else(|| Error::Model("not a valid ONNX model: it has no graph".into()))?;
-        let embeddings = take_embeddings(graph)?;
+        inline_external_data(graph, data)?;
+        let embeddings = match take_gathered_embeddings(graph)? {
+            Some(table) => table,
+            None => take_embeddings(graph)?,
+        };
         let dims = check_signature(graph, embeddings.vocab_size(), embeddings.hidden_size())?;
         let config = match config {
             Some(c) => {
@@ -75,8 +88,186 @@ impl OnnxDecoder {
             }
             None => dims,
         };
-        Ok(OnnxDecoder { proto, embeddings, config })
+        let weight_types = weight_types(proto.graph.as_ref().expect("checked above"));
+        Ok(OnnxDecoder { proto, embeddings, config, weight_types })
     }
+}
+
+fn decode(onnx: impl Buf) -> Result<pb::ModelProto> {
+    pb::ModelProto::decode(onnx)
+        .map_err(|e| Error::Model(format!("not a valid ONNX model (protobuf decoding failed): {e}")))
+}
+
+/// Reads `length` bytes (to the end of the file when `None`) at `offset` of the external data
+/// file `location`.
+pub type ReadExternal<'a> = dyn FnMut(&str, u64, Option<u64>) -> Result<Vec<u8>> + 'a;
+
+fn missing_data_file(location: &str) -> Error {
+    Error::Model(format!(
+        "the weights are stored in `{location}`, which was not given: give it with the .onnx file"
+    ))
+}
+
+/// The external data reader over files in memory, named as the graph's `location`s name them.
+pub fn data_files<'a>(files: &'a [(&'a str, &'a [u8])]) -> impl FnMut(&str, u64, Option<u64>) -> Result<Vec<u8>> + 'a {
+    move |location, offset, length| {
+        let (_, bytes) = files.iter().find(|(name, _)| *name == location).ok_or_else(|| missing_data_file(location))?;
+        let end = match length {
+            Some(n) => offset.checked_add(n),
+            None => Some(bytes.len() as u64),
+        };
+        match end {
+            Some(end) if offset <= end && end <= bytes.len() as u64 => Ok(bytes[offset as usize..end as usize].to_vec()),
+            _ => Err(Error::Model(format!(
+                "`{location}` has {} bytes, but the graph reads {} bytes at offset {offset} of it (a data file of another export?)",
+                bytes.len(),
+                length.map_or("the rest".to_string(), |n| n.to_string())
+            ))),
+        }
+    }
+}
+
+/// The external data files `onnx` names, in the order they are first read (none: one protobuf).
+pub fn external_data_files(onnx: impl Buf) -> Result<Vec<String>> {
+    let proto = decode(onnx)?;
+    let mut files: Vec<String> = Vec::new();
+    for t in proto.graph.iter().flat_map(|g| &g.initializer).filter(|t| is_external(t)) {
+        let location = external_field(t, "location")?;
+        if !files.contains(&location) {
+            files.push(location);
+        }
+    }
+    Ok(files)
+}
+
+fn is_external(t: &pb::TensorProto) -> bool {
+    t.data_location == Some(ONNX_EXTERNAL) || !t.external_data.is_empty()
+}
+
+fn external_field(t: &pb::TensorProto, key: &str) -> Result<String> {
+    t.external_data
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.value.clone())
+        .ok_or_else(|| Error::Model(format!("tensor `{}` is external data without a `{key}`", t.name)))
+}
+
+/// The element types of the graph's weights (initializers of 1024 elements or more), most bytes
+/// first. tract keeps each in its stored type: an int8 weight of `MatMulInteger` stays int8.
+pub fn weight_types(graph: &pb::GraphProto) -> Vec<&'static str> {
+    let mut bytes: Vec<(&'static str, u64)> = Vec::new();
+    for t in &graph.initializer {
+        let elements: i64 = t.dims.iter().product();
+        let (Some(size), true) = (element_bytes(t.data_type), elements >= 1024) else { continue };
+        let name = match t.data_type {
+            1 => "F32",
+            10 => "F16",
+            16 => "BF16",
+            3 => "INT8",
+            2 => "UINT8",
+            _ => continue,
+        };
+        match bytes.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, b)) => *b += size * elements as u64,
+            None => bytes.push((name, size * elements as u64)),
+        }
+    }
+    bytes.sort_by(|a, b| b.1.cmp(&a.1));
+    bytes.into_iter().map(|(name, _)| name).collect()
+}
+
+/// Bytes per element of the tensor types an LLM's initializers use (None: another type).
+fn element_bytes(data_type: i32) -> Option<u64> {
+    // ONNX TensorProto.DataType: FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16,
+    // DOUBLE, UINT32, UINT64, BFLOAT16.
+    Some(match data_type {
+        2 | 3 | 9 => 1,
+        4 | 5 | 10 | 16 => 2,
+        1 | 6 | 12 => 4,
+        7 | 11 | 13 => 8,
+        _ => return None,
+    })
+}
+
+/// Moves every external initializer's bytes into the graph, checked against its dims, so that
+/// the rest of the loader (and tract) sees one protobuf.
+fn inline_external_data(graph: &mut pb::GraphProto, read: &mut ReadExternal<'_>) -> Result<()> {
+    for t in graph.initializer.iter_mut().filter(|t| is_external(t)) {
+        let location = external_field(t, "location")?;
+        let number = |key: &str| -> Result<Option<u64>> {
+            match t.external_data.iter().find(|e| e.key == key) {
+                None => Ok(None),
+                Some(e) => e.value.parse().map(Some).map_err(|_| {
+                    Error::Model(format!("tensor `{}` has external data {key} `{}`, not a number", t.name, e.value))
+                }),
+            }
+        };
+        let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+        let bytes = read(&location, offset, length)?;
+        let expected = element_bytes(t.data_type).and_then(|size| {
+            t.dims.iter().try_fold(size, |n, &d| u64::try_from(d).ok().and_then(|d| n.checked_mul(d)))
+        });
+        if let Some(expected) = expected {
+            if bytes.len() as u64 != expected {
+                return Err(Error::Model(format!(
+                    "tensor `{}` needs {expected} bytes but `{location}` holds {} for it (a data file of another export?)",
+                    t.name,
+                    bytes.len()
+                )));
+            }
+        }
+        t.raw_data = bytes;
+        t.external_data.clear();
+        t.data_location = None;
+    }
+    Ok(())
+}
+
+/// optimum's and transformers.js's layout: `input_ids` in, and the embedding `Gather` inside the
+/// graph. The Gather goes, its table becomes the [`EmbeddingTable`], and the graph takes
+/// `inputs_embeds` where the Gather's output was, so that superposed decoding can feed any
+/// embedding. None: the graph takes `inputs_embeds` already.
+fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<EmbeddingTable>> {
+    let Some(ids_input) = graph.input.iter().position(|i| i.name == "input_ids") else {
+        return Ok(None);
+    };
+    if graph.input.iter().any(|i| i.name == INPUT_NAMES[0]) {
+        return Err(Error::Model("the model takes both `input_ids` and `inputs_embeds`: expected one".into()));
+    }
+    let readers: Vec<usize> = (0..graph.node.len()).filter(|&i| graph.node[i].input.iter().any(|x| x == "input_ids")).collect();
+    let gather = match readers[..] {
+        [ix] if graph.node[ix].op_type == "Gather" && graph.node[ix].input.len() == 2 && graph.node[ix].input[1] == "input_ids" => ix,
+        _ => {
+            let names: Vec<String> = readers.iter().map(|&i| format!("{} ({})", graph.node[i].name, graph.node[i].op_type)).collect();
+            return Err(Error::Model(format!(
+                "`input_ids` must feed one node, the embedding Gather; it feeds {names:?}"
+            )));
+        }
+    };
+    let node = graph.node.remove(gather);
+    let table = &node.input[0];
+    let Some(t) = graph.initializer.iter().position(|t| &t.name == table) else {
+        return Err(Error::Model(format!(
+            "the embedding Gather reads `{table}`, which is not an initializer (a quantised table is not supported yet)"
+        )));
+    };
+    // A tied output projection may read the table too: then it stays in the graph.
+    let shared = graph.node.iter().any(|n| n.input.contains(table));
+    let tensor = if shared { graph.initializer[t].clone() } else { graph.initializer.remove(t) };
+    let embeddings = embedding_table(tensor)?;
+    let gathered = node.output.first().cloned().unwrap_or_default();
+    let hidden = embeddings.hidden_size();
+    graph.input[ids_input] = value_info(INPUT_NAMES[0].into(), ONNX_FLOAT, vec![Dim::Param("batch_size"), Dim::Param("sequence_length"), Dim::Value(hidden)]);
+    if matches!(embeddings.storage(), EmbeddingStorage::F16(_)) {
+        // The Gather gave f16 rows: the f32 embeddings fed are cast to what it gave.
+        let cast = pb::NodeProto { op_type: "Cast".into(), name: format!("{}/cast_inputs_embeds", node.name), input: vec![INPUT_NAMES[0].into()], output: vec![gathered], attribute: vec![attr_int("to", ONNX_FLOAT16 as i64)], ..Default::default() };
+        graph.node.insert(0, cast);
+    } else {
+        for input in graph.node.iter_mut().flat_map(|n| n.input.iter_mut()).filter(|x| **x == gathered) {
+            *input = INPUT_NAMES[0].into();
+        }
+    }
+    Ok(Some(embeddings))
 }
 
 /// Removes the embedding initializer from the graph and returns it as a table.
@@ -87,17 +278,19 @@ fn take_embeddings(graph: &mut pb::GraphProto) -> Result<EmbeddingTable> {
         .position(|t| t.name == EMBED_TOKENS_INITIALIZER)
         .ok_or_else(|| {
             Error::Model(format!(
-                "the model has no `{EMBED_TOKENS_INITIALIZER}` initializer (the token embedding table)"
+                "the model has no `{EMBED_TOKENS_INITIALIZER}` initializer (the token embedding table) \
+                 and no `input_ids` input with an embedding Gather"
             ))
         })?;
     let t = graph.initializer.remove(ix);
     graph.input.retain(|i| i.name != EMBED_TOKENS_INITIALIZER);
-    let bad = |why: String| Error::Model(format!("`{EMBED_TOKENS_INITIALIZER}`: {why}"));
-    if t.data_location == Some(ONNX_EXTERNAL) || !t.external_data.is_empty() {
-        return Err(bad(
-            "stored as external data; export the model as one protobuf".into(),
-        ));
-    }
+    embedding_table(t)
+}
+
+/// An embedding initializer `[vocab, hidden]` (f32 or f16) as a table, in its stored type.
+fn embedding_table(t: pb::TensorProto) -> Result<EmbeddingTable> {
+    let name = t.name.clone();
+    let bad = |why: String| Error::Model(format!("`{name}`: {why}"));
     if t.dims.len() != 2 || t.dims.iter().any(|&d| d <= 0) {
         return Err(bad(format!(
             "expected a [vocab, hidden] matrix, got dims {:?}",
@@ -296,3 +489,39 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
     })
 }
 
+/// A dimension of a declared shape: fixed, or named (symbolic).
+pub(crate) enum Dim {
+    Value(usize),
+    Param(&'static str),
+}
+
+pub(crate) fn value_info(name: String, elem_type: i32, dims: Vec<Dim>) -> pb::ValueInfoProto {
+    let dim = dims
+        .into_iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Value(v) => dimension::Value::DimValue(v as i64),
+                Dim::Param(p) => dimension::Value::DimParam(p.into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let tensor = pb::type_proto::Tensor { elem_type, shape: Some(pb::TensorShapeProto { dim }) };
+    pb::ValueInfoProto {
+        name,
+        r#type: Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(tensor)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i, ..Default::default() }
+}
+
+pub(crate) fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: ints.to_vec(), ..Default::default() }
+}
+
+pub(crate) fn attr_string(name: &str, s: &str) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: s.as_bytes().to_vec(), ..Default::default() }
+}

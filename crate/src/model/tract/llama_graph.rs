@@ -13,11 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tract_onnx::pb;
-use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 
 use super::QuantMatMul;
-use crate::model::onnx::{ONNX_FLOAT, ONNX_FLOAT16};
+use crate::model::onnx::{attr_int, attr_ints, attr_string, value_info, Dim, ONNX_FLOAT, ONNX_FLOAT16};
 use crate::model::quant::QuantMatrix;
 use crate::model::weights::{LlamaWeights, Matrix};
 
@@ -287,40 +285,4 @@ impl Graph {
         }
         self.op_to("MatMul", &[x, name], &output, vec![])
     }
-}
-
-enum Dim {
-    Value(usize),
-    Param(&'static str),
-}
-
-fn value_info(name: String, elem_type: i32, dims: Vec<Dim>) -> pb::ValueInfoProto {
-    let dim = dims
-        .into_iter()
-        .map(|d| Dimension {
-            value: Some(match d {
-                Dim::Value(v) => dimension::Value::DimValue(v as i64),
-                Dim::Param(p) => dimension::Value::DimParam(p.into()),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    let tensor = pb::type_proto::Tensor { elem_type, shape: Some(pb::TensorShapeProto { dim }) };
-    pb::ValueInfoProto {
-        name,
-        r#type: Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(tensor)), ..Default::default() }),
-        ..Default::default()
-    }
-}
-
-fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i, ..Default::default() }
-}
-
-fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: ints.to_vec(), ..Default::default() }
-}
-
-fn attr_string(name: &str, s: &str) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: s.as_bytes().to_vec(), ..Default::default() }
 }

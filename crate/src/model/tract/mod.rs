@@ -32,7 +32,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{bail, ensure, format_err, DimLike, TractErrorContext};
 use tract_onnx::tract_core::transform::get_transform;
 
-use super::onnx::{OnnxDecoder, INPUT_NAMES};
+use super::onnx::{OnnxDecoder, ReadExternal, INPUT_NAMES};
 use super::quant::{Kernel, QuantMatrix};
 use super::weights::{GgufModel, LlamaWeights};
 use super::{check_truncate, EmbeddingTable, LanguageModel, ModelConfig};
@@ -57,7 +57,7 @@ pub struct TractModel {
     /// A block-quantised output projection, applied here rather than in the graph so that a
     /// prefill projects its last position only: the graph then ends at the normed hidden state.
     head: Option<(Arc<QuantMatrix>, Kernel)>,
-    /// How the weights are held, e.g. `["Q4_1", "Q8_0"]` (ONNX models: widened to `["F32"]`).
+    /// How the weights are held, e.g. `["Q4_1", "Q8_0"]` (ONNX models: the graph's stored types).
     weight_types: Vec<&'static str>,
     embeddings: EmbeddingTable,
     config: ModelConfig,
@@ -87,8 +87,18 @@ impl TractModel {
         Self::load(onnx, config, Rewrites::ByName)
     }
 
+    /// [`from_buf`](Self::from_buf) for a graph whose weights are external data (`model.onnx_data`),
+    /// read through `data` by the `location` the graph names (see [`super::onnx::data_files`]).
+    pub fn from_buf_with_data(onnx: impl Buf, data: &mut ReadExternal<'_>, config: Option<&ModelConfig>) -> Result<Self> {
+        Self::build(OnnxDecoder::read_with_data(onnx, data, config)?, Rewrites::ByName)
+    }
+
     fn load(onnx: impl Buf, config: Option<&ModelConfig>, rewrites: Rewrites) -> Result<Self> {
-        let OnnxDecoder { proto, embeddings, config } = OnnxDecoder::read(onnx, config)?;
+        Self::build(OnnxDecoder::read(onnx, config)?, rewrites)
+    }
+
+    fn build(decoder: OnnxDecoder, rewrites: Rewrites) -> Result<Self> {
+        let OnnxDecoder { proto, embeddings, config, weight_types } = decoder;
         let model = tract_onnx::onnx()
             .with_ignore_value_info(true)
             .model_for_proto_model(&proto)
@@ -96,7 +106,7 @@ impl TractModel {
         drop(proto);
         let (plan, slots) = build_plan(model, &config, rewrites, (&Default::default(), Kernel::Simd), config.vocab_size)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
-        Ok(TractModel { plan, state: None, slots, head: None, weight_types: vec!["F32"], embeddings, config, position: 0 })
+        Ok(TractModel { plan, state: None, slots, head: None, weight_types, embeddings, config, position: 0 })
     }
 
     /// Loads a Llama-family model from a `.gguf` file streamed from `gguf` (in wasm, from JS in
@@ -146,8 +156,9 @@ impl TractModel {
         Self::from_bytes(onnx, Some(&config))
     }
 
-    /// How the weights are held in memory, e.g. `["Q4_1", "Q8_0"]` for SmolLM2's GGUF; ONNX
-    /// models are widened to `["F32"]` at load.
+    /// How the weights are held in memory, e.g. `["Q4_1", "Q8_0"]` for SmolLM2's GGUF; for ONNX,
+    /// the types the graph stores them in (`["F32"]`, or `["INT8", "F32"]` after
+    /// `quantize_dynamic`).
     pub fn weight_types(&self) -> &[&'static str] {
         &self.weight_types
     }

@@ -1,0 +1,110 @@
+//! The tiny model in the layouts optimum and transformers.js export (`models/onnx_variants.py`
+//! writes them with the `onnx` package and records ONNX Runtime's logits on each file): tract
+//! must give the same logits, token by token through the KV cache, and errors must be clear.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::PathBuf;
+
+use decoding_playground::model::onnx::{data_files, external_data_files};
+use decoding_playground::model::{LanguageModel, ModelConfig, TractModel};
+use pollster::block_on;
+use prost::Message;
+use serde_json::Value;
+use tract_onnx::pb;
+
+const CONFIG: &str = include_str!("../../models/tiny/config.json");
+
+fn variant_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny/variants").join(name)
+}
+
+fn read(name: &str, file: &str) -> Vec<u8> {
+    std::fs::read(variant_dir(name).join(file)).unwrap_or_else(|e| panic!("{name}/{file}: {e} (run models/onnx_variants.py)"))
+}
+
+fn load(onnx: &[u8], files: &[(&str, &[u8])]) -> decoding_playground::Result<TractModel> {
+    let config = ModelConfig::from_json(CONFIG).unwrap();
+    TractModel::from_buf_with_data(onnx, &mut data_files(files), Some(&config))
+}
+
+/// The largest |tract − ONNX Runtime| over every step of the variant's reference.
+fn max_diff_to_reference(name: &str, model: &mut TractModel) -> f32 {
+    let reference: Value = serde_json::from_slice(&read(name, "reference.json")).unwrap();
+    let mut worst = 0f32;
+    for step in reference["steps"].as_array().unwrap() {
+        let fed: Vec<u32> = step["fed"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let want: Vec<f32> = step["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let got = block_on(model.prefill(&fed)).unwrap();
+        assert_eq!(got.len(), want.len());
+        worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+    }
+    worst
+}
+
+#[test]
+fn the_optimum_layout_takes_input_ids_and_gives_onnx_runtimes_logits() {
+    let onnx = read("input-ids", "model.onnx");
+    let mut model = load(&onnx, &[]).expect("the input_ids layout loads");
+    assert_eq!((model.vocab_size(), model.hidden_size()), (512, 64));
+    assert_eq!(model.weight_types(), ["F32"]);
+    let diff = max_diff_to_reference("input-ids", &mut model);
+    println!("input-ids (fp32): max |tract - onnxruntime| = {diff:e}");
+    assert!(diff < 1e-4, "{diff:e}");
+
+    // The same weights as the committed model in our own layout: the same logits.
+    let mut ours = TractModel::from_bytes_with_config_json(include_bytes!("../../models/tiny/model.onnx"), CONFIG).unwrap();
+    model.reset();
+    let ids = [1, 57, 300, 42];
+    let (a, b) = (block_on(model.prefill(&ids)).unwrap(), block_on(ours.prefill(&ids)).unwrap());
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5));
+    // Superposed decoding feeds embeddings, which the rewired graph takes.
+    let mixed: Vec<f32> = model.embed(5).unwrap().iter().zip(model.embed(9).unwrap()).map(|(x, y)| 0.5 * x + 0.5 * y).collect();
+    assert_eq!(block_on(model.step_embedding(&mixed)).unwrap().len(), 512);
+}
+
+#[test]
+fn external_data_is_read_from_the_file_the_graph_names() {
+    let (onnx, data) = (read("external-data", "model.onnx"), read("external-data", "model.onnx_data"));
+    assert_eq!(external_data_files(&onnx[..]).unwrap(), ["model.onnx_data"]);
+    assert!(external_data_files(&read("input-ids", "model.onnx")[..]).unwrap().is_empty());
+    let mut model = load(&onnx, &[("model.onnx_data", &data)]).expect("loads with its data file");
+    let diff = max_diff_to_reference("external-data", &mut model);
+    println!("external-data (fp32): max |tract - onnxruntime| = {diff:e}");
+    assert!(diff < 1e-4, "{diff:e}");
+
+    let message = |files: &[(&str, &[u8])]| load(&onnx, files).unwrap_err().to_string();
+    assert_eq!(
+        message(&[]),
+        "model error: the weights are stored in `model.onnx_data`, which was not given: give it with the .onnx file"
+    );
+    assert!(message(&[("other.bin", &data)]).contains("`model.onnx_data`, which was not given"));
+    let short = &data[..data.len() - 100];
+    let m = message(&[("model.onnx_data", short)]);
+    assert!(m.starts_with(&format!("model error: `model.onnx_data` has {} bytes, but the graph reads", short.len())), "{m}");
+}
+
+#[test]
+fn int8_dynamic_quantisation_runs_matmul_integer() {
+    let onnx = read("int8", "model.onnx");
+    let proto = pb::ModelProto::decode(&onnx[..]).unwrap();
+    let ops: std::collections::BTreeSet<&str> = proto.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(ops.contains("MatMulInteger") && ops.contains("DynamicQuantizeLinear"), "{ops:?}");
+    let mut model = load(&onnx, &[]).expect("the int8 export loads");
+    // Every MatMul weight (the lm_head too) is int8, which tract keeps; the norms are too small to count.
+    assert_eq!(model.weight_types(), ["INT8"]);
+    let diff = max_diff_to_reference("int8", &mut model);
+    println!("int8 (quantize_dynamic): max |tract - onnxruntime| = {diff:e}");
+    assert!(diff < 1e-3, "{diff:e}");
+}
+
+#[test]
+fn input_ids_read_by_more_than_the_embedding_gather_is_refused_by_name() {
+    let mut proto = pb::ModelProto::decode(&read("input-ids", "model.onnx")[..]).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.node.push(pb::NodeProto { op_type: "Shape".into(), name: "/model/Shape".into(), input: vec!["input_ids".into()], output: vec!["ids_shape".into()], ..Default::default() });
+    let err = load(&proto.encode_to_vec(), &[]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "model error: `input_ids` must feed one node, the embedding Gather; it feeds [\"/model/embed_tokens/Gather (Gather)\", \"/model/Shape (Shape)\"]"
+    );
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Writes the tiny model in the layouts the ecosystem exports (optimum, transformers.js), with the
+`onnx` package, next to it in models/tiny/variants/, each with the logits ONNX Runtime gives on
+that same file (reference.json), which crate/tests/onnx_variants.rs compares with tract's:
+
+  input-ids/     `input_ids` in, the embedding Gather inside the graph (optimum's layout), fp32
+  external-data/ the same, its weights in model.onnx_data (onnx's save_as_external_data)
+  int8/          the same, quantised by onnxruntime.quantization.quantize_dynamic
+                 (MatMulInteger + DynamicQuantizeLinear)
+
+  models/.venv/bin/python models/onnx_variants.py   (models/build.sh tiny runs it)
+"""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+HERE = Path(__file__).resolve().parent
+TINY = HERE / "tiny"
+OUT = TINY / "variants"
+# Token ids of a short prompt, then greedy steps: the reference feeds both through the KV cache.
+PROMPT_IDS = [1, 57, 300, 42, 7, 199, 11]
+STEPS = 3
+GATHER_OUTPUT = "/model/embed_tokens/Gather_output_0"
+
+
+def input_ids_layout(model):
+    """Our converter's graph (inputs_embeds in) as optimum writes it: input_ids in, and a Gather on
+    the embedding table whose output feeds what inputs_embeds fed."""
+    g = model.graph
+    embeds = next(i for i in g.input if i.name == "inputs_embeds")
+    for node in g.node:
+        node.input[:] = [GATHER_OUTPUT if x == "inputs_embeds" else x for x in node.input]
+    g.node.insert(0, helper.make_node("Gather", ["model.embed_tokens.weight", "input_ids"], [GATHER_OUTPUT], name="/model/embed_tokens/Gather", axis=0))
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"])
+    at = list(g.input).index(embeds)
+    g.input.remove(embeds)
+    g.input.insert(at, ids)
+    onnx.checker.check_model(model)
+    return model
+
+
+def reference(path):
+    """ONNX Runtime's logits on `path`: the prompt's last position, then each greedy step's."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    cfg = json.loads((TINY / "config.json").read_text())
+    layers, heads, dim = cfg["num_layers"], cfg["num_key_value_heads"], cfg["head_dim"]
+    past = {f"past_key_values.{i}.{kv}": np.zeros((1, heads, 0, dim), np.float32) for i in range(layers) for kv in ("key", "value")}
+    names = [o.name for o in sess.get_outputs()]
+    fed, steps = list(PROMPT_IDS), []
+    new = list(PROMPT_IDS)
+    for _ in range(STEPS + 1):
+        p = next(iter(past.values())).shape[2]
+        feeds = {"input_ids": np.array([new], np.int64), "attention_mask": np.ones((1, p + len(new)), np.int64),
+                 "position_ids": np.arange(p, p + len(new), dtype=np.int64)[None], **past}
+        out = dict(zip(names, sess.run(None, feeds)))
+        logits = out["logits"][0, -1].astype(np.float64)
+        steps.append({"fed": new, "logits": [round(float(x), 6) for x in logits]})
+        past = {k: out[k.replace("past_key_values", "present")] for k in past}
+        new = [int(logits.argmax())]
+        fed += new
+    return {"onnxruntime": ort.__version__, "ids": fed, "steps": steps}
+
+
+def write(name, model, external=False):
+    folder = OUT / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    path = folder / "model.onnx"
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)
+    else:
+        onnx.save_model(model, str(path))
+    return path
+
+
+def main():
+    base = input_ids_layout(onnx.load(str(TINY / "model.onnx")))
+    paths = {"input-ids": write("input-ids", base)}
+    # save_as_external_data moves the tensors' bytes out of `base`: write it last, or reload.
+    paths["external-data"] = write("external-data", input_ids_layout(onnx.load(str(TINY / "model.onnx"))), external=True)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    int8 = OUT / "int8"
+    shutil.rmtree(int8, ignore_errors=True)
+    int8.mkdir(parents=True)
+    quantize_dynamic(str(paths["input-ids"]), str(int8 / "model.onnx"), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    paths["int8"] = int8 / "model.onnx"
+    for name, path in paths.items():
+        ref = reference(path)
+        (path.parent / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
+        size = sum(f.stat().st_size for f in path.parent.iterdir() if f.name.startswith("model.onnx"))
+        print(f"{name}: {size} bytes, greedy ids {ref['ids'][len(PROMPT_IDS):]}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
