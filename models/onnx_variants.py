@@ -7,6 +7,9 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
   external-data/ the same, its weights in model.onnx_data (onnx's save_as_external_data)
   int8/          the same, quantised by onnxruntime.quantization.quantize_dynamic
                  (MatMulInteger + DynamicQuantizeLinear)
+  fp16/          the same in float16 (onnxruntime.transformers.float16, f32 inputs and outputs kept)
+  q4/            the same, its MatMuls 4-bit by onnxruntime's MatMulNBitsQuantizer (block 32,
+                 symmetric)
 
   models/.venv/bin/python models/onnx_variants.py   (models/build.sh tiny runs it)
 """
@@ -93,6 +96,12 @@ def main():
     int8.mkdir(parents=True)
     quantize_dynamic(str(paths["input-ids"]), str(int8 / "model.onnx"), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
     paths["int8"] = int8 / "model.onnx"
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    paths["fp16"] = write("fp16", convert_float_to_float16(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), keep_io_types=True))
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    quantizer = MatMulNBitsQuantizer(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), block_size=32, is_symmetric=True)
+    quantizer.process()
+    paths["q4"] = write("q4", quantizer.model.model)
     for name, path in paths.items():
         ref = reference(path)
         (path.parent / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")

@@ -83,18 +83,36 @@ fn external_data_is_read_from_the_file_the_graph_names() {
     assert!(m.starts_with(&format!("model error: `model.onnx_data` has {} bytes, but the graph reads", short.len())), "{m}");
 }
 
-#[test]
-fn int8_dynamic_quantisation_runs_matmul_integer() {
-    let onnx = read("int8", "model.onnx");
+/// A quantised or half-precision variant: its ops, the weight types tract keeps, and its logits
+/// against ONNX Runtime's on the same file.
+fn check_variant(name: &str, ops: &[&str], weight_types: &[&str], tolerance: f32) {
+    let onnx = read(name, "model.onnx");
     let proto = pb::ModelProto::decode(&onnx[..]).unwrap();
-    let ops: std::collections::BTreeSet<&str> = proto.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
-    assert!(ops.contains("MatMulInteger") && ops.contains("DynamicQuantizeLinear"), "{ops:?}");
-    let mut model = load(&onnx, &[]).expect("the int8 export loads");
-    // Every MatMul weight (the lm_head too) is int8, which tract keeps; the norms are too small to count.
-    assert_eq!(model.weight_types(), ["INT8"]);
-    let diff = max_diff_to_reference("int8", &mut model);
-    println!("int8 (quantize_dynamic): max |tract - onnxruntime| = {diff:e}");
-    assert!(diff < 1e-3, "{diff:e}");
+    let found: std::collections::BTreeSet<&str> = proto.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(ops.iter().all(|op| found.contains(op)), "{name}: {ops:?} among {found:?}");
+    let mut model = load(&onnx, &[]).unwrap_or_else(|e| panic!("{name} loads: {e}"));
+    assert_eq!(model.weight_types(), weight_types, "{name}");
+    let diff = max_diff_to_reference(name, &mut model);
+    println!("{name}: max |tract - onnxruntime| = {diff:e} (tolerance {tolerance:e})");
+    assert!(diff < tolerance, "{name}: {diff:e}");
+}
+
+#[test]
+fn int8_dynamic_quantisation_runs_matmul_integer_in_int8() {
+    // Every MatMul weight (the lm_head too) is int8; the norms are too small to count.
+    check_variant("int8", &["MatMulInteger", "DynamicQuantizeLinear"], &["INT8"], 1e-3);
+}
+
+#[test]
+fn a_float16_export_runs_in_float16() {
+    // f16 arithmetic in both runtimes, each rounding its own way.
+    check_variant("fp16", &["Cast"], &["F16"], 2e-2);
+}
+
+#[test]
+fn four_bit_matmul_nbits_runs_as_q4_0_blocks() {
+    // tract keeps block-32 weights as Q4_0, whose scales are f16 where the file's are f32.
+    check_variant("q4", &["MatMulNBits"], &["Q4_0"], 2e-2);
 }
 
 #[test]

@@ -50,6 +50,8 @@ pub struct OnnxDecoder {
     /// How the graph stores its weights, most bytes first: e.g. `["INT8", "F32"]` for a
     /// `quantize_dynamic` export (see [`weight_types`]).
     pub weight_types: Vec<&'static str>,
+    /// Whether the KV cache is float16 (a half-precision export), else float32.
+    pub kv_f16: bool,
 }
 
 impl OnnxDecoder {
@@ -68,6 +70,7 @@ impl OnnxDecoder {
             .as_mut()
             .ok_or_else(|| Error::Model("not a valid ONNX model: it has no graph".into()))?;
         inline_external_data(graph, data)?;
+        let kv_f16 = kv_cache_in_stored_type(graph)?;
         let embeddings = match take_gathered_embeddings(graph)? {
             Some(table) => table,
             None => take_embeddings(graph)?,
@@ -89,7 +92,7 @@ impl OnnxDecoder {
             None => dims,
         };
         let weight_types = weight_types(proto.graph.as_ref().expect("checked above"));
-        Ok(OnnxDecoder { proto, embeddings, config, weight_types })
+        Ok(OnnxDecoder { proto, embeddings, config, weight_types, kv_f16 })
     }
 }
 
@@ -152,14 +155,25 @@ fn external_field(t: &pb::TensorProto, key: &str) -> Result<String> {
         .ok_or_else(|| Error::Model(format!("tensor `{}` is external data without a `{key}`", t.name)))
 }
 
-/// The element types of the graph's weights (initializers of 1024 elements or more), most bytes
-/// first. tract keeps each in its stored type: an int8 weight of `MatMulInteger` stays int8.
+/// How tract holds the graph's weights (initializers of 1024 elements or more), most bytes
+/// first: their stored types (an int8 weight of `MatMulInteger` stays int8), except for
+/// `MatMulNBits`, whose 4-bit weights and their scales tract keeps as Q4_0 blocks when the block
+/// is 32 and K a multiple of it, and otherwise widens to F32.
 pub fn weight_types(graph: &pb::GraphProto) -> Vec<&'static str> {
+    let mut nbits: std::collections::HashMap<&str, &'static str> = std::collections::HashMap::new();
+    for node in graph.node.iter().filter(|n| n.op_type == "MatMulNBits") {
+        let attr = |name: &str| node.attribute.iter().find(|a| a.name == name).map(|a| a.i);
+        let q4_0 = attr("block_size") == Some(32) && attr("K").is_some_and(|k| k % 32 == 0) && attr("bits").unwrap_or(4) == 4;
+        for input in node.input.iter().skip(1).take(2) {
+            nbits.insert(input, if q4_0 { "Q4_0" } else { "F32" });
+        }
+    }
     let mut bytes: Vec<(&'static str, u64)> = Vec::new();
     for t in &graph.initializer {
         let elements: i64 = t.dims.iter().product();
-        let (Some(size), true) = (element_bytes(t.data_type), elements >= 1024) else { continue };
+        let (Some(size), true) = (element_bytes(t.data_type), elements >= 1024 || nbits.contains_key(t.name.as_str())) else { continue };
         let name = match t.data_type {
+            _ if nbits.contains_key(t.name.as_str()) => nbits[t.name.as_str()],
             1 => "F32",
             10 => "F16",
             16 => "BF16",
@@ -221,6 +235,70 @@ fn inline_external_data(graph: &mut pb::GraphProto, read: &mut ReadExternal<'_>)
         t.data_location = None;
     }
     Ok(())
+}
+
+/// The element type a graph input or output declares.
+fn declared_type(info: &pb::ValueInfoProto) -> Option<i32> {
+    match info.r#type.as_ref()?.value.as_ref()? {
+        pb::type_proto::Value::TensorType(t) => Some(t.elem_type),
+    }
+}
+
+fn set_declared_type(info: &mut pb::ValueInfoProto, elem_type: i32) {
+    if let Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(t)), .. }) = info.r#type.as_mut() {
+        t.elem_type = elem_type;
+    }
+}
+
+/// A half-precision export computes in f16 but may keep f32 at its edges (onnxruntime's
+/// `keep_io_types`: a Cast after each past input and before each present output). tract's KV
+/// cache rewrite needs `present = Concat(past, new)` with nothing between, so those Casts go and
+/// the cache is kept in f16, as the graph computes it. Returns whether the cache is f16.
+fn kv_cache_in_stored_type(graph: &mut pb::GraphProto) -> Result<bool> {
+    let mut renames: Vec<(String, String)> = Vec::new();
+    let mut casts: Vec<usize> = Vec::new();
+    for input in graph.input.iter_mut().filter(|i| i.name.starts_with("past_key_values.")) {
+        let readers: Vec<usize> = (0..graph.node.len()).filter(|&n| graph.node[n].input.contains(&input.name)).collect();
+        if let [n] = readers[..] {
+            let node = &graph.node[n];
+            if node.op_type == "Cast" && node.attribute.iter().any(|a| a.name == "to" && a.i == ONNX_FLOAT16 as i64) {
+                renames.push((node.output[0].clone(), input.name.clone()));
+                casts.push(n);
+                set_declared_type(input, ONNX_FLOAT16);
+            }
+        }
+    }
+    for output in graph.output.iter_mut().filter(|o| o.name.starts_with("present.")) {
+        let producer = graph.node.iter().position(|n| n.output.contains(&output.name));
+        if let Some(n) = producer.filter(|&n| graph.node[n].op_type == "Cast" && graph.node[n].input.len() == 1) {
+            renames.push((graph.node[n].input[0].clone(), output.name.clone()));
+            casts.push(n);
+            set_declared_type(output, ONNX_FLOAT16);
+        }
+    }
+    casts.sort_unstable();
+    for n in casts.into_iter().rev() {
+        graph.node.remove(n);
+    }
+    for node in &mut graph.node {
+        for name in node.input.iter_mut().chain(node.output.iter_mut()) {
+            if let Some((_, to)) = renames.iter().find(|(from, _)| from == name) {
+                *name = to.clone();
+            }
+        }
+    }
+    let kv_type = graph.input.iter().find(|i| i.name == "past_key_values.0.key").and_then(declared_type);
+    if let Some(logits) = graph.output.iter_mut().find(|o| o.name == "logits" && declared_type(o) == Some(ONNX_FLOAT16)) {
+        // Logits are read as f32: an f16 graph output gets a Cast.
+        logits.name = "logits_f16".into();
+        set_declared_type(logits, ONNX_FLOAT);
+        for name in graph.node.iter_mut().flat_map(|n| n.input.iter_mut().chain(n.output.iter_mut())).filter(|x| *x == "logits") {
+            *name = "logits_f16".into();
+        }
+        graph.node.push(pb::NodeProto { op_type: "Cast".into(), name: "logits_to_f32".into(), input: vec!["logits_f16".into()], output: vec!["logits".into()], attribute: vec![attr_int("to", ONNX_FLOAT as i64)], ..Default::default() });
+        graph.output.iter_mut().find(|o| o.name == "logits_f16").expect("renamed above").name = "logits".into();
+    }
+    Ok(kv_type == Some(ONNX_FLOAT16))
 }
 
 /// optimum's and transformers.js's layout: `input_ids` in, and the embedding `Gather` inside the

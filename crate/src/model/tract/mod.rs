@@ -98,13 +98,14 @@ impl TractModel {
     }
 
     fn build(decoder: OnnxDecoder, rewrites: Rewrites) -> Result<Self> {
-        let OnnxDecoder { proto, embeddings, config, weight_types } = decoder;
+        let OnnxDecoder { proto, embeddings, config, weight_types, kv_f16 } = decoder;
         let model = tract_onnx::onnx()
             .with_ignore_value_info(true)
             .model_for_proto_model(&proto)
             .map_err(|e| tract_error("cannot build the ONNX graph", e))?;
         drop(proto);
-        let (plan, slots) = build_plan(model, &config, rewrites, (&Default::default(), Kernel::Simd), config.vocab_size)
+        let kv_type = if kv_f16 { f16::datum_type() } else { f32::datum_type() };
+        let (plan, slots) = build_plan(model, &config, kv_type, rewrites, (&Default::default(), Kernel::Simd), config.vocab_size)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
         Ok(TractModel { plan, state: None, slots, head: None, weight_types, embeddings, config, position: 0 })
     }
@@ -143,7 +144,7 @@ impl TractModel {
             .map_err(|e| tract_error("cannot build the Llama graph", e))?;
         drop(proto);
         let width = if head.is_some() { config.hidden_size } else { config.vocab_size };
-        let (plan, slots) = build_plan(model, &config, Rewrites::ByName, (&quantised, kernel), width)
+        let (plan, slots) = build_plan(model, &config, f32::datum_type(), Rewrites::ByName, (&quantised, kernel), width)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
         let head = head.map(|h| (h, kernel));
         let (embeddings, weight_types) = (weights.embeddings.clone(), weights.matrix_types());
@@ -330,11 +331,13 @@ impl LanguageModel for TractModel {
     }
 }
 
-/// Types the graph with symbolic shapes, moves the KV cache into the model and optimises it.
-/// Returns the plan and, for each of its inputs, which of (embeds, mask, positions) it takes.
+/// Types the graph with symbolic shapes (the KV cache in `kv_type`), moves the KV cache into the
+/// model and optimises it. Returns the plan and, for each of its inputs, which of (embeds, mask,
+/// positions) it takes.
 fn build_plan(
     mut model: InferenceModel,
     config: &ModelConfig,
+    kv_type: DatumType,
     rewrites: Rewrites,
     (quantised, kernel): (&llama_graph::QuantisedWeights, Kernel),
     output_width: usize,
@@ -362,7 +365,7 @@ fn build_plan(
                 InferenceFact::dt_shape(i64::datum_type(), [1.to_dim(), s_dim.clone()])
             }
             _ => InferenceFact::dt_shape(
-                f32::datum_type(),
+                kv_type,
                 [
                     1.to_dim(),
                     config.num_key_value_heads.to_dim(),
