@@ -8,6 +8,9 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
   int8/          the same, quantised by onnxruntime.quantization.quantize_dynamic
                  (MatMulInteger + DynamicQuantizeLinear)
   fp16/          the same in float16 (onnxruntime.transformers.float16, f32 inputs and outputs kept)
+  no-position-ids/ the same without a position_ids input: the graph counts positions from
+                 the attention mask (CumSum - 1, the last S), as some exports do (refused, clearly:
+                 tract's KV cache rewrite cannot follow it)
   q4/            the same, its MatMuls 4-bit by onnxruntime's MatMulNBitsQuantizer (block 32,
                  symmetric)
 
@@ -47,6 +50,27 @@ def input_ids_layout(model):
     return model
 
 
+def positions_from_mask(model):
+    """Drops the position_ids input; the graph computes it: (CumSum(mask) - 1)[:, -S:]."""
+    g = model.graph
+    g.input.remove(next(i for i in g.input if i.name == "position_ids"))
+    c = lambda name, v: g.initializer.append(onnx.numpy_helper.from_array(np.array(v, np.int64), name))
+    c("pos.one", 1), c("pos.axis1", 1), c("pos.s_ix", [1]), c("pos.big", [2**62]), c("pos.axes", [1])
+    n = lambda op, ins, out, **kw: helper.make_node(op, ins, [out], name=f"/positions/{out}", **kw)
+    nodes = [
+        n("CumSum", ["attention_mask", "pos.axis1"], "pos.cum"),
+        n("Sub", ["pos.cum", "pos.one"], "pos.all"),
+        n("Shape", [GATHER_OUTPUT], "pos.embeds_shape"),
+        n("Gather", ["pos.embeds_shape", "pos.s_ix"], "pos.s"),
+        n("Neg", ["pos.s"], "pos.start"),
+        n("Slice", ["pos.all", "pos.start", "pos.big", "pos.axes"], "position_ids"),
+    ]
+    for i, node in enumerate(nodes):
+        g.node.insert(1 + i, node)  # after the embedding Gather
+    onnx.checker.check_model(model)
+    return model
+
+
 def reference(path):
     """ONNX Runtime's logits on `path`: the prompt's last position, then each greedy step's."""
     import onnxruntime as ort
@@ -58,12 +82,14 @@ def reference(path):
     layers, heads, dim = cfg["num_layers"], cfg["num_key_value_heads"], cfg["head_dim"]
     past = {f"past_key_values.{i}.{kv}": np.zeros((1, heads, 0, dim), np.float32) for i in range(layers) for kv in ("key", "value")}
     names = [o.name for o in sess.get_outputs()]
+    inputs = {i.name for i in sess.get_inputs()}
     fed, steps = list(PROMPT_IDS), []
     new = list(PROMPT_IDS)
     for _ in range(STEPS + 1):
         p = next(iter(past.values())).shape[2]
         feeds = {"input_ids": np.array([new], np.int64), "attention_mask": np.ones((1, p + len(new)), np.int64),
                  "position_ids": np.arange(p, p + len(new), dtype=np.int64)[None], **past}
+        feeds = {k: v for k, v in feeds.items() if k in inputs}
         out = dict(zip(names, sess.run(None, feeds)))
         logits = out["logits"][0, -1].astype(np.float64)
         steps.append({"fed": new, "logits": [round(float(x), 6) for x in logits]})
@@ -98,6 +124,7 @@ def main():
     paths["int8"] = int8 / "model.onnx"
     from onnxruntime.transformers.float16 import convert_float_to_float16
     paths["fp16"] = write("fp16", convert_float_to_float16(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), keep_io_types=True))
+    paths["no-position-ids"] = write("no-position-ids", positions_from_mask(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     quantizer = MatMulNBitsQuantizer(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), block_size=32, is_symmetric=True)
     quantizer.process()

@@ -116,11 +116,47 @@ fn four_bit_matmul_nbits_runs_as_q4_0_blocks() {
 }
 
 #[test]
-fn input_ids_read_by_more_than_the_embedding_gather_is_refused_by_name() {
+fn a_graph_that_computes_its_positions_is_refused_clearly() {
+    let err = load(&read("no-position-ids", "model.onnx"), &[]).unwrap_err().to_string();
+    assert!(err.starts_with("model error: the model has no input `position_ids`: a graph that computes its positions itself is not supported"), "{err}");
+}
+
+/// The input_ids variant, edited.
+fn edited(edit: impl FnOnce(&mut pb::GraphProto)) -> Vec<u8> {
     let mut proto = pb::ModelProto::decode(&read("input-ids", "model.onnx")[..]).unwrap();
-    let graph = proto.graph.as_mut().unwrap();
-    graph.node.push(pb::NodeProto { op_type: "Shape".into(), name: "/model/Shape".into(), input: vec!["input_ids".into()], output: vec!["ids_shape".into()], ..Default::default() });
-    let err = load(&proto.encode_to_vec(), &[]).unwrap_err().to_string();
+    edit(proto.graph.as_mut().unwrap());
+    proto.encode_to_vec()
+}
+
+#[test]
+fn an_encoder_or_a_model_without_its_kv_cache_is_refused_saying_what_was_expected() {
+    let expected = "model error: this is not a causal language model exported with its KV cache: expected a `logits` output \
+                    and `past_key_values.{i}.key/value` inputs (optimum: `--task text-generation-with-past`), but it has";
+    // Exported without the cache (optimum's `--task text-generation`).
+    let without_cache = edited(|g| {
+        g.input.retain(|i| !i.name.starts_with("past_key_values."));
+        g.output.retain(|o| !o.name.starts_with("present."));
+    });
+    let err = load(&without_cache, &[]).unwrap_err().to_string();
+    assert_eq!(err, format!("{expected} inputs [\"input_ids\", \"attention_mask\", \"position_ids\"] and outputs [\"logits\"]"));
+    // An encoder (BERT's signature): hidden states out, token types in, no cache.
+    let encoder = edited(|g| {
+        g.input.retain(|i| !i.name.starts_with("past_key_values.") && i.name != "position_ids");
+        g.input.push(g.input[1].clone());
+        g.input.last_mut().unwrap().name = "token_type_ids".into();
+        g.output.retain(|o| o.name == "logits");
+        g.output[0].name = "last_hidden_state".into();
+    });
+    let err = load(&encoder, &[]).unwrap_err().to_string();
+    assert_eq!(err, format!("{expected} inputs [\"input_ids\", \"attention_mask\", \"token_type_ids\"] and outputs [\"last_hidden_state\"]"));
+}
+
+#[test]
+fn input_ids_read_by_more_than_the_embedding_gather_is_refused_by_name() {
+    let extra_reader = edited(|g| {
+        g.node.push(pb::NodeProto { op_type: "Shape".into(), name: "/model/Shape".into(), input: vec!["input_ids".into()], output: vec!["ids_shape".into()], ..Default::default() });
+    });
+    let err = load(&extra_reader, &[]).unwrap_err().to_string();
     assert_eq!(
         err,
         "model error: `input_ids` must feed one node, the embedding Gather; it feeds [\"/model/embed_tokens/Gather (Gather)\", \"/model/Shape (Shape)\"]"

@@ -69,6 +69,7 @@ impl OnnxDecoder {
             .graph
             .as_mut()
             .ok_or_else(|| Error::Model("not a valid ONNX model: it has no graph".into()))?;
+        check_causal_lm_with_cache(graph)?;
         inline_external_data(graph, data)?;
         let kv_f16 = kv_cache_in_stored_type(graph)?;
         let embeddings = match take_gathered_embeddings(graph)? {
@@ -235,6 +236,29 @@ fn inline_external_data(graph: &mut pb::GraphProto, read: &mut ReadExternal<'_>)
         t.data_location = None;
     }
     Ok(())
+}
+
+/// A decoder-only causal LM exported with its KV cache has a `logits` output and
+/// `past_key_values.0.key` among its inputs. Anything else (an encoder, a model exported without
+/// its cache) is refused before the rest is checked, saying what was expected and what it has.
+fn check_causal_lm_with_cache(graph: &pb::GraphProto) -> Result<()> {
+    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&str> = graph.input.iter().map(|i| i.name.as_str()).filter(|n| !initializers.contains(n)).collect();
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    if outputs.contains(&"logits") && inputs.contains(&"past_key_values.0.key") {
+        return Ok(());
+    }
+    let few = |names: &[&str]| {
+        let shown: Vec<&str> = names.iter().copied().take(6).collect();
+        format!("{shown:?}{}", if names.len() > 6 { format!(" and {} more", names.len() - 6) } else { String::new() })
+    };
+    Err(Error::Model(format!(
+        "this is not a causal language model exported with its KV cache: expected a `logits` output and \
+         `past_key_values.{{i}}.key/value` inputs (optimum: `--task text-generation-with-past`), \
+         but it has inputs {} and outputs {}",
+        few(&inputs),
+        few(&outputs)
+    )))
 }
 
 /// The element type a graph input or output declares.
@@ -468,7 +492,7 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
     }
     let input = |name: &str| inputs.iter().copied().find(|i| i.name == name);
     let has_output = |name: &str| graph.output.iter().any(|o| o.name == name);
-    let expected = "expected inputs inputs_embeds, attention_mask, position_ids, \
+    let expected = "expected inputs input_ids or inputs_embeds, attention_mask, position_ids, \
                     past_key_values.{i}.key/value and outputs logits, present.{i}.key/value";
 
     let require = |present: bool, kind: &str, name: &str| -> Result<()> {
@@ -478,9 +502,19 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
             Err(Error::Model(format!("the model has no {kind} `{name}` ({expected})")))
         }
     };
-    for name in INPUT_NAMES {
+    for name in &INPUT_NAMES[..2] {
         require(input(name).is_some(), "input", name)?;
     }
+    if input(INPUT_NAMES[2]).is_none() {
+        // Measured on a variant that counts positions from the mask (CumSum): tract's KV cache
+        // rewrite then no longer sees the new keys' length as the sequence length.
+        return Err(Error::Model(
+            "the model has no input `position_ids`: a graph that computes its positions itself is not supported; \
+             export it with position_ids (optimum does for Llama models)"
+                .into(),
+        ));
+    }
+    let plain_inputs = 3;
     let layers = (0..)
         .take_while(|i| input(&format!("past_key_values.{i}.key")).is_some())
         .count();
@@ -526,7 +560,7 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
             missing.name
         )));
     }
-    if inputs.len() != 3 + 2 * layers {
+    if inputs.len() != plain_inputs + 2 * layers {
         let extra: Vec<&str> = inputs
             .iter()
             .map(|i| i.name.as_str())
