@@ -28,8 +28,9 @@ from onnx import TensorProto, helper
 HERE = Path(__file__).resolve().parent
 TINY = HERE / "tiny"
 OUT = TINY / "variants"
-# Token ids of a short prompt, then greedy steps: the reference feeds both through the KV cache.
-PROMPT_IDS = [1, 57, 300, 42, 7, 199, 11]
+# The fixtures' prompt (crate/tests/common/tiny.rs), then greedy steps: the reference feeds both
+# through the KV cache.
+PROMPT = "Once upon a time, there was a little"
 STEPS = 3
 GATHER_OUTPUT = "/model/embed_tokens/Gather_output_0"
 
@@ -83,8 +84,10 @@ def reference(path):
     past = {f"past_key_values.{i}.{kv}": np.zeros((1, heads, 0, dim), np.float32) for i in range(layers) for kv in ("key", "value")}
     names = [o.name for o in sess.get_outputs()]
     inputs = {i.name for i in sess.get_inputs()}
-    fed, steps = list(PROMPT_IDS), []
-    new = list(PROMPT_IDS)
+    from tokenizers import Tokenizer
+    prompt_ids = Tokenizer.from_file(str(TINY / "tokenizer.json")).encode(PROMPT).ids
+    fed, steps = list(prompt_ids), []
+    new = list(prompt_ids)
     for _ in range(STEPS + 1):
         p = next(iter(past.values())).shape[2]
         feeds = {"input_ids": np.array([new], np.int64), "attention_mask": np.ones((1, p + len(new)), np.int64),
@@ -96,7 +99,7 @@ def reference(path):
         past = {k: out[k.replace("past_key_values", "present")] for k in past}
         new = [int(logits.argmax())]
         fed += new
-    return {"onnxruntime": ort.__version__, "ids": fed, "steps": steps}
+    return {"onnxruntime": ort.__version__, "prompt": PROMPT, "ids": fed, "steps": steps}
 
 
 def write(name, model, external=False):
@@ -133,7 +136,7 @@ def main():
         ref = reference(path)
         (path.parent / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
         size = sum(f.stat().st_size for f in path.parent.iterdir() if f.name.startswith("model.onnx"))
-        print(f"{name}: {size} bytes, greedy ids {ref['ids'][len(PROMPT_IDS):]}", file=sys.stderr)
+        print(f"{name}: {size} bytes, greedy ids {ref['ids'][len(ref['steps'][0]['fed']):]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import type { Plugin } from "vite";
 const TYPES: Record<string, string> = {
   ".gguf": "application/octet-stream",
   ".onnx": "application/octet-stream",
+  // An ONNX export's external data (models/tiny/variants/external-data/).
+  ".onnx_data": "application/octet-stream",
   ".ngram": "application/octet-stream",
   ".bin": "application/octet-stream",
   ".json": "application/json",

@@ -143,7 +143,7 @@ async function download(url, onProgress, signal) {
     throwIfAborted(signal);
     throw codedError("Network", `cannot fetch ${url}: ${error?.message ?? error}`, { cause: error });
   }
-  if (!response.ok) throw codedError("Network", `cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
+  if (!response.ok) throw Object.assign(codedError("Network", `cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`), { status: response.status });
   try {
     return await readBody(response, (loaded, total) => onProgress(loaded, total, false), signal);
   } catch (error) {

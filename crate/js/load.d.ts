@@ -1,17 +1,29 @@
 import type { LoadOptions, Model } from "./decoding_playground.js";
 
-/** Where a model's bytes are: a URL of a `.gguf` file, a URL of an ONNX export's folder (ending
- * in "/", or its `model.onnx`: model.onnx, tokenizer.json, config.json and, when present,
- * tokenizer_config.json's chat template), or a GGUF as a File, Blob, Response or bytes. */
+/** Where a model's bytes are: a URL of a `.gguf` file; a URL of an ONNX export's folder (ending
+ * in "/": its model.onnx) or of one of its `.onnx` files, fetched with the external data files
+ * the graph names and, beside it (or beside its `onnx/` folder, as transformers.js lays them
+ * out), tokenizer.json and, when present, config.json, generation_config.json (eos ids) and
+ * tokenizer_config.json (chat template); a GGUF as a File, Blob, Response or bytes; or a list
+ * of Files (see `modelFiles`). */
 export type ModelSource = string | URL | Blob | Response | ArrayBuffer | ArrayBufferView | ModelFileList;
 
-/** Files from a drop or a file picker: one .gguf, or a .onnx with tokenizer.json and config.json
- * (and tokenizer_config.json for its chat template). */
+/** Files from a drop or a file picker: one .gguf, or one .onnx with tokenizer.json, and, if
+ * there, config.json, generation_config.json, tokenizer_config.json and its data files. */
 export type ModelFileList = readonly File[] | (ArrayLike<File> & Iterable<File>); // a FileList is one
 
 export type PickedModelFiles =
   | { format: "gguf"; gguf: File }
-  | { format: "onnx"; onnx: File; tokenizer: File; config: File; tokenizerConfig: File | null };
+  | {
+      format: "onnx";
+      onnx: File;
+      tokenizer: File;
+      config: File | null;
+      generationConfig: File | null;
+      tokenizerConfig: File | null;
+      /** The other files: the loader takes those the graph names as its external data. */
+      data: File[];
+    };
 
 /** Which of `files` make the model, as `loadModel` picks them; throws (`code` "InvalidInput")
  * when they do not make one, saying what is missing. */

@@ -1,10 +1,7 @@
 // Model.load: a model from wherever its bytes are, with progress in bytes and phases, the
 // Cache API (fetcher.js) and an AbortSignal. Types: load.d.ts.
-import { Model } from "./decoding_playground.js";
+import { Model, externalDataFiles } from "./decoding_playground.js";
 import { cachedFetcher, codedError, plainFetcher, readBody, readStream, throwIfAborted } from "./fetcher.js";
-
-/** The files of an ONNX export's folder; tokenizer_config.json is optional (its chat template). */
-const ONNX_FILES = ["model.onnx", "tokenizer.json", "config.json"];
 
 export async function loadModel(source, options = {}) {
   const { onProgress = () => {}, cache = true, signal, ...modelOptions } = options;
@@ -29,7 +26,7 @@ export async function loadModel(source, options = {}) {
   }
   const model = files.gguf
     ? await Model.fromGguf(files.gguf, modelOptions)
-    : new Model(files["model.onnx"], files["tokenizer.json"], new TextDecoder().decode(files["config.json"]));
+    : new Model(files.onnx, files.tokenizer, files.config, { externalData: files.externalData, generationConfigJson: files.generationConfig ?? undefined });
   try {
     if (files.chatTemplate) model.setChatTemplate(files.chatTemplate);
     throwIfAborted(signal);
@@ -50,33 +47,54 @@ function isFileList(source) {
 }
 
 /** Picks the model out of a drop or a file picker's files: one .gguf file (it holds the whole
- * model: anything with it is not needed), or a .onnx model, tokenizer.json and config.json, with
- * tokenizer_config.json's chat template when it is there. */
+ * model: anything with it is not needed), or one .onnx model with tokenizer.json, config.json
+ * (optional: the dimensions are in the graph), generation_config.json and tokenizer_config.json
+ * (its chat template) when they are there, and the graph's external data files among the rest. */
 export function modelFiles(files) {
   files = [...files];
   const lower = (f) => f.name.toLowerCase();
   const ggufs = files.filter((f) => lower(f).endsWith(".gguf"));
   if (ggufs.length > 1) throw codedError("InvalidInput", `${ggufs.length} .gguf files: give one (it holds the whole model)`);
   if (ggufs.length === 1) return { format: "gguf", gguf: ggufs[0] };
-  const onnx = files.find((f) => lower(f).endsWith(".onnx"));
+  const onnxs = files.filter((f) => lower(f).endsWith(".onnx"));
+  if (onnxs.length > 1) throw codedError("InvalidInput", `${onnxs.length} .onnx files (${onnxs.map((f) => f.name).join(", ")}): give one model`);
+  const [onnx] = onnxs;
   const json = files.filter((f) => lower(f).endsWith(".json"));
-  const tokenizerConfig = json.find((f) => lower(f).endsWith("tokenizer_config.json"));
-  const tokenizer = json.find((f) => lower(f).includes("tokenizer") && f !== tokenizerConfig);
-  const config = json.find((f) => lower(f) === "config.json") ?? json.find((f) => lower(f).includes("config") && !lower(f).includes("tokenizer") && !lower(f).includes("generation"));
-  if (!onnx || !tokenizer || !config) {
-    const missing = [!onnx && "a .onnx model", !tokenizer && "tokenizer.json", !config && "config.json"].filter(Boolean);
-    // The ONNX path takes the dimensions and context length from config.json: it is required.
-    throw codedError("InvalidInput", `missing ${missing.join(" and ")}: give one .gguf file, or model.onnx, tokenizer.json and config.json together`);
+  const named = (name) => json.find((f) => lower(f) === name);
+  const tokenizer = named("tokenizer.json") ?? json.find((f) => lower(f).includes("tokenizer") && !lower(f).includes("config"));
+  const config = named("config.json") ?? json.find((f) => lower(f).includes("config") && !lower(f).includes("tokenizer") && !lower(f).includes("generation"));
+  if (!onnx || !tokenizer) {
+    const missing = [!onnx && "a .onnx model", !tokenizer && "tokenizer.json"].filter(Boolean);
+    throw codedError("InvalidInput", `missing ${missing.join(" and ")}: give one .gguf file, or a .onnx model with its tokenizer.json (and config.json, and its data files)`);
   }
-  return { format: "onnx", onnx, tokenizer, config, tokenizerConfig: tokenizerConfig ?? null };
+  const used = new Set([onnx, tokenizer, config, ...json]);
+  return {
+    format: "onnx",
+    onnx,
+    tokenizer,
+    config: config ?? null,
+    generationConfig: named("generation_config.json") ?? null,
+    tokenizerConfig: named("tokenizer_config.json") ?? null,
+    // The graph names its data files (model.onnx_data, …); the loader matches them by name.
+    data: files.filter((f) => !used.has(f)),
+  };
 }
 
 async function readFiles(picked, onProgress, signal) {
   const read = (file) => bytesOf(file, onProgress, signal);
   if (picked.format === "gguf") return { gguf: await read(picked.gguf) };
-  const files = { "model.onnx": await read(picked.onnx), "tokenizer.json": await read(picked.tokenizer), "config.json": await read(picked.config) };
-  files.chatTemplate = picked.tokenizerConfig ? chatTemplateIn(parseJson(await picked.tokenizerConfig.text(), picked.tokenizerConfig.name)) : null;
-  return files;
+  const onnx = await read(picked.onnx);
+  const wanted = new Set(externalDataFiles(onnx));
+  const externalData = {};
+  for (const file of picked.data) if (wanted.has(file.name)) externalData[file.name] = await read(file);
+  return {
+    onnx,
+    externalData,
+    tokenizer: await read(picked.tokenizer),
+    config: picked.config ? await picked.config.text() : null,
+    generationConfig: picked.generationConfig ? await picked.generationConfig.text() : null,
+    chatTemplate: picked.tokenizerConfig ? chatTemplateIn(parseJson(await picked.tokenizerConfig.text(), picked.tokenizerConfig.name)) : null,
+  };
 }
 
 function parseJson(text, name) {
@@ -87,16 +105,35 @@ function parseJson(text, name) {
   }
 }
 
-/** A `.gguf` URL is one file; a folder URL (ending in "/") or a `.onnx` URL is an ONNX export. */
+/** A `.gguf` URL is one file; a folder URL (ending in "/") or a `.onnx` URL is an ONNX export:
+ * the .onnx (model.onnx for a folder) with the data files it names, and tokenizer.json,
+ * config.json, generation_config.json and tokenizer_config.json beside it, or beside its folder
+ * when that is `onnx/` (the transformers.js layout). Only tokenizer.json is required of those. */
 async function fetchLocation(source, fetchFile) {
   const url = new URL(source, globalThis.location?.href);
-  const onnx = url.pathname.endsWith("/") || url.pathname.endsWith(".onnx");
-  if (!onnx) return { gguf: await fetchFile(url.href) };
-  const folder = new URL(".", url);
-  const files = {};
-  for (const name of ONNX_FILES) files[name] = await fetchFile(new URL(name, folder).href);
-  files.chatTemplate = await chatTemplateOf(new URL("tokenizer_config.json", folder).href);
-  return files;
+  if (!url.pathname.endsWith("/") && !url.pathname.endsWith(".onnx")) return { gguf: await fetchFile(url.href) };
+  const modelUrl = url.pathname.endsWith("/") ? new URL("model.onnx", url) : url;
+  const folder = new URL(".", modelUrl);
+  const meta = folder.pathname.endsWith("/onnx/") ? new URL("..", folder) : folder;
+  const onnx = await fetchFile(modelUrl.href);
+  const externalData = {};
+  for (const name of externalDataFiles(onnx)) externalData[name] = await fetchFile(new URL(name, folder).href);
+  const text = async (name) => {
+    try {
+      return new TextDecoder().decode(await fetchFile(new URL(name, meta).href));
+    } catch (error) {
+      if (error?.status === 404) return null;
+      throw error;
+    }
+  };
+  return {
+    onnx,
+    externalData,
+    tokenizer: await fetchFile(new URL("tokenizer.json", meta).href),
+    config: await text("config.json"),
+    generationConfig: await text("generation_config.json"),
+    chatTemplate: await chatTemplateOf(new URL("tokenizer_config.json", meta).href),
+  };
 }
 
 /** `chat_template` from an HF tokenizer_config.json, when the folder has one. */

@@ -9,8 +9,9 @@ use tokenizers::Tokenizer;
 /// A `tokenizer.json` loaded from bytes (the browser fetches them).
 pub struct TextTokenizer {
     inner: Tokenizer,
-    /// The end-of-sequence token a GGUF's metadata names.
-    eos: Option<u32>,
+    /// The end-of-sequence tokens the model's metadata names (a GGUF's, or a Hugging Face
+    /// config's `eos_token_id`).
+    eos: Vec<u32>,
     /// The model's chat template (Jinja source), compiled when applied: a model whose template
     /// does not compile still loads, and says why when a chat prompt is asked for.
     chat_template: Option<String>,
@@ -30,7 +31,7 @@ impl TextTokenizer {
         let invalid = |e: serde_json::Error| Error::Tokenizer(format!("invalid tokenizer.json: {e}"));
         let json: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
         let inner: Tokenizer = serde_json::from_value(json).map_err(invalid)?;
-        Ok(Self { inner, eos: None, chat_template: None, special: SpecialTokens::default() })
+        Ok(Self { inner, eos: Vec::new(), chat_template: None, special: SpecialTokens::default() })
     }
 
     /// The tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.*`), for
@@ -45,7 +46,15 @@ impl TextTokenizer {
         let meta = header.tokenizer_meta()?;
         let name = |id: Option<u32>| id.and_then(|id| inner.id_to_token(id));
         let special = SpecialTokens { bos_token: name(meta.bos_token_id), eos_token: name(meta.eos_token_id) };
-        Ok(Self { eos: meta.eos_token_id, chat_template: meta.chat_template, special, inner })
+        Ok(Self { eos: meta.eos_token_id.into_iter().collect(), chat_template: meta.chat_template, special, inner })
+    }
+
+    /// The end-of-sequence ids of a model whose metadata is beside its tokenizer.json (a
+    /// Hugging Face config's `eos_token_id`); the first also names `eos_token` in chat templates.
+    pub fn set_eos_ids(&mut self, ids: &[u32]) {
+        let vocab = self.vocab_size();
+        self.eos = ids.iter().copied().filter(|&id| (id as usize) < vocab).collect();
+        self.special.eos_token = self.eos.first().and_then(|&id| self.inner.id_to_token(id));
     }
 
     pub fn chat_template(&self) -> Option<&str> {
@@ -85,11 +94,16 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// The tokens that end a generation by default: the model's own end-of-sequence token (from
-    /// a GGUF's metadata) and ChatML's / GPT-2's end markers where the vocabulary has them.
+    /// The tokens that end a generation by default: the model's own end-of-sequence tokens (from
+    /// a GGUF's metadata or a config's `eos_token_id`) and ChatML's / GPT-2's end markers where
+    /// the vocabulary has them.
     pub fn end_of_text_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| self.token_to_id(t)).collect();
-        ids.extend(self.eos.filter(|id| !ids.contains(id)));
+        for &id in &self.eos {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         ids
     }
 

@@ -6,6 +6,7 @@ use crate::generate::{Engine, GenerateConfig, Generation};
 use crate::model::auto::{AutoModel, Backend};
 use crate::model::webgpu::GpuOptions;
 use crate::model::weights::GgufModel;
+use crate::model::onnx::{data_files, DataFile};
 use crate::model::{LanguageModel, ModelConfig, TractModel};
 use crate::ngram::{NgramBuilder, NgramStore};
 use crate::sampling::{Chain, SamplerConfig};
@@ -357,18 +358,27 @@ pub struct Model {
 #[wasm_bindgen]
 impl Model {
     /// Loads a model from the bytes of its `model.onnx` and `tokenizer.json` and the text of
-    /// its `config.json`, on the CPU. The ONNX bytes are read in chunks, never copied whole into
-    /// wasm memory, which never shrinks: that copy would add the file's size to the peak for good.
+    /// its `config.json` (ours or Hugging Face's; null: the dimensions from the graph and a
+    /// context of 2048), on the CPU. `options.externalData` holds the data files the graph's
+    /// weights are in, by the name it gives them (`{ "model.onnx_data": bytes }`);
+    /// `options.generationConfigJson` a `generation_config.json`, for its `eos_token_id`. The
+    /// bytes are read in chunks, never copied whole into wasm memory, which never shrinks: that
+    /// copy would add the files' size to the peak for good.
     #[wasm_bindgen(constructor)]
     pub fn new(
         onnx: js_sys::Uint8Array,
         #[wasm_bindgen(js_name = tokenizerJson)] tokenizer_json: &[u8],
-        #[wasm_bindgen(js_name = configJson)] config_json: &str,
+        #[wasm_bindgen(js_name = configJson)] config_json: Option<String>,
+        #[wasm_bindgen(unchecked_optional_param_type = "OnnxOptions")] options: JsValue,
     ) -> Result<Model, JsValue> {
         alive()?;
-        let config = ModelConfig::from_json(config_json).map_err(js_error)?;
-        let model = TractModel::from_buf(JsChunks::new(onnx), Some(&config)).map_err(js_error)?;
-        let tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
+        let config = config_json.as_deref().map(ModelConfig::from_json).transpose().map_err(js_error)?;
+        let data = js_data_files(&options)?;
+        let model = TractModel::from_buf_with_data(JsChunks::new(onnx), &mut data_files(&data), config.as_ref()).map_err(js_error)?;
+        let mut tokenizer = TextTokenizer::from_bytes(tokenizer_json).map_err(js_error)?;
+        let generation = js_sys::Reflect::get(&options, &"generationConfigJson".into()).ok().and_then(|v| v.as_string());
+        let eos: Vec<u32> = [config_json.as_deref(), generation.as_deref()].into_iter().flatten().flat_map(ModelConfig::eos_token_ids).collect();
+        tokenizer.set_eos_ids(&eos);
         Self::with(AutoModel::cpu(model), tokenizer)
     }
 
@@ -760,6 +770,55 @@ async fn next_step(inner: &Inner) -> Result<JsValue, JsValue> {
 }
 
 /// A JS `Uint8Array` read as a [`Buf`], one chunk at a time.
+/// A JS byte array as an external data file, read a tensor at a time.
+struct JsDataFile(js_sys::Uint8Array);
+
+impl DataFile for JsDataFile {
+    fn len(&self) -> u64 {
+        self.0.length() as u64
+    }
+    fn bytes(&self, start: u64, end: u64) -> Vec<u8> {
+        self.0.subarray(start as u32, end as u32).to_vec()
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const ONNX_OPTIONS: &str = r#"
+/** What `new Model(onnx, tokenizerJson, configJson, options)` takes besides the three files. */
+export interface OnnxOptions {
+  /** The data files the graph keeps its weights in, by the name it gives them ({ "model.onnx_data": bytes }). */
+  externalData?: Record<string, Uint8Array>;
+  /** A Hugging Face generation_config.json, for its eos_token_id. */
+  generationConfigJson?: string;
+}
+"#;
+
+/// `options.externalData` (an object of name → Uint8Array) as data files.
+fn js_data_files(options: &JsValue) -> Result<Vec<(String, JsDataFile)>, JsValue> {
+    let invalid = |why: &str| js_error(Error::InvalidConfig(why.to_string()));
+    let files = js_sys::Reflect::get(options, &"externalData".into()).unwrap_or(JsValue::UNDEFINED);
+    if files.is_undefined() || files.is_null() {
+        return Ok(Vec::new());
+    }
+    let entries = js_sys::Object::entries(files.dyn_ref::<js_sys::Object>().ok_or_else(|| invalid("externalData must be an object of file name → Uint8Array"))?);
+    entries
+        .iter()
+        .map(|entry| {
+            let entry: js_sys::Array = entry.unchecked_into();
+            let name = entry.get(0).as_string().unwrap_or_default();
+            let bytes = entry.get(1).dyn_into::<js_sys::Uint8Array>().map_err(|_| invalid(&format!("externalData[\"{name}\"] must be a Uint8Array")))?;
+            Ok((name, JsDataFile(bytes)))
+        })
+        .collect()
+}
+
+/// The external data files an ONNX graph names (`["model.onnx_data"]`; none for one protobuf),
+/// to fetch beside it.
+#[wasm_bindgen(js_name = externalDataFiles)]
+pub fn external_data_files(onnx: js_sys::Uint8Array) -> Result<Vec<String>, JsValue> {
+    crate::model::onnx::external_data_files(JsChunks::new(onnx)).map_err(js_error)
+}
+
 struct JsChunks {
     array: js_sys::Uint8Array,
     chunk: Vec<u8>,

@@ -27,7 +27,7 @@ fn field(object: &JsValue, name: &str) -> JsValue {
 }
 
 fn model() -> Model {
-    Model::new(ONNX.into(), TOKENIZER, CONFIG).unwrap()
+    Model::new(ONNX.into(), TOKENIZER, Some(CONFIG.into()), JsValue::UNDEFINED).unwrap()
 }
 
 /// `Model.fromGguf` as JS calls it: a promise of a Model.
@@ -185,12 +185,34 @@ async fn an_aborted_signal_cancels_within_a_step() {
 }
 
 #[wasm_bindgen_test]
+fn an_onnx_exports_data_file_and_configs_come_through_the_options() {
+    let onnx: &[u8] = include_bytes!("../../models/tiny/variants/external-data/model.onnx");
+    let data: &[u8] = include_bytes!("../../models/tiny/variants/external-data/model.onnx_data");
+    let with = |files: JsValue| {
+        let options = js_sys::Object::new();
+        js_sys::Reflect::set(&options, &"externalData".into(), &files).unwrap();
+        js_sys::Reflect::set(&options, &"generationConfigJson".into(), &r#"{"eos_token_id": 5}"#.into()).unwrap();
+        Model::new(onnx.into(), TOKENIZER, None, options.into())
+    };
+    let files = js_sys::Object::new();
+    js_sys::Reflect::set(&files, &"model.onnx_data".into(), &js_sys::Uint8Array::from(data)).unwrap();
+    // No config.json: the dimensions from the graph, the default context.
+    let model = with(files.into()).expect("loads with its data file from the options");
+    assert_eq!((model.vocab_size().unwrap(), model.context_length().unwrap()), (512, 2048));
+    let missing = message(with(js_sys::Object::new().into()).err().expect("refused"));
+    assert!(missing.contains("`model.onnx_data`, which was not given"), "{missing}");
+    let files = js_sys::Object::new();
+    js_sys::Reflect::set(&files, &"model.onnx_data".into(), &"not bytes".into()).unwrap();
+    assert_eq!(message(with(files.into()).err().expect("refused")), "invalid config: externalData[\"model.onnx_data\"] must be a Uint8Array");
+}
+
+#[wasm_bindgen_test]
 async fn bad_input_throws_errors_with_messages() {
     let err = |r: Result<Model, JsValue>| message(r.err().expect("refused"));
-    assert!(err(Model::new(ONNX[..ONNX.len() / 2].into(), TOKENIZER, CONFIG)).starts_with("model error"));
-    assert!(err(Model::new(b"not onnx at all"[..].into(), TOKENIZER, CONFIG)).starts_with("model error"));
-    assert!(err(Model::new(ONNX.into(), b"{oops", CONFIG)).starts_with("tokenizer error: invalid tokenizer.json"));
-    assert!(err(Model::new(js_sys::Uint8Array::new_with_length(0), TOKENIZER, CONFIG)).starts_with("model error"));
+    assert!(err(Model::new(ONNX[..ONNX.len() / 2].into(), TOKENIZER, Some(CONFIG.into()), JsValue::UNDEFINED)).starts_with("model error"));
+    assert!(err(Model::new(b"not onnx at all"[..].into(), TOKENIZER, Some(CONFIG.into()), JsValue::UNDEFINED)).starts_with("model error"));
+    assert!(err(Model::new(ONNX.into(), b"{oops", Some(CONFIG.into()), JsValue::UNDEFINED)).starts_with("tokenizer error: invalid tokenizer.json"));
+    assert!(err(Model::new(js_sys::Uint8Array::new_with_length(0), TOKENIZER, Some(CONFIG.into()), JsValue::UNDEFINED)).starts_with("model error"));
     let model = model();
     let start_err = |prompt: String, config: &'static str| {
         let model = &model;

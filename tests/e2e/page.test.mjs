@@ -507,14 +507,33 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     await screenshot(page, "tiny-bad-model-file", "#model-panel");
     await waitReady(page);
     assertOnePointPerToken(await generate(page), 5);
-    // Without config.json, the page says what is missing.
-    await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"]]);
-    await page.waitForFunction(() => /missing config\.json/.test(document.querySelector("#model-error").textContent));
+    // Without tokenizer.json, the page says what is missing.
+    await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["config.json", "url:/models/tiny/config.json"]]);
+    await page.waitForFunction(() => /missing tokenizer\.json/.test(document.querySelector("#model-error").textContent));
     // The user's own files (here the tiny model's, dropped from disk) load and run.
     await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
     assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 · CPU · wasm SIMD128 · vocabulary 512/);
     assert.ok(await page.locator("#model-error").isHidden());
+    assertOnePointPerToken(await generate(page), 5);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("an optimum export with external data, and a 4-bit one, load from dropped files and run", async () => {
+    const { context, page, errors } = await tinyPage("n=5");
+    const dir = "/models/tiny/variants";
+    // Without its data file, the page says which file the graph names.
+    await dropFiles(page, [["model.onnx", `url:${dir}/external-data/model.onnx`], ["tokenizer.json", "url:/models/tiny/tokenizer.json"]]);
+    await page.waitForFunction(() => /`model\.onnx_data`, which was not given/.test(document.querySelector("#model-error").textContent));
+    await dropFiles(page, [["model.onnx", `url:${dir}/external-data/model.onnx`], ["model.onnx_data", `url:${dir}/external-data/model.onnx_data`], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
+    await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
+    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 · CPU · wasm SIMD128 · vocabulary 512/);
+    assertOnePointPerToken(await generate(page), 5);
+    await dropFiles(page, [["model_q4.onnx", `url:${dir}/q4/model.onnx`], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
+    await page.waitForFunction(() => /^model_q4\.onnx: ready/.test(document.querySelector("#model-status").textContent));
+    assert.match(await modelText(page), / · ONNX · Q4_0 · CPU · /);
+    await screenshot(page, "onnx-q4-dropped", "#model-panel");
     assertOnePointPerToken(await generate(page), 5);
     assert.deepEqual(errors, []);
     await context.close();

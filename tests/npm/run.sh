@@ -61,7 +61,7 @@ node_tests() { # name files...
 }
 
 echo "== npm package: Node consumer and the README example"
-node_tests node node.test.mjs failure.test.mjs example.test.mjs snippets.test.mjs soak.test.mjs
+node_tests node node.test.mjs onnx.test.mjs failure.test.mjs example.test.mjs snippets.test.mjs soak.test.mjs
 
 echo "== npm package: TypeScript consumer (tsc --strict --noEmit)"
 passed=0 fails=0

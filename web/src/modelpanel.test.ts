@@ -48,16 +48,16 @@ describe("the model panel's sources", () => {
     });
   });
 
-  it("a dropped .gguf is the whole model; the ONNX form needs its three files", () => {
+  it("a dropped .gguf is the whole model; an ONNX export needs its .onnx and tokenizer.json", () => {
     const files = [file("tokenizer.json"), file("SmolLM2.Q4_1.GGUF", "GGUF…")];
     // Files dropped along with a GGUF go too: the package takes the GGUF alone.
     expect(filesToSource(files)).toEqual({ kind: "files", format: "gguf", name: "SmolLM2.Q4_1.GGUF", files });
     expect(() => filesToSource([file("a.gguf"), file("b.gguf")])).toThrow("2 .gguf files: give one");
-    expect(filesToSource([file("model.onnx"), file("tokenizer.json"), file("config.json", '{"a":1}')])).toMatchObject({ kind: "files", format: "onnx", name: "model.onnx" });
-    expect(() => filesToSource([file("model.onnx"), file("tokenizer.json")])).toThrow(
-      "missing config.json: give one .gguf file, or model.onnx, tokenizer.json and config.json together",
+    expect(filesToSource([file("model_q4.onnx"), file("tokenizer.json"), file("model_q4.onnx_data")])).toMatchObject({ kind: "files", format: "onnx", name: "model_q4.onnx" });
+    expect(() => filesToSource([file("model.onnx"), file("config.json")])).toThrow(
+      "missing tokenizer.json: give one .gguf file, or a .onnx model with its tokenizer.json (and config.json, and its data files)",
     );
-    expect(() => filesToSource([])).toThrow("missing a .onnx model and tokenizer.json and config.json");
+    expect(() => filesToSource([])).toThrow("missing a .onnx model and tokenizer.json");
   });
 
   it("sizes a server model's files, its n-gram store included, with HEAD requests before downloading them", async () => {

@@ -92,8 +92,8 @@ pub(crate) fn check_truncate(len: usize, position: usize) -> Result<()> {
 }
 
 /// The dimensions of a model, as in the `config.json` written next to each `model.onnx` by
-/// `models/build_model.py` (other keys of that file are ignored).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `models/build_model.py`, or in a Hugging Face `config.json` (other keys are ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -103,13 +103,47 @@ pub struct ModelConfig {
     pub context_length: usize,
 }
 
+/// A `config.json` in either spelling: ours, or Hugging Face's (`num_hidden_layers`,
+/// `max_position_embeddings`, and a head size that may be left to `hidden_size / num_attention_heads`).
+#[derive(Deserialize)]
+struct ConfigJson {
+    vocab_size: usize,
+    hidden_size: usize,
+    #[serde(alias = "num_hidden_layers")]
+    num_layers: usize,
+    num_attention_heads: Option<usize>,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    #[serde(alias = "max_position_embeddings")]
+    context_length: usize,
+}
+
 impl ModelConfig {
-    /// Parses a `config.json` (only the fields of [`ModelConfig`] are read).
+    /// Parses a `config.json` (only the dimensions and the context length are read).
     pub fn from_json(json: &str) -> Result<Self> {
-        let config: ModelConfig = serde_json::from_str(json)
+        let c: ConfigJson = serde_json::from_str(json)
             .map_err(|e| Error::Model(format!("cannot read the model config JSON: {e}")))?;
-        check(config.context_length > 0, "context_length", "at least 1", 0)?;
-        Ok(config)
+        check(c.context_length > 0, "context_length", "at least 1", 0)?;
+        let heads = c.num_attention_heads;
+        let missing = |what: &str| Error::Model(format!("the model config JSON has no {what}"));
+        let head_dim = match (c.head_dim, heads) {
+            (Some(d), _) => d,
+            (None, Some(h)) if h > 0 => c.hidden_size / h,
+            _ => return Err(missing("`head_dim` (nor `num_attention_heads`)")),
+        };
+        let num_key_value_heads = c.num_key_value_heads.or(heads).ok_or_else(|| missing("`num_key_value_heads` (nor `num_attention_heads`)"))?;
+        Ok(ModelConfig { vocab_size: c.vocab_size, hidden_size: c.hidden_size, num_layers: c.num_layers, num_key_value_heads, head_dim, context_length: c.context_length })
+    }
+
+    /// The end-of-sequence ids a Hugging Face `config.json` or `generation_config.json` names
+    /// (`eos_token_id`: one id or a list); none when it names none or is not JSON.
+    pub fn eos_token_ids(json: &str) -> Vec<u32> {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+        match &value["eos_token_id"] {
+            serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()).into_iter().collect(),
+            serde_json::Value::Array(ids) => ids.iter().filter_map(|n| n.as_u64().and_then(|n| u32::try_from(n).ok())).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 

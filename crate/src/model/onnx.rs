@@ -112,19 +112,36 @@ fn missing_data_file(location: &str) -> Error {
     ))
 }
 
-/// The external data reader over files in memory, named as the graph's `location`s name them.
-pub fn data_files<'a>(files: &'a [(&'a str, &'a [u8])]) -> impl FnMut(&str, u64, Option<u64>) -> Result<Vec<u8>> + 'a {
+/// An external data file's bytes, wherever they are: in memory here, a JS array in wasm (read
+/// tensor by tensor, never copied whole).
+pub trait DataFile {
+    fn len(&self) -> u64;
+    /// Bytes `start..end`, which are within `len`.
+    fn bytes(&self, start: u64, end: u64) -> Vec<u8>;
+}
+
+impl DataFile for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn bytes(&self, start: u64, end: u64) -> Vec<u8> {
+        self[start as usize..end as usize].to_vec()
+    }
+}
+
+/// The external data reader over `files`, named as the graph's `location`s name them.
+pub fn data_files<N: AsRef<str>, F: DataFile>(files: &[(N, F)]) -> impl FnMut(&str, u64, Option<u64>) -> Result<Vec<u8>> + '_ {
     move |location, offset, length| {
-        let (_, bytes) = files.iter().find(|(name, _)| *name == location).ok_or_else(|| missing_data_file(location))?;
+        let (_, file) = files.iter().find(|(name, _)| name.as_ref() == location).ok_or_else(|| missing_data_file(location))?;
         let end = match length {
             Some(n) => offset.checked_add(n),
-            None => Some(bytes.len() as u64),
+            None => Some(file.len()),
         };
         match end {
-            Some(end) if offset <= end && end <= bytes.len() as u64 => Ok(bytes[offset as usize..end as usize].to_vec()),
+            Some(end) if offset <= end && end <= file.len() => Ok(file.bytes(offset, end)),
             _ => Err(Error::Model(format!(
                 "`{location}` has {} bytes, but the graph reads {} bytes at offset {offset} of it (a data file of another export?)",
-                bytes.len(),
+                file.len(),
                 length.map_or("the rest".to_string(), |n| n.to_string())
             ))),
         }
