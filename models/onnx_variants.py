@@ -11,11 +11,14 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
   no-position-ids/ the same without a position_ids input: the graph counts positions from
                  the attention mask (CumSum - 1, the last S), as some exports do (refused, clearly:
                  tract's KV cache rewrite cannot follow it)
+  merged/        optimum's merged decoder: a `use_cache_branch` input choosing, by an If, between
+                 the decoder with its past and without (here both are the same graph)
   q4/            the same, its MatMuls 4-bit by onnxruntime's MatMulNBitsQuantizer (block 32,
                  symmetric)
 
   models/.venv/bin/python models/onnx_variants.py   (models/build.sh tiny runs it)
 """
+import copy
 import json
 import shutil
 import sys
@@ -72,6 +75,30 @@ def positions_from_mask(model):
     return model
 
 
+def merged_decoder(model):
+    """optimum's merged layout: the graph becomes the two branches of an If on use_cache_branch.
+    Each branch's values are renamed under its own prefix, as ONNX scoping wants."""
+    g = model.graph
+    outer_inputs = {i.name for i in g.input} | {t.name for t in g.initializer}
+
+    def branch(prefix):
+        nodes = copy.deepcopy(list(g.node))
+        rename = lambda x: x if x in outer_inputs or x == "" else f"{prefix}/{x}"
+        for node in nodes:
+            node.input[:] = [rename(x) for x in node.input]
+            node.output[:] = [rename(x) for x in node.output]
+            node.name = f"{prefix}/{node.name}"
+        outputs = [helper.make_tensor_value_info(rename(o.name), o.type.tensor_type.elem_type, None) for o in g.output]
+        return helper.make_graph(nodes, prefix, [], outputs)
+
+    then_branch, else_branch = branch("with_past"), branch("without_past")
+    del g.node[:]
+    g.node.append(helper.make_node("If", ["use_cache_branch"], [o.name for o in g.output], name="optimum::if", then_branch=then_branch, else_branch=else_branch))
+    g.input.append(helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1]))
+    onnx.checker.check_model(model)
+    return model
+
+
 def reference(path):
     """ONNX Runtime's logits on `path`: the prompt's last position, then each greedy step's."""
     import onnxruntime as ort
@@ -91,7 +118,8 @@ def reference(path):
     for _ in range(STEPS + 1):
         p = next(iter(past.values())).shape[2]
         feeds = {"input_ids": np.array([new], np.int64), "attention_mask": np.ones((1, p + len(new)), np.int64),
-                 "position_ids": np.arange(p, p + len(new), dtype=np.int64)[None], **past}
+                 "position_ids": np.arange(p, p + len(new), dtype=np.int64)[None],
+                 "use_cache_branch": np.array([p > 0]), **past}
         feeds = {k: v for k, v in feeds.items() if k in inputs}
         out = dict(zip(names, sess.run(None, feeds)))
         logits = out["logits"][0, -1].astype(np.float64)
@@ -128,6 +156,7 @@ def main():
     from onnxruntime.transformers.float16 import convert_float_to_float16
     paths["fp16"] = write("fp16", convert_float_to_float16(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), keep_io_types=True))
     paths["no-position-ids"] = write("no-position-ids", positions_from_mask(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
+    paths["merged"] = write("merged", merged_decoder(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     quantizer = MatMulNBitsQuantizer(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), block_size=32, is_symmetric=True)
     quantizer.process()

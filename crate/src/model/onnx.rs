@@ -69,6 +69,7 @@ impl OnnxDecoder {
             .graph
             .as_mut()
             .ok_or_else(|| Error::Model("not a valid ONNX model: it has no graph".into()))?;
+        take_use_cache_branch(graph)?;
         check_causal_lm_with_cache(graph)?;
         inline_external_data(graph, data)?;
         let kv_f16 = kv_cache_in_stored_type(graph)?;
@@ -276,6 +277,35 @@ fn check_causal_lm_with_cache(graph: &pb::GraphProto) -> Result<()> {
         few(&inputs),
         few(&outputs)
     )))
+}
+
+/// optimum's merged decoder takes `use_cache_branch` and chooses, by an `If`, between its graph
+/// with a past and without. This runtime always feeds a past (empty at first, which the with-past
+/// branch takes too), so the `If` is replaced by its with-past branch, inlined, and the rest of
+/// the loader sees a plain decoder.
+fn take_use_cache_branch(graph: &mut pb::GraphProto) -> Result<()> {
+    const NAME: &str = "use_cache_branch";
+    let Some(input) = graph.input.iter().position(|i| i.name == NAME) else { return Ok(()) };
+    graph.input.remove(input);
+    let readers: Vec<usize> = (0..graph.node.len()).filter(|&n| graph.node[n].input.iter().any(|x| x == NAME)).collect();
+    let [ix] = readers[..] else {
+        return Err(Error::Model(format!("`{NAME}` must feed one If node (optimum's merged decoder); it feeds {} nodes", readers.len())));
+    };
+    let node = graph.node.remove(ix);
+    let branch = node.attribute.iter().find(|a| a.name == "then_branch").and_then(|a| a.g.clone());
+    let (true, Some(branch)) = (node.op_type == "If", branch) else {
+        return Err(Error::Model(format!("`{NAME}` must feed an If node with a then_branch (optimum's merged decoder), not {} `{}`", node.op_type, node.name)));
+    };
+    let renames: Vec<(String, String)> = branch.output.iter().map(|o| o.name.clone()).zip(node.output.iter().cloned()).collect();
+    let mut inlined = branch.node;
+    for name in inlined.iter_mut().flat_map(|n| n.input.iter_mut().chain(n.output.iter_mut())) {
+        if let Some((_, to)) = renames.iter().find(|(from, _)| from == name) {
+            *name = to.clone();
+        }
+    }
+    graph.node.splice(ix..ix, inlined);
+    graph.initializer.extend(branch.initializer);
+    Ok(())
 }
 
 /// The element type a graph input or output declares.

@@ -1,6 +1,6 @@
 // Bring your own ONNX, in Node from the installed tarball: the tiny model in the layouts optimum
 // and transformers.js export (models/tiny/variants/, written by models/onnx_variants.py with the
-// onnx package and ONNX Runtime's quantisers), loaded from a folder URL, from a transformers.js
+// onnx package and ONNX Runtime's quantisers; a merged decoder among them), loaded from a folder URL, from a transformers.js
 // repository layout (onnx/model_q4.onnx, the tokenizer and configs beside onnx/) and from Files
 // as a drop gives them. Greedy ids must be ONNX Runtime's on the same file (reference.json).
 // Run by tests/npm/run.sh from a fresh folder, REPO=<repository>.
@@ -21,7 +21,7 @@ const HF_CONFIG = JSON.stringify({
   architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 512, hidden_size: 64, intermediate_size: 128,
   num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, eos_token_id: 2,
 });
-const VARIANTS = ["input-ids", "external-data", "int8", "fp16", "q4"];
+const VARIANTS = ["input-ids", "external-data", "int8", "fp16", "merged", "q4"];
 
 /** Greedy ids from the reference's prompt, as many as the reference made. */
 async function greedy(model, name) {
@@ -82,7 +82,7 @@ describe("ONNX exports in the ecosystem's layouts", () => {
       types[name] = model.weightTypes;
       model.free();
     }
-    assert.deepEqual(types, { "input-ids": ["F32"], "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], q4: ["Q4_0"] });
+    assert.deepEqual(types, { "input-ids": ["F32"], "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], merged: ["F32"], q4: ["Q4_0"] });
   });
 
   it("transformers.js's layout: onnx/model_q4.onnx, the tokenizer and configs beside onnx/", async () => {
