@@ -6,7 +6,7 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
   input-ids/     `input_ids` in, the embedding Gather inside the graph (optimum's layout), fp32
   external-data/ the same, its weights in model.onnx_data (onnx's save_as_external_data)
   int8/          the same, quantised by onnxruntime.quantization.quantize_dynamic
-                 (MatMulInteger + DynamicQuantizeLinear)
+                 (MatMulInteger + DynamicQuantizeLinear; the embedding an int8 Gather + DequantizeLinear)
   fp16/          the same in float16 (onnxruntime.transformers.float16, f32 inputs and outputs kept)
   no-position-ids/ the same without a position_ids input: the graph counts positions from
                  the attention mask (CumSum - 1, the last S), as some exports do (refused, clearly:
@@ -151,7 +151,8 @@ def main():
     int8 = OUT / "int8"
     shutil.rmtree(int8, ignore_errors=True)
     int8.mkdir(parents=True)
-    quantize_dynamic(str(paths["input-ids"]), str(int8 / "model.onnx"), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    # Its default op types, as a "quantized" (q8) export has them: the MatMuls and the embedding Gather.
+    quantize_dynamic(str(paths["input-ids"]), str(int8 / "model.onnx"), weight_type=QuantType.QInt8)
     paths["int8"] = int8 / "model.onnx"
     from onnxruntime.transformers.float16 import convert_float_to_float16
     paths["fp16"] = write("fp16", convert_float_to_float16(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), keep_io_types=True))

@@ -100,7 +100,7 @@ fn check_variant(name: &str, ops: &[&str], weight_types: &[&str], tolerance: f32
 #[test]
 fn int8_dynamic_quantisation_runs_matmul_integer_in_int8() {
     // Every MatMul weight (the lm_head too) is int8; the norms are too small to count.
-    check_variant("int8", &["MatMulInteger", "DynamicQuantizeLinear"], &["INT8"], 1e-3);
+    check_variant("int8", &["MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"], &["INT8"], 1e-3);
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub const INPUT_NAMES: [&str; 3] = ["inputs_embeds", "attention_mask", "position
 // ONNX TensorProto.DataType
 pub(crate) const ONNX_FLOAT: i32 = 1;
 pub(crate) const ONNX_FLOAT16: i32 = 10;
+const ONNX_UINT8: i32 = 2;
+const ONNX_INT8: i32 = 3;
 const ONNX_STRING: i32 = 8;
 // ONNX TensorProto.DataLocation
 const ONNX_EXTERNAL: i32 = 1;
@@ -388,6 +390,13 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
         [ix] if graph.node[ix].op_type == "Gather" && graph.node[ix].input.len() == 2 && graph.node[ix].input[1] == "input_ids" => ix,
         _ => {
             let names: Vec<String> = readers.iter().map(|&i| format!("{} ({})", graph.node[i].name, graph.node[i].op_type)).collect();
+            if readers.iter().any(|&i| graph.node[i].op_type == "GatherBlockQuantized") {
+                return Err(Error::Model(
+                    "the embedding table is 4-bit (GatherBlockQuantized), which is not supported yet: \
+                     use an export whose embedding is f32, f16 or 8-bit"
+                        .into(),
+                ));
+            }
             return Err(Error::Model(format!(
                 "`input_ids` must feed one node, the embedding Gather; it feeds {names:?}"
             )));
@@ -400,11 +409,28 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
             "the embedding Gather reads `{table}`, which is not an initializer (a quantised table is not supported yet)"
         )));
     };
+    let mut gathered = node.output.first().cloned().unwrap_or_default();
+    // quantize_dynamic's int8 table: Gather(int8) → DequantizeLinear(scale, zero point).
+    let dequantize = if [ONNX_INT8, ONNX_UINT8].contains(&graph.initializer[t].data_type) {
+        let readers: Vec<usize> = (0..graph.node.len()).filter(|&n| graph.node[n].input.contains(&gathered)).collect();
+        let dq = match readers[..] {
+            [n] if graph.node[n].op_type == "DequantizeLinear" && graph.node[n].input.len() >= 2 => graph.node.remove(n),
+            _ => return Err(Error::Model(format!("the embedding table `{table}` is 8-bit, but its Gather does not feed one DequantizeLinear"))),
+        };
+        let scale = scalar(graph, &dq.input[1]).ok_or_else(|| Error::Model(format!("the embedding's DequantizeLinear scale `{}` is not one constant", dq.input[1])))?;
+        let zero_point = match dq.input.get(2).filter(|z| !z.is_empty()) {
+            Some(z) => scalar(graph, z).ok_or_else(|| Error::Model(format!("the embedding's DequantizeLinear zero point `{z}` is not one constant")))?,
+            None => 0.0,
+        };
+        gathered = dq.output.first().cloned().unwrap_or_default();
+        Some((scale, zero_point))
+    } else {
+        None
+    };
     // A tied output projection may read the table too: then it stays in the graph.
     let shared = graph.node.iter().any(|n| n.input.contains(table));
     let tensor = if shared { graph.initializer[t].clone() } else { graph.initializer.remove(t) };
-    let embeddings = embedding_table(tensor)?;
-    let gathered = node.output.first().cloned().unwrap_or_default();
+    let embeddings = embedding_table(tensor, dequantize)?;
     let hidden = embeddings.hidden_size();
     graph.input[ids_input] = value_info(INPUT_NAMES[0].into(), ONNX_FLOAT, vec![Dim::Param("batch_size"), Dim::Param("sequence_length"), Dim::Value(hidden)]);
     if matches!(embeddings.storage(), EmbeddingStorage::F16(_)) {
@@ -433,11 +459,30 @@ fn take_embeddings(graph: &mut pb::GraphProto) -> Result<EmbeddingTable> {
         })?;
     let t = graph.initializer.remove(ix);
     graph.input.retain(|i| i.name != EMBED_TOKENS_INITIALIZER);
-    embedding_table(t)
+    embedding_table(t, None)
 }
 
-/// An embedding initializer `[vocab, hidden]` (f32 or f16) as a table, in its stored type.
-fn embedding_table(t: pb::TensorProto) -> Result<EmbeddingTable> {
+/// The value of a one-element constant (an initializer of any numeric type), as f32.
+fn scalar(graph: &pb::GraphProto, name: &str) -> Option<f32> {
+    let t = graph.initializer.iter().find(|t| t.name == name)?;
+    if t.dims.iter().product::<i64>() != 1 {
+        return None;
+    }
+    let raw = &t.raw_data;
+    Some(match t.data_type {
+        ONNX_FLOAT if raw.len() == 4 => f32::from_le_bytes(raw[..4].try_into().ok()?),
+        ONNX_FLOAT => *t.float_data.first()?,
+        ONNX_INT8 if raw.len() == 1 => raw[0] as i8 as f32,
+        ONNX_UINT8 if raw.len() == 1 => raw[0] as f32,
+        ONNX_INT8 | ONNX_UINT8 => *t.int32_data.first()? as f32,
+        _ => return None,
+    })
+}
+
+/// An embedding initializer `[vocab, hidden]` as a table: f32 or f16 in its stored type, or an
+/// 8-bit one with its (scale, zero point) widened to f32 (4× its size: the table is read row by
+/// row, and the graph's matrices stay 8-bit).
+fn embedding_table(t: pb::TensorProto, dequantize: Option<(f32, f32)>) -> Result<EmbeddingTable> {
     let name = t.name.clone();
     let bad = |why: String| Error::Model(format!("`{name}`: {why}"));
     if t.dims.len() != 2 || t.dims.iter().any(|&d| d <= 0) {
@@ -460,9 +505,14 @@ fn embedding_table(t: pb::TensorProto) -> Result<EmbeddingTable> {
         }
         // ONNX keeps f16 values without raw_data in int32_data, one per element.
         ONNX_FLOAT16 => EmbeddingStorage::F16(t.int32_data.iter().map(|&x| x as u16).collect()),
+        ONNX_INT8 | ONNX_UINT8 if dequantize.is_some() && t.raw_data.len() == n => {
+            let (scale, zero_point) = dequantize.expect("checked");
+            let value = |b: u8| if t.data_type == ONNX_INT8 { b as i8 as f32 } else { b as f32 };
+            EmbeddingStorage::F32(t.raw_data.iter().map(|&b| (value(b) - zero_point) * scale).collect())
+        }
         other => {
             return Err(bad(format!(
-                "element type {other} is not supported (float32 or float16 only)"
+                "element type {other} is not supported (float32, float16, or 8-bit with a DequantizeLinear)"
             )))
         }
     };
