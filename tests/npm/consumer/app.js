@@ -85,6 +85,30 @@ export async function setup(pkg, spawnWorker) {
       const aborted = await Model.load(url, { signal: controller.signal, cache: false, onProgress: () => controller.abort() }).catch((e) => e);
       return { first, second, file, aborted: { name: aborted.name, code: aborted.code } };
     };
+    // The tiny model as optimum and transformers.js export it (models/tiny/variants/), from Files
+    // as a drop gives them, on this thread and in a worker: greedy ids against ONNX Runtime's.
+    window.onnxVariants = async () => {
+      const file = async (url, name) => new File([await bytes(url)], name ?? url.split("/").pop());
+      const results = {};
+      for (const name of ["external-data", "int8", "fp16", "merged", "q4"]) {
+        const dir = `/models/tiny/variants/${name}`;
+        const reference = JSON.parse(new TextDecoder().decode(await bytes(`${dir}/reference.json`)));
+        const files = [await file(`${dir}/model.onnx`), await file("/models/tiny/tokenizer.json"), await file("/models/tiny/config.json")];
+        if (name === "external-data") files.push(await file(`${dir}/model.onnx_data`));
+        const config = { maxTokens: reference.ids.length - reference.steps[0].fed.length, stopTokens: [], sampler: { temperature: 0 } };
+        const here = await Model.load(files);
+        const inWorker = await createWorkerModel(spawnWorker(), files);
+        results[name] = {
+          want: reference.ids.slice(reference.steps[0].fed.length),
+          here: (await here.generate(reference.prompt, config)).map((s) => s.token),
+          worker: (await inWorker.generate(reference.prompt, config)).map((s) => s.token),
+          weightTypes: here.weightTypes,
+        };
+        here.free();
+        inWorker.terminate();
+      }
+      return results;
+    };
     window.workers = async () => {
       const report = {};
       const describe = (error) => ({ name: error.name, code: error.code, field: error.field, message: error.message, steps: error.steps?.length });

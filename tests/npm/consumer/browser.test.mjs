@@ -24,6 +24,7 @@ const TYPES = {
   ".json": "application/json",
   ".gguf": "application/octet-stream",
   ".onnx": "application/octet-stream",
+  ".onnx_data": "application/octet-stream",
   ".bin": "application/octet-stream",
 };
 
@@ -203,7 +204,16 @@ function pageTests(pageUrl) {
     assert.equal(r.stillServes, 1, "a refused load leaves the model serving");
     assert.equal(r.afterTerminate.code, "EngineFailed");
     assert.deepEqual([r.loadAborted.name, r.loadAborted.code], ["AbortError", "Cancelled"]);
-    assert.deepEqual([r.badSource.code, r.badSource.message], ["InvalidInput", "missing a .onnx model and tokenizer.json and config.json: give one .gguf file, or model.onnx, tokenizer.json and config.json together"]);
+    assert.deepEqual([r.badSource.code, r.badSource.message], ["InvalidInput", "missing a .onnx model and tokenizer.json: give one .gguf file, or a .onnx model with its tokenizer.json (and config.json, and its data files)"]);
+  });
+
+  it("bring your own ONNX: optimum's layouts, external data and quantised variants, here and in a worker", async () => {
+    const results = await page.evaluate(() => window.onnxVariants());
+    for (const [name, r] of Object.entries(results)) {
+      assert.deepEqual(r.here, r.want, `${name}: ONNX Runtime's greedy ids`);
+      assert.deepEqual(r.worker, r.want, `${name}: the same in a worker`);
+    }
+    assert.deepEqual(Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.weightTypes])), { "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], merged: ["F32"], q4: ["Q4_0"] });
   });
 
   it("bad input rejects with an Error and its message", async () => {

@@ -174,7 +174,8 @@ function standInFolder(dir) {
     "models/ngrams/default.ngram": tiny("ngrams.bin"),
     "models/ngrams/public-domain.ngram": tiny("ngrams.bin"),
   };
-  for (const name of readdirSync(join(repo, "models/tiny"))) files[`models/tiny/${name}`] = tiny(name);
+  // The tiny model's files (not its variants/ folder: no snippet names them).
+  for (const entry of readdirSync(join(repo, "models/tiny"), { withFileTypes: true })) if (entry.isFile()) files[`models/tiny/${entry.name}`] = tiny(entry.name);
   for (const [name, source] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, name)), { recursive: true });
     copyFileSync(source, join(dir, name));
