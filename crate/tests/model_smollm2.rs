@@ -132,6 +132,30 @@ fn smollm2_onnx_matches_the_reference() {
     check_against_reference(&path, || load_onnx(&path));
 }
 
+/// The same ONNX export in optimum's layout (`input_ids` in, the embedding Gather inside, its
+/// weights in `model.onnx_data`; written by `models/onnx_variants.py --smollm2`): the default
+/// layout's greedy ids, and its logits.
+#[test]
+fn smollm2_in_optimums_layout_gives_the_default_layouts_greedy_ids() {
+    let Some(ours) = model_file("model.onnx") else { return };
+    let Some(optimum) = model_file("optimum/model.onnx") else { return };
+    let config = decoding_playground::model::ModelConfig::from_json(&std::fs::read_to_string(ours.with_file_name("config.json")).unwrap()).unwrap();
+    let data = std::fs::read(optimum.with_file_name("model.onnx_data")).unwrap();
+    let t = Instant::now();
+    let files = [("model.onnx_data", &data[..])];
+    let mut model = TractModel::from_buf_with_data(std::fs::read(&optimum).unwrap().as_slice(), &mut decoding_playground::model::onnx::data_files(&files), Some(&config)).unwrap();
+    println!("optimum layout loaded in {:.1} s ({} MB of external data)", t.elapsed().as_secs_f64(), data.len() / 1_000_000);
+    drop(data);
+    let reference: Value = serde_json::from_str(REFERENCE).unwrap();
+    let prompt = json_ids(&reference["greedy"]["prompt_ids"]);
+    let got = greedy(&mut model, &prompt, 16);
+    drop(model);
+    let mut default = load_onnx(&ours);
+    assert_eq!(got, greedy(&mut default, &prompt, 16), "16 greedy ids, optimum's layout vs ours");
+    let want = json_ids(&reference["greedy"]["ids"]);
+    assert_eq!(got[..want.len().min(16)], want[..want.len().min(16)], "the reference's greedy ids");
+}
+
 fn check_against_reference<M: LanguageModel>(path: &std::path::Path, load: impl FnOnce() -> M) {
     if cfg!(debug_assertions) {
         println!("note: a debug build; for representative speed run with --release");
