@@ -22,6 +22,10 @@ With --smollm2 it writes SmolLM2's ONNX export (models/smollm2-135m/model.onnx, 
 GGUF weights) in the input_ids layout with its weights in external data, to
 models/smollm2-135m/optimum/ (git-ignored; models/build.sh smollm2 runs it), for
 crate/tests/model_smollm2.rs: its greedy ids must be the default layout's.
+
+With --smollm2-quantised it writes SmolLM2's f32 export (models/bench/smollm2-f32/, from
+tests/bench/browser/prepare.py) in that layout as int8 (quantize_dynamic), fp16 and q4
+(MatMulNBits) into models/bench/smollm2-{int8,fp16,q4}/, for tests/bench/onnx_variants.sh.
 """
 import copy
 import json
@@ -156,9 +160,39 @@ def smollm2():
     print(f"{folder}: {sum(f.stat().st_size for f in folder.iterdir())} bytes", file=sys.stderr)
 
 
+def smollm2_quantised():
+    """SmolLM2 as the quantised variants transformers.js ships, from its f32 export (the f16
+    default keeps its weights behind Casts, which the quantisers do not follow)."""
+    out = HERE / "bench"
+    f32 = out / "smollm2-f32/model.onnx"
+    if not f32.exists():
+        sys.exit(f"{f32} is missing: tests/bench/browser/prepare.py writes it")
+    source = out / "smollm2-optimum-f32.onnx"
+    onnx.save_model(input_ids_layout(onnx.load(str(f32))), str(source))
+    for name in ("int8", "fp16", "q4"):
+        shutil.rmtree(out / f"smollm2-{name}", ignore_errors=True)
+        (out / f"smollm2-{name}").mkdir(parents=True)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quantize_dynamic(str(source), str(out / "smollm2-int8/model.onnx"), weight_type=QuantType.QInt8)
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    onnx.save_model(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(out / "smollm2-fp16/model.onnx"))
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), block_size=32, is_symmetric=True)
+    quantizer.process()
+    onnx.save_model(quantizer.model.model, str(out / "smollm2-q4/model.onnx"))
+    for name in ("int8", "fp16", "q4"):
+        folder = out / f"smollm2-{name}"
+        for config in ("tokenizer.json", "config.json"):
+            shutil.copy(HERE / "smollm2-135m" / config, folder / config)
+        print(f"{folder}: {(folder / 'model.onnx').stat().st_size} bytes", file=sys.stderr)
+    source.unlink()
+
+
 def main():
     if sys.argv[1:] == ["--smollm2"]:
         return smollm2()
+    if sys.argv[1:] == ["--smollm2-quantised"]:
+        return smollm2_quantised()
     base = input_ids_layout(onnx.load(str(TINY / "model.onnx")))
     paths = {"input-ids": write("input-ids", base)}
     # save_as_external_data moves the tensors' bytes out of `base`: write it last, or reload.

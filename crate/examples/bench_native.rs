@@ -7,7 +7,8 @@
 //!     yes | head -3 | cargo run --release --example bench_native -- PROMPT|--prompt-ids 1,2,3 [--model PATH] [--tokens N] [--backend cpu|webgpu] [--fallback-adapter]
 //!
 //! PATH: a `.gguf` file (default: models/smollm2-135m/model.gguf) or a folder holding
-//! model.onnx, tokenizer.json and config.json (CPU only). `--backend webgpu` runs the GGUF on the
+//! model.onnx (and the data files it names), with tokenizer.json and config.json beside it or in
+//! the folder above (CPU only). `--backend webgpu` runs the GGUF on the
 //! first GPU adapter (`--fallback-adapter`: the software one, lavapipe).
 
 use pollster::block_on;
@@ -16,7 +17,9 @@ use decoding_playground::sampling::SamplerConfig;
 use decoding_playground::tokenizer::TextTokenizer;
 use decoding_playground::model::auto::{AutoModel, Backend};
 use decoding_playground::model::webgpu::GpuOptions;
+use decoding_playground::model::onnx::{data_files, external_data_files};
 use decoding_playground::model::weights::GgufModel;
+use decoding_playground::model::ModelConfig;
 use decoding_playground::TractModel;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -53,10 +56,16 @@ fn main() -> Result<()> {
     }
     let read = |path: PathBuf| std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
     let (model, tokenizer, load_s) = if path.is_dir() {
-        let (onnx, tokenizer, config) =
-            (read(path.join("model.onnx"))?, read(path.join("tokenizer.json"))?, read(path.join("config.json"))?);
+        // An export's folder: model.onnx with the data files it names, and tokenizer.json and
+        // config.json beside it or in the folder above (optimum/ under a model's folder).
+        let beside = |name: &str| [path.join(name), path.join("..").join(name)].into_iter().find(|p| p.exists()).unwrap_or(path.join(name));
+        let (onnx, tokenizer, config) = (read(path.join("model.onnx"))?, read(beside("tokenizer.json"))?, read(beside("config.json"))?);
+        let names = external_data_files(onnx.as_slice())?;
+        let data: Vec<(String, Vec<u8>)> = names.into_iter().map(|n| Ok((n.clone(), read(path.join(&n))?))).collect::<Result<_>>()?;
+        let files: Vec<(&str, &[u8])> = data.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
         let have_bytes = Instant::now();
-        let model = TractModel::from_bytes_with_config_json(&onnx, std::str::from_utf8(&config)?)?;
+        let config = ModelConfig::from_json(std::str::from_utf8(&config)?)?;
+        let model = TractModel::from_buf_with_data(onnx.as_slice(), &mut data_files(&files), Some(&config))?;
         (AutoModel::cpu(model), TextTokenizer::from_bytes(&tokenizer)?, have_bytes.elapsed().as_secs_f64())
     } else {
         let gguf = read(path)?;
@@ -66,6 +75,7 @@ fn main() -> Result<()> {
         (model, tokenizer, have_bytes.elapsed().as_secs_f64())
     };
     let info = serde_json::to_string(&model.info())?;
+    let weights = serde_json::to_string(model.weight_types())?;
     let mut engine = Engine::new(model, tokenizer)?;
     let prompt = match (prompt, prompt_ids) {
         (_, Some(ids)) => engine.tokenizer().decode(&ids)?,
@@ -87,7 +97,7 @@ fn main() -> Result<()> {
         Ok((prefilled, first, start.elapsed().as_secs_f64() - prefilled))
     };
     let (_, first_s, _) = generate()?;
-    println!("{{\"loadS\":{load_s:.3},\"firstTokenS\":{:.3},\"promptTokens\":{prompt_tokens},\"backend\":{info}}}", load_s + first_s);
+    println!("{{\"loadS\":{load_s:.3},\"firstTokenS\":{:.3},\"promptTokens\":{prompt_tokens},\"weightTypes\":{weights},\"backend\":{info}}}", load_s + first_s);
 
     let (mut prefill, mut decode) = (vec![], vec![]);
     for _ in std::io::stdin().lock().lines() {

@@ -120,5 +120,9 @@ describe("the model panel's sources", () => {
     expect(formatLabel({ format: "gguf", weightTypes: ["Q4_1", "Q8_0"] })).toBe("GGUF · Q4_1 / Q8_0 blocks");
     expect(formatLabel({ format: "gguf", weightTypes: null })).toBe("GGUF");
     expect(formatLabel({ format: "onnx", weightTypes: null })).toBe("ONNX");
+    expect(formatLabel({ format: "onnx", weightTypes: ["F32"] })).toBe("ONNX · F32");
+    expect(formatLabel({ format: "onnx", weightTypes: ["Q4_0"] })).toBe("ONNX · Q4_0");
+    // What tract makes of an 8-bit export is said where the model shows.
+    expect(formatLabel({ format: "onnx", weightTypes: ["INT8"] })).toMatch(/^ONNX · INT8 \(tract runs MatMulInteger slowly: decode ~18× slower than the GGUF/);
   });
 });

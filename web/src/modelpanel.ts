@@ -113,9 +113,18 @@ export function backendLabel(backend: ModelInfo["backend"]): string {
 }
 
 /** "GGUF · Q4_1 / Q8_0 blocks", or the format alone when the weight types are not known. */
+/** What an ONNX model's weight types cost on tract, measured natively on SmolLM2 against its
+ *  Q4_1 GGUF (docs/benchmarks.md, "Bring your own ONNX"). */
+const ONNX_COSTS: Record<string, string> = {
+  INT8: "tract runs MatMulInteger slowly: decode ~18× slower than the GGUF; prefer a q4 or GGUF export",
+  F16: "f16 arithmetic on the CPU: decode ~3× slower than the GGUF",
+};
+
 export function formatLabel(info: Pick<ModelInfo, "format" | "weightTypes">): string {
   const format = info.format.toUpperCase();
-  return info.weightTypes?.length ? `${format} · ${info.weightTypes.join(" / ")}${info.format === "gguf" ? " blocks" : ""}` : format;
+  if (!info.weightTypes?.length) return format;
+  const cost = info.format === "onnx" ? ONNX_COSTS[info.weightTypes[0] ?? ""] : undefined;
+  return `${format} · ${info.weightTypes.join(" / ")}${info.format === "gguf" ? " blocks" : ""}${cost ? ` (${cost})` : ""}`;
 }
 
 export class ModelPanel {

@@ -179,7 +179,8 @@ fn external_field(t: &pb::TensorProto, key: &str) -> Result<String> {
 /// How tract holds the graph's weights (initializers of 1024 elements or more), most bytes
 /// first: their stored types (an int8 weight of `MatMulInteger` stays int8), except for
 /// `MatMulNBits`, whose 4-bit weights and their scales tract keeps as Q4_0 blocks when the block
-/// is 32 and K a multiple of it, and otherwise widens to F32.
+/// is 32 and K a multiple of it, and otherwise widens to F32, and for a weight read only through
+/// a Cast to f32, which tract folds into an f32 constant.
 pub fn weight_types(graph: &pb::GraphProto) -> Vec<&'static str> {
     let mut nbits: std::collections::HashMap<&str, &'static str> = std::collections::HashMap::new();
     for node in graph.node.iter().filter(|n| n.op_type == "MatMulNBits") {
@@ -189,12 +190,18 @@ pub fn weight_types(graph: &pb::GraphProto) -> Vec<&'static str> {
             nbits.insert(input, if q4_0 { "Q4_0" } else { "F32" });
         }
     }
+    // An f16 weight read only through a Cast to f32 (our converter's f16 layout) is folded to f32.
+    let widened = |name: &str| {
+        let mut readers = graph.node.iter().filter(|n| n.input.iter().any(|x| x == name)).peekable();
+        readers.peek().is_some() && readers.all(|n| n.op_type == "Cast" && n.attribute.iter().any(|a| a.name == "to" && a.i == ONNX_FLOAT as i64))
+    };
     let mut bytes: Vec<(&'static str, u64)> = Vec::new();
     for t in &graph.initializer {
         let elements: i64 = t.dims.iter().product();
         let (Some(size), true) = (element_bytes(t.data_type), elements >= 1024 || nbits.contains_key(t.name.as_str())) else { continue };
         let name = match t.data_type {
             _ if nbits.contains_key(t.name.as_str()) => nbits[t.name.as_str()],
+            _ if widened(&t.name) => "F32",
             1 => "F32",
             10 => "F16",
             16 => "BF16",
