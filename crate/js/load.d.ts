@@ -4,7 +4,7 @@ import type { LoadOptions, Model } from "./decoding_playground.js";
  * in "/": its model.onnx) or of one of its `.onnx` files, fetched with the external data files
  * the graph names and, beside it (or beside its `onnx/` folder, as transformers.js lays them
  * out), tokenizer.json and, when present, config.json, generation_config.json (eos ids) and
- * tokenizer_config.json (chat template); a GGUF as a File, Blob, Response or bytes; or a list
+ * tokenizer_config.json or chat_template.jinja (chat template); a GGUF as a File, Blob, Response or bytes; or a list
  * of Files (see `modelFiles`). */
 export type ModelSource = string | URL | Blob | Response | ArrayBuffer | ArrayBufferView | ModelFileList;
 
@@ -21,6 +21,8 @@ export type PickedModelFiles =
       config: File | null;
       generationConfig: File | null;
       tokenizerConfig: File | null;
+      /** A chat_template.jinja (Hugging Face's newer home of the template), used when tokenizer_config.json has none. */
+      chatTemplate: File | null;
       /** The other files: the loader takes those the graph names as its external data. */
       data: File[];
     };

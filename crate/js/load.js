@@ -49,7 +49,8 @@ function isFileList(source) {
 /** Picks the model out of a drop or a file picker's files: one .gguf file (it holds the whole
  * model: anything with it is not needed), or one .onnx model with tokenizer.json, config.json
  * (optional: the dimensions are in the graph), generation_config.json and tokenizer_config.json
- * (its chat template) when they are there, and the graph's external data files among the rest. */
+ * or chat_template.jinja (its chat template) when they are there, and the graph's external data
+ * files among the rest. */
 export function modelFiles(files) {
   files = [...files];
   const lower = (f) => f.name.toLowerCase();
@@ -67,7 +68,7 @@ export function modelFiles(files) {
     const missing = [!onnx && "a .onnx model", !tokenizer && "tokenizer.json"].filter(Boolean);
     throw codedError("InvalidInput", `missing ${missing.join(" and ")}: give one .gguf file, or a .onnx model with its tokenizer.json (and config.json, and its data files)`);
   }
-  const used = new Set([onnx, tokenizer, config, ...json]);
+  const used = new Set([onnx, tokenizer, config, ...json, ...files.filter((f) => lower(f).endsWith(".jinja"))]);
   return {
     format: "onnx",
     onnx,
@@ -75,6 +76,7 @@ export function modelFiles(files) {
     config: config ?? null,
     generationConfig: named("generation_config.json") ?? null,
     tokenizerConfig: named("tokenizer_config.json") ?? null,
+    chatTemplate: files.find((f) => lower(f).endsWith(".jinja")) ?? null,
     // The graph names its data files (model.onnx_data, …); the loader matches them by name.
     data: files.filter((f) => !used.has(f)),
   };
@@ -93,7 +95,7 @@ async function readFiles(picked, onProgress, signal) {
     tokenizer: await read(picked.tokenizer),
     config: picked.config ? await picked.config.text() : null,
     generationConfig: picked.generationConfig ? await picked.generationConfig.text() : null,
-    chatTemplate: picked.tokenizerConfig ? chatTemplateIn(parseJson(await picked.tokenizerConfig.text(), picked.tokenizerConfig.name)) : null,
+    chatTemplate: (picked.tokenizerConfig ? chatTemplateIn(parseJson(await picked.tokenizerConfig.text(), picked.tokenizerConfig.name)) : null) ?? (await picked.chatTemplate?.text()) ?? null,
   };
 }
 
@@ -107,8 +109,9 @@ function parseJson(text, name) {
 
 /** A `.gguf` URL is one file; a folder URL (ending in "/") or a `.onnx` URL is an ONNX export:
  * the .onnx (model.onnx for a folder) with the data files it names, and tokenizer.json,
- * config.json, generation_config.json and tokenizer_config.json beside it, or beside its folder
- * when that is `onnx/` (the transformers.js layout). Only tokenizer.json is required of those. */
+ * config.json, generation_config.json, tokenizer_config.json (or chat_template.jinja) beside it, or
+ * beside its folder when that is `onnx/` (the transformers.js layout). Only tokenizer.json is
+ * required of those. */
 async function fetchLocation(source, fetchFile) {
   const url = new URL(source, globalThis.location?.href);
   if (!url.pathname.endsWith("/") && !url.pathname.endsWith(".onnx")) return { gguf: await fetchFile(url.href) };
@@ -132,7 +135,8 @@ async function fetchLocation(source, fetchFile) {
     tokenizer: await fetchFile(new URL("tokenizer.json", meta).href),
     config: await text("config.json"),
     generationConfig: await text("generation_config.json"),
-    chatTemplate: await chatTemplateOf(new URL("tokenizer_config.json", meta).href),
+    // Newer Hugging Face repositories keep the template in its own file.
+    chatTemplate: (await chatTemplateOf(new URL("tokenizer_config.json", meta).href)) ?? (await text("chat_template.jinja")),
   };
 }
 

@@ -21,6 +21,8 @@ const HF_CONFIG = JSON.stringify({
   architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 512, hidden_size: 64, intermediate_size: 128,
   num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, eos_token_id: 2,
 });
+// The template a newer Hugging Face repository keeps in chat_template.jinja.
+const TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{{ eos_token }}";
 const VARIANTS = ["input-ids", "external-data", "int8", "fp16", "merged", "q4"];
 
 /** Greedy ids from the reference's prompt, as many as the reference made. */
@@ -43,6 +45,7 @@ before(async () => {
     if (name === "tokenizer.json") body = tiny("tokenizer.json");
     else if (name === "config.json") body = HF_CONFIG;
     else if (name === "generation_config.json") body = JSON.stringify({ eos_token_id: [2, 5] });
+    else if (name === "chat_template.jinja") body = TEMPLATE;
     else if (parts[0] === "v" && parts.length === 3) body = tryRead(() => variant(parts[1], name));
     else if (parts[0] === "tfjs" && parts[1] === "onnx" && name === "model_q4.onnx") body = variant("q4", "model.onnx");
     if (body === null) return res.writeHead(404).end();
@@ -69,7 +72,7 @@ describe("ONNX exports in the ecosystem's layouts", () => {
       const { got, want } = await greedy(model, name);
       assert.deepEqual(got, want);
       const data = name === "external-data" ? ["model.onnx_data"] : [];
-      assert.deepEqual(files, ["model.onnx", ...data, "tokenizer.json", "config.json", "generation_config.json"]);
+      assert.deepEqual(files, ["model.onnx", ...data, "tokenizer.json", "config.json", "generation_config.json", "chat_template.jinja"]);
       assert.equal(model.contextLength, 512, "max_position_embeddings of the HF config");
       model.free();
     });
@@ -92,8 +95,11 @@ describe("ONNX exports in the ecosystem's layouts", () => {
     model.free();
   });
 
-  it("eos ids come from config.json and generation_config.json", async () => {
+  it("eos ids come from config.json and generation_config.json, the chat template from chat_template.jinja", async () => {
     const model = await Model.load(`${base}/v/input-ids/`);
+    assert.equal(model.chatTemplate, TEMPLATE);
+    // config.json's eos id names the template's eos_token.
+    assert.equal(model.applyChatTemplate([{ role: "user", content: "hi" }], { addGenerationPrompt: false }), `<user>hi${model.decode([2])}`);
     // Token 5 ends a generation only because generation_config.json says so.
     const steps = await model.generate("hello", { maxTokens: 3, sampler: { temperature: 0, logitBias: [{ token: 5, bias: 100 }] } });
     assert.equal(steps.length, 1);
@@ -104,10 +110,11 @@ describe("ONNX exports in the ecosystem's layouts", () => {
 
   it("from Files, as a drop gives them: the data file matched by the name the graph gives it", async () => {
     const file = (bytes, name) => new File([bytes], name);
-    const files = [file(variant("external-data", "model.onnx"), "model.onnx"), file(variant("external-data", "model.onnx_data"), "model.onnx_data"), file(tiny("tokenizer.json"), "tokenizer.json"), file(HF_CONFIG, "config.json"), file("{}", "README.md")];
+    const files = [file(variant("external-data", "model.onnx"), "model.onnx"), file(variant("external-data", "model.onnx_data"), "model.onnx_data"), file(tiny("tokenizer.json"), "tokenizer.json"), file(HF_CONFIG, "config.json"), file("{}", "README.md"), file(TEMPLATE, "chat_template.jinja")];
     const picked = modelFiles(files);
-    assert.deepEqual([picked.format, picked.config.name, picked.data.map((f) => f.name)], ["onnx", "config.json", ["model.onnx_data", "README.md"]]);
+    assert.deepEqual([picked.format, picked.config.name, picked.chatTemplate.name, picked.data.map((f) => f.name)], ["onnx", "config.json", "chat_template.jinja", ["model.onnx_data", "README.md"]]);
     const model = await Model.load(files);
+    assert.equal(model.chatTemplate, TEMPLATE);
     const { got, want } = await greedy(model, "external-data");
     assert.deepEqual(got, want);
     model.free();
