@@ -8,9 +8,11 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
   int8/          the same, quantised by onnxruntime.quantization.quantize_dynamic
                  (MatMulInteger + DynamicQuantizeLinear; the embedding an int8 Gather + DequantizeLinear)
   fp16/          the same in float16 (onnxruntime.transformers.float16, f32 inputs and outputs kept)
-  no-position-ids/ the same without a position_ids input: the graph counts positions from
-                 the attention mask (CumSum - 1, the last S), as some exports do (refused, clearly:
-                 tract's KV cache rewrite cannot follow it)
+  positions-from-mask/ the same without position_ids, counted from the attention mask instead
+                 (CumSum - 1, the last S), as some exports do (refused, clearly: tract's KV cache
+                 rewrite cannot follow it)
+  positions-from-past/ the same without position_ids: the graph counts positions from the cache's
+                 length, Range(past, past + S), as transformers does when none is given
   merged/        optimum's merged decoder: a `use_cache_branch` input choosing, by an If, between
                  the decoder with its past and without (here both are the same graph)
   q4/            the same, its MatMuls 4-bit by onnxruntime's MatMulNBitsQuantizer (block 32,
@@ -104,6 +106,29 @@ def merged_decoder(model):
     del g.node[:]
     g.node.append(helper.make_node("If", ["use_cache_branch"], [o.name for o in g.output], name="optimum::if", then_branch=then_branch, else_branch=else_branch))
     g.input.append(helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1]))
+    onnx.checker.check_model(model)
+    return model
+
+
+def positions_from_past(model):
+    """Drops the position_ids input; the graph computes it as transformers does when none is given:
+    Range(past, past + S), past being the cache's length."""
+    g = model.graph
+    g.input.remove(next(i for i in g.input if i.name == "position_ids"))
+    c = lambda name, v: g.initializer.append(onnx.numpy_helper.from_array(np.array(v, np.int64), name))
+    c("cp.two", 2), c("cp.one", 1), c("cp.step", 1), c("cp.axis0", [0])
+    n = lambda op, ins, out, **kw: helper.make_node(op, ins, [out], name=f"/cache_position/{out}", **kw)
+    nodes = [
+        n("Shape", ["past_key_values.0.key"], "cp.past_shape"),
+        n("Gather", ["cp.past_shape", "cp.two"], "cp.past"),
+        n("Shape", [GATHER_OUTPUT], "cp.embeds_shape"),
+        n("Gather", ["cp.embeds_shape", "cp.one"], "cp.s"),
+        n("Add", ["cp.past", "cp.s"], "cp.end"),
+        n("Range", ["cp.past", "cp.end", "cp.step"], "cp.range"),
+        n("Unsqueeze", ["cp.range", "cp.axis0"], "position_ids"),
+    ]
+    for i, node in enumerate(nodes):
+        g.node.insert(1 + i, node)
     onnx.checker.check_model(model)
     return model
 
@@ -206,7 +231,8 @@ def main():
     paths["int8"] = int8 / "model.onnx"
     from onnxruntime.transformers.float16 import convert_float_to_float16
     paths["fp16"] = write("fp16", convert_float_to_float16(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), keep_io_types=True))
-    paths["no-position-ids"] = write("no-position-ids", positions_from_mask(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
+    paths["positions-from-mask"] = write("positions-from-mask", positions_from_mask(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
+    paths["positions-from-past"] = write("positions-from-past", positions_from_past(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     paths["merged"] = write("merged", merged_decoder(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     quantizer = MatMulNBitsQuantizer(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), block_size=32, is_symmetric=True)

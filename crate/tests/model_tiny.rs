@@ -217,8 +217,12 @@ fn a_model_missing_an_input_output_or_the_embeddings_is_a_clear_error() {
     // Re-encoding the unedited proto still loads (the edits are what fails).
     TractModel::from_bytes(&edited(|_| {}), None).unwrap();
 
+    let msg = load_error(&edited(|g| g.input.retain(|i| i.name != "attention_mask")));
+    assert!(msg.contains("no input `attention_mask`"), "{msg}");
+    // position_ids is optional (a graph may count its positions itself), but one that reads it
+    // needs it.
     let msg = load_error(&edited(|g| g.input.retain(|i| i.name != "position_ids")));
-    assert!(msg.contains("no input `position_ids`"), "{msg}");
+    assert!(msg.contains("reads `position_ids`, which nothing produces"), "{msg}");
 
     let msg = load_error(&edited(|g| {
         g.input.retain(|i| i.name != "past_key_values.1.value")

@@ -121,9 +121,14 @@ fn a_merged_decoder_runs_its_with_past_branch() {
 }
 
 #[test]
-fn a_graph_that_computes_its_positions_is_refused_clearly() {
-    let err = load(&read("no-position-ids", "model.onnx"), &[]).unwrap_err().to_string();
-    assert!(err.starts_with("model error: the model has no input `position_ids`: a graph that computes its positions itself is not supported"), "{err}");
+fn a_graph_without_position_ids_counts_them_from_the_caches_length() {
+    check_variant("positions-from-past", &["Range"], &["F32"], 1e-4);
+}
+
+#[test]
+fn positions_counted_from_the_mask_are_refused_clearly() {
+    let err = load(&read("positions-from-mask", "model.onnx"), &[]).unwrap_err().to_string();
+    assert!(err.contains("this graph computes its positions itself in a way tract's KV cache rewrite cannot follow"), "{err}");
 }
 
 /// The input_ids variant, edited.

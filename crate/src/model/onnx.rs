@@ -596,7 +596,7 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
     }
     let input = |name: &str| inputs.iter().copied().find(|i| i.name == name);
     let has_output = |name: &str| graph.output.iter().any(|o| o.name == name);
-    let expected = "expected inputs input_ids or inputs_embeds, attention_mask, position_ids, \
+    let expected = "expected inputs input_ids or inputs_embeds, attention_mask, position_ids (optional), \
                     past_key_values.{i}.key/value and outputs logits, present.{i}.key/value";
 
     let require = |present: bool, kind: &str, name: &str| -> Result<()> {
@@ -609,16 +609,9 @@ fn check_signature(graph: &pb::GraphProto, vocab: usize, hidden: usize) -> Resul
     for name in &INPUT_NAMES[..2] {
         require(input(name).is_some(), "input", name)?;
     }
-    if input(INPUT_NAMES[2]).is_none() {
-        // Measured on a variant that counts positions from the mask (CumSum): tract's KV cache
-        // rewrite then no longer sees the new keys' length as the sequence length.
-        return Err(Error::Model(
-            "the model has no input `position_ids`: a graph that computes its positions itself is not supported; \
-             export it with position_ids (optimum does for Llama models)"
-                .into(),
-        ));
-    }
-    let plain_inputs = 3;
+    // Without position_ids, the graph computes its positions (as transformers does from the
+    // cache's length when none is given).
+    let plain_inputs = if input(INPUT_NAMES[2]).is_some() { 3 } else { 2 };
     let layers = (0..)
         .take_while(|i| input(&format!("past_key_values.{i}.key")).is_some())
         .count();

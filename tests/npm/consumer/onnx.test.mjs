@@ -23,7 +23,7 @@ const HF_CONFIG = JSON.stringify({
 });
 // The template a newer Hugging Face repository keeps in chat_template.jinja.
 const TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{{ eos_token }}";
-const VARIANTS = ["input-ids", "external-data", "int8", "fp16", "merged", "q4"];
+const VARIANTS = ["input-ids", "external-data", "int8", "fp16", "positions-from-past", "merged", "q4"];
 
 /** Greedy ids from the reference's prompt, as many as the reference made. */
 async function greedy(model, name) {
@@ -85,7 +85,7 @@ describe("ONNX exports in the ecosystem's layouts", () => {
       types[name] = model.weightTypes;
       model.free();
     }
-    assert.deepEqual(types, { "input-ids": ["F32"], "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], merged: ["F32"], q4: ["Q4_0"] });
+    assert.deepEqual(types, { "input-ids": ["F32"], "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], "positions-from-past": ["F32"], merged: ["F32"], q4: ["Q4_0"] });
   });
 
   it("transformers.js's layout: onnx/model_q4.onnx, the tokenizer and configs beside onnx/", async () => {
@@ -132,7 +132,7 @@ describe("ONNX exports in the ecosystem's layouts", () => {
     const short = file(variant("external-data", "model.onnx_data").subarray(0, 1000), "model.onnx_data");
     await assert.rejects(Model.load([onnx, tokenizer, short]), (e) => e.code === "Model" && /`model\.onnx_data` has 1000 bytes, but the graph reads/.test(e.message));
     await assert.rejects(Model.load([onnx, file(variant("q4", "model.onnx"), "model_q4.onnx"), tokenizer]), (e) => e.code === "InvalidInput" && /^2 \.onnx files \(model\.onnx, model_q4\.onnx\): give one model$/.test(e.message));
-    await assert.rejects(Model.load(`${base}/v/no-position-ids/`), (e) => e.code === "Model" && /no input `position_ids`/.test(e.message));
+    await assert.rejects(Model.load(`${base}/v/positions-from-mask/`), (e) => e.code === "Model" && /computes its positions itself in a way tract's KV cache rewrite cannot follow/.test(e.message));
     await assert.rejects(Model.load(`${base}/v/missing/`), (e) => e.code === "Network" && /HTTP 404/.test(e.message));
   });
 });

@@ -52,8 +52,9 @@ pub struct TractModel {
     plan: Arc<TypedRunnableModel>,
     /// `None` until the first call after a (re)set.
     state: Option<TypedSimpleState>,
-    /// `slots[k]`: which of (embeds, mask, position_ids) the plan takes as its k-th input.
-    slots: [usize; 3],
+    /// `slots[k]`: which of (embeds, mask, position_ids) the plan takes as its k-th input (a
+    /// graph that computes its positions takes no position_ids).
+    slots: Vec<usize>,
     /// A block-quantised output projection, applied here rather than in the graph so that a
     /// prefill projects its last position only: the graph then ends at the normed hidden state.
     head: Option<(Arc<QuantMatrix>, Kernel)>,
@@ -216,7 +217,7 @@ impl TractModel {
         let inputs: TVec<TValue> = self
             .slots
             .iter()
-            .map(|&k| by_kind[k].take().expect("slots are a permutation"))
+            .map(|&k| by_kind[k].take().expect("slots name each input once"))
             .collect();
 
         if self.state.is_none() {
@@ -341,7 +342,7 @@ fn build_plan(
     rewrites: Rewrites,
     (quantised, kernel): (&llama_graph::QuantisedWeights, Kernel),
     output_width: usize,
-) -> TractResult<(Arc<TypedRunnableModel>, [usize; 3])> {
+) -> TractResult<(Arc<TypedRunnableModel>, Vec<usize>)> {
     let s = model.symbols.sym("S");
     let p = model.symbols.sym("P");
     let s_dim = TDim::from(s.clone());
@@ -381,22 +382,33 @@ fn build_plan(
     let mut typed = typed.into_decluttered()?;
     apply_transformer_rewrites(&mut typed, rewrites)?;
 
-    if typed.inputs.len() != 3 || typed.outputs.len() != 1 {
+    let plain_inputs = input_names.iter().filter(|n| INPUT_NAMES.contains(&n.as_str())).count();
+    if typed.inputs.len() != plain_inputs || typed.outputs.len() != 1 {
+        // Measured on a graph that counts positions from the mask (CumSum): the new keys' length
+        // is then no longer the sequence's symbol, and the cache rewrite does not match.
+        ensure!(
+            plain_inputs == 3,
+            "this graph computes its positions itself in a way tract's KV cache rewrite cannot follow \
+             (from the attention mask?); export it with a position_ids input, as optimum does"
+        );
         bail!(
-            "moving the KV cache into the model left {} inputs and {} outputs (expected 3 and 1): \
+            "moving the KV cache into the model left {} inputs and {} outputs (expected {plain_inputs} and 1): \
              are `present.{{i}}.*` plain Concat(past, new) of the past inputs?",
             typed.inputs.len(),
             typed.outputs.len()
         );
     }
-    let mut slots = [usize::MAX; 3];
-    for (slot, outlet) in typed.inputs.iter().enumerate() {
-        let name = &typed.node(outlet.node).name;
-        slots[slot] = INPUT_NAMES
-            .iter()
-            .position(|n| n == name)
-            .with_context(|| format!("unexpected input `{name}` after the KV cache rewrite"))?;
-    }
+    let slots = typed
+        .inputs
+        .iter()
+        .map(|outlet| {
+            let name = &typed.node(outlet.node).name;
+            INPUT_NAMES
+                .iter()
+                .position(|n| n == name)
+                .with_context(|| format!("unexpected input `{name}` after the KV cache rewrite"))
+        })
+        .collect::<TractResult<Vec<usize>>>()?;
     let output_fact = typed.outlet_fact(typed.outputs[0])?;
     if let Some(v) = output_fact.shape.last().and_then(|d| d.to_usize().ok()) {
         ensure!(v == output_width, "the output has {v} columns, expected {output_width}");
