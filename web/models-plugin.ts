@@ -14,6 +14,8 @@ const TYPES: Record<string, string> = {
   ".ngram": "application/octet-stream",
   ".bin": "application/octet-stream",
   ".json": "application/json",
+  // A chat template beside an export (chat_template.jinja): a missing one must be a 404, not the page.
+  ".jinja": "text/plain; charset=utf-8",
   ".txt": "text/plain; charset=utf-8",
 };
 

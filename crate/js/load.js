@@ -121,13 +121,17 @@ async function fetchLocation(source, fetchFile) {
   const onnx = await fetchFile(modelUrl.href);
   const externalData = {};
   for (const name of externalDataFiles(onnx)) externalData[name] = await fetchFile(new URL(name, folder).href);
+  // An optional file: null when the server has none. A server with a single-page-app fallback
+  // answers a missing file with its index.html, which is taken for none too.
   const text = async (name) => {
+    let body;
     try {
-      return new TextDecoder().decode(await fetchFile(new URL(name, meta).href));
+      body = new TextDecoder().decode(await fetchFile(new URL(name, meta).href));
     } catch (error) {
       if (error?.status === 404) return null;
       throw error;
     }
+    return /^\s*<(!doctype html|html)/i.test(body) ? null : body;
   };
   return {
     onnx,

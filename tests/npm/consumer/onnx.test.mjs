@@ -48,6 +48,8 @@ before(async () => {
     else if (name === "chat_template.jinja") body = TEMPLATE;
     else if (parts[0] === "v" && parts.length === 3) body = tryRead(() => variant(parts[1], name));
     else if (parts[0] === "tfjs" && parts[1] === "onnx" && name === "model_q4.onnx") body = variant("q4", "model.onnx");
+    // A single-page-app server: every missing file under /spa/ is its index.html.
+    if (parts[0] === "spa") body = name === "model.onnx" ? variant("input-ids", "model.onnx") : name === "tokenizer.json" ? tiny("tokenizer.json") : "<!DOCTYPE html><html><body>app</body></html>";
     if (body === null) return res.writeHead(404).end();
     res.writeHead(200, { "Content-Length": Buffer.byteLength(body) }).end(body);
   });
@@ -92,6 +94,13 @@ describe("ONNX exports in the ecosystem's layouts", () => {
     const model = await Model.load(`${base}/tfjs/onnx/model_q4.onnx`);
     const { got, want } = await greedy(model, "q4");
     assert.deepEqual(got, want);
+    model.free();
+  });
+
+  it("a server that answers missing files with its index.html: the optional files are taken as absent", async () => {
+    const model = await Model.load(`${base}/spa/`);
+    assert.equal(model.chatTemplate, undefined);
+    assert.equal(model.contextLength, 2048, "no config.json: the default context");
     model.free();
   });
 
