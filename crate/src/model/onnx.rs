@@ -192,8 +192,8 @@ pub fn weight_types(graph: &pb::GraphProto) -> Vec<&'static str> {
     }
     // An f16 weight read only through a Cast to f32 (our converter's f16 layout) is folded to f32.
     let widened = |name: &str| {
-        let mut readers = graph.node.iter().filter(|n| n.input.iter().any(|x| x == name)).peekable();
-        readers.peek().is_some() && readers.all(|n| n.op_type == "Cast" && n.attribute.iter().any(|a| a.name == "to" && a.i == ONNX_FLOAT as i64))
+        let readers = readers_of(&graph.node, name);
+        !readers.is_empty() && readers.iter().all(|&n| is_cast_to(&graph.node[n], ONNX_FLOAT))
     };
     let mut bytes: Vec<(&'static str, u64)> = Vec::new();
     for t in &graph.initializer {
@@ -202,11 +202,11 @@ pub fn weight_types(graph: &pb::GraphProto) -> Vec<&'static str> {
         let name = match t.data_type {
             _ if nbits.contains_key(t.name.as_str()) => nbits[t.name.as_str()],
             _ if widened(&t.name) => "F32",
-            1 => "F32",
-            10 => "F16",
+            ONNX_FLOAT => "F32",
+            ONNX_FLOAT16 => "F16",
             16 => "BF16",
-            3 => "INT8",
-            2 => "UINT8",
+            ONNX_INT8 => "INT8",
+            ONNX_UINT8 => "UINT8",
             _ => continue,
         };
         match bytes.iter_mut().find(|(n, _)| *n == name) {
@@ -296,7 +296,7 @@ fn take_use_cache_branch(graph: &mut pb::GraphProto) -> Result<()> {
     const NAME: &str = "use_cache_branch";
     let Some(input) = graph.input.iter().position(|i| i.name == NAME) else { return Ok(()) };
     graph.input.remove(input);
-    let readers: Vec<usize> = (0..graph.node.len()).filter(|&n| graph.node[n].input.iter().any(|x| x == NAME)).collect();
+    let readers = readers_of(&graph.node, NAME);
     let [ix] = readers[..] else {
         return Err(Error::Model(format!("`{NAME}` must feed one If node (optimum's merged decoder); it feeds {} nodes", readers.len())));
     };
@@ -307,14 +307,28 @@ fn take_use_cache_branch(graph: &mut pb::GraphProto) -> Result<()> {
     };
     let renames: Vec<(String, String)> = branch.output.iter().map(|o| o.name.clone()).zip(node.output.iter().cloned()).collect();
     let mut inlined = branch.node;
-    for name in inlined.iter_mut().flat_map(|n| n.input.iter_mut().chain(n.output.iter_mut())) {
+    rename_values(&mut inlined, &renames);
+    graph.node.splice(ix..ix, inlined);
+    graph.initializer.extend(branch.initializer);
+    Ok(())
+}
+
+/// The nodes (their indices) that read the value `name`.
+fn readers_of(nodes: &[pb::NodeProto], name: &str) -> Vec<usize> {
+    (0..nodes.len()).filter(|&n| nodes[n].input.iter().any(|x| x == name)).collect()
+}
+
+/// Renames values in `nodes`, wherever they are read or written: `(from, to)` pairs.
+fn rename_values(nodes: &mut [pb::NodeProto], renames: &[(String, String)]) {
+    for name in nodes.iter_mut().flat_map(|n| n.input.iter_mut().chain(n.output.iter_mut())) {
         if let Some((_, to)) = renames.iter().find(|(from, _)| from == name) {
             *name = to.clone();
         }
     }
-    graph.node.splice(ix..ix, inlined);
-    graph.initializer.extend(branch.initializer);
-    Ok(())
+}
+
+fn is_cast_to(node: &pb::NodeProto, elem_type: i32) -> bool {
+    node.op_type == "Cast" && node.attribute.iter().any(|a| a.name == "to" && a.i == elem_type as i64)
 }
 
 /// The element type a graph input or output declares.
@@ -338,10 +352,9 @@ fn kv_cache_in_stored_type(graph: &mut pb::GraphProto) -> Result<bool> {
     let mut renames: Vec<(String, String)> = Vec::new();
     let mut casts: Vec<usize> = Vec::new();
     for input in graph.input.iter_mut().filter(|i| i.name.starts_with("past_key_values.")) {
-        let readers: Vec<usize> = (0..graph.node.len()).filter(|&n| graph.node[n].input.contains(&input.name)).collect();
-        if let [n] = readers[..] {
+        if let [n] = readers_of(&graph.node, &input.name)[..] {
             let node = &graph.node[n];
-            if node.op_type == "Cast" && node.attribute.iter().any(|a| a.name == "to" && a.i == ONNX_FLOAT16 as i64) {
+            if is_cast_to(node, ONNX_FLOAT16) {
                 renames.push((node.output[0].clone(), input.name.clone()));
                 casts.push(n);
                 set_declared_type(input, ONNX_FLOAT16);
@@ -360,21 +373,13 @@ fn kv_cache_in_stored_type(graph: &mut pb::GraphProto) -> Result<bool> {
     for n in casts.into_iter().rev() {
         graph.node.remove(n);
     }
-    for node in &mut graph.node {
-        for name in node.input.iter_mut().chain(node.output.iter_mut()) {
-            if let Some((_, to)) = renames.iter().find(|(from, _)| from == name) {
-                *name = to.clone();
-            }
-        }
-    }
+    rename_values(&mut graph.node, &renames);
     let kv_type = graph.input.iter().find(|i| i.name == "past_key_values.0.key").and_then(declared_type);
     if let Some(logits) = graph.output.iter_mut().find(|o| o.name == "logits" && declared_type(o) == Some(ONNX_FLOAT16)) {
         // Logits are read as f32: an f16 graph output gets a Cast.
         logits.name = "logits_f16".into();
         set_declared_type(logits, ONNX_FLOAT);
-        for name in graph.node.iter_mut().flat_map(|n| n.input.iter_mut().chain(n.output.iter_mut())).filter(|x| *x == "logits") {
-            *name = "logits_f16".into();
-        }
+        rename_values(&mut graph.node, &[("logits".into(), "logits_f16".into())]);
         graph.node.push(pb::NodeProto { op_type: "Cast".into(), name: "logits_to_f32".into(), input: vec!["logits_f16".into()], output: vec!["logits".into()], attribute: vec![attr_int("to", ONNX_FLOAT as i64)], ..Default::default() });
         graph.output.iter_mut().find(|o| o.name == "logits_f16").expect("renamed above").name = "logits".into();
     }
@@ -392,7 +397,7 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
     if graph.input.iter().any(|i| i.name == INPUT_NAMES[0]) {
         return Err(Error::Model("the model takes both `input_ids` and `inputs_embeds`: expected one".into()));
     }
-    let readers: Vec<usize> = (0..graph.node.len()).filter(|&i| graph.node[i].input.iter().any(|x| x == "input_ids")).collect();
+    let readers = readers_of(&graph.node, "input_ids");
     let gather = match readers[..] {
         [ix] if graph.node[ix].op_type == "Gather" && graph.node[ix].input.len() == 2 && graph.node[ix].input[1] == "input_ids" => ix,
         _ => {
@@ -419,8 +424,7 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
     let mut gathered = node.output.first().cloned().unwrap_or_default();
     // quantize_dynamic's int8 table: Gather(int8) → DequantizeLinear(scale, zero point).
     let dequantize = if [ONNX_INT8, ONNX_UINT8].contains(&graph.initializer[t].data_type) {
-        let readers: Vec<usize> = (0..graph.node.len()).filter(|&n| graph.node[n].input.contains(&gathered)).collect();
-        let dq = match readers[..] {
+        let dq = match readers_of(&graph.node, &gathered)[..] {
             [n] if graph.node[n].op_type == "DequantizeLinear" && graph.node[n].input.len() >= 2 => graph.node.remove(n),
             _ => return Err(Error::Model(format!("the embedding table `{table}` is 8-bit, but its Gather does not feed one DequantizeLinear"))),
         };
@@ -435,7 +439,7 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
         None
     };
     // A tied output projection may read the table too: then it stays in the graph.
-    let shared = graph.node.iter().any(|n| n.input.contains(table));
+    let shared = !readers_of(&graph.node, table).is_empty();
     let tensor = if shared { graph.initializer[t].clone() } else { graph.initializer.remove(t) };
     let embeddings = embedding_table(tensor, dequantize)?;
     let hidden = embeddings.hidden_size();
@@ -445,9 +449,7 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
         let cast = pb::NodeProto { op_type: "Cast".into(), name: format!("{}/cast_inputs_embeds", node.name), input: vec![INPUT_NAMES[0].into()], output: vec![gathered], attribute: vec![attr_int("to", ONNX_FLOAT16 as i64)], ..Default::default() };
         graph.node.insert(0, cast);
     } else {
-        for input in graph.node.iter_mut().flat_map(|n| n.input.iter_mut()).filter(|x| **x == gathered) {
-            *input = INPUT_NAMES[0].into();
-        }
+        rename_values(&mut graph.node, &[(gathered, INPUT_NAMES[0].into())]);
     }
     Ok(Some(embeddings))
 }
