@@ -416,7 +416,7 @@ impl Model {
     }
 
     /// How the weights are held in memory: the GGUF's own block types, e.g. `["Q4_1", "Q8_0"]`,
-    /// or, for an ONNX model, the types its graph stores the weights in (e.g. `["INT8", "F32"]`).
+    /// or, for an ONNX model, how tract holds its graph's weights (e.g. `["INT8"]`, `["Q4_0"]`).
     #[wasm_bindgen(getter, js_name = weightTypes)]
     pub fn weight_types(&self) -> Result<Vec<String>, JsValue> {
         Ok(self.engine()?.model().weight_types().iter().map(|t| t.to_string()).collect())

@@ -49,8 +49,8 @@ pub struct OnnxDecoder {
     pub proto: pb::ModelProto,
     pub embeddings: EmbeddingTable,
     pub config: ModelConfig,
-    /// How the graph stores its weights, most bytes first: e.g. `["INT8", "F32"]` for a
-    /// `quantize_dynamic` export (see [`weight_types`]).
+    /// How tract holds the graph's weights, most bytes first: e.g. `["INT8"]` for a
+    /// `quantize_dynamic` export, `["Q4_0"]` for a `MatMulNBits` one (see [`weight_types`]).
     pub weight_types: Vec<&'static str>,
     /// Whether the KV cache is float16 (a half-precision export), else float32.
     pub kv_f16: bool,

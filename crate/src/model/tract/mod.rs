@@ -58,7 +58,7 @@ pub struct TractModel {
     /// A block-quantised output projection, applied here rather than in the graph so that a
     /// prefill projects its last position only: the graph then ends at the normed hidden state.
     head: Option<(Arc<QuantMatrix>, Kernel)>,
-    /// How the weights are held, e.g. `["Q4_1", "Q8_0"]` (ONNX models: the graph's stored types).
+    /// How the weights are held, e.g. `["Q4_1", "Q8_0"]` (ONNX models: see [`super::onnx::weight_types`]).
     weight_types: Vec<&'static str>,
     embeddings: EmbeddingTable,
     config: ModelConfig,
@@ -159,8 +159,8 @@ impl TractModel {
     }
 
     /// How the weights are held in memory, e.g. `["Q4_1", "Q8_0"]` for SmolLM2's GGUF; for ONNX,
-    /// the types the graph stores them in (`["F32"]`, or `["INT8", "F32"]` after
-    /// `quantize_dynamic`).
+    /// how tract holds the graph's weights (`["F32"]`, `["F16"]`, `["INT8"]` after
+    /// `quantize_dynamic`, `["Q4_0"]` for `MatMulNBits`).
     pub fn weight_types(&self) -> &[&'static str] {
         &self.weight_types
     }
