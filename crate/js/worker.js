@@ -5,7 +5,7 @@
 //
 // One worker holds one model. Requests carry ids; steps stream back as they are made. Errors
 // cross as { name, message, code, field } and are rebuilt on the page, so they keep their code.
-import init, { Sampler } from "./decoding_playground.js";
+import init, { Sampler, onEngineFailure } from "./decoding_playground.js";
 import { loadModel } from "./load.js";
 import { abortError, codedError, readBody, throwIfAborted } from "./fetcher.js";
 
@@ -41,12 +41,13 @@ function reviveError(data, steps) {
 
 /** Serves one model to the page that started this worker. Call it once, in the worker. */
 export function serveModelWorker(scope = globalThis) {
-  const ready = init();
+  const post = (message) => scope.postMessage(message);
+  // A panic ends the model whatever was running, even when nothing was: say so at once.
+  const ready = init().then(() => onEngineFailure((error) => post({ type: "failed", error: serializeError(error) })));
   let model = null;
   // Only the latest load may install its model; an earlier one still fetching is superseded.
   let latestLoad = 0;
   const runs = new Map();
-  const post = (message) => scope.postMessage(message);
   const reply = (id, value = null) => post({ type: "result", id, value, properties: model && snapshot(model) });
 
   async function load(id, source, options) {

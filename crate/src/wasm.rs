@@ -38,6 +38,7 @@ thread_local! {
     /// The reject functions of the promises in flight, by call.
     static IN_FLIGHT: RefCell<Vec<(u64, js_sys::Function)>> = const { RefCell::new(Vec::new()) };
     static NEXT_CALL: Cell<u64> = const { Cell::new(0) };
+    static FAILURE_LISTENERS: RefCell<Vec<js_sys::Function>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The error every call gets once the module has failed: an `Error` named `EngineFailedError`,
@@ -57,6 +58,27 @@ fn fail_for_good(what: String) {
         for (_, reject) in calls.drain(..) {
             let _ = reject.call1(&JsValue::NULL, &error);
         }
+    }
+    if let Ok(Ok(listeners)) = FAILURE_LISTENERS.try_with(|l| l.try_borrow().map(|l| l.clone())) {
+        for listener in listeners {
+            let _ = listener.call1(&JsValue::NULL, &error);
+        }
+    }
+}
+
+/// Calls `listener` with the `EngineFailedError` when the module panics, or at once if it
+/// already has. A panic in a call that no promise waits on (a synchronous call, or one made
+/// between requests) would otherwise go unseen until the next call: a worker uses this to
+/// report its failure as it happens.
+#[wasm_bindgen(js_name = onEngineFailure)]
+pub fn on_engine_failure(
+    #[wasm_bindgen(unchecked_param_type = "(error: Error & { code: \"EngineFailed\" }) => void")] listener: js_sys::Function,
+) {
+    match alive() {
+        Err(error) => {
+            let _ = listener.call1(&JsValue::NULL, &error);
+        }
+        Ok(()) => FAILURE_LISTENERS.with(|l| l.borrow_mut().push(listener)),
     }
 }
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import init, { Model, Sampler, __panicForTesting } from "decoding-playground";
+import init, { Model, Sampler, __panicForTesting, onEngineFailure } from "decoding-playground";
 
 const repo = process.env.REPO;
 assert.ok(repo, "REPO must name the repository");
@@ -17,6 +17,8 @@ const FAILED = /^the engine failed \(panicked at [^)]*forced for the test\) and 
 await init();
 const model = await Model.fromGguf(GGUF);
 const other = await Model.fromGguf(GGUF);
+const heard = [];
+onEngineFailure((error) => heard.push(error));
 
 /** What `fn` throws or rejects with. */
 async function failure(fn) {
@@ -60,4 +62,12 @@ test("a trap mid-generation rejects the run with EngineFailedError, and every la
     assert.equal(e.name, "EngineFailedError", `${call}: ${e}`);
     assert.match(e.message, FAILED);
   }
+  // The failure listener heard it once, as it happened; one added later hears it at once.
+  assert.equal(heard.length, 1);
+  assert.equal(heard[0].code, "EngineFailed");
+  assert.match(heard[0].message, FAILED);
+  const late = [];
+  onEngineFailure((error) => late.push(error));
+  assert.equal(late.length, 1);
+  assert.match(late[0].message, FAILED);
 });

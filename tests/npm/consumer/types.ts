@@ -1,7 +1,7 @@
 // A TypeScript consumer of the installed package, compiled with `tsc --strict --noEmit` (no
 // skipLibCheck, so the package's .d.ts is checked too). The @ts-expect-error lines prove that the
 // types are precise: each would be an unused directive (an error) if the type were `any`.
-import init, { Model, Sampler, createWorkerModel, defaultSamplerConfig, loadModel, modelFiles, type WorkerModel } from "decoding-playground";
+import init, { Model, Sampler, createWorkerModel, defaultSamplerConfig, loadModel, modelFiles, onEngineFailure, type WorkerModel } from "decoding-playground";
 import type {
   Alternative,
   ChatMessage,
@@ -24,6 +24,13 @@ import type {
   SuperposedStep,
   TokenBias,
 } from "decoding-playground";
+
+onEngineFailure((error) => {
+  const code: "EngineFailed" = error.code;
+  // @ts-expect-error: the listener is given an Error, not a string
+  const text: string = error;
+  return [code, text, error.message];
+});
 
 const mirostat: MirostatConfig = { version: 2, tau: 5, eta: 0.1 };
 const penalties: PenaltyConfig = { lastN: 64, repetition: 1.1, presence: 0, frequency: 0 };
