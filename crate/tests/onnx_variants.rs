@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use decoding_playground::model::onnx::{data_files, external_data_files};
+use decoding_playground::model::onnx::{data_files, external_data_files, split_wide_integer_matmuls};
 use decoding_playground::model::{LanguageModel, ModelConfig, TractModel};
 use pollster::block_on;
 use prost::Message;
@@ -101,6 +101,42 @@ fn check_variant(name: &str, ops: &[&str], weight_types: &[&str], tolerance: f32
 fn int8_dynamic_quantisation_runs_matmul_integer_in_int8() {
     // Every MatMul weight (the lm_head too) is int8; the norms are too small to count.
     check_variant("int8", &["MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"], &["INT8"], 1e-3);
+}
+
+#[test]
+fn an_int8_weight_too_large_for_tracts_constant_folding_is_split_into_column_blocks() {
+    // SmolLM2's lm_head (576 × 49152) is past the budget; here a small budget splits the tiny
+    // model's lm_head (64 × 512) in blocks of 100 columns and its MLP weights (64 × 128 in 100,
+    // 128 × 64 in 50).
+    let split = |proto: &pb::ModelProto| {
+        let mut proto = proto.clone();
+        split_wide_integer_matmuls(proto.graph.as_mut().unwrap(), 64 * 100);
+        proto
+    };
+    let count = |proto: &pb::ModelProto, op: &str| proto.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == op).count();
+    let original = pb::ModelProto::decode(&read("int8", "model.onnx")[..]).unwrap();
+    let blocks = split(&original);
+    // 15 products: the lm_head in 6 blocks, 6 MLP weights in 2, and the 8 attention ones whole.
+    assert_eq!((count(&original, "MatMulInteger"), count(&blocks, "MatMulInteger")), (15, 6 + 6 * 2 + 8));
+    assert_eq!(count(&blocks, "Concat"), count(&original, "Concat") + 7);
+    let mut model = load(&blocks.encode_to_vec(), &[]).unwrap();
+    let diff = max_diff_to_reference("int8", &mut model);
+    println!("int8 in column blocks: max |tract - onnxruntime| = {diff:e}");
+    assert!(diff < 1e-3, "{diff:e}");
+
+    // A zero point a column (quantize_dynamic's per_channel) is split with its weight.
+    let mut per_column = original.clone();
+    let graph = per_column.graph.as_mut().unwrap();
+    let lm_head = graph.node.iter().find(|n| n.op_type == "MatMulInteger" && graph.initializer.iter().any(|t| t.name == n.input[1] && t.dims == [64, 512])).unwrap();
+    let zero_point = lm_head.input[3].clone();
+    let zp = graph.initializer.iter_mut().find(|t| t.name == zero_point).unwrap();
+    *zp = pb::TensorProto { name: zero_point, dims: vec![512], data_type: zp.data_type, raw_data: (0..512).map(|j| (j % 7) as u8).collect(), ..Default::default() };
+    let ids = [1, 57, 300, 42];
+    let logits = |proto: &pb::ModelProto| block_on(load(&proto.encode_to_vec(), &[]).unwrap().prefill(&ids)).unwrap();
+    let (whole, in_blocks) = (logits(&per_column), logits(&split(&per_column)));
+    let diff = whole.iter().zip(&in_blocks).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-5, "per-column zero points: {diff:e}");
+    assert!(whole.iter().zip(&logits(&original)).any(|(a, b)| (a - b).abs() > 1e-3), "the zero points matter");
 }
 
 #[test]

@@ -74,6 +74,7 @@ impl OnnxDecoder {
         take_use_cache_branch(graph)?;
         check_causal_lm_with_cache(graph)?;
         inline_external_data(graph, data)?;
+        split_wide_integer_matmuls(graph, TRACT_CONST_FOLD_ELEMENTS);
         let kv_f16 = kv_cache_in_stored_type(graph)?;
         let embeddings = match take_gathered_embeddings(graph)? {
             Some(table) => table,
@@ -329,6 +330,95 @@ fn rename_values(nodes: &mut [pb::NodeProto], renames: &[(String, String)]) {
 
 fn is_cast_to(node: &pb::NodeProto, elem_type: i32) -> bool {
     node.op_type == "Cast" && node.attribute.iter().any(|a| a.name == "to" && a.i == elem_type as i64)
+}
+
+/// The most i32 elements tract 0.23 folds into a constant (`CONST_FOLD_MEM_BUDGET`, 4 MiB).
+pub const TRACT_CONST_FOLD_ELEMENTS: usize = (4 << 20) / 4;
+
+/// Splits each `MatMulInteger` whose int8 weight `[k, n]` has more than `max_elements` elements
+/// into column blocks under it, joined by a `Concat`. tract computes a quantised product's
+/// zero-point sums from the weight widened to i32, and folds that into a constant only within
+/// its budget: past it (a `quantize_dynamic` export's lm_head, 576 × 49152 for SmolLM2) it
+/// widens, sums and packs the whole weight on every forward pass, 14× slower decode. Applied at
+/// load with [`TRACT_CONST_FOLD_ELEMENTS`].
+pub fn split_wide_integer_matmuls(graph: &mut pb::GraphProto, max_elements: usize) {
+    let mut at = 0;
+    while at < graph.node.len() {
+        let Some(blocks) = column_blocks(graph, &graph.node[at], max_elements) else {
+            at += 1;
+            continue;
+        };
+        let node = graph.node.remove(at);
+        let take = |graph: &mut pb::GraphProto, name: &str| {
+            let index = graph.initializer.iter().position(|t| t.name == name).expect("checked by column_blocks");
+            graph.initializer.swap_remove(index)
+        };
+        let weight = take(graph, &node.input[1]);
+        let zero_point = node.input.get(3).filter(|name| !name.is_empty()).map(|name| take(graph, name));
+        let n = weight.dims[1] as usize;
+        let mut parts = Vec::new();
+        for (start, end) in blocks {
+            // Rows of `columns` values, row-major: their [start, end) columns.
+            let block = |t: &pb::TensorProto, columns: usize, dims: Vec<i64>| pb::TensorProto {
+                name: format!("{}.cols{start}", t.name),
+                dims,
+                data_type: t.data_type,
+                raw_data: t.raw_data.chunks_exact(columns).flat_map(|row| &row[start..end]).copied().collect(),
+                ..Default::default()
+            };
+            let mut inputs = node.input.clone();
+            let w = block(&weight, n, vec![weight.dims[0], (end - start) as i64]);
+            inputs[1] = w.name.clone();
+            graph.initializer.push(w);
+            if let Some(zp) = zero_point.as_ref().filter(|zp| per_column(zp, n)) {
+                let zp = block(zp, n, vec![(end - start) as i64]);
+                inputs[3] = zp.name.clone();
+                graph.initializer.push(zp);
+            }
+            let part = format!("{}.cols{start}", node.output[0]);
+            parts.push(part.clone());
+            graph.node.insert(at, pb::NodeProto { name: format!("{}.cols{start}", node.name), input: inputs, output: vec![part], ..node.clone() });
+            at += 1;
+        }
+        if let Some(zp) = zero_point.filter(|zp| !per_column(zp, n)) {
+            graph.initializer.push(zp);
+        }
+        let concat = pb::NodeProto { op_type: "Concat".into(), name: format!("{}.concat", node.name), input: parts, output: node.output, attribute: vec![attr_int("axis", -1)], ..Default::default() };
+        graph.node.insert(at, concat);
+        at += 1;
+    }
+}
+
+/// Whether a weight zero point has one (8-bit) value a column, kept as raw bytes.
+fn per_column(zero_point: &pb::TensorProto, columns: usize) -> bool {
+    columns > 1 && zero_point.dims == [columns as i64] && zero_point.raw_data.len() == columns
+}
+
+/// The column blocks, each `(start, end)`, of a `MatMulInteger` worth splitting: its weight is
+/// an int8 initializer `[k, n]` over `max_elements`, its weight zero point a scalar or
+/// per-column initializer, and it alone reads them.
+fn column_blocks(graph: &pb::GraphProto, node: &pb::NodeProto, max_elements: usize) -> Option<Vec<(usize, usize)>> {
+    if node.op_type != "MatMulInteger" || node.input.len() < 2 || node.output.len() != 1 {
+        return None;
+    }
+    let initializer = |name: &str| graph.initializer.iter().find(|t| t.name == name);
+    let only_reader = |name: &str| readers_of(&graph.node, name).len() == 1;
+    let weight = initializer(&node.input[1]).filter(|_| only_reader(&node.input[1]))?;
+    let (k, n) = match weight.dims[..] {
+        [k, n] if k > 0 && n > 0 => (k as usize, n as usize),
+        _ => return None,
+    };
+    let elements = k.checked_mul(n)?;
+    let int8 = matches!(weight.data_type, ONNX_INT8 | ONNX_UINT8) && weight.raw_data.len() == elements;
+    let zero_point_ok = match node.input.get(3).filter(|name| !name.is_empty()) {
+        None => true,
+        Some(name) => initializer(name).is_some_and(|zp| per_column(zp, n) || zp.dims.iter().product::<i64>() == 1) && only_reader(name),
+    };
+    if !int8 || elements <= max_elements || !zero_point_ok {
+        return None;
+    }
+    let width = (max_elements / k).max(1);
+    Some((0..n).step_by(width).map(|start| (start, (start + width).min(n))).collect())
 }
 
 /// The element type a graph input or output declares.
