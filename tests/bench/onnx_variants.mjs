@@ -4,7 +4,10 @@
 // only the model differs; warm runs alternate between the models, so load from other work on
 // this machine hits all alike.
 //
-//   node tests/bench/onnx_variants.mjs [--runs 3] [--tokens 32] [--prompt-tokens 64]
+//   node tests/bench/onnx_variants.mjs [--runs 3] [--tokens 32] [--prompt-tokens 64] [--wasm]
+//
+// --wasm: the same in wasm under Node (tests/bench/wasm_engine.mjs, on the page's build from
+// scripts/web-pkg.sh), as the page runs them.
 //
 // Needs models/build.sh (SmolLM2, its optimum layout), tests/bench/browser/prepare.py (the f32
 // export) and `models/.venv/bin/python models/onnx_variants.py --smollm2-quantised` (int8, fp16,
@@ -17,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const { values: args } = parseArgs({ options: { runs: { type: "string", default: "3" }, tokens: { type: "string", default: "32" }, "prompt-tokens": { type: "string", default: "64" } } });
+const { values: args } = parseArgs({ options: { runs: { type: "string", default: "3" }, tokens: { type: "string", default: "32" }, "prompt-tokens": { type: "string", default: "64" }, wasm: { type: "boolean", default: false } } });
 const ids = JSON.parse(readFileSync(join(root, "models/bench/paragraph.json"), "utf8")).ids.slice(0, Number(args["prompt-tokens"])).join(",");
 const MODELS = [
   ["GGUF Q4_1 (the default)", "models/smollm2-135m/model.gguf"],
@@ -29,7 +32,8 @@ const MODELS = [
 ];
 
 function start(path) {
-  const child = spawn("cargo", ["run", "--release", "-q", "--example", "bench_native", "--", "--prompt-ids", ids, "--tokens", args.tokens, "--model", join(root, path)], {
+  const engine = args.wasm ? ["node", [join(root, "tests/bench/wasm_engine.mjs")]] : ["cargo", ["run", "--release", "-q", "--example", "bench_native", "--"]];
+  const child = spawn(engine[0], [...engine[1], "--prompt-ids", ids, "--tokens", args.tokens, "--model", join(root, path)], {
     cwd: join(root, "crate"),
     stdio: ["pipe", "pipe", "inherit"],
   });
@@ -67,7 +71,7 @@ for (const r of results) {
 
 const base = results[0]?.summary;
 const ratio = (v, b) => (b ? ` (${(v / b).toFixed(2)}×)` : "");
-console.log(`\nSmolLM2-135M natively (tract, 1 thread): prompt of ${args["prompt-tokens"]} tokens, ${args.tokens} greedy tokens, median of ${args.runs} warm runs; ratios to the GGUF of this run.\n`);
+console.log(`\nSmolLM2-135M ${args.wasm ? `in wasm (tract, simd128, 1 thread; Node ${process.version})` : "natively (tract, 1 thread)"}: prompt of ${args["prompt-tokens"]} tokens, ${args.tokens} greedy tokens, median of ${args.runs} warm runs; ratios to the GGUF of this run.\n`);
 console.log("| model | weights kept as | load | first token | prefill | decode | peak RSS |");
 console.log("|---|---|---|---|---|---|---|");
 for (const { name, cold, summary } of results) {

@@ -454,7 +454,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
 
   test("?format=onnx loads the tiny model's ONNX files, and links keep it", async () => {
     const { context, page, errors } = await tinyPage("format=onnx&n=4&s=greedy");
-    assert.match(await modelText(page), /^tiny test model \(random weights\): ready .* · ONNX · F32 · CPU · wasm SIMD128 · vocabulary 512/);
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
     assertOnePointPerToken(await generate(page), 4);
     assert.match(page.url(), /[?&]model=tiny/);
     assert.match(page.url(), /[?&]format=onnx/);
@@ -513,7 +513,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     // The user's own files (here the tiny model's, dropped from disk) load and run.
     await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
-    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 · CPU · wasm SIMD128 · vocabulary 512/);
+    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
     assert.ok(await page.locator("#model-error").isHidden());
     assertOnePointPerToken(await generate(page), 5);
     assert.deepEqual(errors, []);
@@ -528,11 +528,11 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     await page.waitForFunction(() => /`model\.onnx_data`, which was not given/.test(document.querySelector("#model-error").textContent));
     await dropFiles(page, [["model.onnx", `url:${dir}/external-data/model.onnx`], ["model.onnx_data", `url:${dir}/external-data/model.onnx_data`], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
-    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 · CPU · wasm SIMD128 · vocabulary 512/);
+    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
     assertOnePointPerToken(await generate(page), 5);
     await dropFiles(page, [["model_q4.onnx", `url:${dir}/q4/model.onnx`], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForFunction(() => /^model_q4\.onnx: ready/.test(document.querySelector("#model-status").textContent));
-    assert.match(await modelText(page), / · ONNX · Q4_0 · CPU · /);
+    assert.match(await modelText(page), / · ONNX · Q4_0 \(decode ~4× slower than the GGUF in wasm, in 2× its memory\) · CPU · /);
     await screenshot(page, "onnx-q4-dropped", "#model-panel");
     assertOnePointPerToken(await generate(page), 5);
     assert.deepEqual(errors, []);

@@ -120,9 +120,10 @@ describe("the model panel's sources", () => {
     expect(formatLabel({ format: "gguf", weightTypes: ["Q4_1", "Q8_0"] })).toBe("GGUF · Q4_1 / Q8_0 blocks");
     expect(formatLabel({ format: "gguf", weightTypes: null })).toBe("GGUF");
     expect(formatLabel({ format: "onnx", weightTypes: null })).toBe("ONNX");
-    expect(formatLabel({ format: "onnx", weightTypes: ["F32"] })).toBe("ONNX · F32");
-    expect(formatLabel({ format: "onnx", weightTypes: ["Q4_0"] })).toBe("ONNX · Q4_0");
-    // What tract makes of an 8-bit export is said where the model shows.
-    expect(formatLabel({ format: "onnx", weightTypes: ["INT8"] })).toMatch(/^ONNX · INT8 \(tract runs MatMulInteger slowly: decode ~18× slower than the GGUF/);
+    // What an ONNX export costs against the GGUF is said where the model shows.
+    expect(formatLabel({ format: "onnx", weightTypes: ["F32"] })).toBe("ONNX · F32 (widened to f32: decode ~2× slower than the GGUF, in 4× its memory)");
+    expect(formatLabel({ format: "onnx", weightTypes: ["INT8"] })).toBe("ONNX · INT8 (decode ~4× slower than the GGUF in wasm, in 2× its memory)");
+    expect(formatLabel({ format: "onnx", weightTypes: ["Q4_0"] })).toMatch(/^ONNX · Q4_0 \(decode ~4× slower/);
+    expect(formatLabel({ format: "onnx", weightTypes: ["BF16"] })).toBe("ONNX · BF16");
   });
 });

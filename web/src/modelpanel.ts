@@ -112,14 +112,16 @@ export function backendLabel(backend: ModelInfo["backend"]): string {
   return `CPU · wasm SIMD128${backend.fallbackReason ? ` (not WebGPU: ${backend.fallbackReason})` : ""}`;
 }
 
-/** "GGUF · Q4_1 / Q8_0 blocks", or the format alone when the weight types are not known. */
-/** What an ONNX model's weight types cost on tract, measured natively on SmolLM2 against its
- *  Q4_1 GGUF (docs/benchmarks.md, "Bring your own ONNX"). */
+/** What an ONNX model's weight types cost in the page (tract in wasm), measured on SmolLM2
+ *  against its Q4_1 GGUF: `node tests/bench/onnx_variants.mjs --wasm` (docs/benchmarks.md). */
 const ONNX_COSTS: Record<string, string> = {
-  INT8: "tract runs MatMulInteger slowly: decode ~18× slower than the GGUF; prefer a q4 or GGUF export",
-  F16: "f16 arithmetic on the CPU: decode ~3× slower than the GGUF",
+  F32: "widened to f32: decode ~2× slower than the GGUF, in 4× its memory",
+  Q4_0: "decode ~4× slower than the GGUF in wasm, in 2× its memory",
+  INT8: "decode ~4× slower than the GGUF in wasm, in 2× its memory",
+  F16: "f16 arithmetic in wasm: decode ~10× slower than the GGUF; prefer a GGUF",
 };
 
+/** "GGUF · Q4_1 / Q8_0 blocks", or the format alone when the weight types are not known. */
 export function formatLabel(info: Pick<ModelInfo, "format" | "weightTypes">): string {
   const format = info.format.toUpperCase();
   if (!info.weightTypes?.length) return format;
