@@ -339,7 +339,7 @@ pub const TRACT_CONST_FOLD_ELEMENTS: usize = (4 << 20) / 4;
 /// into column blocks under it, joined by a `Concat`. tract computes a quantised product's
 /// zero-point sums from the weight widened to i32, and folds that into a constant only within
 /// its budget: past it (a `quantize_dynamic` export's lm_head, 576 × 49152 for SmolLM2) it
-/// widens, sums and packs the whole weight on every forward pass, 14× slower decode. Applied at
+/// widens, sums and packs the whole weight on every forward pass, 13× slower decode. Applied at
 /// load with [`TRACT_CONST_FOLD_ELEMENTS`].
 pub fn split_wide_integer_matmuls(graph: &mut pb::GraphProto, max_elements: usize) {
     let mut at = 0;
