@@ -153,6 +153,38 @@ describe("controls", { timeout: 120_000 }, () => {
     await context.close();
   });
 
+  test("a stop string ends the run where it appears, is left out, and stays in the link", async () => {
+    const { context, page, errors } = await tinyPage("n=24&s=greedy");
+    const { text } = (await generate(page)).lastRun;
+    // Three characters from the middle of the greedy text whose first appearance is not at its
+    // start: the run with it as a stop string must end right before that appearance.
+    let at = text.length >> 1;
+    while (at > 1 && text.indexOf(text.slice(at, at + 3)) === 0) at -= 1;
+    const stop = text.slice(at, at + 3);
+    const cut = text.indexOf(stop);
+    assert.ok(cut > 0, `a stop string in ${JSON.stringify(text)}`);
+    await page.fill("#stopText", JSON.stringify(stop));
+    const stopped = await generate(page);
+    assert.equal(stopped.state, "done", stopped.status);
+    assert.match(stopped.status, / · ended with a stop token or string$/);
+    assert.equal(stopped.lastRun.text, text.slice(0, cut));
+    assert.equal(new URL(page.url()).searchParams.get("stop"), JSON.stringify(stop));
+    // Text that is not a list of quoted strings is refused before the run, by the field.
+    const runs = await page.evaluate(() => window.__playground.runs);
+    await page.fill("#stopText", "User:");
+    await page.click("#run");
+    await page.waitForSelector("#param-error:not([hidden])");
+    assert.match(await page.locator("#param-error").innerText(), /^Stop strings must be quoted and separated by commas/);
+    assert.equal(await page.evaluate(() => window.__playground.runs), runs, "not run");
+    // Superposed decoding does not use them, and the form says so.
+    await page.fill("#stopText", '"User:"');
+    await page.selectOption("#strategy", "superposed");
+    await page.waitForFunction(() => /it ignores .*stop strings/.test(document.querySelector("#ignored-note").textContent));
+    assert.equal(await page.locator('[data-setting="stopStrings"].ignored').count(), 1);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test("the form: strategy groups, ignored settings, and an invalid parameter", async () => {
     const { context, page, errors } = await tinyPage("n=6");
     await page.selectOption("#strategy", "mirostat2");

@@ -73,7 +73,7 @@ export class CompareView {
   }
 
   /** Runs every entry in turn; `shouldStop` is checked between runs (Stop ends them all). */
-  async run(client: EngineClient, prompt: string, seed: number, maxTokens: number, shouldStop: () => boolean, chat = false): Promise<CompareRun[]> {
+  async run(client: EngineClient, prompt: string, seed: number, maxTokens: number, shouldStop: () => boolean, chat = false, stops: string[] = []): Promise<CompareRun[]> {
     this.runs = this.entries.map((entry) => ({ label: describe(entry), entry, result: null, error: null }));
     this.columns.replaceChildren();
     this.columns.style.setProperty("--columns", String(this.runs.length));
@@ -99,7 +99,7 @@ export class CompareView {
       stats.textContent = "running…";
       const steps = live[i] ?? [];
       try {
-        run.result = await client.run(prompt, toConfig(run.entry, seed, maxTokens), (step) => {
+        run.result = await client.run(prompt, toConfig(run.entry, seed, maxTokens, stops), (step) => {
           if (step.kind !== "token") return;
           steps.push(step);
           tokens.push(step);

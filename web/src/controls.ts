@@ -69,6 +69,7 @@ const NAMES: Record<string, string> = {
   typicalP: "typical",
   order: "the stage order",
   penalties: "penalties",
+  stopStrings: "stop strings",
 };
 
 /** Reads `path` of a strategy: a number, or a {on, value} toggle. */
@@ -97,6 +98,7 @@ export class Controls {
   readonly strategy: HTMLSelectElement;
   readonly seed: HTMLInputElement;
   readonly maxTokens: HTMLInputElement;
+  readonly stopText: HTMLInputElement;
   private readonly reseed: HTMLInputElement;
   readonly chat: HTMLInputElement;
   private readonly strategyHelp: HTMLElement;
@@ -113,6 +115,7 @@ export class Controls {
     this.strategyHelp = form.querySelector("#strategy-help") as HTMLElement;
     (form.querySelector("#new-seed") as HTMLButtonElement).addEventListener("click", () => this.newSeed());
     this.maxTokens = form.querySelector("#maxTokens") as HTMLInputElement;
+    this.stopText = form.querySelector("#stopText") as HTMLInputElement;
     this.strategy = form.querySelector("#strategy") as HTMLSelectElement;
     for (const { kind, label } of STRATEGIES) this.strategy.append(element("option", { value: kind }, label));
     const groups = form.querySelector("#parameter-groups") as HTMLElement;
@@ -181,6 +184,7 @@ export class Controls {
       reseed: this.reseed.checked,
       chat: this.chat.checked,
       maxTokens: Number(this.maxTokens.value),
+      stopText: this.stopText.value,
       compare: this.compare.map(strategyOf),
     };
   }
@@ -191,6 +195,7 @@ export class Controls {
     this.reseed.checked = settings.reseed;
     this.chat.checked = settings.chat;
     this.maxTokens.value = String(settings.maxTokens);
+    this.stopText.value = settings.stopText;
     this.strategy.value = settings.strategy;
     this.order.value = settings.order;
     for (const field of FIELDS) {
@@ -256,6 +261,7 @@ export class Controls {
     const name = /(?:^|: )([A-Za-z.]+) /.exec(message.replace(/^Invalid parameter: (invalid config: )?/, ": "))?.[1];
     if (!name) return null;
     if (name === "maxTokens" || name === "seed") return this.form.querySelector(`#${name}`);
+    if (name === "stopStrings") return this.stopText;
     const path = name.replace(/^(superposed|mirostat)\./, "").replace(/^ngramWeights$/, "ngramWeights.0");
     return this.form.querySelector(`#${idOf(path)}`);
   }

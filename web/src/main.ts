@@ -12,7 +12,7 @@ import type { BackendChoice } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
 import { ScoreView } from "./scoreview";
-import { checkBasics, ignoredByStrategy, MAX_COMPARE, strategyOf, toConfig, type Settings } from "./settings";
+import { checkBasics, ignoredByStrategy, MAX_COMPARE, stopStrings, strategyOf, toConfig, type Settings } from "./settings";
 import { hasWasmSimd } from "./simd";
 import { fromQuery, toQuery, viewsFromQuery } from "./urlstate";
 
@@ -159,9 +159,12 @@ function start(): void {
   async function inspect(): Promise<void> {
     const s = settings;
     const basic = checkBasics(s);
-    const reply = await client.inspect(toConfig(s, Number.isSafeInteger(s.seed) ? s.seed : 0, 1));
+    const stops = stopStrings(s.stopText) ?? [];
+    const reply = await client.inspect(toConfig(s, Number.isSafeInteger(s.seed) ? s.seed : 0, 1, stops));
     if (s !== settings) return; // the form changed meanwhile
-    controls.showIgnored([...reply.ignored, ...ignoredByStrategy(s)], s.strategy);
+    // The worker describes the sampler alone; superposed decoding also ignores stop strings.
+    const ignoredStops = s.strategy === "superposed" && stops.length > 0 ? ["stopStrings"] : [];
+    controls.showIgnored([...reply.ignored, ...ignoredByStrategy(s), ...ignoredStops], s.strategy);
     controls.showError(basic ?? (reply.error ? `Invalid parameter: ${reply.error}` : null));
   }
 
@@ -245,7 +248,7 @@ function start(): void {
     controls.showError(null);
     view.begin(s);
     try {
-      const config = toConfig(s, s.seed, s.maxTokens);
+      const config = toConfig(s, s.seed, s.maxTokens, stopStrings(s.stopText) ?? []);
       const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs), { chat: s.chat });
       state.lastRun = view.finish(s, result);
       if (s.strategy === "superposed" && !result.cancelled) await view.scoreFinals((text, context) => client.score(text, context, s.chat), s.prompt);
@@ -303,10 +306,11 @@ function start(): void {
     await autocomplete.idle();
     setStatus(`Comparing ${compare.entries.length} strategies…`, "running");
     try {
-      const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested, s.chat);
+      const stops = stopStrings(s.stopText) ?? [];
+      const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested, s.chat, stops);
       lastRuns = runs.map((r) => ({
         label: r.label,
-        config: toConfig(r.entry, s.seed, s.maxTokens),
+        config: toConfig(r.entry, s.seed, s.maxTokens, stops),
         stats: r.result?.stats ?? null,
         cancelled: r.result?.cancelled ?? false,
         steps: r.result?.steps ?? [],

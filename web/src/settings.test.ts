@@ -1,5 +1,5 @@
 import { describe as group, expect, it } from "vitest";
-import { defaultStrategy, describe, ignoredByStrategy, toConfig, checkBasics, defaultSettings, randomSeed, SEED_RANGE, STAGE_HELP, STRATEGIES, STRATEGY_HELP } from "./settings";
+import { defaultStrategy, describe, ignoredByStrategy, toConfig, checkBasics, defaultSettings, randomSeed, SEED_RANGE, STAGE_HELP, stopStrings, STRATEGIES, STRATEGY_HELP } from "./settings";
 
 group("settings → GenerateConfig", () => {
   it("sends the chain's switched-on stages only", () => {
@@ -24,6 +24,19 @@ group("settings → GenerateConfig", () => {
   it("superposed decoding sends its own config", () => {
     const c = toConfig({ ...defaultStrategy(), strategy: "superposed", drafts: 4, alpha: 0.5 }, 0, 8);
     expect(c.superposed).toMatchObject({ drafts: 4, alpha: 0.5, ngramOrders: [2, 3, 4, 5, 6], ngramWeights: [0.01, 0.04, 0.15, 0.18, 0.12] });
+  });
+
+  it("reads stop strings as quoted strings separated by commas, and sends them", () => {
+    expect(stopStrings("")).toEqual([]);
+    expect(stopStrings("  ")).toEqual([]);
+    expect(stopStrings('"\\n\\n", "User:", " the end, then"')).toEqual(["\n\n", "User:", " the end, then"]);
+    expect(stopStrings("User:")).toBeNull();
+    expect(stopStrings('"a", 3')).toBeNull();
+    expect(stopStrings('"unclosed')).toBeNull();
+    expect(toConfig(defaultStrategy(), 0, 8, ["\n\n"]).stopStrings).toEqual(["\n\n"]);
+    expect(toConfig(defaultStrategy(), 0, 8).stopStrings).toEqual([]);
+    expect(checkBasics({ ...defaultSettings(), stopText: "User:" })).toMatch(/^Stop strings must be quoted and separated by commas/);
+    expect(checkBasics({ ...defaultSettings(), stopText: '"User:"' })).toBeNull();
   });
 
   it("labels strategies for compare columns", () => {

@@ -82,6 +82,8 @@ export interface Settings extends StrategySettings {
   /** The prompt is a user message, laid out by the model's chat template (Instruct models). */
   chat: boolean;
   maxTokens: number;
+  /** Stop strings as the form shows them: quoted, comma-separated (`"\n\n", "User:"`). */
+  stopText: string;
   /** Strategies of compare mode (2–4 run side by side on this prompt and seed). */
   compare: StrategySettings[];
 }
@@ -117,6 +119,7 @@ export function defaultSettings(): Settings {
     reseed: false,
     chat: false,
     maxTokens: 48,
+    stopText: "",
     compare: [],
   };
 }
@@ -169,7 +172,7 @@ const HF_ORDER: Stage[] = ["temperature", "topK", "topP", "minP", "typical"];
 
 const on = (t: Toggle): number | null => (t.on ? t.value : null);
 
-export function toConfig(s: StrategySettings, seed: number, maxTokens: number): GenerateConfig {
+export function toConfig(s: StrategySettings, seed: number, maxTokens: number, stops: string[] = []): GenerateConfig {
   const sampler: SamplerConfig = {
     seed,
     temperature: s.temperature,
@@ -209,7 +212,7 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number): 
           penalty: 200,
         }
       : null;
-  return { maxTokens, stopTokens: null, stopStrings: [], sampler, superposed };
+  return { maxTokens, stopTokens: null, stopStrings: [...stops], sampler, superposed };
 }
 
 /** Settings a strategy ignores that the crate's Sampler does not report (it only knows
@@ -263,9 +266,22 @@ export function describe(s: StrategySettings): string {
 }
 
 /** What the crate's sampler check cannot see before a run: the seed and the token count. */
+/** The stop strings of the form's text: JSON strings separated by commas, so that a newline
+ *  (`"\n"`), a comma or a leading space can be written. Null when the text is not that. */
+export function stopStrings(text: string): string[] | null {
+  if (text.trim() === "") return [];
+  try {
+    const list: unknown = JSON.parse(`[${text}]`);
+    return Array.isArray(list) && list.every((x) => typeof x === "string") ? list : null;
+  } catch {
+    return null;
+  }
+}
+
 export function checkBasics(s: Settings): string | null {
   if (!Number.isSafeInteger(s.seed) || s.seed < 0) return "Seed must be a whole number of at least 0.";
   if (!Number.isSafeInteger(s.maxTokens) || s.maxTokens < 1) return "Max tokens must be a whole number of at least 1.";
   if (s.prompt === "") return "Type a prompt first.";
+  if (stopStrings(s.stopText) === null) return 'Stop strings must be quoted and separated by commas, e.g. "\\n\\n", "User:".';
   return null;
 }

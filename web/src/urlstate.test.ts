@@ -33,6 +33,7 @@ describe("URL state", () => {
       reseed: true,
       chat: true,
       maxTokens: 7,
+      stopText: '"\\n\\n", "User:"',
       strategy: "mirostat1",
       temperature: 1.3,
       topK: { on: false, value: 12 },

@@ -129,6 +129,7 @@ export function toQuery(settings: Settings, extra: Record<string, string> = {}, 
   if (settings.reseed !== d.reseed) params.set("rs", settings.reseed ? "1" : "0");
   if (settings.chat !== d.chat) params.set("ch", settings.chat ? "1" : "0");
   if (settings.maxTokens !== d.maxTokens) params.set("n", String(settings.maxTokens));
+  if (settings.stopText !== d.stopText) params.set("stop", settings.stopText);
   writeStrategy(settings, params);
   for (const entry of settings.compare) {
     const inner = new URLSearchParams();
@@ -152,6 +153,7 @@ export function fromQuery(query: string): Settings {
     reseed: params.get("rs") === "1",
     chat: params.get("ch") === "1",
     maxTokens: Math.max(1, Math.round(readNumber(params.get("n"), d.maxTokens))),
+    stopText: params.get("stop") ?? d.stopText,
     compare: params
       .getAll("cmp")
       .slice(0, MAX_COMPARE)
