@@ -1,8 +1,23 @@
 import type { BackendInfo, ChatMessage, GenerateConfig, SamplerConfig, ScoreConfig, ScoreResult, Step } from "./decoding_playground.js";
 import type { LoadModelOptions, ModelSource } from "./load.js";
 
-/** Serves one model to the page that started this worker: call it once, in the worker. */
-export function serveModelWorker(scope?: typeof globalThis): void;
+/** What `serveModelWorker` talks through: the worker's global scope, or in a Node worker thread
+ * `parentPort` (worker_threads). */
+export interface WorkerScope {
+  postMessage(message: any): void;
+  addEventListener(type: "message", listener: (event: any) => void): void;
+}
+
+/** Node's worker_threads `Worker`, as far as `createWorkerModel` uses it. */
+export interface NodeWorker {
+  postMessage(message: any, transfer?: readonly any[]): void;
+  on(event: "message" | "error", listener: (value: any) => void): unknown;
+  terminate(): unknown;
+}
+
+/** Serves one model to the page that started this worker: call it once, in the worker
+ * (`serveModelWorker(parentPort)` in a Node worker thread). */
+export function serveModelWorker(scope?: WorkerScope): void;
 
 export interface WorkerModelOptions extends LoadModelOptions {
   /** Called once if the engine fails for good (a trap, or the worker dies); `error.code` is
@@ -10,11 +25,12 @@ export interface WorkerModelOptions extends LoadModelOptions {
   onFailure?: (error: Error & { code: "EngineFailed" }) => void;
 }
 
-/** Loads `source` in `worker` (a module worker that calls `serveModelWorker()`). A URL is
+/** Loads `source` in `worker` (a module worker that calls `serveModelWorker()`, or a Node
+ * worker thread that calls `serveModelWorker(parentPort)`). A URL is
  * fetched in the worker (with the Cache API); a File, Blob or bytes are posted to it. If the load
  * fails, or is aborted, the worker is ended. Without a source (null), the worker holds no model
  * until `load()`. */
-export function createWorkerModel(worker: Worker, source: ModelSource | null, options?: WorkerModelOptions): Promise<WorkerModel>;
+export function createWorkerModel(worker: Worker | NodeWorker, source: ModelSource | null, options?: WorkerModelOptions): Promise<WorkerModel>;
 
 /** A model in a Web Worker, with the Model's API made asynchronous. Its properties are the
  * worker's, as of its latest reply. */

@@ -39,7 +39,8 @@ function reviveError(data, steps) {
   return error;
 }
 
-/** Serves one model to the page that started this worker. Call it once, in the worker. */
+/** Serves one model to the page that started this worker. Call it once, in the worker; in a
+ * Node worker thread, as `serveModelWorker(parentPort)`. */
 export function serveModelWorker(scope = globalThis) {
   const post = (message) => scope.postMessage(message);
   // A panic ends the model whatever was running, even when nothing was: say so at once.
@@ -142,6 +143,13 @@ async function postable(source, onProgress, signal) {
   return { source, transfer: [] };
 }
 
+/** Listens to a Web Worker, or to Node's worker_threads `Worker`: an EventEmitter, whose
+ * "message" listeners get the data itself and "error" listeners the Error. */
+function listen(worker, type, listener) {
+  if (typeof worker.addEventListener === "function") worker.addEventListener(type, listener);
+  else worker.on(type, type === "message" ? (data) => listener({ data }) : listener);
+}
+
 /** A model loaded in `worker` (running `serveModelWorker()`), with the Model's async API. Without
  * a source, the worker holds no model until `load()`; `describeSampler` works meanwhile. */
 export async function createWorkerModel(worker, source, options = {}) {
@@ -169,8 +177,8 @@ export class WorkerModel {
   constructor(worker, onFailure) {
     this.#worker = worker;
     this.#onFailure = onFailure;
-    worker.addEventListener("message", (event) => this.#receive(event.data));
-    worker.addEventListener("error", (event) => {
+    listen(worker, "message", (event) => this.#receive(event.data));
+    listen(worker, "error", (event) => {
       event.preventDefault?.();
       this.fail(codedError("EngineFailed", `the worker failed: ${event.message || "it could not start or run"}`));
     });

@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
-import init, { Model, Sampler, defaultSamplerConfig, loadModel, modelFiles } from "decoding-playground";
+import { Worker } from "node:worker_threads";
+import init, { Model, Sampler, createWorkerModel, defaultSamplerConfig, loadModel, modelFiles } from "decoding-playground";
 
 const repo = process.env.REPO;
 assert.ok(repo, "REPO must name the repository");
@@ -270,6 +271,40 @@ describe("Model.load", () => {
     await assert.rejects(Model.load(`${base}/tiny/missing.gguf`), (e) => e.code === "Network" && /HTTP 404/.test(e.message));
     await assert.rejects(Model.load(42), (e) => e.code === "InvalidInput");
     await assert.rejects(Model.load(new Uint8Array([1, 2, 3, 4])), (e) => e.code === "Model" && /not a GGUF file/.test(e.message));
+  });
+});
+
+describe("the worker helper in a Node worker thread", () => {
+  const thread = () => new Worker(new URL("./node-worker.mjs", import.meta.url));
+
+  it("gives the same tokens as the model on this thread, and aborts keep their steps", async () => {
+    const inThread = await createWorkerModel(thread(), GGUF);
+    try {
+      const config = { maxTokens: 8, sampler: { seed: 7 } };
+      const want = (await gguf.generate(PROMPT, config)).map((s) => s.token);
+      assert.deepEqual((await inThread.generate(PROMPT, config)).map((s) => s.token), want);
+      assert.equal(inThread.vocabSize, gguf.vocabSize);
+      const controller = new AbortController();
+      const aborted = await inThread.generate(PROMPT, { maxTokens: 200 }, () => controller.abort(), controller.signal).catch((e) => e);
+      assert.equal(aborted.name, "AbortError");
+      assert.ok(aborted.steps.length >= 1);
+      const bad = await inThread.generate(PROMPT, { sampler: { topK: 0 } }).catch((e) => e);
+      assert.equal(bad.code, "InvalidConfig");
+    } finally {
+      inThread.terminate();
+    }
+  });
+
+  it("a trap while idle ends the model at once, through onFailure", async () => {
+    const worker = thread();
+    let heard;
+    const failed = new Promise((resolve) => (heard = resolve));
+    const inThread = await createWorkerModel(worker, GGUF, { onFailure: heard });
+    worker.postMessage({ type: "panic-for-testing" });
+    const error = await failed;
+    assert.equal(error.code, "EngineFailed");
+    assert.match(error.message, /panicked at .*forced in the worker thread/s);
+    assert.equal((await inThread.decode([1]).catch((e) => e)).code, "EngineFailed");
   });
 });
 

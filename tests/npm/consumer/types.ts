@@ -105,6 +105,9 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   void Model.load(42);
   // The worker helper: the Model's API as promises. (A Worker value without the DOM lib's type.)
   const worker = null as unknown as Parameters<typeof createWorkerModel>[0];
+  // Node's worker_threads Worker is an EventEmitter, and is taken too.
+  const nodeWorker = { postMessage: (_message: unknown) => {}, on: (_event: "message" | "error", _listener: (value: unknown) => void) => nodeWorker, terminate: async () => 0 };
+  lines.push(String((await createWorkerModel(nodeWorker, null)).failure));
   const inWorker: WorkerModel = await createWorkerModel(worker, "model.gguf", { onProgress: (p) => phases.push(p.phase), onFailure: (e) => lines.push(e.code) });
   const workerSteps: Step[] = await inWorker.generate("hi", { maxTokens: 2 }, (step) => lines.push(describe(step)), new AbortController().signal);
   for await (const step of inWorker.stream("hi", { maxTokens: 2 })) lines.push(describe(step));
