@@ -12,7 +12,7 @@ import type { BackendChoice } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
 import { ScoreView } from "./scoreview";
-import { checkBasics, ignoredByStrategy, MAX_COMPARE, stopStrings, strategyOf, toConfig, type Settings } from "./settings";
+import { checkBasics, ignoredByStrategy, MAX_COMPARE, runStops, strategyOf, toConfig, type Settings } from "./settings";
 import { hasWasmSimd } from "./simd";
 import { fromQuery, toQuery, viewsFromQuery } from "./urlstate";
 
@@ -159,7 +159,7 @@ function start(): void {
   async function inspect(): Promise<void> {
     const s = settings;
     const basic = checkBasics(s);
-    const stops = stopStrings(s.stopText) ?? [];
+    const stops = runStops(s);
     const reply = await client.inspect(toConfig(s, Number.isSafeInteger(s.seed) ? s.seed : 0, 1, stops));
     if (s !== settings) return; // the form changed meanwhile
     // The worker describes the sampler alone; superposed decoding also ignores stop strings.
@@ -248,7 +248,7 @@ function start(): void {
     controls.showError(null);
     view.begin(s);
     try {
-      const config = toConfig(s, s.seed, s.maxTokens, stopStrings(s.stopText) ?? []);
+      const config = toConfig(s, s.seed, s.maxTokens, runStops(s));
       const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs), { chat: s.chat });
       state.lastRun = view.finish(s, result);
       if (s.strategy === "superposed" && !result.cancelled) await view.scoreFinals((text, context) => client.score(text, context, s.chat), s.prompt);
@@ -306,7 +306,7 @@ function start(): void {
     await autocomplete.idle();
     setStatus(`Comparing ${compare.entries.length} strategies…`, "running");
     try {
-      const stops = stopStrings(s.stopText) ?? [];
+      const stops = runStops(s);
       const runs = await compare.run(client, s.prompt, s.seed, s.maxTokens, () => stopRequested, s.chat, stops);
       lastRuns = runs.map((r) => ({
         label: r.label,

@@ -3,7 +3,7 @@
 import { Chart, mirostatShortfall, runChartData } from "./charts";
 import type { RunResult } from "./client";
 import type { DraftsStep, FinalDraft, ScoredText, Step, TokenStep } from "./protocol";
-import { describe, stopStrings, type Settings } from "./settings";
+import { describe, runStops, type Settings } from "./settings";
 import { TokenView } from "./tokens";
 import { buildDraftTree, renderDraftTree, renderFinals } from "./tree";
 
@@ -111,7 +111,7 @@ export class RunView {
             `${n} ${unit} in ${((result.stats?.wallMs ?? 0) / 1000).toFixed(2)} s (prompt ${(result.prefillMs / 1000).toFixed(2)} s)`,
             `${rate?.toFixed(1)} ${s.strategy === "superposed" ? "steps" : "tok"}/s`,
             ...(perplexity === undefined ? [] : [`perplexity ${perplexity.toFixed(2)}`]),
-            ...(last?.finish === "stop" ? [stopStrings(s.stopText)?.length ? "ended with a stop token or string" : "ended with a stop token"] : []),
+            ...(last?.finish === "stop" ? [runStops(s).length ? "ended with a stop token or string" : "ended with a stop token"] : []),
             ...(last?.finish === "context" ? ["ended at the context limit"] : []),
           ].join(" · "),
       result.cancelled ? "stopped" : "done",

@@ -278,6 +278,12 @@ export function stopStrings(text: string): string[] | null {
   }
 }
 
+/** The stop strings a run of `s` sends: none while the field is invalid (`checkBasics` refuses
+ *  such a run). */
+export function runStops(s: Settings): string[] {
+  return stopStrings(s.stopText) ?? [];
+}
+
 export function checkBasics(s: Settings): string | null {
   if (!Number.isSafeInteger(s.seed) || s.seed < 0) return "Seed must be a whole number of at least 0.";
   if (!Number.isSafeInteger(s.maxTokens) || s.maxTokens < 1) return "Max tokens must be a whole number of at least 1.";
