@@ -60,6 +60,9 @@ export class WorkerModel {
   buildNgramStore(text: string, extend: boolean): Promise<Uint8Array>;
   /** The sampler `config` builds: its stages and the settings it ignores; rejects with its config error. */
   describeSampler(config?: SamplerConfig): Promise<{ stages: string[]; ignoredSettings: string[] }>;
+  /** The settings a generation with `config` would not use, as paths: `sampler.topK` under
+   * Mirostat; under superposed decoding every sampler setting given, and `stopStrings`. */
+  ignoredSettings(config?: GenerateConfig): Promise<string[]>;
   /** Resolves to the steps; an abort (`signal` or `cancel()`) rejects with a DOMException named
    * "AbortError" (`code` "Cancelled") whose `steps` holds the steps made. */
   generate(prompt: string, config?: GenerateConfig, onStep?: ((step: Step) => void) | null, signal?: AbortSignal | null): Promise<Step[]>;

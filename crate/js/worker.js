@@ -5,7 +5,7 @@
 //
 // One worker holds one model. Requests carry ids; steps stream back as they are made. Errors
 // cross as { name, message, code, field } and are rebuilt on the page, so they keep their code.
-import init, { Sampler, onEngineFailure } from "./decoding_playground.js";
+import init, { Sampler, ignoredSettings, onEngineFailure } from "./decoding_playground.js";
 import { loadModel } from "./load.js";
 import { abortError, codedError, readBody, throwIfAborted } from "./fetcher.js";
 
@@ -110,6 +110,8 @@ export function serveModelWorker(scope = globalThis) {
             sampler.free();
           }
         }
+        case "ignoredSettings":
+          return reply(id, ignoredSettings(message.config));
       }
     } catch (error) {
       post({ type: "error", id, error: serializeError(error) });
@@ -221,6 +223,8 @@ export class WorkerModel {
   buildNgramStore(text, extend) { return this.#call("buildNgramStore", text, extend); }
   /** The sampler `config` builds: its stage names and the settings it ignores, or its config error. */
   describeSampler(config) { return this.request({ type: "describeSampler", config }); }
+  /** What a generation with `config` would not use, as paths ("sampler.topK", "stopStrings"). */
+  ignoredSettings(config) { return this.request({ type: "ignoredSettings", config }); }
 
   /** Resolves to the steps; `onStep` sees each as it arrives. An abort (signal or `cancel()`)
    * rejects with a DOMException named AbortError whose `steps` holds the steps made. */

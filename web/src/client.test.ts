@@ -109,6 +109,11 @@ class FakeEngine implements EngineModel {
     if (c.topP !== null && c.topP > 1) throw coded("invalid config: topP must be in (0, 1]", "InvalidConfig");
     return { stages: ["topK", "temperature"], ignoredSettings: c.mirostat && c.topK !== null ? ["topK"] : [] };
   }
+  // As the crate answers: under superposed decoding, the sampler settings given and the stops.
+  async ignoredSettings(config?: GenerateConfig) {
+    if (!config?.superposed) return [];
+    return ["sampler.topK", ...(config.stopStrings.length ? ["stopStrings"] : [])];
+  }
   terminate() {
     this.terminated = true;
   }
@@ -264,6 +269,10 @@ describe("the page's engine client", () => {
     const { client } = setup();
     expect(await client.inspect(config(1))).toEqual({ stages: ["topK", "temperature"], ignored: [], error: null });
     expect((await client.inspect(config(1, { topP: 2 }))).error).toBe("invalid config: topP must be in (0, 1]");
+    // What the generation drops comes from the whole config; the sampler's own names from the chain.
+    const superposed = { ...config(1), stopStrings: ["\n"], superposed: toConfig({ ...defaultStrategy(), strategy: "superposed" }, 0, 1).superposed };
+    expect((await client.inspect(superposed)).ignored).toEqual(["stopStrings"]);
+    expect((await client.inspect({ ...superposed, stopStrings: [] })).ignored).toEqual([]);
   });
 
   it("restarts a failed engine: the run in flight fails as a crash, and the page is told why", async () => {

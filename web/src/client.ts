@@ -11,7 +11,7 @@ export type EngineModel = Pick<
   WorkerModel,
   | "vocabSize" | "contextLength" | "backend" | "weightTypes" | "kvCacheBytesPerToken" | "ngramStoreTokens" | "chatTemplate"
   | "reusePrefix" | "load" | "generate" | "score" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
-  | "describeSampler" | "terminate"
+  | "describeSampler" | "ignoredSettings" | "terminate"
 >;
 
 /** Starts an engine (a worker with no model yet); `onFailure` is called if it fails for good. */
@@ -183,8 +183,12 @@ export class EngineClient {
   /** The sampler chain `config` builds, and the settings it ignores, or its config error. */
   async inspect(config: GenerateConfig): Promise<{ stages: string[]; ignored: string[]; error: string | null }> {
     try {
-      const { stages, ignoredSettings } = await (await this.engine).describeSampler(config.sampler);
-      return { stages, ignored: ignoredSettings, error: null };
+      const engine = await this.engine;
+      const [sampler, whole] = await Promise.all([engine.describeSampler(config.sampler), engine.ignoredSettings(config)]);
+      // The sampler's own names come from the chain (the strategies' from ignoredByStrategy);
+      // the whole config adds what the generation drops, e.g. stop strings under superposed.
+      const generation = whole.filter((path) => !path.startsWith("sampler."));
+      return { stages: sampler.stages, ignored: [...sampler.ignoredSettings, ...generation], error: null };
     } catch (error) {
       return { stages: [], ignored: [], error: error instanceof Error ? error.message : String(error) };
     }

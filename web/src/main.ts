@@ -162,9 +162,7 @@ function start(): void {
     const stops = runStops(s);
     const reply = await client.inspect(toConfig(s, Number.isSafeInteger(s.seed) ? s.seed : 0, 1, stops));
     if (s !== settings) return; // the form changed meanwhile
-    // The worker describes the sampler alone; superposed decoding also ignores stop strings.
-    const ignoredStops = s.strategy === "superposed" && stops.length > 0 ? ["stopStrings"] : [];
-    controls.showIgnored([...reply.ignored, ...ignoredByStrategy(s), ...ignoredStops], s.strategy);
+    controls.showIgnored([...reply.ignored, ...ignoredByStrategy(s)], s.strategy);
     controls.showError(basic ?? (reply.error ? `Invalid parameter: ${reply.error}` : null));
   }
 

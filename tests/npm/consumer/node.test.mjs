@@ -290,6 +290,12 @@ describe("the worker helper in a Node worker thread", () => {
       assert.ok(aborted.steps.length >= 1);
       const bad = await inThread.generate(PROMPT, { sampler: { topK: 0 } }).catch((e) => e);
       assert.equal(bad.code, "InvalidConfig");
+      // What a generation would not use, from the whole config, as the package's own export says.
+      const superposed = { stopStrings: ["\n"], sampler: { topK: 5 }, superposed: { drafts: 2 } };
+      assert.deepEqual(await inThread.ignoredSettings(superposed), ["sampler.topK", "stopStrings"]);
+      assert.deepEqual(await inThread.ignoredSettings({ stopStrings: ["\n"], sampler: { topK: 5 } }), []);
+      assert.deepEqual((await inThread.describeSampler({ topK: 5, topP: null, mirostat: { version: 2, tau: 3, eta: 0.1 } })).ignoredSettings, ["topK"]);
+      assert.equal((await inThread.ignoredSettings({ sampler: { topk: 5 } }).catch((e) => e)).code, "InvalidConfig");
     } finally {
       inThread.terminate();
     }

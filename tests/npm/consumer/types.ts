@@ -113,8 +113,9 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   for await (const step of inWorker.stream("hi", { maxTokens: 2 })) lines.push(describe(step));
   const workerText: string = await inWorker.decode([1, 2]);
   const workerStages: string[] = (await inWorker.describeSampler({ topK: 5 })).stages;
+  const workerIgnored: string[] = await inWorker.ignoredSettings({ maxTokens: 4 });
   await inWorker.load("other.gguf", { backend: "cpu" });
-  lines.push(String(workerSteps.length), workerText, ...workerStages, String(inWorker.vocabSize), String(inWorker.failure?.message));
+  lines.push(String(workerSteps.length), workerText, ...workerStages, ...workerIgnored, String(inWorker.vocabSize), String(inWorker.failure?.message));
   // @ts-expect-error: a worker model's calls are asynchronous
   const notYet: string = inWorker.decode([1]);
   lines.push(modelFiles([]).format, notYet);
