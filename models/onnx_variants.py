@@ -17,6 +17,11 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
                  the decoder with its past and without (here both are the same graph)
   q4/            the same, its MatMuls 4-bit by onnxruntime's MatMulNBitsQuantizer (block 32,
                  symmetric)
+  q4-embedding/  the same with the embedding 4-bit too, as the quantiser writes it when asked to
+                 quantise the Gather (GatherBlockQuantized, int4 data)
+  embedding-uint4/ the embedding alone 4-bit, asymmetric (GatherBlockQuantized, uint4 data and
+                 zero points; the MatMuls stay f32: tract's MatMulNBits takes no zero points)
+  embedding-uint8/ that embedding in the older packing, two 4-bit values a uint8 (bits=4)
 
   models/.venv/bin/python models/onnx_variants.py   (models/build.sh tiny runs it)
 
@@ -133,6 +138,42 @@ def positions_from_past(model):
     return model
 
 
+def q4_quantised(model, op_types, symmetric=True):
+    """onnxruntime's MatMulNBitsQuantizer, block 32, on `op_types` (the Gather quantised along
+    each row, as transformers.js's 4-bit exports have their embedding)."""
+    import logging
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.ERROR)
+    if "Gather" in op_types:
+        # int4 tensors need opset 21, which the quantiser sets without converting the graph's
+        # nodes (ReduceMean's axes became an input in opset 18): convert it first.
+        from onnx import version_converter
+        model = version_converter.convert_version(model, 21)
+    quantizer = MatMulNBitsQuantizer(model, block_size=32, is_symmetric=symmetric, op_types_to_quantize=op_types,
+                                     quant_axes=(("MatMul", 0), ("Gather", 1)))
+    quantizer.process()
+    return quantizer.model.model
+
+
+def uint8_packed(model):
+    """A uint4 GatherBlockQuantized in the uint8 packing (bits=4): the table's bytes as they are,
+    each row's zero points in bytes of their own."""
+    g = model.graph
+    node = next(n for n in g.node if n.op_type == "GatherBlockQuantized")
+    tensors = {t.name: t for t in g.initializer}
+    data, zero_points = tensors[node.input[0]], tensors[node.input[3]]
+    rows, cols = data.dims
+    data.data_type, data.dims[:] = TensorProto.UINT8, [rows, cols // 2]
+    nibbles = np.frombuffer(zero_points.raw_data, np.uint8)
+    nibbles = np.stack([nibbles & 0xF, nibbles >> 4], 1).reshape(rows, -1)
+    if nibbles.shape[1] % 2:
+        nibbles = np.pad(nibbles, ((0, 0), (0, 1)))
+    zero_points.raw_data = (nibbles[:, 0::2] | nibbles[:, 1::2] << 4).astype(np.uint8).tobytes()
+    zero_points.data_type, zero_points.dims[:] = TensorProto.UINT8, [rows, nibbles.shape[1] // 2]
+    node.attribute.append(helper.make_attribute("bits", 4))
+    return model
+
+
 def reference(path):
     """ONNX Runtime's logits on `path`: the prompt's last position, then each greedy step's."""
     import onnxruntime as ort
@@ -201,10 +242,7 @@ def smollm2_quantised():
     quantize_dynamic(str(source), str(out / "smollm2-int8/model.onnx"), weight_type=QuantType.QInt8)
     from onnxruntime.transformers.float16 import convert_float_to_float16
     onnx.save_model(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(out / "smollm2-fp16/model.onnx"))
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), block_size=32, is_symmetric=True)
-    quantizer.process()
-    onnx.save_model(quantizer.model.model, str(out / "smollm2-q4/model.onnx"))
+    onnx.save_model(q4_quantised(onnx.load(str(source)), ("MatMul",)), str(out / "smollm2-q4/model.onnx"))
     for name in ("int8", "fp16", "q4"):
         folder = out / f"smollm2-{name}"
         for config in ("tokenizer.json", "config.json"):
@@ -234,10 +272,11 @@ def main():
     paths["positions-from-mask"] = write("positions-from-mask", positions_from_mask(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     paths["positions-from-past"] = write("positions-from-past", positions_from_past(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     paths["merged"] = write("merged", merged_decoder(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-    quantizer = MatMulNBitsQuantizer(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), block_size=32, is_symmetric=True)
-    quantizer.process()
-    paths["q4"] = write("q4", quantizer.model.model)
+    fresh = lambda: input_ids_layout(onnx.load(str(TINY / "model.onnx")))
+    paths["q4"] = write("q4", q4_quantised(fresh(), ("MatMul",)))
+    paths["q4-embedding"] = write("q4-embedding", q4_quantised(fresh(), ("MatMul", "Gather")))
+    paths["embedding-uint4"] = write("embedding-uint4", q4_quantised(fresh(), ("Gather",), symmetric=False))
+    paths["embedding-uint8"] = write("embedding-uint8", uint8_packed(q4_quantised(fresh(), ("Gather",), symmetric=False)))
     for name, path in paths.items():
         ref = reference(path)
         (path.parent / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")

@@ -152,6 +152,51 @@ fn four_bit_matmul_nbits_runs_as_q4_0_blocks() {
 }
 
 #[test]
+fn a_four_bit_embedding_is_dequantised_as_onnx_runtime_does() {
+    // MatMulNBitsQuantizer asked to quantise the Gather too: a GatherBlockQuantized of int4
+    // values, symmetric, beside the 4-bit MatMuls.
+    check_variant("q4-embedding", &["GatherBlockQuantized", "MatMulNBits"], &["Q4_0"], 2e-2);
+    // The embedding alone, asymmetric (uint4 values and zero points), then in the uint8 packing:
+    // the rest of the graph is f32, so only a table dequantised as onnxruntime does stays
+    // within f32 rounding of its logits.
+    check_variant("embedding-uint4", &["GatherBlockQuantized"], &["F32"], 1e-4);
+    check_variant("embedding-uint8", &["GatherBlockQuantized"], &["F32"], 1e-4);
+    // Superposed decoding feeds the table's rows, mixed.
+    let mut model = load(&read("embedding-uint4", "model.onnx"), &[]).unwrap();
+    let mixed: Vec<f32> = model.embed(5).unwrap().iter().zip(model.embed(9).unwrap()).map(|(x, y)| 0.5 * x + 0.5 * y).collect();
+    assert_eq!(block_on(model.step_embedding(&mixed)).unwrap().len(), 512);
+}
+
+#[test]
+fn a_block_quantized_embedding_it_cannot_read_is_refused_saying_why() {
+    fn gather(g: &mut pb::GraphProto) -> &mut pb::NodeProto {
+        g.node.iter_mut().find(|n| n.op_type == "GatherBlockQuantized").unwrap()
+    }
+    fn set(g: &mut pb::GraphProto, name: &str, value: i64) {
+        let node = gather(g);
+        node.attribute.retain(|a| a.name != name);
+        node.attribute.push(pb::AttributeProto { name: name.into(), i: value, r#type: 2, ..Default::default() });
+    }
+    let message = |edit: fn(&mut pb::GraphProto)| load(&edited_variant("embedding-uint8", edit), &[]).unwrap_err().to_string();
+    let prefix = "model error: the embedding's GatherBlockQuantized `/model/embed_tokens/Gather_Q4`";
+    assert_eq!(message(|g| set(g, "gather_axis", 1)), format!("{prefix} gathers along axis 1 and quantises along axis 1: expected rows gathered, quantised along each row"));
+    assert_eq!(message(|g| set(g, "block_size", 24)), format!("{prefix} has block_size 24: expected a power of two, at least 16"));
+    assert_eq!(message(|g| set(g, "bits", 2)), format!("{prefix} stores 2-bit values as element type 2: expected 4-bit (uint8, uint4 or int4) or 8-bit (uint8)"));
+    // Blocks of 16 would need twice the scales there are.
+    assert_eq!(message(|g| set(g, "block_size", 16)), format!("{prefix} has scales of dims [512, 2]: expected [512, 4] (blocks of 16)"));
+    let err = message(|g| {
+        let zp = gather(g).input[3].clone();
+        g.initializer.iter_mut().find(|t| t.name == zp).unwrap().dims = vec![256, 2];
+    });
+    assert_eq!(err, format!("{prefix} has zero points of type 2 and dims [256, 2]: expected the table's type, dims [512, 1]"));
+    let err = message(|g| {
+        let data = gather(g).input[0].clone();
+        g.initializer.iter_mut().find(|t| t.name == data).unwrap().raw_data.truncate(100);
+    });
+    assert_eq!(err, format!("{prefix} holds 100 bytes for 512 x 64 4-bit values"));
+}
+
+#[test]
 fn a_merged_decoder_runs_its_with_past_branch() {
     check_variant("merged", &["If"], &["F32"], 1e-4);
 }
@@ -167,11 +212,16 @@ fn positions_counted_from_the_mask_are_refused_clearly() {
     assert!(err.contains("this graph computes its positions itself in a way tract's KV cache rewrite cannot follow"), "{err}");
 }
 
-/// The input_ids variant, edited.
-fn edited(edit: impl FnOnce(&mut pb::GraphProto)) -> Vec<u8> {
-    let mut proto = pb::ModelProto::decode(&read("input-ids", "model.onnx")[..]).unwrap();
+/// A variant, edited.
+fn edited_variant(name: &str, edit: impl FnOnce(&mut pb::GraphProto)) -> Vec<u8> {
+    let mut proto = pb::ModelProto::decode(&read(name, "model.onnx")[..]).unwrap();
     edit(proto.graph.as_mut().unwrap());
     proto.encode_to_vec()
+}
+
+/// The input_ids variant, edited.
+fn edited(edit: impl FnOnce(&mut pb::GraphProto)) -> Vec<u8> {
+    edited_variant("input-ids", edit)
 }
 
 #[test]

@@ -24,7 +24,7 @@ use tract_onnx::pb;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 
-use super::{EmbeddingStorage, EmbeddingTable, ModelConfig};
+use super::{f16_bits_to_f32, EmbeddingStorage, EmbeddingTable, ModelConfig};
 use crate::error::{Error, Result};
 
 /// Context length used when no config is given.
@@ -40,6 +40,8 @@ pub(crate) const ONNX_FLOAT16: i32 = 10;
 const ONNX_UINT8: i32 = 2;
 const ONNX_INT8: i32 = 3;
 const ONNX_STRING: i32 = 8;
+const ONNX_UINT4: i32 = 21;
+const ONNX_INT4: i32 = 22;
 // ONNX TensorProto.DataLocation
 const ONNX_EXTERNAL: i32 = 1;
 
@@ -490,21 +492,38 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
     let readers = readers_of(&graph.node, "input_ids");
     let gather = match readers[..] {
         [ix] if graph.node[ix].op_type == "Gather" && graph.node[ix].input.len() == 2 && graph.node[ix].input[1] == "input_ids" => ix,
+        [ix] if graph.node[ix].op_type == "GatherBlockQuantized" && graph.node[ix].input.get(1).is_some_and(|i| i == "input_ids") => ix,
         _ => {
             let names: Vec<String> = readers.iter().map(|&i| format!("{} ({})", graph.node[i].name, graph.node[i].op_type)).collect();
-            if readers.iter().any(|&i| graph.node[i].op_type == "GatherBlockQuantized") {
-                return Err(Error::Model(
-                    "the embedding table is 4-bit (GatherBlockQuantized), which is not supported yet: \
-                     use an export whose embedding is f32, f16 or 8-bit"
-                        .into(),
-                ));
-            }
             return Err(Error::Model(format!(
                 "`input_ids` must feed one node, the embedding Gather; it feeds {names:?}"
             )));
         }
     };
     let node = graph.node.remove(gather);
+    let (embeddings, gathered, f16_rows) = if node.op_type == "GatherBlockQuantized" {
+        let (embeddings, f16_rows) = block_quantized_table(graph, &node)?;
+        (embeddings, node.output.first().cloned().unwrap_or_default(), f16_rows)
+    } else {
+        let (embeddings, gathered) = gathered_table(graph, &node)?;
+        let f16_rows = matches!(embeddings.storage(), EmbeddingStorage::F16(_));
+        (embeddings, gathered, f16_rows)
+    };
+    let hidden = embeddings.hidden_size();
+    graph.input[ids_input] = value_info(INPUT_NAMES[0].into(), ONNX_FLOAT, vec![Dim::Param("batch_size"), Dim::Param("sequence_length"), Dim::Value(hidden)]);
+    if f16_rows {
+        // The Gather gave f16 rows: the f32 embeddings fed are cast to what it gave.
+        let cast = pb::NodeProto { op_type: "Cast".into(), name: format!("{}/cast_inputs_embeds", node.name), input: vec![INPUT_NAMES[0].into()], output: vec![gathered], attribute: vec![attr_int("to", ONNX_FLOAT16 as i64)], ..Default::default() };
+        graph.node.insert(0, cast);
+    } else {
+        rename_values(&mut graph.node, &[(gathered, INPUT_NAMES[0].into())]);
+    }
+    Ok(Some(embeddings))
+}
+
+/// The table of a plain embedding `Gather` (f32, f16, or quantize_dynamic's 8-bit one with the
+/// DequantizeLinear after it, which goes too), and the value that holds the gathered rows.
+fn gathered_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Result<(EmbeddingTable, String)> {
     let table = &node.input[0];
     let Some(t) = graph.initializer.iter().position(|t| &t.name == table) else {
         return Err(Error::Model(format!(
@@ -528,20 +547,90 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
     } else {
         None
     };
-    // A tied output projection may read the table too: then it stays in the graph.
-    let shared = !readers_of(&graph.node, table).is_empty();
-    let tensor = if shared { graph.initializer[t].clone() } else { graph.initializer.remove(t) };
-    let embeddings = embedding_table(tensor, dequantize)?;
-    let hidden = embeddings.hidden_size();
-    graph.input[ids_input] = value_info(INPUT_NAMES[0].into(), ONNX_FLOAT, vec![Dim::Param("batch_size"), Dim::Param("sequence_length"), Dim::Value(hidden)]);
-    if matches!(embeddings.storage(), EmbeddingStorage::F16(_)) {
-        // The Gather gave f16 rows: the f32 embeddings fed are cast to what it gave.
-        let cast = pb::NodeProto { op_type: "Cast".into(), name: format!("{}/cast_inputs_embeds", node.name), input: vec![INPUT_NAMES[0].into()], output: vec![gathered], attribute: vec![attr_int("to", ONNX_FLOAT16 as i64)], ..Default::default() };
-        graph.node.insert(0, cast);
-    } else {
-        rename_values(&mut graph.node, &[(gathered, INPUT_NAMES[0].into())]);
+    let tensor = take_initializer(graph, table).expect("found above");
+    Ok((embedding_table(tensor, dequantize)?, gathered))
+}
+
+/// An initializer, taken out of the graph unless a node still reads it (a tied output
+/// projection may read the embedding table too), when it is cloned.
+fn take_initializer(graph: &mut pb::GraphProto, name: &str) -> Option<pb::TensorProto> {
+    let t = graph.initializer.iter().position(|t| t.name == name)?;
+    Some(if readers_of(&graph.node, name).is_empty() { graph.initializer.remove(t) } else { graph.initializer[t].clone() })
+}
+
+/// transformers.js's 4-bit embedding: `GatherBlockQuantized(data, input_ids, scales[, zero
+/// points])`, each row quantised in blocks along its length (MatMulNBits' packing: two 4-bit
+/// values a byte, the first in the low nibble; or 8-bit). Dequantised as onnxruntime does,
+/// `(q − zero point) · scale`, into an f32 table (the rows are read one at a time, and the
+/// graph's matrices stay 4-bit). Returns the table and whether the Gather gave f16 rows.
+fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Result<(EmbeddingTable, bool)> {
+    let bad = |why: String| Error::Model(format!("the embedding's GatherBlockQuantized `{}` {why}", node.name));
+    let attr = |name: &str, default: i64| node.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i);
+    let (gather_axis, quantize_axis, block, bits) = (attr("gather_axis", 0), attr("quantize_axis", 1), attr("block_size", 128), attr("bits", 4));
+    if gather_axis != 0 || !matches!(quantize_axis, 1 | -1) {
+        return Err(bad(format!("gathers along axis {gather_axis} and quantises along axis {quantize_axis}: expected rows gathered, quantised along each row")));
     }
-    Ok(Some(embeddings))
+    if block < 16 || !(block as u64).is_power_of_two() {
+        return Err(bad(format!("has block_size {block}: expected a power of two, at least 16")));
+    }
+    let mut input = |i: usize, what: &str| match node.input.get(i).filter(|name| !name.is_empty()) {
+        None => Ok(None),
+        Some(name) => take_initializer(graph, name).map(Some).ok_or_else(|| bad(format!("reads its {what} from `{name}`, which is not an initializer"))),
+    };
+    let data = input(0, "table")?.ok_or_else(|| bad("has no table".into()))?;
+    let scales = input(2, "scales")?.ok_or_else(|| bad("has no scales".into()))?;
+    let zero_points = input(3, "zero points")?;
+    let (rows, stored_cols) = match data.dims[..] {
+        [rows, cols] if rows > 0 && cols > 0 => (rows as usize, cols as usize),
+        _ => return Err(bad(format!("has a table of dims {:?}: expected [vocab, hidden]", data.dims))),
+    };
+    // Value `i` of row-major 4-bit values, two a byte.
+    let nibble = |raw: &[u8], i: usize, signed: bool| {
+        let q = (raw[i / 2] >> (4 * (i % 2))) & 0xF;
+        if signed { (q as i32 ^ 8) - 8 } else { q as i32 }
+    };
+    let (cols, default_zero_point) = match (data.data_type, bits) {
+        (ONNX_UINT8, 4) => (stored_cols * 2, 8),
+        (ONNX_UINT8, 8) => (stored_cols, 128),
+        (ONNX_UINT4 | ONNX_INT4, 4) => (stored_cols, 0),
+        (t, b) => return Err(bad(format!("stores {b}-bit values as element type {t}: expected 4-bit (uint8, uint4 or int4) or 8-bit (uint8)"))),
+    };
+    let elements = rows.checked_mul(cols).ok_or_else(|| bad(format!("has dims {:?}, too large", data.dims)))?;
+    let stored_bytes = if bits == 8 { elements } else { elements.div_ceil(2) };
+    if data.raw_data.len() != stored_bytes {
+        return Err(bad(format!("holds {} bytes for {rows} x {cols} {bits}-bit values", data.raw_data.len())));
+    }
+    let blocks = cols.div_ceil(block as usize);
+    if scales.dims != [rows as i64, blocks as i64] {
+        return Err(bad(format!("has scales of dims {:?}: expected [{rows}, {blocks}] (blocks of {block})", scales.dims)));
+    }
+    let f16_rows = scales.data_type == ONNX_FLOAT16;
+    let scale = float_values(&scales, rows * blocks).map_err(|why| bad(format!("has scales of {why}")))?;
+    let signed = data.data_type == ONNX_INT4;
+    let quant = |i: usize| if bits == 8 { data.raw_data[i] as i32 } else { nibble(&data.raw_data, i, signed) };
+    let zero_point: Vec<i32> = match &zero_points {
+        None => vec![default_zero_point; rows * blocks],
+        Some(zp) => {
+            // Row r's zero points start at nibble r · stride: 4-bit uint8 ones pad each row to a
+            // whole byte, uint4 and int4 ones run on across rows.
+            let (zp_cols, stride) = match (data.data_type, bits) {
+                (ONNX_UINT8, 4) => (blocks.div_ceil(2), blocks.div_ceil(2) * 2),
+                _ => (blocks, blocks),
+            };
+            let bytes = if bits == 8 { rows * blocks } else { (rows * stride).div_ceil(2) };
+            if zp.data_type != data.data_type || zp.dims != [rows as i64, zp_cols as i64] || zp.raw_data.len() != bytes {
+                return Err(bad(format!("has zero points of type {} and dims {:?}: expected the table's type, dims [{rows}, {zp_cols}]", zp.data_type, zp.dims)));
+            }
+            let at = |s: usize| if bits == 8 { zp.raw_data[s] as i32 } else { nibble(&zp.raw_data, s / blocks * stride + s % blocks, signed) };
+            (0..rows * blocks).map(at).collect()
+        }
+    };
+    let values = (0..elements).map(|i| {
+        let s = i / cols * blocks + i % cols / block as usize;
+        (quant(i) - zero_point[s]) as f32 * scale[s]
+    });
+    let table = EmbeddingTable::new(rows, cols, EmbeddingStorage::F32(values.collect())).map_err(|e| bad(e.to_string()))?;
+    Ok((table, f16_rows))
 }
 
 /// Removes the embedding initializer from the graph and returns it as a table.
@@ -616,6 +705,17 @@ fn embedding_table(t: pb::TensorProto, dequantize: Option<(f32, f32)>) -> Result
         }
     };
     EmbeddingTable::new(vocab, hidden, storage).map_err(|e| bad(e.to_string()))
+}
+
+/// The `n` values of a float32 or float16 tensor, as f32.
+fn float_values(t: &pb::TensorProto, n: usize) -> Result<Vec<f32>, String> {
+    match t.data_type {
+        ONNX_FLOAT if !t.raw_data.is_empty() => le_elements(&t.raw_data, n, f32::from_le_bytes),
+        ONNX_FLOAT if t.float_data.len() == n => Ok(t.float_data.clone()),
+        ONNX_FLOAT16 if !t.raw_data.is_empty() => Ok(le_elements(&t.raw_data, n, u16::from_le_bytes)?.into_iter().map(f16_bits_to_f32).collect()),
+        ONNX_FLOAT16 if t.int32_data.len() == n => Ok(t.int32_data.iter().map(|&x| f16_bits_to_f32(x as u16)).collect()),
+        other => Err(format!("element type {other}: expected {n} float32 or float16 values")),
+    }
 }
 
 /// Exactly `n` little-endian elements of `N` bytes each, as ONNX stores `raw_data`.

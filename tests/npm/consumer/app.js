@@ -90,7 +90,7 @@ export async function setup(pkg, spawnWorker) {
     window.onnxVariants = async () => {
       const file = async (url, name) => new File([await bytes(url)], name ?? url.split("/").pop());
       const results = {};
-      for (const name of ["external-data", "int8", "fp16", "merged", "q4"]) {
+      for (const name of ["external-data", "int8", "fp16", "merged", "q4", "q4-embedding"]) {
         const dir = `/models/tiny/variants/${name}`;
         const reference = JSON.parse(new TextDecoder().decode(await bytes(`${dir}/reference.json`)));
         const files = [await file(`${dir}/model.onnx`), await file("/models/tiny/tokenizer.json"), await file("/models/tiny/config.json")];

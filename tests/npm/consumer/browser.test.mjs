@@ -213,7 +213,7 @@ function pageTests(pageUrl) {
       assert.deepEqual(r.here, r.want, `${name}: ONNX Runtime's greedy ids`);
       assert.deepEqual(r.worker, r.want, `${name}: the same in a worker`);
     }
-    assert.deepEqual(Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.weightTypes])), { "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], merged: ["F32"], q4: ["Q4_0"] });
+    assert.deepEqual(Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.weightTypes])), { "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], merged: ["F32"], q4: ["Q4_0"], "q4-embedding": ["Q4_0"] });
   });
 
   it("bad input rejects with an Error and its message", async () => {

@@ -23,7 +23,7 @@ const HF_CONFIG = JSON.stringify({
 });
 // The template a newer Hugging Face repository keeps in chat_template.jinja.
 const TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{{ eos_token }}";
-const VARIANTS = ["input-ids", "external-data", "int8", "fp16", "positions-from-past", "merged", "q4"];
+const VARIANTS = ["input-ids", "external-data", "int8", "fp16", "positions-from-past", "merged", "q4", "q4-embedding", "embedding-uint4", "embedding-uint8"];
 
 /** Greedy ids from the reference's prompt, as many as the reference made. */
 async function greedy(model, name) {
@@ -80,14 +80,15 @@ describe("ONNX exports in the ecosystem's layouts", () => {
     });
   }
 
-  it("the weight types say what tract keeps: int8, f16, Q4_0 blocks", async () => {
+  it("the weight types say what tract keeps: int8, f16, Q4_0 blocks (a 4-bit embedding is widened)", async () => {
     const types = {};
     for (const name of VARIANTS) {
       const model = await Model.load(`${base}/v/${name}/`);
       types[name] = model.weightTypes;
       model.free();
     }
-    assert.deepEqual(types, { "input-ids": ["F32"], "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], "positions-from-past": ["F32"], merged: ["F32"], q4: ["Q4_0"] });
+    assert.deepEqual(types, { "input-ids": ["F32"], "external-data": ["F32"], int8: ["INT8"], fp16: ["F16"], "positions-from-past": ["F32"], merged: ["F32"], q4: ["Q4_0"],
+      "q4-embedding": ["Q4_0"], "embedding-uint4": ["F32"], "embedding-uint8": ["F32"] });
   });
 
   it("transformers.js's layout: onnx/model_q4.onnx, the tokenizer and configs beside onnx/", async () => {
