@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use decoding_playground::model::onnx::{data_files, external_data_files, split_wide_integer_matmuls};
-use decoding_playground::model::{LanguageModel, ModelConfig, TractModel};
+use decoding_playground::model::onnx::{data_files, external_data_files, split_wide_integer_matmuls, OnnxDecoder};
+use decoding_playground::model::{EmbeddingStorage, LanguageModel, ModelConfig, TractModel};
 use pollster::block_on;
 use prost::Message;
 use serde_json::Value;
@@ -161,10 +161,79 @@ fn a_four_bit_embedding_is_dequantised_as_onnx_runtime_does() {
     // within f32 rounding of its logits.
     check_variant("embedding-uint4", &["GatherBlockQuantized"], &["F32"], 1e-4);
     check_variant("embedding-uint8", &["GatherBlockQuantized"], &["F32"], 1e-4);
+    // The tables stay 4-bit, in the kernels' formats: exact where every zero point is the
+    // middle (symmetric int4), within an f32 rounding as Q4_1 (min = −zero point · scale).
+    assert_eq!(["q4-embedding", "embedding-uint4", "embedding-uint8"].map(|name| table_type(&read(name, "model.onnx"))), ["Q4_0", "Q4_1", "Q4_1"]);
     // Superposed decoding feeds the table's rows, mixed.
     let mut model = load(&read("embedding-uint4", "model.onnx"), &[]).unwrap();
     let mixed: Vec<f32> = model.embed(5).unwrap().iter().zip(model.embed(9).unwrap()).map(|(x, y)| 0.5 * x + 0.5 * y).collect();
     assert_eq!(block_on(model.step_embedding(&mixed)).unwrap().len(), 512);
+}
+
+/// How the loader keeps an export's embedding table.
+fn table_type(onnx: &[u8]) -> &'static str {
+    let config = ModelConfig::from_json(CONFIG).unwrap();
+    match OnnxDecoder::read(onnx, Some(&config)).unwrap().embeddings.storage() {
+        EmbeddingStorage::Quant(q) => q.format().name(),
+        EmbeddingStorage::F32(_) => "F32",
+        EmbeddingStorage::F16(_) => "F16",
+    }
+}
+
+/// embedding-uint4's table in another packing with the same values: 8-bit (`bits8`), without
+/// zero points (the values moved so that 128 is each block's zero), or in blocks of 16.
+fn repacked_uint4_embedding(bits8: bool, zero_points: bool, block16: bool) -> Vec<u8> {
+    edited_variant("embedding-uint4", |g| {
+        let node = g.node.iter().position(|n| n.op_type == "GatherBlockQuantized").unwrap();
+        let names = g.node[node].input.clone();
+        let tensor = |g: &mut pb::GraphProto, i: usize| g.initializer.iter().position(|t| t.name == names[i]).unwrap();
+        let (data, scales, zp) = (tensor(g, 0), tensor(g, 2), tensor(g, 3));
+        let nibbles = |raw: &[u8]| raw.iter().flat_map(|b| [b & 15, b >> 4]).collect::<Vec<u8>>();
+        let pack = |v: &[u8]| v.chunks(2).map(|p| p[0] | p.get(1).unwrap_or(&0) << 4).collect::<Vec<u8>>();
+        let (mut u, mut z) = (nibbles(&g.initializer[data].raw_data), nibbles(&g.initializer[zp].raw_data));
+        let mut scale: Vec<f32> = g.initializer[scales].raw_data.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let (rows, mut blocks) = (512usize, 2usize);
+        if block16 {
+            scale = scale.iter().flat_map(|&s| [s, s]).collect();
+            z = z.iter().flat_map(|&z| [z, z]).collect();
+            blocks = 4;
+        }
+        if !zero_points {
+            u = u.iter().enumerate().map(|(i, &u)| u + 128 - z[i / 64 * blocks + i % 64 / (64 / blocks)]).collect();
+        }
+        let node = &mut g.node[node];
+        node.attribute.retain(|a| a.name != "block_size" && a.name != "bits");
+        node.attribute.push(pb::AttributeProto { name: "block_size".into(), i: if block16 { 16 } else { 32 }, r#type: 2, ..Default::default() });
+        node.attribute.push(pb::AttributeProto { name: "bits".into(), i: if bits8 { 8 } else { 4 }, r#type: 2, ..Default::default() });
+        if !zero_points {
+            node.input.truncate(3);
+        }
+        let t = &mut g.initializer;
+        t[scales].raw_data = scale.iter().flat_map(|s| s.to_le_bytes()).collect();
+        t[scales].dims = vec![rows as i64, blocks as i64];
+        (t[data].raw_data, t[zp].raw_data) = if bits8 { (u, z) } else { (pack(&u), pack(&z)) };
+        t[zp].dims = vec![rows as i64, blocks as i64];
+        if bits8 {
+            t[data].data_type = 2;
+            t[zp].data_type = 2;
+        }
+        if !zero_points {
+            t.remove(zp);
+        }
+    })
+}
+
+#[test]
+fn every_packing_of_a_block_quantized_embedding_gives_the_same_logits() {
+    // (8-bit, zero points, blocks of 16) → how the loader keeps the table.
+    for (bits8, zero_points, block16, kept) in
+        [(true, false, false, "Q8_0"), (true, true, false, "F32"), (false, true, true, "F32"), (false, true, false, "Q4_1")]
+    {
+        let onnx = repacked_uint4_embedding(bits8, zero_points, block16);
+        assert_eq!(table_type(&onnx), kept, "8-bit {bits8}, zero points {zero_points}, blocks of 16 {block16}");
+        let diff = max_diff_to_reference("embedding-uint4", &mut load(&onnx, &[]).unwrap());
+        assert!(diff < 1e-4, "8-bit {bits8}, zero points {zero_points}, blocks of 16 {block16}: {diff:e}");
+    }
 }
 
 #[test]

@@ -12,11 +12,13 @@
 //!
 //! The embedding table is taken out of the protobuf before a backend sees it (the graph never
 //! reads it) and kept in its stored type: an f16 table stays f16 and rows are widened to f32
-//! when read.
+//! when read; a 4-bit one stays in 4-bit blocks.
 //!
 //! The signature, the embedding initializer and the graph's wiring are checked before tract
 //! parses the graph (its parser indexes tensors by name without checking), so a corrupt,
 //! truncated or foreign file gives an [`Error::Model`] naming what is wrong.
+
+use std::sync::Arc;
 
 use prost::bytes::Buf;
 use prost::Message;
@@ -24,6 +26,7 @@ use tract_onnx::pb;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 
+use super::quant::{BlockFormat, QuantMatrix, BLOCK};
 use super::{f16_bits_to_f32, EmbeddingStorage, EmbeddingTable, ModelConfig};
 use crate::error::{Error, Result};
 
@@ -560,9 +563,9 @@ fn take_initializer(graph: &mut pb::GraphProto, name: &str) -> Option<pb::Tensor
 
 /// transformers.js's 4-bit embedding: `GatherBlockQuantized(data, input_ids, scales[, zero
 /// points])`, each row quantised in blocks along its length (MatMulNBits' packing: two 4-bit
-/// values a byte, the first in the low nibble; or 8-bit). Dequantised as onnxruntime does,
-/// `(q − zero point) · scale`, into an f32 table (the rows are read one at a time, and the
-/// graph's matrices stay 4-bit). Returns the table and whether the Gather gave f16 rows.
+/// values a byte, the first in the low nibble; or 8-bit), to values as onnxruntime dequantises
+/// them, `(q − zero point) · scale`, kept in blocks where it can (see below). Returns the table
+/// and whether the Gather gave f16 rows.
 fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Result<(EmbeddingTable, bool)> {
     let bad = |why: String| Error::Model(format!("the embedding's GatherBlockQuantized `{}` {why}", node.name));
     let attr = |name: &str, default: i64| node.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i);
@@ -625,11 +628,40 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
             (0..rows * blocks).map(at).collect()
         }
     };
-    let values = (0..elements).map(|i| {
-        let s = i / cols * blocks + i % cols / block as usize;
-        (quant(i) - zero_point[s]) as f32 * scale[s]
-    });
-    let table = EmbeddingTable::new(rows, cols, EmbeddingStorage::F32(values.collect())).map_err(|e| bad(e.to_string()))?;
+    // Kept in 32-blocks where a format of our kernels holds the values exactly or within an f32
+    // rounding: 4-bit ones as Q4_0 when every zero point is 8 (counting int4's q ∈ [−8, 7] as
+    // the nibble q + 8), else as Q4_1 with min −zero point · scale; 8-bit ones as Q8_0 when every
+    // zero point is 128. Others (blocks of 16, or 8-bit with other zero points) widen to f32.
+    let offset = if signed { 8 } else { 0 };
+    let z: Vec<i32> = zero_point.iter().map(|&zp| zp + offset).collect();
+    let block = block as usize;
+    let format = match bits {
+        _ if block % BLOCK != 0 || cols % BLOCK != 0 => None,
+        4 if z.iter().all(|&z| z == 8) => Some(BlockFormat::Q4_0),
+        4 => Some(BlockFormat::Q4_1),
+        _ if z.iter().all(|&z| z == 128) => Some(BlockFormat::Q8_0),
+        _ => None,
+    };
+    let storage = match format {
+        Some(format) => {
+            let centre = if format == BlockFormat::Q8_0 { 128 } else { 0 };
+            let blocks_of_32 = |r: usize, b: usize| {
+                let s = r * blocks + b * BLOCK / block;
+                let first = r * cols + b * BLOCK;
+                (std::array::from_fn(|j| quant(first + j) + offset - centre), scale[s], -(z[s] as f32) * scale[s])
+            };
+            EmbeddingStorage::Quant(Arc::new(QuantMatrix::from_block_quants(format, rows, cols, blocks_of_32).map_err(|e| bad(e.to_string()))?))
+        }
+        None => EmbeddingStorage::F32(
+            (0..elements)
+                .map(|i| {
+                    let s = i / cols * blocks + i % cols / block;
+                    (quant(i) - zero_point[s]) as f32 * scale[s]
+                })
+                .collect(),
+        ),
+    };
+    let table = EmbeddingTable::new(rows, cols, storage).map_err(|e| bad(e.to_string()))?;
     Ok((table, f16_rows))
 }
 

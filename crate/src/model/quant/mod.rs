@@ -86,6 +86,16 @@ trait Format {
     fn quant(qs: &[u8], j: usize) -> i32;
 }
 
+fn check_shape<F: Format>(rows: usize, cols: usize) -> Result<()> {
+    if rows == 0 || cols == 0 || !cols.is_multiple_of(BLOCK) {
+        return Err(Error::Model(format!(
+            "a {} matrix of {rows} x {cols}: rows must be positive and cols a positive multiple of {BLOCK}",
+            F::NAME
+        )));
+    }
+    Ok(())
+}
+
 /// A GGUF block: f16 d, f16 m if the format has mins, then the quants.
 const fn gguf_block_bytes<F: Format>() -> usize {
     2 + 2 * F::HAS_MIN as usize + F::QS_BYTES
@@ -165,11 +175,7 @@ impl QuantMatrix {
         row_order: Option<&[usize]>,
     ) -> Result<Self> {
         let name = F::NAME;
-        if rows == 0 || cols == 0 || !cols.is_multiple_of(BLOCK) {
-            return Err(Error::Model(format!(
-                "a {name} matrix of {rows} x {cols}: rows must be positive and cols a positive multiple of {BLOCK}"
-            )));
-        }
+        check_shape::<F>(rows, cols)?;
         let nb = cols / BLOCK;
         let bb = gguf_block_bytes::<F>();
         let expected = rows.checked_mul(nb).and_then(|n| n.checked_mul(bb));
@@ -183,19 +189,7 @@ impl QuantMatrix {
         if let Some(perm) = row_order {
             check_permutation(perm, rows)?;
         }
-        let slots = rows.div_ceil(GROUP) * GROUP * nb;
-        let mut w = QuantMatrix {
-            format,
-            rows,
-            cols,
-            qs: vec![0; slots * F::QS_BYTES],
-            d: vec![0.0; slots],
-            m: if F::HAS_MIN {
-                vec![0.0; slots]
-            } else {
-                Vec::new()
-            },
-        };
+        let mut w = Self::zeroed::<F>(format, rows, cols)?;
         for r in 0..rows {
             let src = row_order.map_or(r, |p| p[r]);
             let row = &blocks[src * nb * bb..][..nb * bb];
@@ -207,20 +201,71 @@ impl QuantMatrix {
                 } else {
                     0.0
                 };
-                // No quantiser writes these; they would turn every output they touch into NaN.
-                if !d.is_finite() || !m.is_finite() {
-                    return Err(Error::Model(format!(
-                        "{name} block {b} of row {src} has a non-finite scale or min (d = {d}, m = {m})"
-                    )));
-                }
-                w.d[s] = d;
-                if F::HAS_MIN {
-                    w.m[s] = m;
-                }
-                w.qs[s * F::QS_BYTES..][..F::QS_BYTES].copy_from_slice(&block[bb - F::QS_BYTES..]);
+                w.set_block::<F>(s, d, m, &block[bb - F::QS_BYTES..], || format!("{name} block {b} of row {src}"))?;
             }
         }
         Ok(w)
+    }
+
+    /// `rows × cols` weights quantised elsewhere than in GGUF (ONNX's block-quantised tensors),
+    /// given block by block: `block(r, b)` is block `b` of row `r` as its quants, weight j first
+    /// (0..=15 for the 4-bit formats, before the format's offset; an i8 for Q8_0), with its scale
+    /// and min (Q4_1; ignored otherwise) in f32, which GGUF's f16 would round.
+    pub fn from_block_quants(
+        format: BlockFormat,
+        rows: usize,
+        cols: usize,
+        mut block: impl FnMut(usize, usize) -> ([i32; BLOCK], f32, f32),
+    ) -> Result<Self> {
+        with_format!(format, F => {
+            let mut w = Self::zeroed::<F>(format, rows, cols)?;
+            let mut qs = [0u8; BLOCK];
+            for r in 0..rows {
+                for b in 0..cols / BLOCK {
+                    let (quants, d, m) = block(r, b);
+                    // GGUF's byte order: 4-bit weight j in the low nibble of byte j % 16, the
+                    // high one from j = 16 on.
+                    for (j, &q) in quants.iter().enumerate() {
+                        match F::QS_BYTES {
+                            BLOCK => qs[j] = q as i8 as u8,
+                            _ if j < 16 => qs[j] = q as u8 & 0x0f,
+                            _ => qs[j - 16] |= (q as u8 & 0x0f) << 4,
+                        }
+                    }
+                    let s = w.slot(r, b);
+                    w.set_block::<F>(s, d, m, &qs[..F::QS_BYTES], || format!("{} block {b} of row {r}", F::NAME))?;
+                }
+            }
+            Ok(w)
+        })
+    }
+
+    /// A matrix of zero blocks, its shape checked.
+    fn zeroed<F: Format>(format: BlockFormat, rows: usize, cols: usize) -> Result<Self> {
+        check_shape::<F>(rows, cols)?;
+        let slots = (rows.div_ceil(GROUP) * GROUP).checked_mul(cols / BLOCK).filter(|s| s.checked_mul(F::QS_BYTES).is_some());
+        let slots = slots.ok_or_else(|| Error::Model(format!("a {} matrix of {rows} x {cols} is too large", F::NAME)))?;
+        Ok(QuantMatrix {
+            format,
+            rows,
+            cols,
+            qs: vec![0; slots * F::QS_BYTES],
+            d: vec![0.0; slots],
+            m: if F::HAS_MIN { vec![0.0; slots] } else { Vec::new() },
+        })
+    }
+
+    fn set_block<F: Format>(&mut self, slot: usize, d: f32, m: f32, qs: &[u8], which: impl Fn() -> String) -> Result<()> {
+        // No quantiser writes these; they would turn every output they touch into NaN.
+        if !d.is_finite() || !m.is_finite() {
+            return Err(Error::Model(format!("{} has a non-finite scale or min (d = {d}, m = {m})", which())));
+        }
+        self.d[slot] = d;
+        if F::HAS_MIN {
+            self.m[slot] = m;
+        }
+        self.qs[slot * F::QS_BYTES..][..F::QS_BYTES].copy_from_slice(qs);
+        Ok(())
     }
 
     pub fn format(&self) -> BlockFormat {
@@ -717,6 +762,28 @@ mod tests {
             Err(Error::Model(msg)) => msg,
             other => panic!("expected Error::Model, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn blocks_given_by_value_are_the_gguf_blocks_of_the_same_values() {
+        for format in FORMATS {
+            let (rows, cols) = (5, 64);
+            let blocks = random_blocks(format, rows, cols, false, &mut Lcg(11));
+            let gguf = QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap();
+            let bb = format.block_bytes();
+            let by_value = QuantMatrix::from_block_quants(format, rows, cols, |r, b| {
+                let block = &blocks[(r * cols / BLOCK + b) * bb..][..bb];
+                let f16 = |i: usize| f16_bits_to_f32(u16::from_le_bytes([block[i], block[i + 1]]));
+                with_format!(format, F => {
+                    let qs = &block[bb - F::QS_BYTES..];
+                    (std::array::from_fn(|j| F::quant(qs, j)), f16(0), if F::HAS_MIN { f16(2) } else { 0.0 })
+                })
+            })
+            .unwrap();
+            assert_eq!(by_value.packed_parts(), gguf.packed_parts(), "{format:?}");
+        }
+        let refused = QuantMatrix::from_block_quants(BlockFormat::Q4_0, 1, 32, |_, _| ([0; BLOCK], f32::NAN, 0.0));
+        assert_eq!(model_error(refused.map(|_| ())), "Q4_0 block 0 of row 0 has a non-finite scale or min (d = NaN, m = 0)");
     }
 
     #[test]
