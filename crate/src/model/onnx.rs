@@ -573,9 +573,11 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
     if gather_axis != 0 || !matches!(quantize_axis, 1 | -1) {
         return Err(bad(format!("gathers along axis {gather_axis} and quantises along axis {quantize_axis}: expected rows gathered, quantised along each row")));
     }
-    if block < 16 || !(block as u64).is_power_of_two() {
-        return Err(bad(format!("has block_size {block}: expected a power of two, at least 16")));
-    }
+    // (usize: a 64-bit block size would wrap to 0 in wasm.)
+    let block = match usize::try_from(block) {
+        Ok(b) if b >= 16 && b.is_power_of_two() => b,
+        _ => return Err(bad(format!("has block_size {block}: expected a power of two, at least 16"))),
+    };
     let mut input = |i: usize, what: &str| match node.input.get(i).filter(|name| !name.is_empty()) {
         None => Ok(None),
         Some(name) => take_initializer(graph, name).map(Some).ok_or_else(|| bad(format!("reads its {what} from `{name}`, which is not an initializer"))),
@@ -603,7 +605,7 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
     if data.raw_data.len() != stored_bytes {
         return Err(bad(format!("holds {} bytes for {rows} x {cols} {bits}-bit values", data.raw_data.len())));
     }
-    let blocks = cols.div_ceil(block as usize);
+    let blocks = cols.div_ceil(block);
     if scales.dims != [rows as i64, blocks as i64] {
         return Err(bad(format!("has scales of dims {:?}: expected [{rows}, {blocks}] (blocks of {block})", scales.dims)));
     }
@@ -634,7 +636,6 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
     // zero point is 128. Others (blocks of 16, or 8-bit with other zero points) widen to f32.
     let offset = if signed { 8 } else { 0 };
     let z: Vec<i32> = zero_point.iter().map(|&zp| zp + offset).collect();
-    let block = block as usize;
     let format = match bits {
         _ if block % BLOCK != 0 || cols % BLOCK != 0 => None,
         4 if z.iter().all(|&z| z == 8) => Some(BlockFormat::Q4_0),
