@@ -31,8 +31,9 @@ models/smollm2-135m/optimum/ (git-ignored; models/build.sh smollm2 runs it), for
 crate/tests/model_smollm2.rs: its greedy ids must be the default layout's.
 
 With --smollm2-quantised it writes SmolLM2's f32 export (models/bench/smollm2-f32/, from
-tests/bench/browser/prepare.py) in that layout as int8 (quantize_dynamic), fp16 and q4
-(MatMulNBits) into models/bench/smollm2-{int8,fp16,q4}/, for tests/bench/onnx_variants.sh.
+tests/bench/browser/prepare.py) in that layout as int8 (quantize_dynamic), fp16, q4
+(MatMulNBits) and q4 with a 4-bit embedding (GatherBlockQuantized) into
+models/bench/smollm2-{int8,fp16,q4,q4-embedding}/, for tests/bench/onnx_variants.mjs.
 """
 import copy
 import json
@@ -235,7 +236,7 @@ def smollm2_quantised():
         sys.exit(f"{f32} is missing: tests/bench/browser/prepare.py writes it")
     source = out / "smollm2-optimum-f32.onnx"
     onnx.save_model(input_ids_layout(onnx.load(str(f32))), str(source))
-    for name in ("int8", "fp16", "q4"):
+    for name in ("int8", "fp16", "q4", "q4-embedding"):
         shutil.rmtree(out / f"smollm2-{name}", ignore_errors=True)
         (out / f"smollm2-{name}").mkdir(parents=True)
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -243,7 +244,8 @@ def smollm2_quantised():
     from onnxruntime.transformers.float16 import convert_float_to_float16
     onnx.save_model(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(out / "smollm2-fp16/model.onnx"))
     onnx.save_model(q4_quantised(onnx.load(str(source)), ("MatMul",)), str(out / "smollm2-q4/model.onnx"))
-    for name in ("int8", "fp16", "q4"):
+    onnx.save_model(q4_quantised(onnx.load(str(source)), ("MatMul", "Gather")), str(out / "smollm2-q4-embedding/model.onnx"))
+    for name in ("int8", "fp16", "q4", "q4-embedding"):
         folder = out / f"smollm2-{name}"
         for config in ("tokenizer.json", "config.json"):
             shutil.copy(HERE / "smollm2-135m" / config, folder / config)

@@ -4,8 +4,9 @@
 // only the model differs; warm runs alternate between the models, so load from other work on
 // this machine hits all alike.
 //
-//   node tests/bench/onnx_variants.mjs [--runs 3] [--tokens 32] [--prompt-tokens 64] [--wasm]
+//   node tests/bench/onnx_variants.mjs [--runs 3] [--tokens 32] [--prompt-tokens 64] [--wasm] [--only q4]
 //
+// --only TEXT: the models whose name holds TEXT, beside the GGUF (the baseline is always run).
 // --wasm: the same in wasm under Node (tests/bench/wasm_engine.mjs, on the page's build from
 // scripts/web-pkg.sh), as the page runs them.
 //
@@ -20,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const { values: args } = parseArgs({ options: { runs: { type: "string", default: "3" }, tokens: { type: "string", default: "32" }, "prompt-tokens": { type: "string", default: "64" }, wasm: { type: "boolean", default: false } } });
+const { values: args } = parseArgs({ options: { runs: { type: "string", default: "3" }, tokens: { type: "string", default: "32" }, "prompt-tokens": { type: "string", default: "64" }, wasm: { type: "boolean", default: false }, only: { type: "string" } } });
 const ids = JSON.parse(readFileSync(join(root, "models/bench/paragraph.json"), "utf8")).ids.slice(0, Number(args["prompt-tokens"])).join(",");
 const MODELS = [
   ["GGUF Q4_1 (the default)", "models/smollm2-135m/model.gguf"],
@@ -29,6 +30,7 @@ const MODELS = [
   ["ONNX fp16 (keep_io_types)", "models/bench/smollm2-fp16"],
   ["ONNX int8 (quantize_dynamic)", "models/bench/smollm2-int8"],
   ["ONNX q4 (MatMulNBits, block 32)", "models/bench/smollm2-q4"],
+  ["ONNX q4, 4-bit embedding (GatherBlockQuantized)", "models/bench/smollm2-q4-embedding"],
 ];
 
 function start(path) {
@@ -50,6 +52,7 @@ function start(path) {
 // take turns.
 const results = [];
 for (const [name, path] of MODELS) {
+  if (args.only && path !== MODELS[0][1] && !name.includes(args.only)) continue;
   if (!existsSync(join(root, path))) {
     console.error(`skipped ${name}: ${path} is missing (see the header of this script)`);
     continue;
