@@ -116,7 +116,8 @@ export function backendLabel(backend: ModelInfo["backend"]): string {
  *  against its Q4_1 GGUF: `node tests/bench/onnx_variants.mjs --wasm` (docs/benchmarks.md). */
 const ONNX_COSTS: Record<string, string> = {
   F32: "widened to f32: decode ~2× slower than the GGUF, in 4× its memory",
-  Q4_0: "decode ~4× slower than the GGUF in wasm, in 2× its memory",
+  // 1.3× with a 4-bit embedding (GatherBlockQuantized), 2× with an f32 one.
+  Q4_0: "decode ~4× slower than the GGUF in wasm, in 1.3–2× its memory",
   INT8: "decode ~4× slower than the GGUF in wasm, in 2× its memory",
   F16: "f16 arithmetic in wasm: decode ~10× slower than the GGUF; prefer a GGUF",
 };
