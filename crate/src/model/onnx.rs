@@ -589,15 +589,15 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
         [rows, cols] if rows > 0 && cols > 0 => (rows as usize, cols as usize),
         _ => return Err(bad(format!("has a table of dims {:?}: expected [vocab, hidden]", data.dims))),
     };
+    // Values and zero points are read unsigned: int4's q ∈ [−8, 7] as the nibble q + 8 (its sign
+    // bit flipped), which leaves every q − zero point as it is.
+    let flip = if data.data_type == ONNX_INT4 { 8 } else { 0 };
     // Value `i` of row-major 4-bit values, two a byte.
-    let nibble = |raw: &[u8], i: usize, signed: bool| {
-        let q = (raw[i / 2] >> (4 * (i % 2))) & 0xF;
-        if signed { (q as i32 ^ 8) - 8 } else { q as i32 }
-    };
+    let nibble = |raw: &[u8], i: usize| ((raw[i / 2] >> (4 * (i % 2))) & 0xF) as i32 ^ flip;
     let (cols, default_zero_point) = match (data.data_type, bits) {
         (ONNX_UINT8, 4) => (stored_cols * 2, 8),
         (ONNX_UINT8, 8) => (stored_cols, 128),
-        (ONNX_UINT4 | ONNX_INT4, 4) => (stored_cols, 0),
+        (ONNX_UINT4 | ONNX_INT4, 4) => (stored_cols, flip),
         (t, b) => return Err(bad(format!("stores {b}-bit values as element type {t}: expected 4-bit (uint8, uint4 or int4) or 8-bit (uint8)"))),
     };
     let elements = rows.checked_mul(cols).ok_or_else(|| bad(format!("has dims {:?}, too large", data.dims)))?;
@@ -611,8 +611,7 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
     }
     let f16_rows = scales.data_type == ONNX_FLOAT16;
     let scale = float_values(&scales, rows * blocks).map_err(|why| bad(format!("has scales of {why}")))?;
-    let signed = data.data_type == ONNX_INT4;
-    let quant = |i: usize| if bits == 8 { data.raw_data[i] as i32 } else { nibble(&data.raw_data, i, signed) };
+    let quant = |i: usize| if bits == 8 { data.raw_data[i] as i32 } else { nibble(&data.raw_data, i) };
     let zero_point: Vec<i32> = match &zero_points {
         None => vec![default_zero_point; rows * blocks],
         Some(zp) => {
@@ -626,21 +625,19 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
             if zp.data_type != data.data_type || zp.dims != [rows as i64, zp_cols as i64] || zp.raw_data.len() != bytes {
                 return Err(bad(format!("has zero points of type {} and dims {:?}: expected the table's type, dims [{rows}, {zp_cols}]", zp.data_type, zp.dims)));
             }
-            let at = |s: usize| if bits == 8 { zp.raw_data[s] as i32 } else { nibble(&zp.raw_data, s / blocks * stride + s % blocks, signed) };
+            let at = |s: usize| if bits == 8 { zp.raw_data[s] as i32 } else { nibble(&zp.raw_data, s / blocks * stride + s % blocks) };
             (0..rows * blocks).map(at).collect()
         }
     };
     // Kept in 32-blocks where a format of our kernels holds the values exactly or within an f32
-    // rounding: 4-bit ones as Q4_0 when every zero point is 8 (counting int4's q ∈ [−8, 7] as
-    // the nibble q + 8), else as Q4_1 with min −zero point · scale; 8-bit ones as Q8_0 when every
-    // zero point is 128. Others (blocks of 16, or 8-bit with other zero points) widen to f32.
-    let offset = if signed { 8 } else { 0 };
-    let z: Vec<i32> = zero_point.iter().map(|&zp| zp + offset).collect();
+    // rounding: 4-bit ones as Q4_0 when every zero point is 8, else as Q4_1 with min −zero point
+    // · scale; 8-bit ones as Q8_0 when every zero point is 128. Others (blocks of 16, or 8-bit
+    // with other zero points) widen to f32.
     let format = match bits {
         _ if block % BLOCK != 0 || cols % BLOCK != 0 => None,
-        4 if z.iter().all(|&z| z == 8) => Some(BlockFormat::Q4_0),
+        4 if zero_point.iter().all(|&z| z == 8) => Some(BlockFormat::Q4_0),
         4 => Some(BlockFormat::Q4_1),
-        _ if z.iter().all(|&z| z == 128) => Some(BlockFormat::Q8_0),
+        _ if zero_point.iter().all(|&z| z == 128) => Some(BlockFormat::Q8_0),
         _ => None,
     };
     let storage = match format {
@@ -649,7 +646,7 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
             let blocks_of_32 = |r: usize, b: usize| {
                 let s = r * blocks + b * BLOCK / block;
                 let first = r * cols + b * BLOCK;
-                (std::array::from_fn(|j| quant(first + j) + offset - centre), scale[s], -(z[s] as f32) * scale[s])
+                (std::array::from_fn(|j| quant(first + j) - centre), scale[s], -(zero_point[s] as f32) * scale[s])
             };
             EmbeddingStorage::Quant(Arc::new(QuantMatrix::from_block_quants(format, rows, cols, blocks_of_32).map_err(|e| bad(e.to_string()))?))
         }
