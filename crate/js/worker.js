@@ -15,8 +15,16 @@ const CALLS = new Set(["encode", "decode", "score", "logProbs", "applyChatTempla
 /** What the page keeps of the model, sent after the load and after every call that may change it. */
 const PROPERTIES = ["vocabSize", "contextLength", "backend", "weightTypes", "kvCacheBytesPerToken", "ngramStoreTokens", "chatTemplate", "reusePrefix"];
 
+/** The model's properties; one that cannot be read (an engine that has failed) is left out,
+ * so that a reply never fails on them. */
 function snapshot(model) {
-  return Object.fromEntries(PROPERTIES.map((name) => [name, model[name]]));
+  const properties = {};
+  for (const name of PROPERTIES) {
+    try {
+      properties[name] = model[name];
+    } catch {}
+  }
+  return properties;
 }
 
 function serializeError(error) {
@@ -344,7 +352,7 @@ export class WorkerModel {
     if (message.type === "progress") return pending.onProgress?.(message.progress);
     if (message.type === "step") return pending.onStep?.(message.step);
     this.#pending.delete(message.id);
-    if (message.properties) this.#properties = message.properties;
+    if (message.properties) this.#properties = { ...this.#properties, ...message.properties };
     if (message.type === "result") return pending.resolve(message.value);
     const error = reviveError(message.error, pending.steps);
     pending.reject(error);

@@ -10,6 +10,7 @@ use crate::sampling::{Alternative, Chain, SamplerConfig, StepRecord};
 use crate::superposed::{DraftNode, DraftStep, FinalDraft, SuperposedConfig, SuperposedDecoder};
 use crate::tokenizer::{TextStream, TextTokenizer};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What to generate after the prompt. camelCase in JSON and JS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,7 +130,9 @@ impl Step {
 /// generation at a time.
 pub struct Engine<M: LanguageModel> {
     model: M,
-    tokenizer: TextTokenizer,
+    /// Shared, so that a caller may encode and decode while a step holds the engine (a GPU
+    /// step awaits its read-back).
+    tokenizer: Arc<TextTokenizer>,
     tokenizer_fingerprint: u64,
     ngrams: Option<NgramStore>,
     /// The token ids the model's first `cached.len()` cache positions hold (positions after
@@ -193,7 +196,7 @@ impl<M: LanguageModel> Engine<M> {
             )));
         }
         let tokenizer_fingerprint = tokenizer.fingerprint();
-        Ok(Self { model, tokenizer, tokenizer_fingerprint, ngrams: None, cached: Vec::new(), reuse_prefix: false, epoch: 0 })
+        Ok(Self { model, tokenizer: Arc::new(tokenizer), tokenizer_fingerprint, ngrams: None, cached: Vec::new(), reuse_prefix: false, epoch: 0 })
     }
 
     /// With reuse on, `start` and `score` feed only what follows the prefix their tokens share
@@ -217,9 +220,9 @@ impl<M: LanguageModel> Engine<M> {
         &self.tokenizer
     }
 
-    /// Replaces the tokenizer's chat template (the ids it gives are unchanged).
-    pub fn set_chat_template(&mut self, source: Option<&str>) -> Result<()> {
-        self.tokenizer.set_chat_template(source)
+    /// The tokenizer, for use apart from the engine.
+    pub fn shared_tokenizer(&self) -> Arc<TextTokenizer> {
+        self.tokenizer.clone()
     }
 
     /// The model, to feed it directly; the engine then forgets what its cache holds, and a

@@ -72,7 +72,13 @@ impl TextTokenizer {
 
     /// The prompt for a conversation, through the model's chat template (see [`ChatTemplate`]).
     pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let source = self.chat_template.as_deref().ok_or_else(|| {
+        self.render_chat(self.chat_template.as_deref(), messages, add_generation_prompt)
+    }
+
+    /// The prompt for a conversation through `template` (Jinja source), with this tokenizer's
+    /// special tokens; `None` is the error of a model without a template.
+    pub fn render_chat(&self, template: Option<&str>, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let source = template.ok_or_else(|| {
             Error::ChatTemplate("this model has no chat template: set one (`setChatTemplate`), or write the prompt yourself".into())
         })?;
         ChatTemplate::new(source)?.render(messages, add_generation_prompt, &self.special)

@@ -1,9 +1,9 @@
 //! The JS-facing API: thin wrappers that convert at the boundary with serde-wasm-bindgen and
 //! turn core errors into JS `Error`s carrying the same message.
 
-use crate::chat::ChatMessage;
+use crate::chat::{ChatMessage, ChatTemplate};
 use crate::generate::{Engine, GenerateConfig, Generation};
-use crate::model::auto::{AutoModel, Backend};
+use crate::model::auto::{AutoModel, Backend, BackendInfo};
 use crate::model::webgpu::GpuOptions;
 use crate::model::weights::GgufModel;
 use crate::model::onnx::{data_files, DataFile};
@@ -14,8 +14,10 @@ use crate::score::ScoreConfig;
 use crate::tokenizer::TextTokenizer;
 use crate::Error;
 use serde::{de::DeserializeOwned, Serialize};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
+use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
+use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -292,15 +294,19 @@ pub fn default_sampler_config() -> Result<JsValue, JsValue> {
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 #[tsify(missing_as_null)]
 pub struct LoadOptions {
-    /// `"auto"` (the default): WebGPU when the browser gives an adapter that takes the model,
-    /// else the CPU (tract, wasm SIMD); a GPU failure mid-run moves to the CPU. `"webgpu"`: the
+    /// `"auto"` (the default): WebGPU when the browser gives a hardware adapter that takes the
+    /// model, else the CPU (tract, wasm SIMD); a software adapter (SwiftShader, lavapipe, WARP)
+    /// is slower than the CPU and is used only with `forceFallbackAdapter`. A GPU failure
+    /// mid-run moves to the CPU, so the CPU's copy of the weights is kept meanwhile
+    /// (`backend.fallbackWeightBytes`). `"webgpu"`: the
     /// GPU or an error. `"cpu"`: never the GPU.
     pub backend: Backend,
     /// Caps the context (the positions the KV cache holds), on either backend, to bound its
     /// memory (`kvCacheBytesPerToken` each). Default: the model's context; on the GPU at most
     /// 4096.
     pub context_length: Option<usize>,
-    /// Ask for the browser's software fallback adapter (SwiftShader) even when a GPU exists.
+    /// Ask for the browser's software fallback adapter (SwiftShader) even when a GPU exists;
+    /// `auto` then runs on it.
     pub force_fallback_adapter: bool,
 }
 
@@ -316,24 +322,82 @@ enum Run {
 /// What `Model` shares with the futures of its async calls.
 struct Inner {
     engine: RefCell<Engine<AutoModel>>,
+    /// The engine's own tokenizer: text in and out never waits on a step.
+    tokenizer: Arc<TextTokenizer>,
+    chat_template: RefCell<Option<String>>,
+    properties: RefCell<Properties>,
     generation: RefCell<Option<Generation>>,
     run: Cell<Run>,
     cancelled: Cell<bool>,
 }
 
+/// The model's properties as of the last call that let go of the engine. A step on the GPU
+/// holds the engine across the await of its read-back, and a page reads properties (a worker
+/// sends them with every reply) whenever it likes: they must never wait for, or fail on, a step.
+struct Properties {
+    vocab_size: usize,
+    context_length: usize,
+    weight_types: Vec<String>,
+    kv_cache_bytes_per_token: usize,
+    /// Changes when a GPU failure moves the model to the CPU.
+    backend: BackendInfo,
+    reuse_prefix: bool,
+    ngram_store_tokens: usize,
+}
+
+impl Properties {
+    fn of(engine: &Engine<AutoModel>) -> Self {
+        let model = engine.model();
+        Properties {
+            vocab_size: model.vocab_size(),
+            context_length: model.context_length(),
+            weight_types: model.weight_types().iter().map(|t| t.to_string()).collect(),
+            kv_cache_bytes_per_token: model.kv_cache_bytes_per_token(),
+            backend: model.info(),
+            reuse_prefix: engine.reuses_prefix(),
+            ngram_store_tokens: engine.ngram_store().map_or(0, |s| s.len()),
+        }
+    }
+}
+
+/// The engine, borrowed by one call; letting go of it brings the properties up to date.
+struct EngineGuard<'a> {
+    engine: RefMut<'a, Engine<AutoModel>>,
+    properties: &'a RefCell<Properties>,
+}
+
+impl Deref for EngineGuard<'_> {
+    type Target = Engine<AutoModel>;
+    fn deref(&self) -> &Self::Target {
+        &self.engine
+    }
+}
+
+impl DerefMut for EngineGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.engine
+    }
+}
+
+impl Drop for EngineGuard<'_> {
+    fn drop(&mut self) {
+        let properties = Properties::of(&self.engine);
+        *self.properties.borrow_mut() = properties;
+    }
+}
+
 impl Inner {
     /// The engine, or a clear error while another call (a step, `score`, `logProbs`) holds it
     /// across an await.
-    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsValue> {
+    fn engine(&self) -> Result<EngineGuard<'_>, JsValue> {
         alive()?;
-        self.engine
-            .try_borrow_mut()
-            .map_err(|_| js_error(Error::BusyCall))
+        let engine = self.engine.try_borrow_mut().map_err(|_| js_error(Error::BusyCall))?;
+        Ok(EngineGuard { engine, properties: &self.properties })
     }
 
     /// The engine for a call that would interleave with a generation (another generation,
     /// `score`, `logProbs`, an n-gram store change): refused while one runs.
-    fn idle_engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsValue> {
+    fn idle_engine(&self) -> Result<EngineGuard<'_>, JsValue> {
         alive()?;
         if self.run.get() != Run::Idle {
             return Err(js_error(Error::Busy));
@@ -371,7 +435,8 @@ impl Inner {
 /// `start()` until `next()` has returned its last step), every call that would interleave with
 /// it (`generate`, `start`, `score`, `logProbs`, an n-gram store change, `reusePrefix`) rejects
 /// with "a generation is running on this model: await it or cancel it first". `cancel()` ends
-/// it from anywhere, within a step.
+/// it from anywhere, within a step. The properties, `encode`, `decode` and the chat template
+/// never wait: they answer while a step awaits the GPU.
 #[wasm_bindgen]
 pub struct Model {
     inner: Rc<Inner>,
@@ -423,32 +488,40 @@ impl Model {
     }
 
     fn with(model: AutoModel, tokenizer: TextTokenizer) -> Result<Model, JsValue> {
-        let engine = RefCell::new(Engine::new(model, tokenizer).map_err(js_error)?);
-        let inner = Inner { engine, generation: RefCell::default(), run: Cell::new(Run::Idle), cancelled: Cell::default() };
+        let engine = Engine::new(model, tokenizer).map_err(js_error)?;
+        let inner = Inner {
+            tokenizer: engine.shared_tokenizer(),
+            chat_template: RefCell::new(engine.tokenizer().chat_template().map(str::to_string)),
+            properties: RefCell::new(Properties::of(&engine)),
+            engine: RefCell::new(engine),
+            generation: RefCell::default(),
+            run: Cell::new(Run::Idle),
+            cancelled: Cell::default(),
+        };
         Ok(Model { inner: Rc::new(inner) })
     }
 
-    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine<AutoModel>>, JsValue> {
-        self.inner.engine()
+    fn properties(&self) -> std::cell::Ref<'_, Properties> {
+        self.inner.properties.borrow()
     }
 
     #[wasm_bindgen(getter, js_name = vocabSize)]
-    pub fn vocab_size(&self) -> Result<usize, JsValue> {
-        Ok(self.engine()?.model().vocab_size())
+    pub fn vocab_size(&self) -> usize {
+        self.properties().vocab_size
     }
 
     /// How the weights are held in memory: the GGUF's own block types, e.g. `["Q4_1", "Q8_0"]`,
     /// or, for an ONNX model, how tract holds its graph's weights (e.g. `["INT8"]`, `["Q4_0"]`).
     #[wasm_bindgen(getter, js_name = weightTypes)]
-    pub fn weight_types(&self) -> Result<Vec<String>, JsValue> {
-        Ok(self.engine()?.model().weight_types().iter().map(|t| t.to_string()).collect())
+    pub fn weight_types(&self) -> Vec<String> {
+        self.properties().weight_types.clone()
     }
 
     /// Which backend runs the model (`"webgpu"` or `"cpu"`), on which adapter, and why not on the
     /// GPU when WebGPU was wanted (`fallbackReason`).
     #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
     pub fn backend(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.engine()?.model().info())
+        to_js(&self.properties().backend)
     }
 
     /// When true, `start` and `score` feed only what follows the prefix their tokens share with
@@ -456,8 +529,8 @@ impl Model {
     /// prompt fed in pieces gives logits that differ from one prefill's in the last bits, and
     /// the same seed must give the same tokens whatever ran before.
     #[wasm_bindgen(getter, js_name = reusePrefix)]
-    pub fn reuse_prefix(&self) -> Result<bool, JsValue> {
-        Ok(self.engine()?.reuses_prefix())
+    pub fn reuse_prefix(&self) -> bool {
+        self.properties().reuse_prefix
     }
 
     #[wasm_bindgen(setter, js_name = reusePrefix)]
@@ -469,39 +542,44 @@ impl Model {
     /// The most tokens a sequence can hold: the model's context, or less where `contextLength`
     /// capped it at load. A generation that reaches it ends with `finish: "context"`.
     #[wasm_bindgen(getter, js_name = contextLength)]
-    pub fn context_length(&self) -> Result<usize, JsValue> {
-        Ok(self.engine()?.model().context_length())
+    pub fn context_length(&self) -> usize {
+        self.properties().context_length
     }
 
     /// Bytes of KV cache per token in the sequence: at the full context it takes
     /// `contextLength` times this.
     #[wasm_bindgen(getter, js_name = kvCacheBytesPerToken)]
-    pub fn kv_cache_bytes_per_token(&self) -> Result<usize, JsValue> {
-        Ok(self.engine()?.model().kv_cache_bytes_per_token())
+    pub fn kv_cache_bytes_per_token(&self) -> usize {
+        self.properties().kv_cache_bytes_per_token
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsValue> {
-        self.engine()?.tokenizer().encode(text).map_err(js_error)
+        alive()?;
+        self.inner.tokenizer.encode(text).map_err(js_error)
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, JsValue> {
-        self.engine()?.tokenizer().decode(ids).map_err(js_error)
+        alive()?;
+        self.inner.tokenizer.decode(ids).map_err(js_error)
     }
 
-    /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
-    /// clears it with `null`). Refuses a corrupt store or one built with another tokenizer.
     /// The model's chat template (Jinja), from the GGUF's `tokenizer.chat_template` or set with
     /// `setChatTemplate`; `undefined` when it has none.
     #[wasm_bindgen(getter, js_name = chatTemplate)]
-    pub fn chat_template(&self) -> Result<Option<String>, JsValue> {
-        Ok(self.inner.engine()?.tokenizer().chat_template().map(str::to_string))
+    pub fn chat_template(&self) -> Option<String> {
+        self.inner.chat_template.borrow().clone()
     }
 
     /// Sets the chat template (e.g. `chat_template` from an HF `tokenizer_config.json`), or
     /// removes it with `null`. Throws (code "ChatTemplate") if it does not compile.
     #[wasm_bindgen(js_name = setChatTemplate)]
     pub fn set_chat_template(&self, source: Option<String>) -> Result<(), JsValue> {
-        self.inner.engine()?.set_chat_template(source.as_deref()).map_err(js_error)
+        alive()?;
+        if let Some(source) = &source {
+            ChatTemplate::new(source).map_err(js_error)?;
+        }
+        *self.inner.chat_template.borrow_mut() = source;
+        Ok(())
     }
 
     /// The prompt for a conversation, rendered by the model's chat template as HF's
@@ -520,10 +598,13 @@ impl Model {
             .ok()
             .and_then(|v| v.as_bool())
             .unwrap_or(true);
-        let engine = self.inner.engine()?;
-        engine.tokenizer().apply_chat_template(&messages, add_generation_prompt).map_err(js_error)
+        alive()?;
+        let template = self.inner.chat_template.borrow();
+        self.inner.tokenizer.render_chat(template.as_deref(), &messages, add_generation_prompt).map_err(js_error)
     }
 
+    /// Sets the n-gram store superposed decoding uses, from the bytes of a store file (or
+    /// clears it with `null`). Refuses a corrupt store or one built with another tokenizer.
     #[wasm_bindgen(js_name = setNgramStore)]
     pub fn set_ngram_store(&self, bytes: Option<Vec<u8>>) -> Result<(), JsValue> {
         let mut engine = self.inner.idle_engine()?;
@@ -553,8 +634,8 @@ impl Model {
 
     /// Corpus tokens in the current n-gram store (0 when there is none).
     #[wasm_bindgen(getter, js_name = ngramStoreTokens)]
-    pub fn ngram_store_tokens(&self) -> Result<usize, JsValue> {
-        Ok(self.engine()?.ngram_store().map_or(0, |s| s.len()))
+    pub fn ngram_store_tokens(&self) -> usize {
+        self.properties().ngram_store_tokens
     }
 
     /// Teacher-forced natural-log probabilities of `ids[1..]`, each given the ids before it (one

@@ -262,6 +262,9 @@ export class EngineClient {
         steps.push(step);
         onStep(step, elapsedMs);
       });
+      // A failed lookup fails the run where it awaits `shown`, once; not as an unhandled
+      // rejection per step meanwhile.
+      shown.catch(() => {});
     };
     try {
       engine.reusePrefix = options.reusePrefix ?? false;
