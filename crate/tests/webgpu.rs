@@ -130,6 +130,8 @@ fn auto_picks_the_adapter_and_moves_to_the_cpu_when_the_device_is_lost() {
     let info = auto.model().info();
     assert_eq!((info.backend, info.fallback_reason.clone()), ("webgpu", None));
     assert!(info.adapter.as_ref().unwrap().fallback, "lavapipe is a software adapter: {info:?}");
+    let weights = GgufModel::read(GGUF).unwrap().weights;
+    assert_eq!(info.fallback_weight_bytes, Some(weights.storage_bytes()), "the CPU copy kept for a fallback");
     let mut cpu = engine(Backend::Cpu);
     assert_eq!(cpu.model().info().backend, "cpu");
 
@@ -149,4 +151,24 @@ fn auto_picks_the_adapter_and_moves_to_the_cpu_when_the_device_is_lost() {
     let reason = info.fallback_reason.unwrap();
     assert!(reason.contains("lost") && reason.contains("moved to the CPU mid-run"), "{reason}");
     assert_eq!(got, want, "the sequence was replayed on the CPU and went on");
+}
+
+/// Unasked, `auto` leaves a software adapter (lavapipe, the only one here) to the CPU, which is
+/// faster, and says why; on a machine whose first adapter is a GPU it runs there.
+#[test]
+fn auto_runs_on_the_cpu_rather_than_a_software_adapter_unless_asked() {
+    let offered = block_on(decoding_playground::model::webgpu::Gpu::new(false)).expect("an adapter (lavapipe)").adapter().clone();
+    let GgufModel { weights, .. } = GgufModel::read(GGUF).unwrap();
+    let info = block_on(AutoModel::load(weights, Backend::Auto, &GpuOptions::default())).unwrap().info();
+    if offered.fallback {
+        assert_eq!(info.backend, "cpu", "{info:?}");
+        let reason = info.fallback_reason.unwrap();
+        assert!(reason.starts_with(&format!("the WebGPU adapter is a software fallback ({})", offered.name)), "{reason}");
+        assert_eq!(info.fallback_weight_bytes, None, "on the CPU no second copy is kept");
+    } else {
+        assert_eq!((info.backend, info.adapter), ("webgpu", Some(offered)));
+    }
+    let GgufModel { weights, .. } = GgufModel::read(GGUF).unwrap();
+    let forced = block_on(AutoModel::load(weights, Backend::Webgpu, &GpuOptions::default())).unwrap().info();
+    assert_eq!((forced.backend, forced.fallback_weight_bytes), ("webgpu", None), "backend webgpu runs on any adapter");
 }

@@ -19,7 +19,7 @@ import { fromQuery, toQuery, viewsFromQuery } from "./urlstate";
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector(selector) as T;
 
 const query = new URLSearchParams(location.search);
-// WebGPU when the browser has an adapter, else the CPU; `?backend=cpu|webgpu` forces one.
+// WebGPU when the browser has a hardware adapter, else the CPU; `?backend=cpu|webgpu` forces one.
 const backendParam = query.get("backend");
 const backendChoice: BackendChoice = backendParam === "cpu" || backendParam === "webgpu" ? backendParam : "auto";
 const modelChoice = query.get("model") === "tiny" ? "tiny" : "smollm2";

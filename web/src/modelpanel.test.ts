@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { AUTO_LOAD_BYTES, autoLoads, backendLabel, bytesToFetch, filesToSource, formatBytes, formatLabel, kvText, probeFiles, serverModel, storeCorpus, sumBytes } from "./modelpanel";
+import { AUTO_LOAD_BYTES, autoLoads, backendLabel, bytesToFetch, fallbackCopyText, filesToSource, formatBytes, formatLabel, kvText, probeFiles, serverModel, storeCorpus, sumBytes } from "./modelpanel";
 
 const file = (name: string, text = name) => new File([text], name);
 
@@ -7,14 +7,21 @@ afterEach(() => vi.unstubAllGlobals());
 
 describe("the backend label", () => {
   it("names the adapter, flags a software one, and says why the CPU runs when WebGPU was wanted", () => {
-    expect(backendLabel({ backend: "webgpu", adapter: { name: "NVIDIA H200", backend: "browser webgpu", fallback: false }, fallbackReason: undefined })).toBe("WebGPU · NVIDIA H200");
-    expect(backendLabel({ backend: "webgpu", adapter: { name: "", backend: "browser webgpu", fallback: true }, fallbackReason: undefined })).toBe(
+    expect(backendLabel({ backend: "webgpu", adapter: { name: "NVIDIA H200", backend: "browser webgpu", fallback: false }, fallbackReason: undefined, fallbackWeightBytes: undefined })).toBe("WebGPU · NVIDIA H200");
+    expect(backendLabel({ backend: "webgpu", adapter: { name: "", backend: "browser webgpu", fallback: true }, fallbackReason: undefined, fallbackWeightBytes: undefined })).toBe(
       "WebGPU · browser adapter (fallback adapter: software, slow)",
     );
-    expect(backendLabel({ backend: "cpu", adapter: undefined, fallbackReason: "WebGPU: no WebGPU adapter is available" })).toBe(
+    expect(backendLabel({ backend: "cpu", adapter: undefined, fallbackReason: "WebGPU: no WebGPU adapter is available", fallbackWeightBytes: undefined })).toBe(
       "CPU · wasm SIMD128 (not WebGPU: WebGPU: no WebGPU adapter is available)",
     );
     expect(backendLabel(null)).toBe("CPU · wasm SIMD128");
+  });
+
+  it("says what the CPU copy kept for a fallback costs, under auto on WebGPU only", () => {
+    const gpu = { backend: "webgpu", adapter: { name: "NVIDIA H200", backend: "browser webgpu", fallback: false }, fallbackReason: undefined } as const;
+    expect(fallbackCopyText({ ...gpu, fallbackWeightBytes: 98_123_456 })).toBe(" (+ 98 MB of memory: a CPU copy of the weights, for a fallback)");
+    expect(fallbackCopyText({ ...gpu, fallbackWeightBytes: undefined })).toBe("");
+    expect(fallbackCopyText(null)).toBe("");
   });
 });
 

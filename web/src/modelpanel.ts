@@ -112,6 +112,13 @@ export function backendLabel(backend: ModelInfo["backend"]): string {
   return `CPU · wasm SIMD128${backend.fallbackReason ? ` (not WebGPU: ${backend.fallbackReason})` : ""}`;
 }
 
+/** What `auto` on WebGPU costs besides the GPU's memory: the CPU's copy of the weights, kept in
+ *  the page's memory so that a GPU failure can move the run to the CPU. */
+export function fallbackCopyText(backend: ModelInfo["backend"]): string {
+  const bytes = backend?.fallbackWeightBytes;
+  return bytes ? ` (+ ${formatBytes(bytes)} of memory: a CPU copy of the weights, for a fallback)` : "";
+}
+
 /** What an ONNX model's weight types cost in the page (tract in wasm), measured on SmolLM2
  *  against its Q4_1 GGUF: `node tests/bench/onnx_variants.mjs --wasm` (docs/benchmarks.md). */
 const ONNX_COSTS: Record<string, string> = {
@@ -266,7 +273,7 @@ export class ModelPanel {
 
   private readyText(info: ModelInfo): string {
     const store = info.ngramTokens ? `${info.ngramTokens.toLocaleString("en")} tokens` : "none";
-    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · ${backendLabel(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength}${kvText(info)} · n-gram store ${store}`;
+    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · ${backendLabel(info.backend)}${fallbackCopyText(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength}${kvText(info)} · n-gram store ${store}`;
   }
 
   private onProgress(phase: LoadPhase, loaded: number, total: number | null, file: string): void {

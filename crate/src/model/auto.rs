@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::quant::Kernel;
 use super::tract::TractModel;
-use super::webgpu::{AdapterSummary, GpuOptions, WebGpuModel};
+use super::webgpu::{AdapterSummary, Gpu, GpuOptions, WebGpuModel};
 use super::weights::LlamaWeights;
 use super::{EmbeddingTable, LanguageModel};
 use crate::error::{check, Error, Result};
@@ -34,9 +34,12 @@ pub struct BackendInfo {
     pub backend: &'static str,
     /// The WebGPU adapter, while it runs the model.
     pub adapter: Option<AdapterSummary>,
-    /// Why the model runs on the CPU although WebGPU was asked for (`auto`): no adapter, out of
-    /// memory, a device lost mid-run…
+    /// Why the model runs on the CPU although WebGPU was asked for (`auto`): no adapter, a
+    /// software adapter, out of memory, a device lost mid-run…
     pub fallback_reason: Option<String>,
+    /// Bytes of memory (wasm memory, in the browser) that the CPU's copy of the weights takes
+    /// while `auto` runs on the GPU, kept so that a GPU failure can move the run to the CPU.
+    pub fallback_weight_bytes: Option<usize>,
 }
 
 /// `$body` with `$m` bound to the active backend's model.
@@ -100,7 +103,7 @@ impl AutoModel {
         match backend {
             Backend::Cpu => Ok(on(cpu(&weights)?, None)),
             Backend::Webgpu => Ok(on(Active::Gpu(WebGpuModel::new(&weights, options).await?), None)),
-            Backend::Auto => match WebGpuModel::new(&weights, options).await {
+            Backend::Auto => match auto_gpu(&weights, options).await {
                 Ok(gpu) => Ok(AutoModel { fallback: Some((weights, Vec::new())), ..on(Active::Gpu(gpu), None) }),
                 Err(Error::Gpu(reason)) => Ok(on(cpu(&weights)?, Some(reason))),
                 Err(e) => Err(e),
@@ -129,7 +132,8 @@ impl AutoModel {
             Active::Cpu(_) => ("cpu", None),
             Active::Gpu(gpu) => ("webgpu", Some(gpu.adapter().clone())),
         };
-        BackendInfo { backend, adapter, fallback_reason: self.fallback_reason.clone() }
+        let fallback_weight_bytes = self.fallback.as_ref().map(|(weights, _)| weights.storage_bytes());
+        BackendInfo { backend, adapter, fallback_reason: self.fallback_reason.clone(), fallback_weight_bytes }
     }
 
     /// Destroys the GPU device, if one runs the model (see [`WebGpuModel::lose_device`]).
@@ -171,6 +175,19 @@ impl AutoModel {
         self.fallback_reason = Some(format!("{reason} (moved to the CPU mid-run)"));
         Ok(())
     }
+}
+
+/// WebGPU for [`Backend::Auto`]: not on a software adapter, which runs many times slower than
+/// the CPU path (SwiftShader: 1.3 tok/s on SmolLM2 where the CPU makes 65), unless the caller
+/// asked for the fallback adapter.
+async fn auto_gpu(weights: &LlamaWeights, options: &GpuOptions) -> Result<WebGpuModel> {
+    let gpu = Gpu::new(options.force_fallback_adapter).await?;
+    let adapter = gpu.adapter();
+    if adapter.fallback && !options.force_fallback_adapter {
+        let name = if adapter.name.is_empty() { String::new() } else { format!(" ({})", adapter.name) };
+        return Err(Error::Gpu(format!("the WebGPU adapter is a software fallback{name}, slower than the CPU; backend \"webgpu\" runs on it anyway")));
+    }
+    WebGpuModel::with_gpu(gpu, weights, options).await
 }
 
 async fn run(model: &mut impl LanguageModel, input: &Fed) -> Result<Vec<f32>> {

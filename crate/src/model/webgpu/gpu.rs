@@ -23,7 +23,8 @@ pub struct AdapterSummary {
     pub name: String,
     /// The API under wgpu: "vulkan", "metal", … natively, "browser webgpu" in wasm.
     pub backend: String,
-    /// A software adapter (lavapipe, SwiftShader): correct, but no faster than the CPU path.
+    /// A software adapter (lavapipe, SwiftShader, WARP): correct, but far slower than the CPU
+    /// path, so the automatic backend does not use one unless it is asked for.
     pub fallback: bool,
 }
 
@@ -166,7 +167,7 @@ impl Gpu {
         let adapter = AdapterSummary {
             name: info.name.clone(),
             backend: info.backend.to_string(),
-            fallback: info.device_type == wgpu::DeviceType::Cpu,
+            fallback: is_software(&info),
         };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let kernels = compile_kernels(&device);
@@ -353,6 +354,16 @@ impl Gpu {
 pub(super) struct Bound {
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
+}
+
+/// Software rasterisers, by the names they give when an adapter does not say it is a fallback
+/// (in the browser wgpu reads `isFallbackAdapter` into the device type, and the name from
+/// `GPUAdapterInfo.description`): SwiftShader, Mesa's llvmpipe/lavapipe and softpipe, WARP.
+const SOFTWARE_ADAPTERS: [&str; 5] = ["swiftshader", "llvmpipe", "lavapipe", "softpipe", "microsoft basic render"];
+
+fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    let name = info.name.to_lowercase();
+    info.device_type == wgpu::DeviceType::Cpu || SOFTWARE_ADAPTERS.iter().any(|software| name.contains(software))
 }
 
 /// In the browser wgpu's error lists the native backends it was built without: noise there.
