@@ -173,3 +173,27 @@ export function dropFiles(page, files) {
     document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
   }, files);
 }
+
+/**
+ * Counts, inside the page's engine worker, the steps it posts and how many it had posted when
+ * an abort reached it. A stop is judged there, where it holds whatever the machine's load: the
+ * engine takes at most one step after the abort arrives (the one in flight), while steps posted
+ * before it may still be on their way to the page. Resolves to a reader of both counts.
+ */
+export async function countWorkerSteps(page) {
+  const worker = page.workers().at(-1);
+  if (!worker) throw new Error("the page has no engine worker yet");
+  await worker.evaluate(() => {
+    self.__steps = 0;
+    self.__stepsAtAbort = null;
+    const post = self.postMessage.bind(self);
+    self.postMessage = (message, transfer) => {
+      if (message?.type === "step") self.__steps += 1;
+      return post(message, transfer);
+    };
+    self.addEventListener("message", (event) => {
+      if (event.data?.type === "abort" && self.__stepsAtAbort === null) self.__stepsAtAbort = self.__steps;
+    });
+  });
+  return () => worker.evaluate(() => ({ steps: self.__steps, atAbort: self.__stepsAtAbort }));
+}

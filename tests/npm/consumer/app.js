@@ -14,7 +14,9 @@ export async function setup(pkg, spawnWorker) {
       return new Uint8Array(await response.arrayBuffer());
     };
     const models = {
-      gguf: await Model.fromGguf(await bytes("/models/tiny/model.gguf")),
+      // Headless Chromium's only adapter is SwiftShader, a software one, which `auto` leaves to
+      // the CPU unless asked for it: asked, the GGUF runs on WebGPU.
+      gguf: await Model.fromGguf(await bytes("/models/tiny/model.gguf"), { forceFallbackAdapter: true }),
       onnx: new Model(
         await bytes("/models/tiny/model.onnx"),
         await bytes("/models/tiny/tokenizer.json"),
@@ -22,7 +24,7 @@ export async function setup(pkg, spawnWorker) {
       ),
     };
     // The same GGUF, in a worker: the same seeded ids must come out.
-    models.worker = await createWorkerModel(spawnWorker(), "/models/tiny/model.gguf");
+    models.worker = await createWorkerModel(spawnWorker(), "/models/tiny/model.gguf", { forceFallbackAdapter: true });
     const ngrams = await bytes("/models/tiny/ngrams.bin");
     for (const model of Object.values(models)) await model.setNgramStore(ngrams);
     const out = document.querySelector("#output");

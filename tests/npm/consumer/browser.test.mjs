@@ -134,7 +134,8 @@ function pageTests(pageUrl) {
     await page.goto(pageUrl());
     await page.waitForSelector('#status[data-state="ready"], #status[data-state="failed"]', { timeout: 60_000 });
     assert.equal(await page.textContent("#status"), "ready");
-    // The automatic backend: the GGUF on WebGPU (SwiftShader, a fallback adapter), ONNX on the CPU.
+    // The automatic backend, asked for the fallback adapter: the GGUF on WebGPU (SwiftShader),
+    // ONNX on the CPU.
     const backends = await page.evaluate(() => window.backends());
     assert.equal(backends.gguf.backend, "webgpu", JSON.stringify(backends.gguf));
     assert.equal(backends.gguf.adapter.fallback, true);

@@ -340,7 +340,7 @@ describe("the backend", () => {
   it("is the CPU in Node, which has no WebGPU, and the model says why; forcing WebGPU is a clear error", async () => {
     assert.equal(gguf.backend.backend, "cpu");
     assert.match(gguf.backend.fallbackReason, /navigator\.gpu/);
-    assert.deepEqual(model.backend, { backend: "cpu", adapter: null, fallbackReason: null }, "an ONNX model runs on the CPU");
+    assert.deepEqual(model.backend, { backend: "cpu", adapter: null, fallbackReason: null, fallbackWeightBytes: null }, "an ONNX model runs on the CPU");
     await throwsError(() => Model.fromGguf(GGUF, { backend: "webgpu" }), /^WebGPU: this JavaScript environment has no WebGPU/);
     await throwsError(() => Model.fromGguf(GGUF, { backend: "gpu" }), /^invalid config: .*unknown variant `gpu`/);
   });
