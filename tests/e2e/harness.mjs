@@ -104,10 +104,25 @@ export async function waitReady(page, timeout = 60_000) {
 }
 
 /** The page on the tiny test model (`?model=tiny&<query>`), its model loaded. */
-export async function openTinyPage(session, query = "") {
-  const opened = await openPage(session.browser, `${session.server.url}?model=tiny${query ? `&${query}` : ""}`);
+export async function openTinyPage(session, query = "", options = {}) {
+  const opened = await openPage(session.browser, `${session.server.url}?model=tiny${query ? `&${query}` : ""}`, options);
   await waitReady(opened.page);
   return opened;
+}
+
+/**
+ * An init script for `openPage`: records in `window.__workerRequests` each request the page
+ * sends its engine worker ("generate", "abort", a call's method name…), with whether a run was
+ * going on, so that a test can count what the page asked for rather than what it showed.
+ */
+export function recordWorkerRequests() {
+  window.__workerRequests = [];
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (message, transfer) {
+    const running = document.querySelector("#run-status")?.dataset.state === "running";
+    window.__workerRequests.push({ type: message?.type === "call" ? message.method : message?.type, running });
+    return post.call(this, message, transfer);
+  };
 }
 
 /** Counts tokens as they arrive, to tell a stream from one final batch. */

@@ -4,7 +4,7 @@
 // and the page stays usable after it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { dropFiles, generate, openTinyPage, previewAndChromium, screenshot, waitReady } from "./harness.mjs";
+import { dropFiles, generate, openTinyPage, previewAndChromium, recordWorkerRequests, screenshot, waitReady } from "./harness.mjs";
 
 const session = previewAndChromium();
 const tinyPage = (query) => openTinyPage(session, query);
@@ -20,10 +20,11 @@ async function assertRunsAgain(page, tokens) {
 }
 
 test("a double-clicked Generate runs once, to the end", { timeout: 60_000 }, async () => {
-  const { context, page, errors } = await tinyPage("n=40&seed=1");
+  const { context, page, errors } = await openTinyPage(session, "n=40&seed=1", { init: recordWorkerRequests });
   await page.dblclick("#run");
   await settledRun(page);
-  await page.waitForTimeout(300); // a second run, had one started, would show by now
+  const generations = await page.evaluate(() => window.__workerRequests.filter((r) => r.type === "generate").length);
+  assert.equal(generations, 1, "the worker was asked for one generation");
   const after = await runState(page);
   assert.equal(after.state, "done", after.text);
   assert.equal(after.runs, 1);

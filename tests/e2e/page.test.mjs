@@ -429,8 +429,9 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     assert.equal(await page.locator("#load-model").innerText(), "Load model (122 MB)");
     assert.ok(await page.locator("#run").isDisabled());
     await screenshot(page, "smollm2-offered", "#model-panel");
-    // Nothing big starts on its own: the page only asked for the sizes.
-    await page.waitForTimeout(1000);
+    // Nothing big starts on its own: once the page's requests have settled, it only asked for
+    // the sizes.
+    await page.waitForLoadState("networkidle");
     const ofModels = (method) => requests.filter((r) => r.startsWith(`${method} /models/`));
     assert.deepEqual(ofModels("GET"), []);
     assert.deepEqual(ofModels("HEAD").sort(), ["HEAD /models/ngrams/default.ngram", "HEAD /models/smollm2-135m/model.gguf"]);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
-import { generate, launch, openPage, previewAndChromium, waitReady } from "./harness.mjs";
+import { generate, launch, openPage, previewAndChromium, recordWorkerRequests, waitReady } from "./harness.mjs";
 
 const session = previewAndChromium();
 let webgpuBrowser = null;
@@ -18,22 +18,9 @@ after(async () => webgpuBrowser?.close());
 
 const backendOf = (page) => page.evaluate(() => ({ label: document.querySelector("#backend").textContent, kind: document.querySelector("#backend").dataset.backend }));
 
-/** Records the requests the page sends its worker while a run is going on (the run's own
- *  generate and abort aside): each reply carries the model's properties, read in the worker
- *  while a step may hold the engine. */
-function recordRequestsDuringRuns() {
-  window.__requestsDuringRuns = [];
-  const post = Worker.prototype.postMessage;
-  Worker.prototype.postMessage = function (message, transfer) {
-    const running = document.querySelector("#run-status")?.dataset.state === "running";
-    if (running && message?.type !== "generate" && message?.type !== "abort") window.__requestsDuringRuns.push(message.type === "call" ? message.method : message.type);
-    return post.call(this, message, transfer);
-  };
-}
-
 /** The page on `query`, its model loaded, with its backend. */
 async function openReady(browser, query, timeout = 60_000) {
-  const opened = await openPage(browser, `${session.server.url}?${query}`, { init: recordRequestsDuringRuns });
+  const opened = await openPage(browser, `${session.server.url}?${query}`, { init: recordWorkerRequests });
   await waitReady(opened.page, timeout);
   return { ...opened, backend: await backendOf(opened.page) };
 }
@@ -72,7 +59,9 @@ async function pageRun(browser, query, { timeout = 60_000, meddle = false } = {}
   const run = await generate(page, timeout);
   assert.equal(run.state, "done", run.status);
   const steps = await exportedSteps(page);
-  const requests = await page.evaluate(() => window.__requestsDuringRuns);
+  // Each reply to a request sent mid-run carries the model's properties, read in the worker
+  // while a step may hold the engine.
+  const requests = await page.evaluate(() => window.__workerRequests.filter((r) => r.running && r.type !== "generate" && r.type !== "abort").map((r) => r.type));
   const series = (name) => run.chart.series.find((s) => s.label.toLowerCase().startsWith(name))?.values ?? [];
   await context.close();
   assert.deepEqual(errors, []);
