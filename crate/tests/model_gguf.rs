@@ -54,24 +54,34 @@ fn the_simd_kernels_give_the_reference_kernels_logits_bit_for_bit() {
     assert!(simd.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
+/// With f32 activations a cached step differs from a full prefill by f32 rounding alone. The
+/// fast kernels quantise each row's activations to int16, and tract's attention may sum in
+/// another order for one row than for many (it picks its kernels by CPU: on an AVX2-only AMD
+/// EPYC 1e-4 was exceeded at 3.7e-4): there a step may land on the next quantisation step, so
+/// the bound is the one those kernels keep to the float64 reference.
 #[test]
 fn gguf_kv_cache_steps_equal_a_fresh_full_prefill() {
     let ids: Vec<u32> = serde_json::from_value(reference()["ids"].clone()).unwrap();
-    let mut model = tiny(Kernel::Simd);
-    let vocab = model.vocab_size();
-    let full = block_on(model.prefill_all_logits(&ids)).unwrap();
-    model.reset();
-    let mut incremental = vec![block_on(model.prefill(&ids[..5])).unwrap()];
-    for (k, &id) in ids[5..].iter().enumerate() {
-        incremental.push(if k % 2 == 0 {
-            block_on(model.step_token(id)).unwrap()
-        } else {
-            block_on(model.step_embedding(&model.embed(id).unwrap())).unwrap()
-        });
-    }
-    for (logits, end) in incremental.iter().zip(5..) {
-        let diff = max_abs_diff(logits, &full[(end - 1) * vocab..end * vocab]);
-        assert!(diff < 1e-4, "position {}: max |diff| = {diff}", end - 1);
+    for (kernel, tolerance) in [(Kernel::F32Activations, 1e-4), (Kernel::Simd, 3e-3)] {
+        let mut model = tiny(kernel);
+        let vocab = model.vocab_size();
+        let full = block_on(model.prefill_all_logits(&ids)).unwrap();
+        model.reset();
+        let mut incremental = vec![block_on(model.prefill(&ids[..5])).unwrap()];
+        for (k, &id) in ids[5..].iter().enumerate() {
+            incremental.push(if k % 2 == 0 {
+                block_on(model.step_token(id)).unwrap()
+            } else {
+                block_on(model.step_embedding(&model.embed(id).unwrap())).unwrap()
+            });
+        }
+        let worst = incremental
+            .iter()
+            .zip(5..)
+            .map(|(logits, end)| max_abs_diff(logits, &full[(end - 1) * vocab..end * vocab]))
+            .fold(0.0, f32::max);
+        println!("{kernel:?}: cached steps vs one prefill, max |diff| = {worst:.2e}");
+        assert!(worst < tolerance, "{kernel:?}: max |diff| = {worst} (tolerance {tolerance})");
     }
 }
 
@@ -110,6 +120,11 @@ fn native_logits_match_the_fixture_wasm_compares_with() {
     }
     let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let stored_logits: Vec<Vec<f32>> = serde_json::from_value(stored["logits"].clone()).unwrap();
-    let same = stored_logits == logits && stored["steps"] == serde_json::json!(steps);
-    assert!(same, "the native logits changed: run with UPDATE_FIXTURES=1 after a deliberate change");
+    assert_eq!(stored["steps"], serde_json::json!(steps), "the fixture's steps changed: run with UPDATE_FIXTURES=1");
+    // Not bit for bit: tract's own f32 kernels (attention, norms) differ between CPUs, and the
+    // fixture was written on one. A deliberate change to the model or the math moves the
+    // logits far more than the CPUs' rounding does (4.6e-4 between the machine that wrote it and an AVX2-only AMD EPYC).
+    let worst = stored_logits.iter().flatten().zip(logits.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    println!("native logits vs the fixture: max |diff| = {worst:.2e}");
+    assert!(worst < 1e-3, "the native logits changed by {worst}: run with UPDATE_FIXTURES=1 after a deliberate change");
 }

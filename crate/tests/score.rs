@@ -8,6 +8,7 @@ mod common;
 use common::tiny::{gguf_engine, GGUF, NGRAM_CORPUS, PROMPT};
 use decoding_playground::generate::GenerateConfig;
 use decoding_playground::model::auto::{AutoModel, Backend};
+use decoding_playground::model::quant::Kernel;
 use decoding_playground::model::webgpu::GpuOptions;
 use decoding_playground::model::weights::GgufModel;
 use decoding_playground::score::{ScoreConfig, SCORE_CHUNK};
@@ -19,7 +20,11 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn truncate_then_refeed_equals_a_fresh_run(model: &mut impl LanguageModel, name: &str) {
+/// `tolerance`: f32 rounding (1e-4) where activations stay f32; with the fast CPU kernels, which
+/// quantise each row's activations to int16, the bound they keep to the float64 reference
+/// (3e-3): tract's attention may sum one chunk in another order than another (it picks its
+/// kernels by CPU; 2.4e-4 on an AVX2-only AMD EPYC), and a row may land on the next step.
+fn truncate_then_refeed_equals_a_fresh_run(model: &mut impl LanguageModel, name: &str, tolerance: f32) {
     let ids: Vec<u32> = (0..40).map(|i| (i * 29 + 3) % 512).collect();
     model.reset();
     let fresh = block_on(model.prefill(&ids[..30])).unwrap();
@@ -29,24 +34,26 @@ fn truncate_then_refeed_equals_a_fresh_run(model: &mut impl LanguageModel, name:
     model.truncate(12).unwrap();
     assert_eq!(model.position(), 12);
     let again = block_on(model.prefill(&ids[12..30])).unwrap();
-    assert!(max_diff(&again, &fresh) < 1e-4, "{name}: truncate(12) + re-feed vs fresh: {}", max_diff(&again, &fresh));
+    assert!(max_diff(&again, &fresh) < tolerance, "{name}: truncate(12) + re-feed vs fresh: {}", max_diff(&again, &fresh));
     assert!(matches!(model.truncate(31), Err(Error::InvalidParameter { name: "truncate", .. })), "{name}");
     assert_eq!(model.position(), 30, "{name}: a refused truncate changes nothing");
     model.truncate(0).unwrap();
     assert_eq!(model.position(), 0);
     let after_zero = block_on(model.prefill(&ids[..30])).unwrap();
-    assert!(max_diff(&after_zero, &fresh) < 1e-4, "{name}: truncate(0) is a reset");
+    assert!(max_diff(&after_zero, &fresh) < tolerance, "{name}: truncate(0) is a reset");
 }
 
 #[test]
 fn truncate_then_refeed_equals_a_fresh_run_on_every_backend() {
-    let (mut tract, _) = decoding_playground::TractModel::from_gguf(GGUF).unwrap();
-    truncate_then_refeed_equals_a_fresh_run(&mut tract, "tract");
+    for (kernel, tolerance) in [(Kernel::F32Activations, 1e-4), (Kernel::Simd, 3e-3)] {
+        let (mut tract, _) = decoding_playground::TractModel::from_gguf_with_kernel(GGUF, kernel).unwrap();
+        truncate_then_refeed_equals_a_fresh_run(&mut tract, &format!("tract, {kernel:?}"), tolerance);
+    }
     let options = GpuOptions { force_fallback_adapter: true, ..Default::default() };
     for backend in [Backend::Webgpu, Backend::Auto] {
         let GgufModel { weights, .. } = GgufModel::read(GGUF).unwrap();
         let mut model = block_on(AutoModel::load(weights, backend, &options)).unwrap();
-        truncate_then_refeed_equals_a_fresh_run(&mut model, &format!("{backend:?}"));
+        truncate_then_refeed_equals_a_fresh_run(&mut model, &format!("{backend:?}"), 1e-4);
     }
 }
 
