@@ -501,27 +501,29 @@ impl Model {
         Ok(Model { inner: Rc::new(inner) })
     }
 
-    fn properties(&self) -> std::cell::Ref<'_, Properties> {
-        self.inner.properties.borrow()
+    /// The properties, which never wait on a step; after a trap, the failure, as every call.
+    fn properties(&self) -> Result<std::cell::Ref<'_, Properties>, JsValue> {
+        alive()?;
+        Ok(self.inner.properties.borrow())
     }
 
     #[wasm_bindgen(getter, js_name = vocabSize)]
-    pub fn vocab_size(&self) -> usize {
-        self.properties().vocab_size
+    pub fn vocab_size(&self) -> Result<usize, JsValue> {
+        Ok(self.properties()?.vocab_size)
     }
 
     /// How the weights are held in memory: the GGUF's own block types, e.g. `["Q4_1", "Q8_0"]`,
     /// or, for an ONNX model, how tract holds its graph's weights (e.g. `["INT8"]`, `["Q4_0"]`).
     #[wasm_bindgen(getter, js_name = weightTypes)]
-    pub fn weight_types(&self) -> Vec<String> {
-        self.properties().weight_types.clone()
+    pub fn weight_types(&self) -> Result<Vec<String>, JsValue> {
+        Ok(self.properties()?.weight_types.clone())
     }
 
     /// Which backend runs the model (`"webgpu"` or `"cpu"`), on which adapter, and why not on the
     /// GPU when WebGPU was wanted (`fallbackReason`).
     #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
     pub fn backend(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.properties().backend)
+        to_js(&self.properties()?.backend)
     }
 
     /// When true, `start` and `score` feed only what follows the prefix their tokens share with
@@ -529,8 +531,8 @@ impl Model {
     /// prompt fed in pieces gives logits that differ from one prefill's in the last bits, and
     /// the same seed must give the same tokens whatever ran before.
     #[wasm_bindgen(getter, js_name = reusePrefix)]
-    pub fn reuse_prefix(&self) -> bool {
-        self.properties().reuse_prefix
+    pub fn reuse_prefix(&self) -> Result<bool, JsValue> {
+        Ok(self.properties()?.reuse_prefix)
     }
 
     #[wasm_bindgen(setter, js_name = reusePrefix)]
@@ -542,15 +544,15 @@ impl Model {
     /// The most tokens a sequence can hold: the model's context, or less where `contextLength`
     /// capped it at load. A generation that reaches it ends with `finish: "context"`.
     #[wasm_bindgen(getter, js_name = contextLength)]
-    pub fn context_length(&self) -> usize {
-        self.properties().context_length
+    pub fn context_length(&self) -> Result<usize, JsValue> {
+        Ok(self.properties()?.context_length)
     }
 
     /// Bytes of KV cache per token in the sequence: at the full context it takes
     /// `contextLength` times this.
     #[wasm_bindgen(getter, js_name = kvCacheBytesPerToken)]
-    pub fn kv_cache_bytes_per_token(&self) -> usize {
-        self.properties().kv_cache_bytes_per_token
+    pub fn kv_cache_bytes_per_token(&self) -> Result<usize, JsValue> {
+        Ok(self.properties()?.kv_cache_bytes_per_token)
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsValue> {
@@ -566,8 +568,9 @@ impl Model {
     /// The model's chat template (Jinja), from the GGUF's `tokenizer.chat_template` or set with
     /// `setChatTemplate`; `undefined` when it has none.
     #[wasm_bindgen(getter, js_name = chatTemplate)]
-    pub fn chat_template(&self) -> Option<String> {
-        self.inner.chat_template.borrow().clone()
+    pub fn chat_template(&self) -> Result<Option<String>, JsValue> {
+        alive()?;
+        Ok(self.inner.chat_template.borrow().clone())
     }
 
     /// Sets the chat template (e.g. `chat_template` from an HF `tokenizer_config.json`), or
@@ -634,8 +637,8 @@ impl Model {
 
     /// Corpus tokens in the current n-gram store (0 when there is none).
     #[wasm_bindgen(getter, js_name = ngramStoreTokens)]
-    pub fn ngram_store_tokens(&self) -> usize {
-        self.properties().ngram_store_tokens
+    pub fn ngram_store_tokens(&self) -> Result<usize, JsValue> {
+        Ok(self.properties()?.ngram_store_tokens)
     }
 
     /// Teacher-forced natural-log probabilities of `ids[1..]`, each given the ids before it (one

@@ -125,14 +125,14 @@ async fn drafts_match(name: &str, model: &Model, fixture: &str) {
 #[wasm_bindgen_test]
 fn an_ngram_store_built_in_wasm_is_the_native_one() {
     let model = model();
-    assert_eq!(model.ngram_store_tokens(), 0);
+    assert_eq!(model.ngram_store_tokens().unwrap(), 0);
     let bytes = model.build_ngram_store(NGRAM_CORPUS, false).unwrap();
     assert!(bytes == NGRAMS, "the same bytes as models/tiny/ngrams.bin");
-    let tokens = model.ngram_store_tokens();
+    let tokens = model.ngram_store_tokens().unwrap();
     model.build_ngram_store("Once upon a time there was a whale.", true).unwrap();
-    assert!(model.ngram_store_tokens() > tokens, "extend adds to the store");
+    assert!(model.ngram_store_tokens().unwrap() > tokens, "extend adds to the store");
     model.build_ngram_store("Once upon a time there was a whale.", false).unwrap();
-    assert!(model.ngram_store_tokens() < tokens, "without extend it replaces the store");
+    assert!(model.ngram_store_tokens().unwrap() < tokens, "without extend it replaces the store");
 }
 
 #[wasm_bindgen_test]
@@ -198,7 +198,7 @@ fn an_onnx_exports_data_file_and_configs_come_through_the_options() {
     js_sys::Reflect::set(&files, &"model.onnx_data".into(), &js_sys::Uint8Array::from(data)).unwrap();
     // No config.json: the dimensions from the graph, the default context.
     let model = with(files.into()).expect("loads with its data file from the options");
-    assert_eq!((model.vocab_size(), model.context_length()), (512, 2048));
+    assert_eq!((model.vocab_size().unwrap(), model.context_length().unwrap()), (512, 2048));
     let missing = message(with(js_sys::Object::new().into()).err().expect("refused"));
     assert!(missing.contains("`model.onnx_data`, which was not given"), "{missing}");
     let files = js_sys::Object::new();
@@ -227,7 +227,7 @@ async fn bad_input_throws_errors_with_messages() {
     let error = JsFuture::from(model.start("".into(), JsValue::UNDEFINED)).await.unwrap_err();
     assert_eq!(field(&error, "code").as_string().as_deref(), Some("InvalidInput"));
     assert!(start_err(PROMPT.into(), r#"{"maxtokens": 3}"#).await.contains("unknown field `maxtokens`"));
-    let long = "a b ".repeat(model.context_length());
+    let long = "a b ".repeat(model.context_length().unwrap());
     assert!(start_err(long, "{}").await.contains("the context holds"));
 }
 
@@ -341,11 +341,11 @@ async fn the_automatic_backend_leaves_a_software_adapter_to_the_cpu() {
 async fn properties_and_text_never_wait_on_a_call_in_flight() {
     let model = auto_model().await;
     let before = js_sys::JSON::stringify(&model.backend().unwrap()).unwrap();
-    let template = model.chat_template();
+    let template = model.chat_template().unwrap();
     let outcome = std::rc::Rc::new(std::cell::RefCell::new(None));
     let settled = outcome.clone();
     let text = NGRAM_CORPUS.split("\n\n").next().unwrap().to_string();
-    let facts = (model.vocab_size(), model.context_length(), model.weight_types(), model.kv_cache_bytes_per_token());
+    let facts = (model.vocab_size().unwrap(), model.context_length().unwrap(), model.weight_types().unwrap(), model.kv_cache_bytes_per_token().unwrap());
     let scoring = call(model.score(text, JsValue::UNDEFINED));
     wasm_bindgen_futures::spawn_local(async move {
         *settled.borrow_mut() = Some(scoring.await.map(|_| ()));
@@ -357,10 +357,10 @@ async fn properties_and_text_never_wait_on_a_call_in_flight() {
             outcome.as_ref().expect("the score completes");
             break;
         }
-        assert_eq!((model.vocab_size(), model.context_length(), model.weight_types(), model.kv_cache_bytes_per_token()), facts);
+        assert_eq!((model.vocab_size().unwrap(), model.context_length().unwrap(), model.weight_types().unwrap(), model.kv_cache_bytes_per_token().unwrap()), facts);
         assert_eq!(js_sys::JSON::stringify(&model.backend().unwrap()).unwrap(), before);
         assert_eq!(model.decode(&model.encode(PROMPT).unwrap()).unwrap(), PROMPT);
-        assert_eq!(model.chat_template(), template);
+        assert_eq!(model.chat_template().unwrap(), template);
         model.set_chat_template(Some("{{ messages | length }}".into())).unwrap();
         let messages = js(r#"[{"role": "user", "content": "hi"}]"#);
         assert_eq!(model.apply_chat_template(messages, JsValue::UNDEFINED).unwrap(), "1");
@@ -523,9 +523,9 @@ async fn a_call_that_would_interleave_with_a_generation_is_refused() {
 #[wasm_bindgen_test]
 async fn a_capped_context_ends_a_run_with_finish_context() {
     let model = from_gguf(GGUF, js(r#"{"backend": "cpu", "contextLength": 24}"#)).await.unwrap();
-    assert_eq!(model.context_length(), 24);
+    assert_eq!(model.context_length().unwrap(), 24);
     // 2 layers × (keys + values) × 2 KV heads × 16 dims × 4 bytes.
-    assert_eq!(model.kv_cache_bytes_per_token(), 2 * 2 * 2 * 16 * 4);
+    assert_eq!(model.kv_cache_bytes_per_token().unwrap(), 2 * 2 * 2 * 16 * 4);
     let steps: js_sys::Array = JsFuture::from(model.generate(PROMPT.into(), js(r#"{"maxTokens": 1000, "stopTokens": []}"#), None, None))
         .await
         .unwrap()
