@@ -35,6 +35,15 @@ pub struct ChatTemplate {
 
 const NAME: &str = "chat_template";
 
+/// `source` if it compiles (`None` stays `None`): what a setter keeps, so that a template that
+/// does not compile is refused when set, not when first applied.
+pub fn checked_source(source: Option<&str>) -> Result<Option<String>> {
+    if let Some(source) = source {
+        ChatTemplate::new(source)?;
+    }
+    Ok(source.map(str::to_string))
+}
+
 impl ChatTemplate {
     /// Compiles `source` with the settings of HF's environment: blocks trimmed and
     /// left-stripped, loop controls, `tojson`, `raise_exception`, Python's string methods.

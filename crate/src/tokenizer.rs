@@ -1,7 +1,7 @@
 //! Text ↔ token ids with the HF `tokenizers` crate, and streaming decode that never shows a
 //! broken character.
 
-use crate::chat::{ChatMessage, ChatTemplate, SpecialTokens};
+use crate::chat::{self, ChatMessage, ChatTemplate, SpecialTokens};
 use crate::error::{Error, Result};
 use crate::model::gguf::GgufHeader;
 use tokenizers::Tokenizer;
@@ -63,10 +63,7 @@ impl TextTokenizer {
 
     /// Replaces the chat template (`None` removes it); refuses one that does not compile.
     pub fn set_chat_template(&mut self, source: Option<&str>) -> Result<()> {
-        if let Some(source) = source {
-            ChatTemplate::new(source)?;
-        }
-        self.chat_template = source.map(str::to_string);
+        self.chat_template = chat::checked_source(source)?;
         Ok(())
     }
 

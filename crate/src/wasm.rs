@@ -1,7 +1,7 @@
 //! The JS-facing API: thin wrappers that convert at the boundary with serde-wasm-bindgen and
 //! turn core errors into JS `Error`s carrying the same message.
 
-use crate::chat::{ChatMessage, ChatTemplate};
+use crate::chat::{checked_source, ChatMessage};
 use crate::generate::{Engine, GenerateConfig, Generation};
 use crate::model::auto::{AutoModel, Backend, BackendInfo};
 use crate::model::webgpu::GpuOptions;
@@ -578,10 +578,7 @@ impl Model {
     #[wasm_bindgen(js_name = setChatTemplate)]
     pub fn set_chat_template(&self, source: Option<String>) -> Result<(), JsValue> {
         alive()?;
-        if let Some(source) = &source {
-            ChatTemplate::new(source).map_err(js_error)?;
-        }
-        *self.inner.chat_template.borrow_mut() = source;
+        *self.inner.chat_template.borrow_mut() = checked_source(source.as_deref()).map_err(js_error)?;
         Ok(())
     }
 
