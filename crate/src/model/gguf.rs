@@ -17,7 +17,6 @@
 //! template (the tokenizer itself: `TextTokenizer::from_gguf`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 use prost::bytes::Buf;
 
@@ -40,145 +39,7 @@ fn model_err(msg: impl Into<String>) -> Error {
 
 // ------------------------------------------------------------------ tensor types
 
-/// The ggml tensor types this crate can dequantise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GgmlType {
-    F32,
-    F16,
-    Q4_0,
-    Q4_1,
-    Q8_0,
-}
-
-impl GgmlType {
-    pub const SUPPORTED: [GgmlType; 5] = [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::Q8_0,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-    ];
-
-    /// The type of ggml type id `id`, or an error naming the type (known but unsupported ones
-    /// by name, e.g. Q4_K, unknown ones by number). `tensor` is used in the message.
-    pub fn from_id(id: u32, tensor: &str) -> Result<Self> {
-        match id {
-            0 => Ok(GgmlType::F32),
-            1 => Ok(GgmlType::F16),
-            2 => Ok(GgmlType::Q4_0),
-            3 => Ok(GgmlType::Q4_1),
-            8 => Ok(GgmlType::Q8_0),
-            _ => {
-                let supported: Vec<&str> = Self::SUPPORTED.iter().map(|t| t.name()).collect();
-                let supported = supported.join(", ");
-                Err(model_err(match ggml_type_name(id) {
-                    Some(name) => format!(
-                        "tensor `{tensor}` has type {name} ({id}), which is not supported: {supported}"
-                    ),
-                    None => format!(
-                        "tensor `{tensor}` has unknown ggml type id {id} (supported: {supported})"
-                    ),
-                }))
-            }
-        }
-    }
-
-    /// The ggml type id (as stored in the file).
-    pub fn id(self) -> u32 {
-        match self {
-            GgmlType::F32 => 0,
-            GgmlType::F16 => 1,
-            GgmlType::Q4_0 => 2,
-            GgmlType::Q4_1 => 3,
-            GgmlType::Q8_0 => 8,
-        }
-    }
-
-    /// ggml's name: "F32", "F16", "Q4_0", "Q4_1", "Q8_0".
-    pub fn name(self) -> &'static str {
-        match self {
-            GgmlType::F32 => "F32",
-            GgmlType::F16 => "F16",
-            GgmlType::Q4_0 => "Q4_0",
-            GgmlType::Q4_1 => "Q4_1",
-            GgmlType::Q8_0 => "Q8_0",
-        }
-    }
-
-    /// Elements per block (1 for F32/F16, 32 for the Q types). A row length (`dims[0]`) is
-    /// always a multiple of it.
-    pub fn block_size(self) -> usize {
-        match self {
-            GgmlType::F32 | GgmlType::F16 => 1,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => 32,
-        }
-    }
-
-    /// Bytes per block: F32 4, F16 2, Q4_0 18 (f16 scale + 16 nibble bytes), Q4_1 20 (f16
-    /// scale, f16 min, 16 nibble bytes), Q8_0 34 (f16 scale + 32 i8).
-    pub fn block_bytes(self) -> usize {
-        match self {
-            GgmlType::F32 => 4,
-            GgmlType::F16 => 2,
-            GgmlType::Q4_0 => 18,
-            GgmlType::Q4_1 => 20,
-            GgmlType::Q8_0 => 34,
-        }
-    }
-
-    /// Bytes of a row of `n` elements, `None` unless `n` is a multiple of the block size.
-    pub fn row_bytes(self, n: usize) -> Option<usize> {
-        if !n.is_multiple_of(self.block_size()) {
-            return None;
-        }
-        (n / self.block_size()).checked_mul(self.block_bytes())
-    }
-}
-
-impl fmt::Display for GgmlType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// ggml's name of a type id, for error messages (ids of types ggml removed give `None`).
-pub fn ggml_type_name(id: u32) -> Option<&'static str> {
-    Some(match id {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        6 => "Q5_0",
-        7 => "Q5_1",
-        8 => "Q8_0",
-        9 => "Q8_1",
-        10 => "Q2_K",
-        11 => "Q3_K",
-        12 => "Q4_K",
-        13 => "Q5_K",
-        14 => "Q6_K",
-        15 => "Q8_K",
-        16 => "IQ2_XXS",
-        17 => "IQ2_XS",
-        18 => "IQ3_XXS",
-        19 => "IQ1_S",
-        20 => "IQ4_NL",
-        21 => "IQ3_S",
-        22 => "IQ2_S",
-        23 => "IQ4_XS",
-        24 => "I8",
-        25 => "I16",
-        26 => "I32",
-        27 => "I64",
-        28 => "F64",
-        29 => "IQ1_M",
-        30 => "BF16",
-        34 => "TQ1_0",
-        35 => "TQ2_0",
-        39 => "MXFP4",
-        _ => return None,
-    })
-}
+pub use super::formats::{ggml_type_name, GgmlType};
 
 // ------------------------------------------------------------------ metadata values
 
@@ -1275,21 +1136,6 @@ mod tests {
         let mut sorted = p.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..576).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn type_ids_and_sizes() {
-        for t in GgmlType::SUPPORTED {
-            assert_eq!(GgmlType::from_id(t.id(), "x").unwrap(), t);
-        }
-        assert_eq!(GgmlType::Q4_1.row_bytes(64), Some(40));
-        assert_eq!(GgmlType::Q8_0.row_bytes(33), None);
-        let e = GgmlType::from_id(12, "blk.0.attn_q.weight")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("Q4_K (12)"), "{e}");
-        let e = GgmlType::from_id(77, "t").unwrap_err().to_string();
-        assert!(e.contains("unknown ggml type id 77"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! No backend type appears in the trait, so a WebGPU backend can implement it too.
 
 pub mod auto;
+pub mod formats;
 pub mod gguf;
 pub mod onnx;
 pub mod quant;
@@ -315,6 +316,12 @@ impl EmbeddingTable {
         }
         Ok(())
     }
+}
+
+/// bfloat16 → binary32: a bf16 is the top half of an f32, so widening is exact (ggml's
+/// `ggml_compute_bf16_to_fp32`).
+pub fn bf16_bits_to_f32(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
 }
 
 /// Exact IEEE 754 binary16 → binary32 widening (subnormals, infinities and NaN included).

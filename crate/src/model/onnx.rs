@@ -26,7 +26,8 @@ use tract_onnx::pb;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 
-use super::quant::{BlockFormat, QuantMatrix, BLOCK};
+use super::formats::GgmlType;
+use super::quant::{QuantMatrix, BLOCK};
 use super::{f16_bits_to_f32, EmbeddingStorage, EmbeddingTable, ModelConfig};
 use crate::error::{Error, Result};
 
@@ -635,14 +636,14 @@ fn block_quantized_table(graph: &mut pb::GraphProto, node: &pb::NodeProto) -> Re
     // with other zero points) widen to f32.
     let format = match bits {
         _ if block % BLOCK != 0 || cols % BLOCK != 0 => None,
-        4 if zero_point.iter().all(|&z| z == 8) => Some(BlockFormat::Q4_0),
-        4 => Some(BlockFormat::Q4_1),
-        _ if zero_point.iter().all(|&z| z == 128) => Some(BlockFormat::Q8_0),
+        4 if zero_point.iter().all(|&z| z == 8) => Some(GgmlType::Q4_0),
+        4 => Some(GgmlType::Q4_1),
+        _ if zero_point.iter().all(|&z| z == 128) => Some(GgmlType::Q8_0),
         _ => None,
     };
     let storage = match format {
         Some(format) => {
-            let centre = if format == BlockFormat::Q8_0 { 128 } else { 0 };
+            let centre = if format == GgmlType::Q8_0 { 128 } else { 0 };
             let blocks_of_32 = |r: usize, b: usize| {
                 let s = r * blocks + b * BLOCK / block;
                 let first = r * cols + b * BLOCK;

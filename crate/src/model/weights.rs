@@ -1,8 +1,9 @@
 //! The weights of a Llama-family model as one loader reads them from a GGUF file, in the file's
 //! own precision, for every backend to share.
 //!
-//! Block-quantised matrices (Q8_0, Q4_0, Q4_1) are kept as blocks ([`QuantMatrix`]); F16 and F32
-//! ones as they are. Each tensor's file bytes are dropped as soon as they are converted, so the
+//! Each tensor is held as the registry (`model::formats`) says for its stored type:
+//! block-quantised ones (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) as blocks
+//! ([`QuantMatrix`]), F16 and F32 ones as they are, BF16 ones widened to F32. Each tensor's file bytes are dropped as soon as they are converted, so the
 //! peak while loading is the weights plus one tensor. llama.cpp stores the Q and K rows permuted
 //! for its adjacent-pair RoPE; they are put back in HF's half-split order here, a pure row
 //! reordering of whole blocks, so every backend can use the usual `rotate_half` RoPE.
@@ -11,8 +12,10 @@ use std::sync::Arc;
 
 use prost::bytes::Buf;
 
-use super::gguf::{llama_permutation, GgmlType, GgufReader, LlamaParams, TensorInfo};
-use super::quant::{BlockFormat, QuantMatrix};
+use super::formats::{GgmlType, Held};
+use super::gguf::{llama_permutation, GgufReader, LlamaParams, TensorInfo};
+use super::quant::QuantMatrix;
+use super::bf16_bits_to_f32;
 use super::{EmbeddingStorage, EmbeddingTable};
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
@@ -255,27 +258,24 @@ fn matrix(info: &TensorInfo, bytes: &[u8], row_order: Option<&[usize]>) -> Resul
         _ => return Err(Error::Model(format!("tensor `{}` has dims {:?}, expected a matrix", info.name, info.dims))),
     };
     let in_context = |e: Error| Error::Model(format!("tensor `{}`: {e}", info.name));
-    let block = |format| QuantMatrix::from_gguf_blocks(format, rows, cols, bytes, row_order);
     let reorder = |values: &[u8], width: usize| -> Vec<u8> {
         match row_order {
             None => values.to_vec(),
             Some(order) => order.iter().flat_map(|&r| &values[r * cols * width..(r + 1) * cols * width]).copied().collect(),
         }
     };
-    Ok(match info.ggml_type {
-        GgmlType::Q8_0 => Matrix::Quant(Arc::new(block(BlockFormat::Q8_0).map_err(in_context)?)),
-        GgmlType::Q4_0 => Matrix::Quant(Arc::new(block(BlockFormat::Q4_0).map_err(in_context)?)),
-        GgmlType::Q4_1 => Matrix::Quant(Arc::new(block(BlockFormat::Q4_1).map_err(in_context)?)),
-        GgmlType::F32 => Matrix::F32 {
+    let halves = |bytes: Vec<u8>| bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect::<Vec<_>>();
+    Ok(match info.ggml_type.info().held {
+        Held::Blocks { .. } => Matrix::Quant(Arc::new(
+            QuantMatrix::from_gguf_blocks(info.ggml_type, rows, cols, bytes, row_order).map_err(in_context)?,
+        )),
+        Held::F32 => Matrix::F32 {
             rows,
             cols,
             values: reorder(bytes, 4).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         },
-        GgmlType::F16 => Matrix::F16 {
-            rows,
-            cols,
-            bits: reorder(bytes, 2).chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect(),
-        },
+        Held::F16 => Matrix::F16 { rows, cols, bits: halves(reorder(bytes, 2)) },
+        Held::Bf16AsF32 => Matrix::F32 { rows, cols, values: halves(reorder(bytes, 2)).into_iter().map(bf16_bits_to_f32).collect() },
     })
 }
 

@@ -1,6 +1,10 @@
-//! Weight matrices kept in GGUF's own block formats (Q8_0, Q4_0, Q4_1), and kernels that compute
-//! `out = x · Wᵀ` straight from the blocks, the way llama.cpp does: activations are quantised per
-//! 32-block to int16, each block's dot product is an exact integer sum, and an f32 part scales it.
+//! Weight matrices kept in blocks the way GGUF stores them, and kernels that compute `out = x · Wᵀ`
+//! straight from the blocks, the way llama.cpp does: activations are quantised per 32-block to
+//! int16, each block's dot product is an exact integer sum, and an f32 part scales it.
+//!
+//! Every block-quantised GGUF type (see `model::formats`) is repacked exactly into 32-weight
+//! blocks of one of a few kernel schemes ([`Scheme`], `schemes.rs`, which also gives each one's
+//! memory cost); `unpack.rs` reads GGUF's layouts.
 //!
 //! Determinism is the design constraint: the same seed must give the same tokens natively and in
 //! wasm. Integer sums are exact, so their order is free, but every kernel performs the same f32
@@ -9,43 +13,29 @@
 //! verifies it at run time.
 //!
 //! Memory layout: rows are interleaved in groups of [`GROUP`] (the last group padded with zero
-//! rows). Per (group, block) the four rows' quant bytes lie back to back, GGUF's bytes unchanged
-//! (nibble order included), and their scales (and Q4_1's mins) are widened once to f32, because
-//! f16 → f32 in the inner loop is expensive in wasm. That costs 36 bytes per Q8_0 block (GGUF:
-//! 34) and 24 per Q4_1 block (GGUF: 20).
+//! rows). Per (group, block) the four rows' quant bytes lie back to back, then per (group, block,
+//! scale) the four rows' f32 scales, and likewise the mins.
 
+#[cfg(test)]
 mod q4_0;
+#[cfg(test)]
 mod q4_1;
+#[cfg(test)]
 mod q8_0;
+mod schemes;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
+pub(crate) mod unpack;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 use crate::error::{Error, Result};
-use crate::model::f16_bits_to_f32;
+use crate::model::formats::{GgmlType, Held};
+use schemes::{with_scheme, Bits, Format};
+pub use schemes::Scheme;
+use unpack::Sub;
 
-/// Runs `$body` with the type `$F` naming the [`Format`] of `$format`.
-macro_rules! with_format {
-    ($format:expr, $F:ident => $body:expr) => {
-        match $format {
-            BlockFormat::Q8_0 => {
-                type $F = q8_0::Q8_0;
-                $body
-            }
-            BlockFormat::Q4_0 => {
-                type $F = q4_0::Q4_0;
-                $body
-            }
-            BlockFormat::Q4_1 => {
-                type $F = q4_1::Q4_1;
-                $body
-            }
-        }
-    };
-}
-
-/// Weights per block, in every format.
+/// Weights per block, in every scheme.
 pub const BLOCK: usize = 32;
 /// Rows computed together: one per f32 lane of a 128-bit vector.
 const GROUP: usize = 4;
@@ -53,59 +43,22 @@ const GROUP: usize = 4;
 /// L1 (32 KiB or more on current CPUs, with room left for the activations).
 const TILE_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(non_camel_case_types)]
-pub enum BlockFormat {
-    Q8_0,
-    Q4_0,
-    Q4_1,
-}
-
-impl BlockFormat {
-    pub fn name(self) -> &'static str {
-        with_format!(self, F => F::NAME)
-    }
-
-    /// Bytes of one 32-weight block in GGUF.
-    pub fn block_bytes(self) -> usize {
-        with_format!(self, F => gguf_block_bytes::<F>())
-    }
-}
-
-/// What tells the formats apart; dequantisation, the kernels and repacking are generic over it.
-trait Format {
-    const NAME: &'static str;
-    /// Quant bytes per block: 32 × i8, or 16 bytes of nibbles.
-    const QS_BYTES: usize;
-    /// Subtracted from every quant (Q4_0's 8); the kernels subtract `OFFSET · Σq_x` from the
-    /// integer sum instead, which is exact.
-    const OFFSET: i32;
-    /// Whether a block carries a min: `w = d·q + m`.
-    const HAS_MIN: bool;
-    /// Quant `j` of a block's quant bytes, before the offset.
-    fn quant(qs: &[u8], j: usize) -> i32;
-}
-
-fn check_shape<F: Format>(rows: usize, cols: usize) -> Result<()> {
-    if rows == 0 || cols == 0 || !cols.is_multiple_of(BLOCK) {
+fn check_shape(ty: GgmlType, rows: usize, cols: usize) -> Result<()> {
+    let block = ty.block_size().max(BLOCK);
+    if rows == 0 || cols == 0 || !cols.is_multiple_of(block) {
         return Err(Error::Model(format!(
-            "a {} matrix of {rows} x {cols}: rows must be positive and cols a positive multiple of {BLOCK}",
-            F::NAME
+            "a {ty} matrix of {rows} x {cols}: rows must be positive and cols a positive multiple of {block}"
         )));
     }
     Ok(())
 }
 
-/// A GGUF block: f16 d, f16 m if the format has mins, then the quants.
-const fn gguf_block_bytes<F: Format>() -> usize {
-    2 + 2 * F::HAS_MIN as usize + F::QS_BYTES
-}
-
 /// Weight `j` of a block exactly as ggml and gguf-py dequantise it. `d·(q − offset)` is exact in
-/// f32 (11 × 8 significant bits at most), so Q4_1's `+ m` is its only rounding.
+/// f32 (at most 19 significant bits; Q6_K's d·sc·q at most 23), so a min's `+ m` is the only
+/// rounding.
 #[inline(always)]
-fn dequantize<F: Format>(qs: &[u8], j: usize, d: f32, m: f32) -> f32 {
-    let v = d * (F::quant(qs, j) - F::OFFSET) as f32;
+fn dequantize<F: Format>(qs: &[u8], j: usize, d: &[f32], m: f32) -> f32 {
+    let v = d[j * F::SCALES / BLOCK] * (F::quant(qs, j) - F::OFFSET) as f32;
     if F::HAS_MIN {
         v + m
     } else {
@@ -114,30 +67,34 @@ fn dequantize<F: Format>(qs: &[u8], j: usize, d: f32, m: f32) -> f32 {
 }
 
 /// One block's contribution to an output, the f32 expression every kernel evaluates in exactly
-/// this order: `(d_w·d_x)·isum [+ m_w·s_x]`. `isum` already has the offset taken out; it is
-/// below 2^24 in magnitude, so converting it is exact.
+/// this order: `(d_w0·d_x)·isum0 [+ (d_w1·d_x)·isum1] [+ m_w·s_x]`, where `isum_k` is the
+/// integer sum over scale k's weights with the offset taken out.
 #[inline(always)]
-fn block_term(has_min: bool, dw: f32, dx: f32, isum: i32, mw: f32, sx: f32) -> f32 {
-    let t = (dw * dx) * isum as f32;
-    if has_min {
+fn block_term<F: Format>(dw: [f32; 2], dx: f32, isum: [i32; 2], mw: f32, sx: f32) -> f32 {
+    let mut t = (dw[0] * dx) * isum[0] as f32;
+    if F::SCALES == 2 {
+        t = t + (dw[1] * dx) * isum[1] as f32;
+    }
+    if F::HAS_MIN {
         t + mw * sx
     } else {
         t
     }
 }
 
-/// `rows × cols` weights in one of GGUF's block formats, repacked for the kernels (see the module
-/// docs for the layout).
+/// `rows × cols` weights of one GGUF block type, repacked for the kernels (see the module docs
+/// for the layout).
 #[derive(Clone)]
 pub struct QuantMatrix {
-    format: BlockFormat,
+    ty: GgmlType,
+    scheme: Scheme,
     rows: usize,
     cols: usize,
     /// Per (group, block), the group's 4 rows' quant bytes back to back.
     qs: Vec<u8>,
-    /// Per (group, block), the 4 rows' scales.
+    /// Per (group, block, scale), the 4 rows' scales.
     d: Vec<f32>,
-    /// The mins, laid out like `d` (Q4_1 only; empty otherwise).
+    /// Per (group, block), the 4 rows' mins (schemes with mins only; empty otherwise).
     m: Vec<f32>,
 }
 
@@ -145,7 +102,7 @@ impl std::fmt::Debug for QuantMatrix {
     // The blocks themselves would be megabytes of output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuantMatrix")
-            .field("format", &self.format)
+            .field("format", &self.ty)
             .field("rows", &self.rows)
             .field("cols", &self.cols)
             .field("storage_bytes", &self.storage_bytes())
@@ -154,34 +111,25 @@ impl std::fmt::Debug for QuantMatrix {
 }
 
 impl QuantMatrix {
-    /// `blocks`: the GGUF tensor data, row-major: `rows` rows of `cols/32` blocks each.
-    /// `row_order`: `None`, or `Some(perm)` with `perm.len() == rows`: row i of the result is GGUF
-    /// row `perm[i]` (to undo llama.cpp's Q/K permutation); it must be a permutation.
+    /// `blocks`: the GGUF tensor data of type `ty`, row-major: `rows` rows of `cols / block size`
+    /// blocks each. `row_order`: `None`, or `Some(perm)` with `perm.len() == rows`: row i of the
+    /// result is GGUF row `perm[i]` (to undo llama.cpp's Q/K permutation); it must be a
+    /// permutation.
     pub fn from_gguf_blocks(
-        format: BlockFormat,
+        ty: GgmlType,
         rows: usize,
         cols: usize,
         blocks: &[u8],
         row_order: Option<&[usize]>,
     ) -> Result<Self> {
-        with_format!(format, F => Self::repack::<F>(format, rows, cols, blocks, row_order))
-    }
-
-    fn repack<F: Format>(
-        format: BlockFormat,
-        rows: usize,
-        cols: usize,
-        blocks: &[u8],
-        row_order: Option<&[usize]>,
-    ) -> Result<Self> {
-        let name = F::NAME;
-        check_shape::<F>(rows, cols)?;
-        let nb = cols / BLOCK;
-        let bb = gguf_block_bytes::<F>();
-        let expected = rows.checked_mul(nb).and_then(|n| n.checked_mul(bb));
+        let Held::Blocks { scheme, unpack } = ty.info().held else {
+            return Err(Error::Model(format!("{ty} is not a block-quantised type")));
+        };
+        check_shape(ty, rows, cols)?;
+        let expected = rows.checked_mul(cols / ty.block_size()).and_then(|n| n.checked_mul(ty.block_bytes()));
         if expected != Some(blocks.len()) {
             return Err(Error::Model(format!(
-                "a {name} matrix of {rows} x {cols} takes {} bytes of blocks, got {}",
+                "a {ty} matrix of {rows} x {cols} takes {} bytes of blocks, got {}",
                 expected.map_or("more than usize::MAX".to_string(), |n| n.to_string()),
                 blocks.len()
             )));
@@ -189,51 +137,44 @@ impl QuantMatrix {
         if let Some(perm) = row_order {
             check_permutation(perm, rows)?;
         }
-        let mut w = Self::zeroed::<F>(format, rows, cols)?;
-        for r in 0..rows {
-            let src = row_order.map_or(r, |p| p[r]);
-            let row = &blocks[src * nb * bb..][..nb * bb];
-            for (b, block) in row.chunks_exact(bb).enumerate() {
-                let s = w.slot(r, b);
-                let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
-                let m = if F::HAS_MIN {
-                    f16_bits_to_f32(u16::from_le_bytes([block[2], block[3]]))
-                } else {
-                    0.0
-                };
-                w.set_block::<F>(s, d, m, &block[bb - F::QS_BYTES..], || format!("{name} block {b} of row {src}"))?;
+        let (bb, subs) = (ty.block_bytes(), ty.block_size() / BLOCK);
+        let row_bytes = cols / ty.block_size() * bb;
+        with_scheme!(scheme, F => {
+            let mut w = Self::zeroed::<F>(ty, scheme, rows, cols)?;
+            for r in 0..rows {
+                let src = row_order.map_or(r, |p| p[r]);
+                for (i, block) in blocks[src * row_bytes..][..row_bytes].chunks_exact(bb).enumerate() {
+                    for k in 0..subs {
+                        let b = i * subs + k;
+                        w.set_block::<F>(r, b, &unpack(block, k), || format!("{ty} block {i} of row {src}"))?;
+                    }
+                }
             }
-        }
-        Ok(w)
+            Ok(w)
+        })
     }
 
-    /// `rows × cols` weights quantised elsewhere than in GGUF (ONNX's block-quantised tensors),
-    /// given block by block: `block(r, b)` is block `b` of row `r` as its quants, weight j first
-    /// (0..=15 for the 4-bit formats, before the format's offset; an i8 for Q8_0), with its scale
-    /// and min (Q4_1; ignored otherwise) in f32, which GGUF's f16 would round.
+    /// `rows × cols` weights quantised elsewhere than in GGUF (ONNX's block-quantised tensors), as
+    /// `ty` (Q8_0, Q4_0 or Q4_1), given block by block: `block(r, b)` is block `b` of row `r` as
+    /// its quants, weight j first (0..=15 for the 4-bit types, before Q4_0's offset; an i8 for
+    /// Q8_0), with its scale and min (Q4_1; ignored otherwise) in f32, which GGUF's f16 would
+    /// round.
     pub fn from_block_quants(
-        format: BlockFormat,
+        ty: GgmlType,
         rows: usize,
         cols: usize,
         mut block: impl FnMut(usize, usize) -> ([i32; BLOCK], f32, f32),
     ) -> Result<Self> {
-        with_format!(format, F => {
-            let mut w = Self::zeroed::<F>(format, rows, cols)?;
-            let mut qs = [0u8; BLOCK];
+        let scheme = match ty {
+            GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 => ty.scheme().expect("a block type"),
+            _ => return Err(Error::Model(format!("blocks given by value must be Q8_0, Q4_0 or Q4_1, not {ty}"))),
+        };
+        with_scheme!(scheme, F => {
+            let mut w = Self::zeroed::<F>(ty, scheme, rows, cols)?;
             for r in 0..rows {
                 for b in 0..cols / BLOCK {
-                    let (quants, d, m) = block(r, b);
-                    // GGUF's byte order: 4-bit weight j in the low nibble of byte j % 16, the
-                    // high one from j = 16 on.
-                    for (j, &q) in quants.iter().enumerate() {
-                        match F::QS_BYTES {
-                            BLOCK => qs[j] = q as i8 as u8,
-                            _ if j < 16 => qs[j] = q as u8 & 0x0f,
-                            _ => qs[j - 16] |= (q as u8 & 0x0f) << 4,
-                        }
-                    }
-                    let s = w.slot(r, b);
-                    w.set_block::<F>(s, d, m, &qs[..F::QS_BYTES], || format!("{} block {b} of row {r}", F::NAME))?;
+                    let (q, d, m) = block(r, b);
+                    w.set_block::<F>(r, b, &Sub { q, d: [d, d], m }, || format!("{ty} block {b} of row {r}"))?;
                 }
             }
             Ok(w)
@@ -241,35 +182,45 @@ impl QuantMatrix {
     }
 
     /// A matrix of zero blocks, its shape checked.
-    fn zeroed<F: Format>(format: BlockFormat, rows: usize, cols: usize) -> Result<Self> {
-        check_shape::<F>(rows, cols)?;
+    fn zeroed<F: Format>(ty: GgmlType, scheme: Scheme, rows: usize, cols: usize) -> Result<Self> {
+        check_shape(ty, rows, cols)?;
         let slots = (rows.div_ceil(GROUP) * GROUP).checked_mul(cols / BLOCK).filter(|s| s.checked_mul(F::QS_BYTES).is_some());
-        let slots = slots.ok_or_else(|| Error::Model(format!("a {} matrix of {rows} x {cols} is too large", F::NAME)))?;
+        let slots = slots.ok_or_else(|| Error::Model(format!("a {ty} matrix of {rows} x {cols} is too large")))?;
         Ok(QuantMatrix {
-            format,
+            ty,
+            scheme,
             rows,
             cols,
             qs: vec![0; slots * F::QS_BYTES],
-            d: vec![0.0; slots],
+            d: vec![0.0; slots * F::SCALES],
             m: if F::HAS_MIN { vec![0.0; slots] } else { Vec::new() },
         })
     }
 
-    fn set_block<F: Format>(&mut self, slot: usize, d: f32, m: f32, qs: &[u8], which: impl Fn() -> String) -> Result<()> {
+    fn set_block<F: Format>(&mut self, r: usize, b: usize, sub: &Sub, which: impl Fn() -> String) -> Result<()> {
         // No quantiser writes these; they would turn every output they touch into NaN.
-        if !d.is_finite() || !m.is_finite() {
-            return Err(Error::Model(format!("{} has a non-finite scale or min (d = {d}, m = {m})", which())));
+        if !sub.d.iter().all(|d| d.is_finite()) || !sub.m.is_finite() {
+            return Err(Error::Model(format!("{} has a non-finite scale or min (d = {:?}, m = {})", which(), sub.d, sub.m)));
         }
-        self.d[slot] = d;
+        let s = self.slot(r, b);
+        for k in 0..F::SCALES {
+            self.d[scale_index::<F>(s, k)] = sub.d[k];
+        }
         if F::HAS_MIN {
-            self.m[slot] = m;
+            self.m[s] = sub.m;
         }
-        self.qs[slot * F::QS_BYTES..][..F::QS_BYTES].copy_from_slice(qs);
+        F::pack(&sub.q, &mut self.qs[s * F::QS_BYTES..][..F::QS_BYTES]);
         Ok(())
     }
 
-    pub fn format(&self) -> BlockFormat {
-        self.format
+    /// The GGUF type the blocks came from.
+    pub fn format(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// The kernel scheme the blocks are held in.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
     }
 
     pub fn rows(&self) -> usize {
@@ -286,7 +237,7 @@ impl QuantMatrix {
     }
 
     /// The repacked blocks as they lie in memory (see the module docs): the quant bytes, the f32
-    /// scales and the f32 mins (Q4_1; empty otherwise). The WebGPU backend uploads them as they
+    /// scales and the f32 mins (empty without mins). The WebGPU backend uploads them as they
     /// are, so both backends read one copy of the layout.
     pub fn packed_parts(&self) -> (&[u8], &[f32], &[f32]) {
         (&self.qs, &self.d, &self.m)
@@ -330,7 +281,7 @@ impl QuantMatrix {
             return Ok(());
         }
         let acts = Activations::quantize(x);
-        with_format!(self.format, F => {
+        with_scheme!(self.scheme, F => {
             if kernel == Kernel::Simd && simd_matmul::<F>(self, &acts, m, out) {
                 return Ok(());
             }
@@ -353,22 +304,23 @@ impl QuantMatrix {
         self.cols / BLOCK
     }
 
-    /// Index of row `r`'s block `b` in `d` and `m` (and, × QS_BYTES, in `qs`).
+    /// Index of row `r`'s block `b` in `m` (and, × QS_BYTES, in `qs`; see [`scale_index`]).
     fn slot(&self, r: usize, b: usize) -> usize {
         ((r / GROUP) * self.blocks_per_row() + b) * GROUP + r % GROUP
     }
 
     fn for_each_weight(&self, row: usize, f: impl FnMut(usize, f32)) {
-        with_format!(self.format, F => self.weights::<F>(row, f))
+        with_scheme!(self.scheme, F => self.weights::<F>(row, f))
     }
 
     fn weights<F: Format>(&self, row: usize, mut f: impl FnMut(usize, f32)) {
         for b in 0..self.blocks_per_row() {
             let s = self.slot(row, b);
             let qs = &self.qs[s * F::QS_BYTES..][..F::QS_BYTES];
+            let d: [f32; 2] = std::array::from_fn(|k| self.d[scale_index::<F>(s, k.min(F::SCALES - 1))]);
             let m = if F::HAS_MIN { self.m[s] } else { 0.0 };
             for j in 0..BLOCK {
-                f(b * BLOCK + j, dequantize::<F>(qs, j, self.d[s], m));
+                f(b * BLOCK + j, dequantize::<F>(qs, j, &d, m));
             }
         }
     }
@@ -383,6 +335,13 @@ impl QuantMatrix {
             }
         }
     }
+}
+
+/// Index in `d` of scale `k` of slot `s`: per (group, block), the 4 rows' first scales, then
+/// their second ones.
+#[inline(always)]
+fn scale_index<F: Format>(s: usize, k: usize) -> usize {
+    (s / GROUP * F::SCALES + k) * GROUP + s % GROUP
 }
 
 fn naive_dot(a: &[f32], b: &[f32]) -> f32 {
@@ -532,7 +491,7 @@ fn for_each_group(
 }
 
 /// What one SIMD group product reads: row group `g`'s quants, scales and mins (4 rows
-/// interleaved per block), and token `t`'s activation quants and per-block d, s and Σq.
+/// interleaved per block and scale), and token `t`'s activation quants and per-block d, s and Σq.
 #[allow(dead_code)] // only the SIMD kernels use it
 struct GroupSlices<'a> {
     qs: &'a [u8],
@@ -553,7 +512,7 @@ impl<'a> GroupSlices<'a> {
         let blocks = t * nb..(t + 1) * nb;
         GroupSlices {
             qs: &w.qs[slots.start * F::QS_BYTES..slots.end * F::QS_BYTES],
-            d: &w.d[slots.clone()],
+            d: &w.d[slots.start * F::SCALES..slots.end * F::SCALES],
             mins: if F::HAS_MIN { &w.m[slots] } else { &[] },
             x: &a.q[t * w.cols..][..w.cols],
             xd: &a.d[blocks.clone()],
@@ -571,6 +530,7 @@ fn reference_group_dot<F: Format>(
     t: usize,
 ) -> [f32; GROUP] {
     let nb = w.blocks_per_row();
+    let per_scale = BLOCK / F::SCALES;
     let mut acc = [0.0f32; GROUP];
     for b in 0..nb {
         let xb = t * nb + b;
@@ -578,16 +538,11 @@ fn reference_group_dot<F: Format>(
         for (lane, acc) in acc.iter_mut().enumerate() {
             let s = (g * nb + b) * GROUP + lane;
             let qs = &w.qs[s * F::QS_BYTES..][..F::QS_BYTES];
-            let dot: i32 = (0..BLOCK).map(|j| F::quant(qs, j) * x[j] as i32).sum();
+            let dot = |k: usize| -> i32 { (k * per_scale..(k + 1) * per_scale).map(|j| F::quant(qs, j) * x[j] as i32).sum() };
+            let isum = if F::SCALES == 2 { [dot(0), dot(1)] } else { [dot(0) - F::OFFSET * a.sum[xb], 0] };
+            let dw = [w.d[scale_index::<F>(s, 0)], w.d[scale_index::<F>(s, F::SCALES - 1)]];
             let mw = if F::HAS_MIN { w.m[s] } else { 0.0 };
-            *acc += block_term(
-                F::HAS_MIN,
-                w.d[s],
-                a.d[xb],
-                dot - F::OFFSET * a.sum[xb],
-                mw,
-                a.s[xb],
-            );
+            *acc += block_term::<F>(dw, a.d[xb], isum, mw, a.s[xb]);
         }
     }
     acc
@@ -599,7 +554,7 @@ fn reference_group_dot<F: Format>(
 /// arithmetic differs is caught. Meant for wasm tests; takes a few milliseconds.
 pub fn self_check() -> Result<()> {
     let mut hash = Fnv::new();
-    for format in [BlockFormat::Q8_0, BlockFormat::Q4_0, BlockFormat::Q4_1] {
+    for ty in block_types() {
         for (i, &(rows, cols, m, extreme)) in [
             (5, 64, 1, false),
             (13, 96, 3, false),
@@ -610,13 +565,8 @@ pub fn self_check() -> Result<()> {
         .enumerate()
         {
             let mut rng = Lcg(0x5eed + i as u64);
-            let w = QuantMatrix::from_gguf_blocks(
-                format,
-                rows,
-                cols,
-                &random_blocks(format, rows, cols, extreme, &mut rng),
-                None,
-            )?;
+            let cols = (cols as usize).next_multiple_of(ty.block_size());
+            let w = QuantMatrix::from_gguf_blocks(ty, rows, cols, &random_blocks(ty, rows, cols, extreme, &mut rng), None)?;
             let x = random_activations(m * cols, extreme, &mut rng);
             let mut reference = vec![0.0; m * rows];
             let mut simd = vec![0.0; m * rows];
@@ -624,8 +574,7 @@ pub fn self_check() -> Result<()> {
             w.matmul_with(Kernel::Simd, &x, m, &mut simd)?;
             if let Some(k) = (0..reference.len()).find(|&k| !same_bits(reference[k], simd[k])) {
                 return Err(Error::Model(format!(
-                    "quant self-check: {} {rows} x {cols}, m = {m}: the {} kernel gives {} at output {k}, the reference {}",
-                    format.name(),
+                    "quant self-check: {ty} {rows} x {cols}, m = {m}: the {} kernel gives {} at output {k}, the reference {}",
                     simd_kernel_name(),
                     simd[k],
                     reference[k]
@@ -647,7 +596,7 @@ pub fn self_check() -> Result<()> {
 }
 
 /// FNV-1a over the bits of the non-extreme reference outputs of [`self_check`], computed natively.
-const SELF_CHECK_HASH: u64 = 0xfc17_51e2_3476_8813;
+const SELF_CHECK_HASH: u64 = 0x10b1_3d09_842c_31cd;
 
 struct Fnv(u64);
 impl Fnv {
@@ -667,9 +616,10 @@ fn same_bits(a: f32, b: f32) -> bool {
 }
 
 /// A 64-bit LCG (Knuth's MMIX constants), high bits out: enough to make test matrices.
-pub(crate) struct Lcg(pub(crate) u64);
+#[doc(hidden)] // for the tests and the benchmark
+pub struct Lcg(pub u64);
 impl Lcg {
-    pub(crate) fn next(&mut self) -> u32 {
+    pub fn next(&mut self) -> u32 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -677,27 +627,31 @@ impl Lcg {
         (self.0 >> 32) as u32
     }
     /// Uniform in [-1, 1).
-    pub(crate) fn signed_unit(&mut self) -> f32 {
+    pub fn signed_unit(&mut self) -> f32 {
         (self.next() >> 8) as f32 / (1 << 23) as f32 - 1.0
     }
 }
 
-/// GGUF bytes of a random matrix: random quants; scales mostly ordinary, some zero, negative or
-/// subnormal, and with `extreme` also the f16 maximum.
-pub(crate) fn random_blocks(
-    format: BlockFormat,
-    rows: usize,
-    cols: usize,
-    extreme: bool,
-    rng: &mut Lcg,
-) -> Vec<u8> {
-    let bb = format.block_bytes();
-    let has_min = format == BlockFormat::Q4_1;
-    let mut bytes = Vec::with_capacity(rows * cols / BLOCK * bb);
-    for _ in 0..rows * cols / BLOCK {
+/// GGUF bytes of a random matrix of block type `ty`: random quants (and K-quant sub-block
+/// scales); f16 scales and mins mostly ordinary, some zero, negative or subnormal, and with
+/// `extreme` also the f16 maximum.
+#[doc(hidden)] // for the tests and the benchmark
+pub fn random_blocks(ty: GgmlType, rows: usize, cols: usize, extreme: bool, rng: &mut Lcg) -> Vec<u8> {
+    // Where each type keeps its f16 d (and m or dmin): ggml-common.h.
+    let f16_at: &[usize] = match ty {
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        _ => &[0],
+    };
+    let bb = ty.block_bytes();
+    let mut bytes = Vec::with_capacity(rows * cols / ty.block_size() * bb);
+    for _ in 0..rows * cols / ty.block_size() {
         let start = bytes.len();
-        let scales = if has_min { 2 } else { 1 };
-        for _ in 0..scales {
+        while bytes.len() < start + bb {
+            if !f16_at.contains(&(bytes.len() - start)) {
+                bytes.push(rng.next() as u8);
+                continue;
+            }
             let r = rng.next();
             let sign = ((r & 1) as u16) << 15;
             let bits = match (r >> 1) % 8 {
@@ -709,11 +663,14 @@ pub(crate) fn random_blocks(
             };
             bytes.extend_from_slice(&(sign | bits).to_le_bytes());
         }
-        while bytes.len() < start + bb {
-            bytes.push(rng.next() as u8);
-        }
     }
     bytes
+}
+
+/// The block-quantised types.
+#[doc(hidden)]
+pub fn block_types() -> impl Iterator<Item = GgmlType> {
+    GgmlType::supported().filter(|t| t.scheme().is_some())
 }
 
 /// Random activations: mostly ordinary, some all-zero blocks, and with `extreme` blocks near the
@@ -738,17 +695,20 @@ pub(crate) fn random_activations(n: usize, extreme: bool, rng: &mut Lcg) -> Vec<
 mod tests {
     use super::*;
 
-    const FORMATS: [BlockFormat; 3] = [BlockFormat::Q8_0, BlockFormat::Q4_0, BlockFormat::Q4_1];
+    use crate::model::f16_bits_to_f32;
 
-    fn random_matrix(
-        format: BlockFormat,
-        rows: usize,
-        cols: usize,
-        extreme: bool,
-        seed: u64,
-    ) -> QuantMatrix {
-        let blocks = random_blocks(format, rows, cols, extreme, &mut Lcg(seed));
-        QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap()
+    fn formats() -> Vec<GgmlType> {
+        block_types().collect()
+    }
+
+    /// `cols` rounded up to a whole number of `ty`'s blocks.
+    fn width(ty: GgmlType, cols: usize) -> usize {
+        cols.next_multiple_of(ty.block_size())
+    }
+
+    fn random_matrix(ty: GgmlType, rows: usize, cols: usize, extreme: bool, seed: u64) -> QuantMatrix {
+        let blocks = random_blocks(ty, rows, cols, extreme, &mut Lcg(seed));
+        QuantMatrix::from_gguf_blocks(ty, rows, cols, &blocks, None).unwrap()
     }
 
     fn run(w: &QuantMatrix, kernel: Kernel, x: &[f32], m: usize) -> Vec<f32> {
@@ -766,33 +726,27 @@ mod tests {
 
     #[test]
     fn blocks_given_by_value_are_the_gguf_blocks_of_the_same_values() {
-        for format in FORMATS {
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
             let (rows, cols) = (5, 64);
-            let blocks = random_blocks(format, rows, cols, false, &mut Lcg(11));
-            let gguf = QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap();
-            let bb = format.block_bytes();
-            let by_value = QuantMatrix::from_block_quants(format, rows, cols, |r, b| {
+            let blocks = random_blocks(ty, rows, cols, false, &mut Lcg(11));
+            let gguf = QuantMatrix::from_gguf_blocks(ty, rows, cols, &blocks, None).unwrap();
+            let bb = ty.block_bytes();
+            let by_value = QuantMatrix::from_block_quants(ty, rows, cols, |r, b| {
                 let block = &blocks[(r * cols / BLOCK + b) * bb..][..bb];
                 let f16 = |i: usize| f16_bits_to_f32(u16::from_le_bytes([block[i], block[i + 1]]));
-                with_format!(format, F => {
-                    let qs = &block[bb - F::QS_BYTES..];
-                    (std::array::from_fn(|j| F::quant(qs, j)), f16(0), if F::HAS_MIN { f16(2) } else { 0.0 })
-                })
+                let q = |j: usize| match ty {
+                    GgmlType::Q8_0 => block[2 + j] as i8 as i32,
+                    _ => (block[bb - 16 + j % 16] >> (4 * (j / 16)) & 15) as i32,
+                };
+                (std::array::from_fn(q), f16(0), if ty == GgmlType::Q4_1 { f16(2) } else { 0.0 })
             })
             .unwrap();
-            assert_eq!(by_value.packed_parts(), gguf.packed_parts(), "{format:?}");
+            assert_eq!(by_value.packed_parts(), gguf.packed_parts(), "{ty:?}");
         }
-        let refused = QuantMatrix::from_block_quants(BlockFormat::Q4_0, 1, 32, |_, _| ([0; BLOCK], f32::NAN, 0.0));
-        assert_eq!(model_error(refused.map(|_| ())), "Q4_0 block 0 of row 0 has a non-finite scale or min (d = NaN, m = 0)");
-    }
-
-    #[test]
-    fn format_names_and_sizes() {
-        let got: Vec<_> = FORMATS
-            .iter()
-            .map(|f| (f.name(), f.block_bytes()))
-            .collect();
-        assert_eq!(got, [("Q8_0", 34), ("Q4_0", 18), ("Q4_1", 20)]);
+        let refused = QuantMatrix::from_block_quants(GgmlType::Q4_0, 1, 32, |_, _| ([0; BLOCK], f32::NAN, 0.0));
+        assert_eq!(model_error(refused.map(|_| ())), "Q4_0 block 0 of row 0 has a non-finite scale or min (d = [NaN, NaN], m = 0)");
+        let refused = QuantMatrix::from_block_quants(GgmlType::Q6_K, 1, 256, |_, _| ([0; BLOCK], 1.0, 0.0));
+        assert!(model_error(refused.map(|_| ())).contains("must be Q8_0, Q4_0 or Q4_1, not Q6_K"));
     }
 
     #[test]
@@ -807,12 +761,13 @@ mod tests {
     #[test]
     fn simd_equals_reference_bit_for_bit() {
         let mut compared = 0;
-        for format in FORMATS {
+        for format in formats() {
             for (seed, &(rows, cols)) in
                 [(1, 32), (4, 64), (5, 96), (13, 576), (6, 1536), (17, 160)]
                     .iter()
                     .enumerate()
             {
+                let cols = width(format, cols);
                 for m in [1, 3, 7] {
                     for extreme in [false, true] {
                         let seed = (seed * 100 + m * 2 + extreme as usize) as u64;
@@ -840,13 +795,14 @@ mod tests {
 
     #[test]
     fn simd_handles_all_zero_and_huge_inputs_like_reference() {
-        for format in FORMATS {
-            let w = random_matrix(format, 5, 64, true, 9);
+        for format in formats() {
+            let cols = width(format, 64);
+            let w = random_matrix(format, 5, cols, true, 9);
             for x in [
-                vec![0.0; 128],
-                vec![3e38; 128],
-                vec![-1e-45; 128],
-                vec![f32::NAN; 128],
+                vec![0.0; 2 * cols],
+                vec![3e38; 2 * cols],
+                vec![-1e-45; 2 * cols],
+                vec![f32::NAN; 2 * cols],
             ] {
                 let reference = run(&w, Kernel::Reference, &x, 2);
                 let simd = run(&w, Kernel::Simd, &x, 2);
@@ -855,7 +811,7 @@ mod tests {
                     "{format:?}: {reference:?} vs {simd:?}"
                 );
             }
-            assert!(run(&w, Kernel::Simd, &[0.0; 64], 1)
+            assert!(run(&w, Kernel::Simd, &vec![0.0; cols], 1)
                 .iter()
                 .all(|v| *v == 0.0));
         }
@@ -863,8 +819,8 @@ mod tests {
 
     #[test]
     fn f32_activations_is_the_naive_dot_of_dequantised_rows() {
-        for format in FORMATS {
-            let (rows, cols, m) = (7, 96, 3);
+        for format in formats() {
+            let (rows, cols, m) = (7, width(format, 96), 3);
             let w = random_matrix(format, rows, cols, false, 3);
             let x = random_activations(m * cols, false, &mut Lcg(4));
             let out = run(&w, Kernel::F32Activations, &x, m);
@@ -890,8 +846,8 @@ mod tests {
     /// f32 rounding; the realised relative error on random data is far below 1e-4.
     #[test]
     fn reference_is_close_to_f32_activations() {
-        for format in FORMATS {
-            let (rows, cols, m) = (13, 576, 3);
+        for format in formats() {
+            let (rows, cols, m) = (13, width(format, 576), 3);
             let w = random_matrix(format, rows, cols, false, 5);
             let x = random_activations(m * cols, false, &mut Lcg(6));
             let exact = run(&w, Kernel::F32Activations, &x, m);
@@ -924,6 +880,7 @@ mod tests {
                 }
             }
             let rel = (err2 / norm2).sqrt();
+            eprintln!("{format}: int16 activations vs f32 activations, relative RMS error {rel:.2e}");
             assert!(rel > 1e-9 && rel < 1e-4, "{format:?}: relative error {rel}");
         }
     }
@@ -950,8 +907,8 @@ mod tests {
 
     #[test]
     fn row_order_permutes_rows() {
-        for format in FORMATS {
-            let (rows, cols) = (6, 64);
+        for format in formats() {
+            let (rows, cols) = (6, width(format, 64));
             let blocks = random_blocks(format, rows, cols, false, &mut Lcg(11));
             let plain = QuantMatrix::from_gguf_blocks(format, rows, cols, &blocks, None).unwrap();
             let perm = [3, 0, 5, 1, 4, 2];
@@ -975,7 +932,7 @@ mod tests {
 
     #[test]
     fn add_scaled_row_adds_the_dequantised_row() {
-        let w = random_matrix(BlockFormat::Q4_1, 3, 64, false, 13);
+        let w = random_matrix(GgmlType::Q4_1, 3, 64, false, 13);
         let mut row = vec![0.0; 64];
         w.dequantize_row(2, &mut row).unwrap();
         let mut out: Vec<f32> = (0..64).map(|i| i as f32).collect();
@@ -987,12 +944,16 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors() {
-        let q = BlockFormat::Q4_1;
+        let q = GgmlType::Q4_1;
         let blocks = vec![0u8; 3 * 2 * 20];
         let new = |rows, cols, bytes: &[u8], perm: Option<&[usize]>| {
             QuantMatrix::from_gguf_blocks(q, rows, cols, bytes, perm).map(|_| ())
         };
         assert!(model_error(new(3, 48, &blocks[..60], None)).contains("multiple of 32"));
+        let k = QuantMatrix::from_gguf_blocks(GgmlType::Q4_K, 1, 576, &[0; 324], None);
+        assert!(model_error(k.map(|_| ())).contains("Q4_K matrix of 1 x 576: rows must be positive and cols a positive multiple of 256"));
+        let f = QuantMatrix::from_gguf_blocks(GgmlType::F32, 1, 32, &[0; 128], None);
+        assert_eq!(model_error(f.map(|_| ())), "F32 is not a block-quantised type");
         assert!(model_error(new(0, 64, &[], None)).contains("rows must be positive"));
         assert!(model_error(new(3, 64, &blocks[..119], None))
             .contains("takes 120 bytes of blocks, got 119"));
@@ -1026,14 +987,19 @@ mod tests {
     #[test]
     fn storage_is_the_padded_repacked_blocks() {
         // 5 rows pad to 8; 2 blocks per row; Q4_1: 16 quant bytes + 2 f32 per block.
-        let w = random_matrix(BlockFormat::Q4_1, 5, 64, false, 1);
+        let w = random_matrix(GgmlType::Q4_1, 5, 64, false, 1);
         assert_eq!(w.storage_bytes(), 8 * 2 * 24);
-        let w = random_matrix(BlockFormat::Q8_0, 4, 32, false, 1);
+        let w = random_matrix(GgmlType::Q8_0, 4, 32, false, 1);
         assert_eq!(w.storage_bytes(), 4 * 36);
         assert_eq!(
             format!("{w:?}"),
             "QuantMatrix { format: Q8_0, rows: 4, cols: 32, storage_bytes: 144 }"
         );
+        // Per 32 weights: Q4_K as Q4_1 (24 bytes), Q5_0 16 + 4 + 4, Q5_K as Q5_1 16 + 4 + 8, Q6_K
+        // 32 + 2 f32.
+        for (ty, bytes) in [(GgmlType::Q4_K, 24), (GgmlType::Q5_0, 24), (GgmlType::Q5_K, 28), (GgmlType::Q6_K, 40)] {
+            assert_eq!(random_matrix(ty, 4, 256, false, 1).storage_bytes(), 4 * 8 * bytes, "{ty}");
+        }
     }
 
     #[test]

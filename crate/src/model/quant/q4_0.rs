@@ -1,75 +1,46 @@
-//! Q4_0 (ggml type 2): f16 d, then 16 bytes of nibbles; w = d·(q − 8).
+//! Hand-built Q4_0 blocks (ggml type 2: f16 d, then 16 bytes of nibbles; w = d·(q − 8)).
 
-use super::Format;
+use super::{Kernel, QuantMatrix};
+use crate::model::formats::GgmlType;
 
-pub(super) struct Q4_0;
-
-impl Format for Q4_0 {
-    const NAME: &'static str = "Q4_0";
-    const QS_BYTES: usize = 16;
-    const OFFSET: i32 = 8;
-    const HAS_MIN: bool = false;
-
-    #[inline(always)]
-    fn quant(qs: &[u8], j: usize) -> i32 {
-        nibble(qs, j)
-    }
+/// q_j = j and q_{j+16} = 15 − j.
+fn block(d: u16) -> Vec<u8> {
+    let mut b = d.to_le_bytes().to_vec();
+    b.extend((0..16).map(|j| j | (15 - j) << 4));
+    b
 }
 
-/// ggml's 4-bit order, shared with Q4_1: the low nibble of byte j is weight j, the high nibble
-/// weight j + 16.
-#[inline(always)]
-pub(super) fn nibble(qs: &[u8], j: usize) -> i32 {
-    if j < 16 {
-        (qs[j] & 0x0f) as i32
-    } else {
-        (qs[j - 16] >> 4) as i32
-    }
+fn matrix(blocks: &[u8]) -> QuantMatrix {
+    QuantMatrix::from_gguf_blocks(GgmlType::Q4_0, 1, 32, blocks, None).unwrap()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::{BlockFormat, Kernel, QuantMatrix};
+#[test]
+fn dequantises_hand_built_blocks() {
+    let mut w = vec![0.0; 32];
+    matrix(&block(0x4000)).dequantize_row(0, &mut w).unwrap(); // d = 2
+    let expected: Vec<f32> = (0..16)
+        .map(|j| 2.0 * (j - 8) as f32)
+        .chain((0..16).map(|j| 2.0 * (7 - j) as f32))
+        .collect();
+    assert_eq!(w, expected);
+    assert_eq!(
+        (w[0], w[8], w[15], w[16], w[31]),
+        (-16.0, 0.0, 14.0, 14.0, -16.0)
+    );
+    // A negative subnormal d = -2^-15.
+    matrix(&block(0x8200)).dequantize_row(0, &mut w).unwrap();
+    assert_eq!((w[0], w[15]), (8.0 * 2f32.powi(-15), -7.0 * 2f32.powi(-15)));
+}
 
-    /// q_j = j and q_{j+16} = 15 − j.
-    fn block(d: u16) -> Vec<u8> {
-        let mut b = d.to_le_bytes().to_vec();
-        b.extend((0..16).map(|j| j | (15 - j) << 4));
-        b
-    }
-
-    fn matrix(blocks: &[u8]) -> QuantMatrix {
-        QuantMatrix::from_gguf_blocks(BlockFormat::Q4_0, 1, 32, blocks, None).unwrap()
-    }
-
-    #[test]
-    fn dequantises_hand_built_blocks() {
-        let mut w = vec![0.0; 32];
-        matrix(&block(0x4000)).dequantize_row(0, &mut w).unwrap(); // d = 2
-        let expected: Vec<f32> = (0..16)
-            .map(|j| 2.0 * (j - 8) as f32)
-            .chain((0..16).map(|j| 2.0 * (7 - j) as f32))
-            .collect();
-        assert_eq!(w, expected);
-        assert_eq!(
-            (w[0], w[8], w[15], w[16], w[31]),
-            (-16.0, 0.0, 14.0, 14.0, -16.0)
-        );
-        // A negative subnormal d = -2^-15.
-        matrix(&block(0x8200)).dequantize_row(0, &mut w).unwrap();
-        assert_eq!((w[0], w[15]), (8.0 * 2f32.powi(-15), -7.0 * 2f32.powi(-15)));
-    }
-
-    #[test]
-    fn dot_of_a_hand_built_block() {
-        // x = j − 16 but x[31] = 32767: d_x = 1, q_x = x; Σ(q_w − 8)·q_x = −120 − 8·32736.
-        let w = matrix(&block(0x4000));
-        let mut x: Vec<f32> = (0..32).map(|j| j as f32 - 16.0).collect();
-        x[31] = 32767.0;
-        for kernel in [Kernel::Reference, Kernel::Simd, Kernel::F32Activations] {
-            let mut out = [0.0];
-            w.matmul_with(kernel, &x, 1, &mut out).unwrap();
-            assert_eq!(out, [-524016.0], "{kernel:?}");
-        }
+#[test]
+fn dot_of_a_hand_built_block() {
+    // x = j − 16 but x[31] = 32767: d_x = 1, q_x = x; Σ(q_w − 8)·q_x = −120 − 8·32736.
+    let w = matrix(&block(0x4000));
+    let mut x: Vec<f32> = (0..32).map(|j| j as f32 - 16.0).collect();
+    x[31] = 32767.0;
+    for kernel in [Kernel::Reference, Kernel::Simd, Kernel::F32Activations] {
+        let mut out = [0.0];
+        w.matmul_with(kernel, &x, 1, &mut out).unwrap();
+        assert_eq!(out, [-524016.0], "{kernel:?}");
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
+use crate::model::quant::Scheme;
 use crate::model::weights::Matrix;
 
 pub(super) fn gpu_error(message: impl std::fmt::Display) -> Error {
@@ -28,39 +29,39 @@ pub struct AdapterSummary {
     pub fallback: bool,
 }
 
-/// The weight formats the matrix kernels read.
+/// What a matrix kernel reads: blocks of one of the CPU's kernel schemes, as uploaded from
+/// `QuantMatrix::packed_parts` (every GGUF block type runs on its scheme's kernel; see
+/// `model::formats`), or plain F16 / F32 rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(non_camel_case_types)]
 pub(super) enum WeightFormat {
-    Q8_0,
-    Q4_0,
-    Q4_1,
+    Blocks(Scheme),
     F16,
     F32,
 }
 
-const FORMATS: [WeightFormat; 5] =
-    [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::F16, WeightFormat::F32];
-
 impl WeightFormat {
+    fn all() -> impl Iterator<Item = WeightFormat> {
+        Scheme::ALL.into_iter().map(WeightFormat::Blocks).chain([WeightFormat::F16, WeightFormat::F32])
+    }
+
     fn of(matrix: &Matrix) -> Self {
-        use crate::model::quant::BlockFormat;
         match matrix {
-            Matrix::Quant(q) => match q.format() {
-                BlockFormat::Q8_0 => WeightFormat::Q8_0,
-                BlockFormat::Q4_0 => WeightFormat::Q4_0,
-                BlockFormat::Q4_1 => WeightFormat::Q4_1,
-            },
+            Matrix::Quant(q) => WeightFormat::Blocks(q.scheme()),
             Matrix::F16 { .. } => WeightFormat::F16,
             Matrix::F32 { .. } => WeightFormat::F32,
         }
     }
 
+    /// The matmul shader: matmul.wgsl and the file that defines this format's `block_dot`.
     fn source(self) -> String {
+        let (q4, q5) = (include_str!("kernels/q4.wgsl"), include_str!("kernels/q5.wgsl"));
         let format = match self {
-            WeightFormat::Q8_0 => include_str!("kernels/q8_0.wgsl").to_string(),
-            WeightFormat::Q4_0 => [include_str!("kernels/q4.wgsl"), include_str!("kernels/q4_0.wgsl")].concat(),
-            WeightFormat::Q4_1 => [include_str!("kernels/q4.wgsl"), include_str!("kernels/q4_1.wgsl")].concat(),
+            WeightFormat::Blocks(Scheme::Q8_0) => include_str!("kernels/q8_0.wgsl").to_string(),
+            WeightFormat::Blocks(Scheme::Q4_0) => [q4, include_str!("kernels/q4_0.wgsl")].concat(),
+            WeightFormat::Blocks(Scheme::Q4_1) => [q4, include_str!("kernels/q4_1.wgsl")].concat(),
+            WeightFormat::Blocks(Scheme::Q5_0) => [q5, include_str!("kernels/q5_0.wgsl")].concat(),
+            WeightFormat::Blocks(Scheme::Q5_1) => [q5, include_str!("kernels/q5_1.wgsl")].concat(),
+            WeightFormat::Blocks(Scheme::Q6_K) => include_str!("kernels/q6_k.wgsl").to_string(),
             WeightFormat::F16 => include_str!("kernels/f16.wgsl").to_string(),
             WeightFormat::F32 => include_str!("kernels/f32.wgsl").to_string(),
         };
@@ -440,9 +441,8 @@ fn compile_kernels(device: &wgpu::Device) -> Kernels {
     };
     let heads = |body: &str| [include_str!("kernels/heads.wgsl"), body].concat();
     Kernels {
-        matmul: FORMATS
-            .iter()
-            .map(|&f| (f, kernel("matmul", &f.source(), &[true, false, true, true, true])))
+        matmul: WeightFormat::all()
+            .map(|f| (f, kernel("matmul", &f.source(), &[true, false, true, true, true])))
             .collect(),
         rmsnorm: kernel("rmsnorm", include_str!("kernels/rmsnorm.wgsl"), &[true, false, true]),
         rope_store: kernel("rope_store", &heads(include_str!("kernels/rope_store.wgsl")), &[false, true, true, false, false, true]),

@@ -6,7 +6,8 @@ use pollster::block_on;
 use super::gpu::{Bound, Gpu, Step};
 use super::rope_angles;
 use crate::model::f16_bits_to_f32;
-use crate::model::quant::{random_activations, random_blocks, BlockFormat, Lcg, QuantMatrix};
+use crate::model::formats::GgmlType;
+use crate::model::quant::{random_activations, random_blocks, Lcg, QuantMatrix};
 use crate::model::weights::Matrix;
 
 fn gpu() -> Gpu {
@@ -52,13 +53,13 @@ fn dense(matrix: &Matrix) -> Vec<f32> {
 }
 
 fn random_matrix(format: &str, rows: usize, cols: usize, rng: &mut Lcg) -> Matrix {
-    let mut quant = |f| Matrix::Quant(QuantMatrix::from_gguf_blocks(f, rows, cols, &random_blocks(f, rows, cols, false, rng), None).unwrap().into());
-    match format {
-        "Q8_0" => quant(BlockFormat::Q8_0),
-        "Q4_0" => quant(BlockFormat::Q4_0),
-        "Q4_1" => quant(BlockFormat::Q4_1),
+    let block_type = GgmlType::supported().find(|t| t.name() == format && t.scheme().is_some());
+    match (format, block_type) {
+        (_, Some(ty)) => {
+            Matrix::Quant(QuantMatrix::from_gguf_blocks(ty, rows, cols, &random_blocks(ty, rows, cols, false, rng), None).unwrap().into())
+        }
         // Random halves in ±2 (exponents 0..16, so no infinities or NaN).
-        "F16" => Matrix::F16 { rows, cols, bits: (0..rows * cols).map(|_| (rng.next() as u16) & 0xbfff).collect() },
+        ("F16", _) => Matrix::F16 { rows, cols, bits: (0..rows * cols).map(|_| (rng.next() as u16) & 0xbfff).collect() },
         _ => Matrix::F32 { rows, cols, values: random(rows * cols, rng) },
     }
 }
@@ -67,9 +68,12 @@ fn random_matrix(format: &str, rows: usize, cols: usize, rng: &mut Lcg) -> Matri
 fn matmul_of_every_format_matches_the_dequantised_reference() {
     let gpu = gpu();
     let mut rng = Lcg(0x9e0);
-    for format in ["Q8_0", "Q4_0", "Q4_1", "F16", "F32"] {
-        // Odd row counts (a partial group and workgroup), one and several tokens, SmolLM2's width.
+    for format in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "F16", "F32"] {
+        // Odd row counts (a partial group and workgroup), one and several tokens, SmolLM2's width
+        // (K-quants: the next multiple of 256).
         for (rows, cols, tokens) in [(5, 64, 1), (13, 96, 3), (37, 576, 2)] {
+            let k_block = if format.ends_with("_K") { 256 } else { 1 };
+            let cols = (cols as usize).next_multiple_of(k_block);
             let matrix = random_matrix(format, rows, cols, &mut rng);
             let w = dense(&matrix);
             let x = random_activations(tokens * cols, false, &mut rng);
