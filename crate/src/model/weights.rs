@@ -291,3 +291,54 @@ fn vector(info: &TensorInfo, bytes: &[u8]) -> Result<Vec<f32>> {
     }
     Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::quant::{random_blocks, Lcg};
+
+    /// Row `r` of a loaded matrix, as f32.
+    fn row(m: &Matrix, r: usize) -> Vec<f32> {
+        let cols = m.cols();
+        match m {
+            Matrix::Quant(q) => {
+                let mut out = vec![0.0; cols];
+                q.dequantize_row(r, &mut out).unwrap();
+                out
+            }
+            Matrix::F32 { values, .. } => values[r * cols..][..cols].to_vec(),
+            Matrix::F16 { bits, .. } => bits[r * cols..][..cols].iter().map(|&b| crate::model::f16_bits_to_f32(b)).collect(),
+        }
+    }
+
+    #[test]
+    fn every_type_is_held_as_the_registry_says_with_rows_reordered() {
+        let (rows, cols, order) = (3, 256, [2, 0, 1]);
+        for ty in GgmlType::supported() {
+            let mut rng = Lcg(ty.id() as u64);
+            let bytes = match ty.scheme() {
+                Some(_) => random_blocks(ty, rows, cols, false, &mut rng),
+                None => (0..ty.row_bytes(cols).unwrap() * rows).map(|_| rng.next() as u8).collect(),
+            };
+            let info = |name: &str| TensorInfo { name: name.into(), dims: vec![cols, rows], ggml_type: ty, offset: 0 };
+            let plain = matrix(&info("blk.0.ffn_up.weight"), &bytes, None).unwrap();
+            let permuted = matrix(&info("blk.0.attn_q.weight"), &bytes, Some(&order)).unwrap();
+            let held = match ty {
+                GgmlType::BF16 => "F32",
+                _ => ty.name(),
+            };
+            assert_eq!((plain.type_name(), plain.rows(), plain.cols()), (held, rows, cols));
+            for (i, &r) in order.iter().enumerate() {
+                let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+                assert_eq!(bits(row(&permuted, i)), bits(row(&plain, r)), "{ty} row {i}");
+            }
+            if ty == GgmlType::BF16 {
+                let first = u16::from_le_bytes([bytes[0], bytes[1]]);
+                assert_eq!(row(&plain, 0)[0].to_bits(), (first as u32) << 16);
+            }
+        }
+        let bad = TensorInfo { name: "blk.0.attn_q.weight".into(), dims: vec![256, 1], ggml_type: GgmlType::Q4_K, offset: 0 };
+        let e = matrix(&bad, &[0; 143], None).unwrap_err().to_string();
+        assert!(e.contains("tensor `blk.0.attn_q.weight`") && e.contains("a Q4_K matrix of 1 x 256 takes 144 bytes of blocks, got 143"), "{e}");
+    }
+}
