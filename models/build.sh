@@ -116,7 +116,7 @@ if [ "$target" = tiny ] || [ "$target" = all ]; then
 fi
 if [ "$target" = blocks ] || [ "$target" = all ]; then
   blocks=""
-  for t in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K BF16; do
+  for t in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q3_K BF16; do
     blocks+="../crate/tests/fixtures/gguf_blocks/$t.bin "
   done
   build "GGUF block fixtures (gguf-py's dequantisation)" checksums/gguf-blocks.sha256 "$blocks" gguf_blocks.py

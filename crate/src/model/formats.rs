@@ -31,6 +31,7 @@ pub enum GgmlType {
     Q4_K,
     Q5_K,
     Q6_K,
+    Q3_K,
 }
 
 /// How a type's tensors are held in memory.
@@ -66,7 +67,7 @@ const fn blocks(scheme: Scheme, unpack: Unpack) -> Held {
 
 /// In [`GgmlType`]'s order. Bytes per block from ggml-common.h's structs (see
 /// `shared/notes/gguf-formats.md` §1).
-const TYPES: [TypeInfo; 11] = [
+const TYPES: [TypeInfo; 12] = [
     entry(GgmlType::F32, 0, "F32", 1, 4, Held::F32),
     entry(GgmlType::F16, 1, "F16", 1, 2, Held::F16),
     entry(GgmlType::BF16, 30, "BF16", 1, 2, Held::Bf16AsF32),
@@ -78,6 +79,8 @@ const TYPES: [TypeInfo; 11] = [
     entry(GgmlType::Q4_K, 12, "Q4_K", 256, 144, blocks(Scheme::Q4_1, unpack::q4_k)),
     entry(GgmlType::Q5_K, 13, "Q5_K", 256, 176, blocks(Scheme::Q5_1, unpack::q5_k)),
     entry(GgmlType::Q6_K, 14, "Q6_K", 256, 210, blocks(Scheme::Q6_K, unpack::q6_k)),
+    // 3-bit quants with 16-weight scales fit Q6_K's scheme exactly (at 10 bits a weight).
+    entry(GgmlType::Q3_K, 11, "Q3_K", 256, 110, blocks(Scheme::Q6_K, unpack::q3_k)),
 ];
 
 impl GgmlType {
@@ -155,7 +158,6 @@ pub fn ggml_type_name(id: u32) -> Option<&'static str> {
     Some(match id {
         9 => "Q8_1",
         10 => "Q2_K",
-        11 => "Q3_K",
         15 => "Q8_K",
         16 => "IQ2_XXS",
         17 => "IQ2_XS",
@@ -209,7 +211,8 @@ mod tests {
                 ("Q5_1", 32, 24),
                 ("Q4_K", 256, 144),
                 ("Q5_K", 256, 176),
-                ("Q6_K", 256, 210)
+                ("Q6_K", 256, 210),
+                ("Q3_K", 256, 110)
             ]
         );
         assert_eq!(GgmlType::Q4_1.row_bytes(64), Some(40));
@@ -221,6 +224,7 @@ mod tests {
     fn unsupported_types_are_named_with_the_tensor() {
         let e = GgmlType::from_id(16, "blk.0.attn_q.weight").unwrap_err().to_string();
         assert!(e.contains("tensor `blk.0.attn_q.weight` has type IQ2_XXS (16), which is not supported: F32, F16, BF16"), "{e}");
+        assert!(e.ends_with("Q6_K, Q3_K"), "{e}");
         let e = GgmlType::from_id(77, "t").unwrap_err().to_string();
         assert!(e.contains("unknown ggml type id 77"), "{e}");
     }

@@ -47,7 +47,7 @@ fn block_types_dequantise_as_gguf_py_does_bit_for_bit() {
         assert!(want.iter().any(|v| v.abs() > 1e4) && want.iter().any(|v| *v != 0.0 && v.abs() < 1e-6), "{ty}: no edge cases");
         checked.push(ty.name());
     }
-    assert_eq!(checked, ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]);
+    assert_eq!(checked, ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q3_K"]);
 }
 
 #[test]

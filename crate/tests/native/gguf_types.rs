@@ -48,7 +48,7 @@ fn weights() -> LlamaWeights {
         tied_embeddings: false,
     };
     // Per layer: q, k, v, o, gate, up, down.
-    let types = [[Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q4_K, Q6_K], [Q5_1, Q5_0, Q8_0, Q4_K, BF16, Q5_K, Q4_0]];
+    let types = [[Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q4_K, Q6_K], [Q5_1, Q5_0, Q8_0, Q3_K, BF16, Q5_K, Q4_0]];
     let kv = 2 * 64;
     let layers = types
         .iter()
@@ -73,7 +73,7 @@ fn weights() -> LlamaWeights {
 #[test]
 fn every_block_type_runs_alike_on_tract_and_webgpu() {
     let weights = weights();
-    assert_eq!(weights.matrix_types(), ["F32", "Q4_0", "Q4_K", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0"]);
+    assert_eq!(weights.matrix_types(), ["F32", "Q3_K", "Q4_0", "Q4_K", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0"]);
     let ids: Vec<u32> = (0..40).map(|i| (i * 37 + 5) % VOCAB as u32).collect();
     let mut cpu = TractModel::from_weights(&weights, Kernel::Simd).unwrap();
     let cpu_logits = block_on(cpu.prefill_all_logits(&ids)).unwrap();

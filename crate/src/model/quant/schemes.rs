@@ -11,7 +11,7 @@
 //! | Q4_1   | 16 nibble bytes  | d, m        | 24    | 6           | Q4_1 (5), Q4_K (4.5)          |
 //! | Q5_0   | 16 nibbles + 4 high-bit bytes | d | 24 | 6          | Q5_0 (5.5)                    |
 //! | Q5_1   | 16 nibbles + 4 high-bit bytes | d, m | 28 | 7       | Q5_1 (6), Q5_K (5.5)          |
-//! | Q6_K   | 32 × i8 (q − 32) | d per 16    | 40    | 10          | Q6_K (6.5625)                 |
+//! | Q6_K   | 32 × i8          | d per 16    | 40    | 10          | Q6_K (6.5625), Q3_K (3.4375)  |
 //!
 //! The scales are widened to f32 once, because f16 → f32 in the inner loop is expensive in wasm,
 //! and the K-quants' sub-block scales become per-block f32s, which keeps every kernel's 32-weight

@@ -105,3 +105,19 @@ pub fn q6_k(b: &[u8], s: usize) -> Sub {
     let q = |l: usize| ((ql[l] >> (4 * (k / 2)) & 0x0f) | (qh[l] >> (2 * k) & 3) << 4) as i32 - 32;
     Sub { q: std::array::from_fn(q), d: [sc(0), sc(1)], m: 0.0 }
 }
+
+/// `u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d`. In each 128-weight half n, sub-block j takes
+/// bits 2j..2j+2 of `qs[32n + l]`, minus 4 unless bit 4n + j of `hmask[l]` is set; its two
+/// 16-weight halves have scales `d·(s − 32)` with the 6-bit scales s[8n + 2j] and s[8n + 2j + 1].
+pub fn q3_k(b: &[u8], s: usize) -> Sub {
+    let (n, j) = (s / 4, s % 4);
+    let (hmask, qs, scales) = (&b[..32], &b[32 + 32 * n..][..32], &b[96..108]);
+    let six_bit = |k: usize| {
+        let low = if k < 8 { scales[k] & 0x0f } else { scales[k - 8] >> 4 };
+        (low | (scales[8 + k % 4] >> (2 * (k / 4)) & 3) << 4) as i32
+    };
+    let d = f16(b, 108);
+    let sc = |i: usize| d * (six_bit(8 * n + 2 * j + i) - 32) as f32;
+    let q = |l: usize| (qs[l] >> (2 * j) & 3) as i32 - if hmask[l] >> (4 * n + j) & 1 == 1 { 0 } else { 4 };
+    Sub { q: std::array::from_fn(q), d: [sc(0), sc(1)], m: 0.0 }
+}

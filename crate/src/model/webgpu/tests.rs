@@ -68,7 +68,7 @@ fn random_matrix(format: &str, rows: usize, cols: usize, rng: &mut Lcg) -> Matri
 fn matmul_of_every_format_matches_the_dequantised_reference() {
     let gpu = gpu();
     let mut rng = Lcg(0x9e0);
-    for format in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "F16", "F32"] {
+    for format in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "F16", "F32"] {
         // Odd row counts (a partial group and workgroup), one and several tokens, SmolLM2's width
         // (K-quants: the next multiple of 256).
         for (rows, cols, tokens) in [(5, 64, 1), (13, 96, 3), (37, 576, 2)] {
