@@ -73,7 +73,7 @@ fn dequantize<F: Format>(qs: &[u8], j: usize, d: &[f32], m: f32) -> f32 {
 fn block_term<F: Format>(dw: [f32; 2], dx: f32, isum: [i32; 2], mw: f32, sx: f32) -> f32 {
     let mut t = (dw[0] * dx) * isum[0] as f32;
     if F::SCALES == 2 {
-        t = t + (dw[1] * dx) * isum[1] as f32;
+        t += (dw[1] * dx) * isum[1] as f32;
     }
     if F::HAS_MIN {
         t + mw * sx
@@ -619,6 +619,7 @@ fn same_bits(a: f32, b: f32) -> bool {
 #[doc(hidden)] // for the tests and the benchmark
 pub struct Lcg(pub u64);
 impl Lcg {
+    #[allow(clippy::should_implement_trait)] // an infinite stream; Iterator would add nothing
     pub fn next(&mut self) -> u32 {
         self.0 = self
             .0
