@@ -1,7 +1,7 @@
 """Renders chat templates with Python's Jinja2, configured as transformers' `apply_chat_template`
 configures it (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loop controls,
 `raise_exception`, `tojson`), and prints the cases and their renderings as JSON. The Rust test
-crate/tests/chat.rs renders the same cases with minijinja and compares.
+crate/tests/native/chat.rs renders the same cases with minijinja and compares.
 
     models/.venv/bin/python models/chat_reference.py [model.gguf] [--without-special-tokens]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the tiny model in the layouts the ecosystem exports (optimum, transformers.js), with the
 `onnx` package, next to it in models/tiny/variants/, each with the logits ONNX Runtime gives on
-that same file (reference.json), which crate/tests/onnx_variants.rs compares with tract's:
+that same file (reference.json), which crate/tests/native/onnx_variants.rs compares with tract's:
 
   input-ids/     `input_ids` in, the embedding Gather inside the graph (optimum's layout), fp32
   external-data/ the same, its weights in model.onnx_data (onnx's save_as_external_data)
@@ -28,7 +28,7 @@ that same file (reference.json), which crate/tests/onnx_variants.rs compares wit
 With --smollm2 it writes SmolLM2's ONNX export (models/smollm2-135m/model.onnx, from the same
 GGUF weights) in the input_ids layout with its weights in external data, to
 models/smollm2-135m/optimum/ (git-ignored; models/build.sh smollm2 runs it), for
-crate/tests/model_smollm2.rs: its greedy ids must be the default layout's.
+crate/tests/native/model_smollm2.rs: its greedy ids must be the default layout's.
 
 With --smollm2-quantised it writes SmolLM2's f32 export (models/bench/smollm2-f32/, from
 tests/bench/browser/prepare.py) in that layout as int8 (quantize_dynamic), fp16, q4

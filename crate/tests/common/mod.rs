@@ -8,6 +8,8 @@ pub mod smollm2;
 pub mod tiny;
 
 use rand_chacha::ChaCha8Rng;
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::PathBuf;
 use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -77,4 +79,18 @@ pub fn process_memory(field: &str) -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     kb.split_whitespace().next()?.parse::<usize>().ok().map(|kb| kb * 1024)
+}
+
+/// A file that models/build.sh makes (git-ignored), or `None`, after saying why, when it is
+/// missing and may be: the full test run (scripts/test.sh sets DECODING_PLAYGROUND_REQUIRE_MODELS)
+/// and CI require it, so a test there cannot pass by skipping.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn built_file(path: PathBuf) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    let required = std::env::var_os("DECODING_PLAYGROUND_REQUIRE_MODELS").is_some() || std::env::var("CI").as_deref() == Ok("true");
+    assert!(!required, "{} is missing and required here: run models/build.sh first", path.display());
+    println!("SKIPPED: {} is missing (build it with models/build.sh)", path.display());
+    None
 }

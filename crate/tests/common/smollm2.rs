@@ -11,13 +11,8 @@ pub fn smollm2_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m"))
 }
 
-/// The model file, or `None` (after saying why) when it is missing outside CI.
+/// The model file, or `None` (after saying why) when it is missing and may be (see
+/// [`built_file`](super::built_file)).
 pub fn model_file(name: &str) -> Option<PathBuf> {
-    let path = smollm2_dir().join(name);
-    if path.exists() {
-        return Some(path);
-    }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but {} is missing: run models/build.sh first", path.display());
-    println!("SKIPPED: {} is missing (build it with models/build.sh)", path.display());
-    None
+    super::built_file(smollm2_dir().join(name))
 }

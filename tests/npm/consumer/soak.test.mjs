@@ -1,5 +1,5 @@
 // A long run in wasm: 4096 tokens of SmolLM2 in one generation through the installed package
-// (crate/tests/soak.rs does the same natively). Prints tok/s and the wasm memory at positions 1,
+// (crate/tests/native/soak.rs does the same natively). Prints tok/s and the wasm memory at positions 1,
 // 1k, 2k and 4k (figures, no timing assertions); checks that only the KV cache grows, by what
 // its size predicts, and that the run ends as asked. Needs models/smollm2-135m (scripts/setup.sh).
 import assert from "node:assert/strict";

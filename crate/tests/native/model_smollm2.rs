@@ -5,11 +5,9 @@
 //!
 //! When the model is missing the test prints why and passes, except under `CI=true`, where it
 //! fails. It prints load time and prefill/decode speed (no timing assertions). Run it in release:
-//! `cargo test --release --test model_smollm2 -- --nocapture` (a debug build takes ~45 s, most
+//! `cargo test --release --test native model_smollm2:: -- --nocapture` (a debug build takes ~45 s, most
 //! of it optimising the graph).
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use pollster::block_on;
 use common::smollm2::{model_file, smollm2_dir};
@@ -28,7 +26,7 @@ use decoding_playground::score::ScoreConfig;
 use decoding_playground::tokenizer::TextTokenizer;
 use serde_json::Value;
 
-const REFERENCE: &str = include_str!("../../models/fixtures/smollm2_reference.json");
+const REFERENCE: &str = include_str!("../../../models/fixtures/smollm2_reference.json");
 
 
 /// -log softmax(logits)[target], in f64.
@@ -55,9 +53,13 @@ fn smollm2_gguf_matches_the_reference() {
     check_against_reference(&path, || load_gguf(&path, Kernel::Simd));
 }
 
-/// The same file on the WebGPU backend (natively lavapipe): logits and 32 greedy ids against the
-/// tract backend's, the reference's perplexity and greedy ids, and fluent superposed drafts.
-/// (lavapipe is slow: the paragraph is fed once.)
+/// The same file on the WebGPU backend (natively lavapipe): logits, perplexity and 32 greedy ids
+/// against the tract backend's, the reference's greedy ids, and fluent superposed drafts.
+///
+/// lavapipe runs this model at about 0.4 tokens a second, prefill or decode, so the GPU reads the
+/// paragraph's first [`GPU_PARAGRAPH_TOKENS`] tokens, not all 236 (ten minutes of CI): enough for
+/// two of the attention kernel's 64-key chunks. tract's perplexity on the whole paragraph is held
+/// to the reference's by `smollm2_gguf_matches_the_reference`.
 #[test]
 fn smollm2_gguf_on_webgpu_matches_the_reference_and_tract() {
     let Some(path) = model_file("model.gguf") else { return };
@@ -67,19 +69,21 @@ fn smollm2_gguf_on_webgpu_matches_the_reference_and_tract() {
     println!("adapter: {:?}", gpu.adapter());
     let mut cpu = load_gguf(&path, Kernel::Simd);
     let reference: Value = serde_json::from_str(REFERENCE).unwrap();
-    let paragraph = json_ids(&reference["paragraph"]["ids"]);
+    let paragraph = &json_ids(&reference["paragraph"]["ids"])[..GPU_PARAGRAPH_TOKENS];
     let vocab = cpu.vocab_size();
-    let gpu_logits = block_on(gpu.prefill_all_logits(&paragraph)).unwrap();
-    let cpu_logits = block_on(cpu.prefill_all_logits(&paragraph)).unwrap();
+    let gpu_logits = block_on(gpu.prefill_all_logits(paragraph)).unwrap();
+    let cpu_logits = block_on(cpu.prefill_all_logits(paragraph)).unwrap();
     let (diff, agree) = logit_agreement(&gpu_logits, &cpu_logits, vocab);
     let rows = paragraph.len();
     println!("SmolLM2 paragraph, WebGPU vs tract: max |Δlogit| {diff:.3}, top-10 sets equal at {agree}/{rows} positions");
     assert!(diff < 0.5, "max |Δlogit| {diff}");
     assert!(agree * 10 >= rows * 9, "top-10 agreement {agree}/{rows}");
-    let mean_nll = (1..rows).map(|i| nll(&gpu_logits[(i - 1) * vocab..][..vocab], paragraph[i])).sum::<f64>() / (rows - 1) as f64;
-    let want_ppl = reference["paragraph"]["perplexity"].as_f64().unwrap();
-    println!("perplexity on WebGPU {:.3} (reference {want_ppl})", mean_nll.exp());
-    assert!((mean_nll.exp() / want_ppl - 1.0).abs() < 0.01);
+    let perplexity = |logits: &[f32]| {
+        ((1..rows).map(|i| nll(&logits[(i - 1) * vocab..][..vocab], paragraph[i])).sum::<f64>() / (rows - 1) as f64).exp()
+    };
+    let (on_gpu, on_cpu) = (perplexity(&gpu_logits), perplexity(&cpu_logits));
+    println!("perplexity of the paragraph's first {rows} tokens: {on_gpu:.3} on WebGPU, {on_cpu:.3} on tract");
+    assert!((on_gpu / on_cpu - 1.0).abs() < 0.002, "perplexity {on_gpu} on WebGPU, {on_cpu} on tract");
 
     let prompt = json_ids(&reference["greedy"]["prompt_ids"]);
     gpu.reset();
@@ -88,9 +92,12 @@ fn smollm2_gguf_on_webgpu_matches_the_reference_and_tract() {
     assert_eq!(on_gpu, on_cpu, "32 greedy ids, WebGPU vs tract");
     let want = json_ids(&reference["greedy"]["ids"]);
     assert_eq!(on_gpu[..want.len()], want, "the reference's greedy ids");
-    drop(cpu);
-    superposed_drafts_are_fluent(gpu, &smollm2_dir());
+    // lavapipe takes a minute to rescore each draft; tract, a second.
+    superposed_drafts_are_fluent(gpu, Some(&mut cpu), &smollm2_dir());
 }
+
+/// See `smollm2_gguf_on_webgpu_matches_the_reference_and_tract`.
+const GPU_PARAGRAPH_TOKENS: usize = 80;
 
 /// `score` on the reference paragraph: the same ids, the reference's perplexity within 0.1 %, in
 /// chunks whose logits are all it holds (prints the peak RSS: flat, whatever the text's length).
@@ -227,19 +234,16 @@ fn check_against_reference<M: LanguageModel>(path: &std::path::Path, load: impl 
         reference["greedy"]["text"]
     );
 
-    superposed_drafts_are_fluent(model, &smollm2_dir());
+    superposed_drafts_are_fluent(model, None, &smollm2_dir());
 }
 
-/// Superposed decoding with the default n-gram store: k distinct drafts that the model itself,
-/// rescoring them teacher-forced, finds fluent. A broken superposition (wrong weights, wrong
-/// embedding rows) gives word salad, whose perplexity is far above the bound.
-fn superposed_drafts_are_fluent<M: LanguageModel>(model: M, dir: &std::path::Path) {
-    let store_path = dir.join("../ngrams/default.ngram");
-    let Ok(store) = std::fs::read(&store_path) else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but {} is missing", store_path.display());
-        println!("SKIPPED superposed decoding: {} is missing (run scripts/setup.sh)", store_path.display());
-        return;
-    };
+/// Superposed decoding with the default n-gram store: k distinct drafts that the model itself (or
+/// `judge`, the same weights on tract, where the model is slow), rescoring them teacher-forced,
+/// finds fluent. A broken superposition (wrong weights, wrong embedding rows) gives word salad,
+/// whose perplexity is far above the bound.
+fn superposed_drafts_are_fluent<M: LanguageModel>(model: M, mut judge: Option<&mut TractModel>, dir: &std::path::Path) {
+    let Some(store_path) = common::built_file(dir.join("../ngrams/default.ngram")) else { return };
+    let store = std::fs::read(&store_path).unwrap();
     let tokenizer = TextTokenizer::from_bytes(&std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
     let mut engine = Engine::new(model, tokenizer).unwrap();
     engine.set_ngram_store(Some(NgramStore::from_bytes(&store).unwrap())).unwrap();
@@ -255,8 +259,17 @@ fn superposed_drafts_are_fluent<M: LanguageModel>(model: M, dir: &std::path::Pat
     for (i, draft) in drafts.iter().enumerate() {
         assert!(drafts[..i].iter().all(|d| d.tokens != draft.tokens), "distinct drafts");
         let ids = [&prompt_ids[..], &draft.tokens].concat();
-        engine.model_mut().reset();
-        let logits = block_on(engine.model_mut().prefill_all_logits(&ids)).unwrap();
+        let logits = match judge.as_deref_mut() {
+            Some(judge) => {
+                judge.reset();
+                block_on(judge.prefill_all_logits(&ids))
+            }
+            None => {
+                engine.model_mut().reset();
+                block_on(engine.model_mut().prefill_all_logits(&ids))
+            }
+        };
+        let logits = logits.unwrap();
         let mean_nll = (prompt_ids.len()..ids.len())
             .map(|p| nll(&logits[(p - 1) * vocab..p * vocab], ids[p]))
             .sum::<f64>()

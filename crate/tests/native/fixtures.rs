@@ -1,9 +1,7 @@
 //! The token ids in fixtures/sampler_ids.json are what the native build produces; the wasm
-//! tests (tests/wasm.rs) must reproduce them exactly. `UPDATE_FIXTURES=1 cargo test --test
-//! fixtures` rewrites the ids after a deliberate change.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+//! tests (tests/wasm/sampler.rs) must reproduce them exactly. `UPDATE_FIXTURES=1 cargo test --test
+//! native fixtures::` rewrites the ids after a deliberate change.
+use crate::common;
 
 use common::{fixture_cases, synthetic_logits, FixtureCase};
 use decoding_playground::{Chain, SamplerConfig};

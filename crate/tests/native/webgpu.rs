@@ -2,9 +2,7 @@
 //! installs `mesa-vulkan-drivers`): the whole forward pass against tract on the tiny GGUF, the
 //! committed fixtures replayed on the GPU, the context limit, and the automatic backend's choice
 //! and its move to the CPU when the device is lost mid-run.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use common::logit_agreement;
 use common::tiny::{GGUF, GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE, NGRAMS, PROMPT};

@@ -1,8 +1,6 @@
 //! The same determinism and error cases as natively, through the JS API, in Node and in
 //! headless Chromium. The ids must equal the native fixture exactly.
-#![cfg(target_arch = "wasm32")]
-
-mod common;
+use crate::common;
 
 use common::{fixture_cases, synthetic_logits};
 use decoding_playground::wasm::Sampler;

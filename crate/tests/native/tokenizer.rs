@@ -1,25 +1,18 @@
 //! The Rust tokenizer against ids computed by an independent Python BPE over the GGUF's vocab
 //! and merges (models/fixtures/smollm2_reference.json), and streaming without broken characters.
-#![cfg(not(target_arch = "wasm32"))]
-
 use decoding_playground::tokenizer::{TextStream, TextTokenizer};
 
-const TINY: &[u8] = include_bytes!("../../models/tiny/tokenizer.json");
+use crate::common;
+
+const TINY: &[u8] = include_bytes!("../../../models/tiny/tokenizer.json");
 
 fn smollm2() -> Option<TextTokenizer> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/smollm2-135m/tokenizer.json");
-    match std::fs::read(path) {
-        Ok(bytes) => Some(TextTokenizer::from_bytes(&bytes).unwrap()),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("{path} missing: run models/build.sh"),
-        Err(_) => {
-            eprintln!("skipped: {path} missing (run models/build.sh)");
-            None
-        }
-    }
+    let path = common::smollm2::model_file("tokenizer.json")?;
+    Some(TextTokenizer::from_bytes(&std::fs::read(path).unwrap()).unwrap())
 }
 
 fn reference() -> serde_json::Value {
-    let text = include_str!("../../models/fixtures/smollm2_reference.json");
+    let text = include_str!("../../../models/fixtures/smollm2_reference.json");
     serde_json::from_str(text).unwrap()
 }
 

@@ -1,9 +1,7 @@
 //! Scoring a text and reusing the KV cache's prefix, on the tiny model: `truncate` against a
 //! fresh run on every backend, the Engine's prefix reuse against a fresh engine, and `score`
 //! against an independent teacher-forced pass (`prefill_all_logits`).
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use common::tiny::{gguf_engine, GGUF, NGRAM_CORPUS, PROMPT};
 use decoding_playground::generate::GenerateConfig;

@@ -1,8 +1,6 @@
 //! The generation loop on the tiny model: determinism (and the fixture wasm must match),
 //! streaming, stop tokens, cancellation and bad input.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use pollster::block_on;
 use common::failing::FailingModel;

@@ -1,7 +1,5 @@
 //! Every invalid parameter or logit vector is a typed error with a clear message, never a
 //! panic.
-#![cfg(not(target_arch = "wasm32"))]
-
 use decoding_playground::sampling::{Chain, MirostatConfig, PenaltyConfig, SamplerConfig, TokenBias};
 use decoding_playground::Error;
 

@@ -1,9 +1,7 @@
 //! Chat templates against Python's Jinja2 configured as transformers' `apply_chat_template`
 //! (models/chat_reference.py renders the same cases), SmolLM2's template as its GGUF ships it,
 //! and the errors a template can give.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use decoding_playground::chat::{ChatMessage, ChatTemplate, SpecialTokens};
 use decoding_playground::model::gguf::GgufHeader;
@@ -38,12 +36,7 @@ fn root() -> PathBuf {
 
 /// The cases and Jinja2's renderings, or `None` (after saying why) without the models venv.
 fn reference(special_tokens: bool) -> Option<Reference> {
-    let python = root().join("models/.venv/bin/python");
-    if !python.exists() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but models/.venv is missing: run models/build.sh first");
-        println!("SKIPPED: models/.venv is missing (run models/build.sh)");
-        return None;
-    }
+    let python = common::built_file(root().join("models/.venv/bin/python"))?;
     let gguf = common::smollm2::smollm2_dir().join("model.gguf");
     let mut command = std::process::Command::new(python);
     command.arg(root().join("models/chat_reference.py")).arg(gguf);

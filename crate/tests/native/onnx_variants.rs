@@ -1,8 +1,6 @@
 //! The tiny model in the layouts optimum and transformers.js export (`models/onnx_variants.py`
 //! writes them with the `onnx` package and records ONNX Runtime's logits on each file): tract
 //! must give the same logits, token by token through the KV cache, and errors must be clear.
-#![cfg(not(target_arch = "wasm32"))]
-
 use std::path::PathBuf;
 
 use decoding_playground::model::onnx::{data_files, external_data_files, split_wide_integer_matmuls, OnnxDecoder};
@@ -12,7 +10,7 @@ use prost::Message;
 use serde_json::Value;
 use tract_onnx::pb;
 
-const CONFIG: &str = include_str!("../../models/tiny/config.json");
+const CONFIG: &str = include_str!("../../../models/tiny/config.json");
 
 fn variant_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny/variants").join(name)
@@ -52,7 +50,7 @@ fn the_optimum_layout_takes_input_ids_and_gives_onnx_runtimes_logits() {
     assert!(diff < 1e-4, "{diff:e}");
 
     // The same weights as the committed model in our own layout: the same logits.
-    let mut ours = TractModel::from_bytes_with_config_json(include_bytes!("../../models/tiny/model.onnx"), CONFIG).unwrap();
+    let mut ours = TractModel::from_bytes_with_config_json(include_bytes!("../../../models/tiny/model.onnx"), CONFIG).unwrap();
     model.reset();
     let ids = [1, 57, 300, 42];
     let (a, b) = (block_on(model.prefill(&ids)).unwrap(), block_on(ours.prefill(&ids)).unwrap());

@@ -1,8 +1,6 @@
 //! The tiny model through the JS API in Node and headless Chromium: the same tokens and text as
 //! natively (tests/fixtures/tiny_generation.json), streaming, cancellation and bad input.
-#![cfg(target_arch = "wasm32")]
-
-mod common;
+use crate::common;
 
 use common::tiny::{
     CONFIG, GENERATION_FIXTURE, GGUF, GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE, NGRAMS, NGRAM_CORPUS, ONNX,
@@ -186,8 +184,8 @@ async fn an_aborted_signal_cancels_within_a_step() {
 
 #[wasm_bindgen_test]
 fn an_onnx_exports_data_file_and_configs_come_through_the_options() {
-    let onnx: &[u8] = include_bytes!("../../models/tiny/variants/external-data/model.onnx");
-    let data: &[u8] = include_bytes!("../../models/tiny/variants/external-data/model.onnx_data");
+    let onnx: &[u8] = include_bytes!("../../../models/tiny/variants/external-data/model.onnx");
+    let data: &[u8] = include_bytes!("../../../models/tiny/variants/external-data/model.onnx_data");
     let with = |files: JsValue| {
         let options = js_sys::Object::new();
         js_sys::Reflect::set(&options, &"externalData".into(), &files).unwrap();
@@ -277,7 +275,7 @@ fn quantised_kernels_equal_the_native_reference() {
 #[wasm_bindgen_test]
 async fn gguf_logits_are_within_a_quantisation_step_of_the_native_ones() {
     use decoding_playground::model::LanguageModel;
-    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/tiny_gguf_logits.json")).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("../fixtures/tiny_gguf_logits.json")).unwrap();
     let steps: Vec<Vec<u32>> = serde_json::from_value(fixture["steps"].clone()).unwrap();
     let native: Vec<Vec<f32>> = serde_json::from_value(fixture["logits"].clone()).unwrap();
     let (mut model, _) = decoding_playground::TractModel::from_gguf(GGUF).unwrap();
@@ -399,7 +397,7 @@ async fn webgpu_logits_match_the_native_cpu_ones_and_a_missing_adapter_is_a_clea
         assert!(error.starts_with("WebGPU: this JavaScript environment has no WebGPU"), "{error}");
         return;
     }
-    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/tiny_gguf_logits.json")).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("../fixtures/tiny_gguf_logits.json")).unwrap();
     let steps: Vec<Vec<u32>> = serde_json::from_value(fixture["steps"].clone()).unwrap();
     let native: Vec<Vec<f32>> = serde_json::from_value(fixture["logits"].clone()).unwrap();
     let (mut model, _) = WebGpuModel::from_gguf(GGUF, &GpuOptions::default()).await.unwrap();

@@ -3,13 +3,11 @@
 //! 2k and 4k (figures, no timing assertions) and checks that only the KV cache grows, by what
 //! its size predicts, and that the run ends as asked, without an error in mid-stream.
 //!
-//! Its own test binary: the other SmolLM2 tests, running in parallel threads of one process,
-//! would add their models to the resident memory measured here. Debug builds of tract take
-//! half an hour for it, so the debug `cargo test` skips it and scripts/test.sh runs it in the
-//! bench profile, whose dependencies `cargo build --benches` has just built.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+//! Run by hand, alone in its process, since the other SmolLM2 tests, running in parallel
+//! threads of one process, would add their models to the resident memory measured here:
+//! `cargo test --release --test native soak:: -- --ignored --nocapture`. scripts/test.sh runs the soak
+//! once, in wasm (`soak.test.mjs`), as users run the engine.
+use crate::common;
 
 use common::smollm2::model_file;
 use decoding_playground::generate::{Engine, FinishReason, GenerateConfig};
@@ -27,7 +25,7 @@ fn resident_bytes() -> usize {
 }
 
 #[test]
-#[ignore = "minutes long: scripts/test.sh runs it optimised, `cargo test --profile bench --test soak -- --ignored`"]
+#[ignore = "minutes long, and its memory figures need a process of its own: run it alone, by hand"]
 fn a_4096_token_run_grows_only_by_its_kv_cache() {
     let Some(path) = model_file("model.gguf") else { return };
     let (model, tokenizer) = TractModel::from_gguf(std::fs::read(path).unwrap().as_slice()).unwrap();

@@ -1,7 +1,5 @@
 //! Property tests of every truncation against its definition, computed naively in f64.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use decoding_playground::sampling::{
     Candidates, Chain, MinP, MirostatConfig, MirostatV1, MirostatV2, SamplerConfig, Sampler,

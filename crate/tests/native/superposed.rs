@@ -1,8 +1,6 @@
 //! Superposed decoding on the tiny model with its committed n-gram store: determinism (and the
 //! fixture wasm must match), the draft tree's invariants, the store, and bad input.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use pollster::block_on;
 use common::tiny::{engine, NGRAMS, NGRAM_CORPUS, PROMPT};

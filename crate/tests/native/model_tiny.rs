@@ -1,8 +1,6 @@
 //! The tract runtime on the committed tiny random-weight Llama (`models/tiny/`): logits against
 //! the ONNX reference evaluator's, KV-cache consistency, load errors and the context limit.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use pollster::block_on;
 use common::{argmax, json_ids};
@@ -12,9 +10,9 @@ use decoding_playground::Error;
 use prost::Message;
 use serde_json::Value;
 
-const MODEL: &[u8] = include_bytes!("../../models/tiny/model.onnx");
-const CONFIG: &str = include_str!("../../models/tiny/config.json");
-const FIXTURES: &str = include_str!("../../models/tiny/fixtures.json");
+const MODEL: &[u8] = include_bytes!("../../../models/tiny/model.onnx");
+const CONFIG: &str = include_str!("../../../models/tiny/config.json");
+const FIXTURES: &str = include_str!("../../../models/tiny/fixtures.json");
 const TOLERANCE: f32 = 1e-4;
 
 fn tiny() -> TractModel {

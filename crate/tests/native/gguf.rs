@@ -2,10 +2,9 @@
 //! committed tiny GGUF (`models/tiny/model.gguf`, checked against `models/tiny/
 //! gguf_reference.json` from gguf-py), on SmolLM2-135M-Instruct's own GGUF
 //! (`models/smollm2-135m/model.gguf`, placed by `models/build.sh`; skipped with a message when
-//! absent, except under `CI=true`), and on broken files: every failure must be a clear
+//! absent, except in the full test run and CI), and on broken files: every failure must be a clear
 //! `Error::Model`, never a panic.
-#![cfg(not(target_arch = "wasm32"))]
-
+use crate::common;
 use std::path::PathBuf;
 
 use decoding_playground::model::gguf::{
@@ -16,11 +15,11 @@ use decoding_playground::Error;
 use prost::bytes::Buf;
 use serde_json::Value;
 
-const TINY_GGUF: &[u8] = include_bytes!("../../models/tiny/model.gguf");
-const TINY_REFERENCE: &str = include_str!("../../models/tiny/gguf_reference.json");
-const TINY_TOKENIZER: &[u8] = include_bytes!("../../models/tiny/tokenizer.json");
-const TINY_CONFIG: &str = include_str!("../../models/tiny/config.json");
-const SMOLLM2_REFERENCE: &str = include_str!("../../models/fixtures/smollm2_reference.json");
+const TINY_GGUF: &[u8] = include_bytes!("../../../models/tiny/model.gguf");
+const TINY_REFERENCE: &str = include_str!("../../../models/tiny/gguf_reference.json");
+const TINY_TOKENIZER: &[u8] = include_bytes!("../../../models/tiny/tokenizer.json");
+const TINY_CONFIG: &str = include_str!("../../../models/tiny/config.json");
+const SMOLLM2_REFERENCE: &str = include_str!("../../../models/fixtures/smollm2_reference.json");
 
 /// The metadata keys of SmolLM2-135M-Instruct's GGUF, in file order (the tiny GGUF copies them).
 const SMOLLM2_KEYS: [&str; 33] = [
@@ -799,20 +798,7 @@ fn tokenizer_from_gguf_refuses_what_it_cannot_reproduce() {
 #[test]
 fn smollm2_gguf_header_params_tokenizer_and_streaming() {
     let dir = models_dir().join("smollm2-135m");
-    let path = dir.join("model.gguf");
-    if !path.exists() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "CI=true but {} is missing: run models/build.sh first",
-                path.display()
-            );
-        }
-        println!(
-            "SKIPPED: {} is missing (models/build.sh places it)",
-            path.display()
-        );
-        return;
-    }
+    let Some(path) = common::built_file(dir.join("model.gguf")) else { return };
     let bytes = std::fs::read(&path).unwrap();
     let mut reader = GgufReader::new(&bytes[..]).unwrap();
     let h = reader.header().clone();
@@ -1028,7 +1014,7 @@ fn wrong_magic_and_versions_are_refused() {
         &model_error(GgufReader::new(&b[..]), "magic"),
         "not a GGUF file (magic \"GGML\"",
     );
-    let onnx = include_bytes!("../../models/tiny/model.onnx");
+    let onnx = include_bytes!("../../../models/tiny/model.onnx");
     assert_contains(
         &model_error(GgufReader::new(&onnx[..]), "onnx"),
         "not a GGUF file",

@@ -1,7 +1,5 @@
 //! With a fixed seed and many draws, the empirical token frequencies must match the
 //! truncated, renormalised distribution (Pearson's chi-square).
-#![cfg(not(target_arch = "wasm32"))]
-
 use decoding_playground::sampling::{Chain, SamplerConfig};
 
 const DRAWS: usize = 40_000;

@@ -2,15 +2,13 @@
 //! against the float64 numpy reference over gguf-py's dequantised weights
 //! (models/tiny/gguf_reference.json, written by `models/build.sh tiny`), the KV cache, and the
 //! embedding rows superposed decoding reads from the Q8_0 blocks.
-#![cfg(not(target_arch = "wasm32"))]
-
 use pollster::block_on;
 use decoding_playground::model::quant::Kernel;
 use decoding_playground::model::{EmbeddingStorage, LanguageModel};
 use decoding_playground::TractModel;
 
-const TINY_GGUF: &[u8] = include_bytes!("../../models/tiny/model.gguf");
-const TINY_REFERENCE: &str = include_str!("../../models/tiny/gguf_reference.json");
+const TINY_GGUF: &[u8] = include_bytes!("../../../models/tiny/model.gguf");
+const TINY_REFERENCE: &str = include_str!("../../../models/tiny/gguf_reference.json");
 
 fn reference() -> serde_json::Value {
     serde_json::from_str(TINY_REFERENCE).unwrap()

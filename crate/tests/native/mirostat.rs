@@ -1,8 +1,6 @@
 //! Mirostat against values worked out by hand, and against its promise: observed surprise
 //! tracks τ.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::common;
 
 use decoding_playground::sampling::{mirostat_k, zipf_exponent, Chain, SamplerConfig};
 

@@ -1,0 +1,26 @@
+//! Every native integration test in one binary, so that tract, wgpu and tokenizers are linked
+//! once rather than once per file. `fuzz` keeps a binary of its own: its allocator meters and
+//! caps every allocation of the process. `soak` is ignored here and run alone (scripts/test.sh),
+//! so that its resident-memory figures are its own.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod chat;
+mod errors;
+mod fixtures;
+mod generate;
+mod gguf;
+mod mirostat;
+mod model_gguf;
+mod model_smollm2;
+mod model_tiny;
+mod onnx_variants;
+mod properties;
+mod score;
+mod soak;
+mod statistics;
+mod superposed;
+mod tokenizer;
+mod webgpu;
