@@ -12,6 +12,8 @@ mod errors;
 mod fixtures;
 mod generate;
 mod gguf;
+mod gguf_blocks;
+mod gguf_types;
 mod mirostat;
 mod model_gguf;
 mod model_smollm2;
