@@ -1,0 +1,132 @@
+//! GGUF files made by llama.cpp's own quantiser (`models/llama_quants.py`), against the float64
+//! exact forward over gguf-py's dequantisation of the same file:
+//! - SmolLM2-135M re-quantised into llama.cpp's common file types (`models/build.sh quants`,
+//!   git-ignored; skipped when missing, except where the full run requires models): perplexity
+//!   of the paragraph within 0.1 %, the first 24 of 32 greedy ids equal; WebGPU (lavapipe) gives
+//!   tract's top-1 on a short prefix for the types whose kernels differ;
+//! - a tiny 256-wide random llama in Q4_K_M, Q5_K_M and pure Q6_K (`models/tiny/quants/`,
+//!   committed): its logits at every position.
+use crate::common;
+
+use pollster::block_on;
+use common::{argmax, json_ids};
+use decoding_playground::model::quant::Kernel;
+use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel};
+use decoding_playground::model::weights::GgufModel;
+use decoding_playground::model::LanguageModel;
+use decoding_playground::TractModel;
+use serde_json::Value;
+use std::path::PathBuf;
+
+const SMOLLM2_TYPES: [&str; 6] = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q5_0"];
+/// lavapipe runs SmolLM2 at ~0.4 tok/s: a short prefix, and only Q4_K_M (Q4_K, Q5_0, Q6_K,
+/// Q8_0 kernels) and Q5_K_M (Q5_K, Q5_1): the other files use no kernel these two do not.
+const WEBGPU_TYPES: [&str; 2] = ["Q4_K_M", "Q5_K_M"];
+const WEBGPU_PREFIX: usize = 16;
+/// The tiny files' bounds on |logit − exact| (logits of a few units), measured: f32 activations
+/// ≤ 2.3e-5 (f32 rounding), our int16-activation kernels ≤ 1.3e-3 (Q4_K_M, Q5_K_M, Q6_K alike).
+const TOL_F32: f32 = 1e-4;
+const TOL_SIMD: f32 = 3e-3;
+
+/// The file and its exact-forward reference, or `None` when it may be missing. The reference is
+/// written after the file: its presence means both are complete.
+fn smollm2_quant(ty: &str) -> Option<(PathBuf, Value)> {
+    let json = common::smollm2::model_file(&format!("quants/{ty}.json"))?;
+    let reference = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    Some((json.with_extension("gguf"), reference))
+}
+
+/// Teacher-forced perplexity of `ids` from one prefill's logits at every position.
+fn perplexity(model: &mut impl LanguageModel, ids: &[u32]) -> f64 {
+    let vocab = model.vocab_size();
+    let logits = block_on(model.prefill_all_logits(ids)).unwrap();
+    let nll = |row: &[f32], target: u32| {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+        sum.ln() + max - row[target as usize] as f64
+    };
+    let total: f64 = ids[1..].iter().enumerate().map(|(i, &t)| nll(&logits[i * vocab..][..vocab], t)).sum();
+    (total / (ids.len() - 1) as f64).exp()
+}
+
+fn greedy(model: &mut impl LanguageModel, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut ids = vec![argmax(&block_on(model.prefill(prompt)).unwrap())];
+    while ids.len() < n {
+        ids.push(argmax(&block_on(model.step_token(*ids.last().unwrap())).unwrap()));
+    }
+    ids
+}
+
+#[test]
+fn smollm2_in_llama_cpps_file_types_matches_the_exact_forward() {
+    let paragraph_reference: Value = serde_json::from_str(include_str!("../../../models/fixtures/smollm2_reference.json")).unwrap();
+    let paragraph = json_ids(&paragraph_reference["paragraph"]["ids"]);
+    for ty in SMOLLM2_TYPES {
+        let Some((path, reference)) = smollm2_quant(ty) else { return };
+        let (mut model, _) = TractModel::from_gguf(std::fs::read(&path).unwrap().as_slice()).unwrap();
+        let ours = perplexity(&mut model, &paragraph);
+        let exact = reference["paragraph"]["perplexity"].as_f64().unwrap();
+        model.reset();
+        let want = json_ids(&reference["greedy"]["ids"]);
+        let got = greedy(&mut model, &json_ids(&reference["greedy"]["prompt_ids"]), want.len());
+        let agree = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        println!(
+            "{ty}: perplexity {ours:.4} (exact {exact:.4}, {:+.3} %); greedy equal for {agree}/{} tokens; tensors {}",
+            100.0 * (ours / exact - 1.0),
+            want.len(),
+            reference["tensor_types"]
+        );
+        assert!((ours / exact - 1.0).abs() < 0.001, "{ty}: perplexity {ours} vs exact {exact}");
+        assert!(agree >= 24, "{ty}: greedy ids {got:?}, exact {want:?}");
+    }
+}
+
+#[test]
+fn smollm2_in_llama_cpps_file_types_on_webgpu_gives_tracts_top1() {
+    let paragraph_reference: Value = serde_json::from_str(include_str!("../../../models/fixtures/smollm2_reference.json")).unwrap();
+    let prefix = &json_ids(&paragraph_reference["paragraph"]["ids"])[..WEBGPU_PREFIX];
+    let options = GpuOptions { force_fallback_adapter: true, ..Default::default() };
+    for ty in WEBGPU_TYPES {
+        let Some((path, _)) = smollm2_quant(ty) else { return };
+        let bytes = std::fs::read(&path).unwrap();
+        let GgufModel { weights, .. } = GgufModel::read(bytes.as_slice()).unwrap();
+        let mut gpu = block_on(WebGpuModel::new(&weights, &options)).unwrap();
+        let mut cpu = TractModel::from_gguf(bytes.as_slice()).unwrap().0;
+        let vocab = cpu.vocab_size();
+        let on_gpu = block_on(gpu.prefill_all_logits(prefix)).unwrap();
+        let on_cpu = block_on(cpu.prefill_all_logits(prefix)).unwrap();
+        let top1 = |l: &[f32]| l.chunks_exact(vocab).map(argmax).collect::<Vec<_>>();
+        let (diff, _) = common::logit_agreement(&on_gpu, &on_cpu, vocab);
+        println!("{ty} on {:?}: {WEBGPU_PREFIX} positions, max |Δlogit| vs tract {diff:.3}", gpu.adapter());
+        assert_eq!(top1(&on_gpu), top1(&on_cpu), "{ty}: top-1 per position, WebGPU vs tract");
+    }
+}
+
+/// The tiny files' logits against the exact forward. F32Activations computes the same function
+/// in f32; our kernels' quantised activations add a small error, bounded by what was measured.
+#[test]
+fn tiny_llama_cpp_quants_match_the_exact_forward() {
+    let files: [(&str, &[u8], &str); 3] = [
+        ("Q4_K_M", include_bytes!("../../../models/tiny/quants/Q4_K_M.gguf"), include_str!("../../../models/tiny/quants/Q4_K_M.json")),
+        ("Q5_K_M", include_bytes!("../../../models/tiny/quants/Q5_K_M.gguf"), include_str!("../../../models/tiny/quants/Q5_K_M.json")),
+        ("Q6_K-pure", include_bytes!("../../../models/tiny/quants/Q6_K-pure.gguf"), include_str!("../../../models/tiny/quants/Q6_K-pure.json")),
+    ];
+    for (name, gguf, reference) in files {
+        let reference: Value = serde_json::from_str(reference).unwrap();
+        let ids = json_ids(&reference["ids"]);
+        let exact: Vec<Vec<f32>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+        for (kernel, tolerance) in [(Kernel::F32Activations, TOL_F32), (Kernel::Simd, TOL_SIMD)] {
+            let mut model = TractModel::from_gguf_with_kernel(gguf, kernel).unwrap().0;
+            let vocab = model.vocab_size();
+            let logits = block_on(model.prefill_all_logits(&ids)).unwrap();
+            let worst = exact
+                .iter()
+                .zip(logits.chunks_exact(vocab))
+                .flat_map(|(want, got)| want.iter().zip(got).map(|(a, b)| (a - b).abs()))
+                .fold(0.0, f32::max);
+            let top1 = exact.iter().zip(logits.chunks_exact(vocab)).filter(|(w, g)| argmax(w) == argmax(g)).count();
+            println!("{name} {kernel:?}: max |logit - exact| {worst:.2e}, top-1 equal {top1}/{}; tensors {}", ids.len(), reference["tensor_types"]);
+            assert!(worst < tolerance, "{name} {kernel:?}: max |logit - exact| {worst} (tolerance {tolerance})");
+        }
+    }
+}
