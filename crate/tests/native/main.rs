@@ -16,6 +16,7 @@ mod gguf_blocks;
 mod gguf_types;
 mod mirostat;
 mod model_gguf;
+mod model_quants;
 mod model_smollm2;
 mod model_tiny;
 mod onnx_variants;
