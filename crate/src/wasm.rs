@@ -470,7 +470,8 @@ impl Model {
     }
 
     /// Loads a Llama-family model from the bytes of one `.gguf` file, which holds the weights
-    /// (kept in their own Q8_0/Q4_0/Q4_1/F16/F32 precision) and the tokenizer, and places it on
+    /// (kept in their own precision: F32, F16, BF16 and the block types of llama.cpp's common
+    /// files) and the tokenizer, and places it on
     /// WebGPU or the CPU as `options.backend` says (see `LoadOptions`). The bytes are read in
     /// chunks; each tensor's bytes are dropped once its blocks are in place.
     #[wasm_bindgen(js_name = fromGguf, unchecked_return_type = "Promise<Model>")]

@@ -2,7 +2,7 @@
 //! own precision, for every backend to share.
 //!
 //! Each tensor is held as the registry (`model::formats`) says for its stored type:
-//! block-quantised ones (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) as blocks
+//! block-quantised ones (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K) as blocks
 //! ([`QuantMatrix`]), F16 and F32 ones as they are, BF16 ones widened to F32. Each tensor's file bytes are dropped as soon as they are converted, so the
 //! peak while loading is the weights plus one tensor. llama.cpp stores the Q and K rows permuted
 //! for its adjacent-pair RoPE; they are put back in HF's half-split order here, a pure row
