@@ -509,6 +509,20 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     await context.close();
   });
 
+  test("a dropped llama.cpp Q4_K_M file, a mix of K-quant and legacy blocks, loads and runs", async () => {
+    // models/tiny/quants/: the tiny model's architecture quantised by llama.cpp's own quantiser
+    // (crate/tests/native/model_quants.rs checks its logits against the exact forward).
+    const { context, page, errors } = await tinyPage("n=10&s=greedy");
+    await dropFiles(page, [["tiny-Q4_K_M.gguf", "url:/models/tiny/quants/Q4_K_M.gguf"]]);
+    await page.waitForFunction(() => /^tiny-Q4_K_M\.gguf: ready/.test(document.querySelector("#model-status").textContent));
+    const text = await modelText(page);
+    for (const type of ["Q4_K", "Q6_K", "Q5_0", "Q8_0"]) assert.match(text, new RegExp(`· GGUF · [^·]*\\b${type}\\b[^·]* blocks ·`), text);
+    assert.ok(await page.locator("#model-error").isHidden());
+    assertOnePointPerToken(await generate(page), 10);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test("a garbage or truncated .gguf shows the crate's error and the page keeps working", async () => {
     const { context, page, errors } = await tinyPage("n=5");
     await dropFiles(page, [["junk.gguf", "this is not a model"]]);
