@@ -6,9 +6,9 @@
 //! Models are decoder-only causal LMs fed *embeddings*, not ids: the runtime looks ids up in the
 //! embedding table itself, which is what lets superposed decoding feed a weighted sum of
 //! embedding rows ([`EmbeddingTable::superpose`] + [`LanguageModel::step_embedding`]). A GGUF's
-//! table stays in its Q8_0 blocks, which the tied output projection shares.
+//! table stays in its own blocks, which the tied output projection shares.
 //!
-//! No backend type appears in the trait, so a WebGPU backend can implement it too.
+//! No backend type appears in the trait: the tract and the WebGPU backends both implement it.
 
 pub mod auto;
 pub mod formats;

@@ -55,7 +55,7 @@ pub struct SamplerConfig {
 }
 
 /// The most alternatives a step record may list.
-pub const MAX_TOP_N: usize = 1000;
+pub const MAX_TOP_ALTERNATIVES: usize = 1000;
 
 impl Default for SamplerConfig {
     /// The default chain: top-k 40 → top-p 0.95 → temperature 0.8.
@@ -120,7 +120,7 @@ impl SamplerConfig {
 
     /// Checks what the individual samplers cannot see: the order and the record size.
     pub(crate) fn validate_shape(&self) -> Result<()> {
-        check(self.top_alternatives <= MAX_TOP_N, "topAlternatives", "at most 1000", self.top_alternatives)?;
+        check(self.top_alternatives <= MAX_TOP_ALTERNATIVES, "topAlternatives", "at most 1000", self.top_alternatives)?;
         for (i, stage) in self.order.iter().enumerate() {
             if self.order[..i].contains(stage) {
                 return Err(Error::InvalidConfig(format!("order lists {stage:?} twice")));

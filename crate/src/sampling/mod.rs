@@ -19,7 +19,7 @@ mod typical;
 pub(crate) use candidates::check_logits;
 pub use candidates::{top_m, Candidates, Normalizer, Rank};
 pub use chain::Chain;
-pub use config::{SamplerConfig, Stage, MAX_TOP_N};
+pub use config::{SamplerConfig, Stage, MAX_TOP_ALTERNATIVES};
 pub use logit_bias::{LogitBias, TokenBias};
 pub use min_p::MinP;
 pub use mirostat::{MirostatConfig, TargetSurprise};
