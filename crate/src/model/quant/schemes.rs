@@ -18,6 +18,7 @@
 //! structure. Q6_K's quants are held as whole bytes, so its kernels are Q8_0's with a second
 //! scale.
 
+use super::unpack::{high_bit, nibble};
 use super::BLOCK;
 
 /// How the SIMD kernels unpack a block's quant bytes.
@@ -53,11 +54,10 @@ pub(super) trait Format {
     /// Quant `j` of a block's quant bytes, before the offset.
     #[inline(always)]
     fn quant(qs: &[u8], j: usize) -> i32 {
-        let nibble = || (qs[j % 16] >> (4 * (j / 16)) & 0x0f) as i32;
         match Self::BITS {
             Bits::I8 => qs[j] as i8 as i32,
-            Bits::Nibbles => nibble(),
-            Bits::Nibbles5 => nibble() | (((qs[16 + j / 8] >> (j % 8)) & 1) as i32) << 4,
+            Bits::Nibbles => nibble(qs, j),
+            Bits::Nibbles5 => nibble(qs, j) | high_bit(&qs[16..], j) << 4,
         }
     }
 

@@ -30,12 +30,14 @@ fn sub(q: impl Fn(usize) -> i32, d: f32, m: f32) -> Sub {
 }
 
 /// ggml's 32-weight nibble order: byte j's low nibble is weight j, its high nibble weight j + 16.
-fn nibble(qs: &[u8], j: usize) -> i32 {
+#[inline(always)]
+pub(super) fn nibble(qs: &[u8], j: usize) -> i32 {
     (qs[j % 16] >> (4 * (j / 16)) & 0x0f) as i32
 }
 
 /// Q5_0/Q5_1's fifth bits: bit j of the little-endian u32 `qh` belongs to weight j.
-fn high_bit(qh: &[u8], j: usize) -> i32 {
+#[inline(always)]
+pub(super) fn high_bit(qh: &[u8], j: usize) -> i32 {
     ((qh[j / 8] >> (j % 8)) & 1) as i32
 }
 
