@@ -22,6 +22,19 @@ mod q4_0;
 mod q4_1;
 #[cfg(test)]
 mod q8_0;
+
+/// The hand-built blocks' dot test: `w` (one row of 32) against x = j − 16 with x[31] = 32767,
+/// so that d_x = 1 and q_x = x exactly; every kernel must give `want`.
+#[cfg(test)]
+fn assert_hand_built_dot(w: &QuantMatrix, want: f32) {
+    let mut x: Vec<f32> = (0..32).map(|j| j as f32 - 16.0).collect();
+    x[31] = 32767.0;
+    for kernel in [Kernel::Reference, Kernel::Simd, Kernel::F32Activations] {
+        let mut out = [0.0];
+        w.matmul_with(kernel, &x, 1, &mut out).unwrap();
+        assert_eq!(out, [want], "{kernel:?}");
+    }
+}
 mod schemes;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;

@@ -1,6 +1,6 @@
 //! Hand-built Q4_0 blocks (ggml type 2: f16 d, then 16 bytes of nibbles; w = d·(q − 8)).
 
-use super::{Kernel, QuantMatrix};
+use super::QuantMatrix;
 use crate::model::formats::GgmlType;
 
 /// q_j = j and q_{j+16} = 15 − j.
@@ -36,11 +36,5 @@ fn dequantises_hand_built_blocks() {
 fn dot_of_a_hand_built_block() {
     // x = j − 16 but x[31] = 32767: d_x = 1, q_x = x; Σ(q_w − 8)·q_x = −120 − 8·32736.
     let w = matrix(&block(0x4000));
-    let mut x: Vec<f32> = (0..32).map(|j| j as f32 - 16.0).collect();
-    x[31] = 32767.0;
-    for kernel in [Kernel::Reference, Kernel::Simd, Kernel::F32Activations] {
-        let mut out = [0.0];
-        w.matmul_with(kernel, &x, 1, &mut out).unwrap();
-        assert_eq!(out, [-524016.0], "{kernel:?}");
-    }
+    super::assert_hand_built_dot(&w, -524016.0);
 }

@@ -1,7 +1,7 @@
 //! Hand-built Q4_1 blocks (ggml type 3: f16 d, f16 m, then 16 bytes of nibbles in Q4_0's order;
 //! w = d·q + m).
 
-use super::{Kernel, QuantMatrix};
+use super::QuantMatrix;
 use crate::model::formats::GgmlType;
 use crate::model::f16_bits_to_f32;
 
@@ -65,11 +65,5 @@ fn dot_of_a_hand_built_block() {
     let w =
         QuantMatrix::from_gguf_blocks(GgmlType::Q4_1, 1, 32, &block(0x3800, 0xbc00), None)
             .unwrap();
-    let mut x: Vec<f32> = (0..32).map(|j| j as f32 - 16.0).collect();
-    x[31] = 32767.0;
-    for kernel in [Kernel::Reference, Kernel::Simd, Kernel::F32Activations] {
-        let mut out = [0.0];
-        w.matmul_with(kernel, &x, 1, &mut out).unwrap();
-        assert_eq!(out, [-32796.0], "{kernel:?}");
-    }
+    super::assert_hand_built_dot(&w, -32796.0);
 }

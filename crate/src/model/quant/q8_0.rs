@@ -1,6 +1,6 @@
 //! Hand-built Q8_0 blocks (ggml type 8: f16 d, then 32 × i8 q; w = d·q).
 
-use super::{Kernel, QuantMatrix};
+use super::QuantMatrix;
 use crate::model::formats::GgmlType;
 
 fn block(d: u16, q: impl Fn(usize) -> i8) -> Vec<u8> {
@@ -42,11 +42,5 @@ fn dot_of_a_hand_built_block() {
         None,
     )
     .unwrap();
-    let mut x: Vec<f32> = (0..32).map(|j| j as f32 - 16.0).collect();
-    x[31] = 32767.0;
-    for kernel in [Kernel::Reference, Kernel::Simd, Kernel::F32Activations] {
-        let mut out = [0.0];
-        w.matmul_with(kernel, &x, 1, &mut out).unwrap();
-        assert_eq!(out, [247008.0], "{kernel:?}");
-    }
+    super::assert_hand_built_dot(&w, 247008.0);
 }
