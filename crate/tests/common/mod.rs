@@ -56,6 +56,31 @@ pub fn argmax(v: &[f32]) -> u32 {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).expect("non-empty") as u32
 }
 
+/// −log p(`target`) under one row of logits, in f64.
+pub fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    (sum.ln() + max) - logits[target as usize] as f64
+}
+
+/// Teacher-forced perplexity of `ids` from the logits at every position (rows of `vocab`): row i
+/// predicts `ids[i + 1]`.
+pub fn perplexity(logits: &[f32], ids: &[u32], vocab: usize) -> f64 {
+    let total: f64 = ids[1..].iter().enumerate().map(|(i, &target)| nll(&logits[i * vocab..][..vocab], target)).sum();
+    (total / (ids.len() - 1) as f64).exp()
+}
+
+/// The greedy ids after `prompt`: one prefill, then one cached step per token.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn greedy(model: &mut impl decoding_playground::LanguageModel, prompt: &[u32], n: usize) -> Vec<u32> {
+    use pollster::block_on;
+    let mut ids = vec![argmax(&block_on(model.prefill(prompt)).unwrap())];
+    while ids.len() < n {
+        ids.push(argmax(&block_on(model.step_token(*ids.last().unwrap())).unwrap()));
+    }
+    ids
+}
+
 /// How two backends' logits (rows of `vocab`) agree: the largest |a − b|, and at how many rows
 /// the 10 most probable tokens are the same set.
 pub fn logit_agreement(a: &[f32], b: &[f32], vocab: usize) -> (f32, usize) {

@@ -10,7 +10,7 @@
 use crate::common;
 
 use pollster::block_on;
-use common::{argmax, json_ids};
+use common::{argmax, greedy, json_ids, perplexity};
 use decoding_playground::model::quant::Kernel;
 use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel};
 use decoding_playground::model::weights::GgufModel;
@@ -37,27 +37,6 @@ fn smollm2_quant(ty: &str) -> Option<(PathBuf, Value)> {
     Some((json.with_extension("gguf"), reference))
 }
 
-/// Teacher-forced perplexity of `ids` from one prefill's logits at every position.
-fn perplexity(model: &mut impl LanguageModel, ids: &[u32]) -> f64 {
-    let vocab = model.vocab_size();
-    let logits = block_on(model.prefill_all_logits(ids)).unwrap();
-    let nll = |row: &[f32], target: u32| {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-        sum.ln() + max - row[target as usize] as f64
-    };
-    let total: f64 = ids[1..].iter().enumerate().map(|(i, &t)| nll(&logits[i * vocab..][..vocab], t)).sum();
-    (total / (ids.len() - 1) as f64).exp()
-}
-
-fn greedy(model: &mut impl LanguageModel, prompt: &[u32], n: usize) -> Vec<u32> {
-    let mut ids = vec![argmax(&block_on(model.prefill(prompt)).unwrap())];
-    while ids.len() < n {
-        ids.push(argmax(&block_on(model.step_token(*ids.last().unwrap())).unwrap()));
-    }
-    ids
-}
-
 #[test]
 #[ignore = "needs `models/build.sh quants` (not in setup: ~15 minutes on 2 cores); run by hand"]
 fn smollm2_in_llama_cpps_file_types_matches_the_exact_forward() {
@@ -66,7 +45,7 @@ fn smollm2_in_llama_cpps_file_types_matches_the_exact_forward() {
     for ty in SMOLLM2_TYPES {
         let Some((path, reference)) = smollm2_quant(ty) else { return };
         let (mut model, _) = TractModel::from_gguf(std::fs::read(&path).unwrap().as_slice()).unwrap();
-        let ours = perplexity(&mut model, &paragraph);
+        let ours = perplexity(&block_on(model.prefill_all_logits(&paragraph)).unwrap(), &paragraph, model.vocab_size());
         let exact = reference["paragraph"]["perplexity"].as_f64().unwrap();
         model.reset();
         let want = json_ids(&reference["greedy"]["ids"]);

@@ -11,7 +11,7 @@ use crate::common;
 
 use pollster::block_on;
 use common::smollm2::{model_file, smollm2_dir};
-use common::{argmax, json_ids, logit_agreement};
+use common::{argmax, greedy, json_ids, logit_agreement, nll, perplexity};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,12 +30,6 @@ const REFERENCE: &str = include_str!("../../../models/fixtures/smollm2_reference
 
 
 /// -log softmax(logits)[target], in f64.
-fn nll(logits: &[f32], target: u32) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
-    (sum.ln() + max) - logits[target as usize] as f64
-}
-
 fn load_onnx(path: &std::path::Path) -> TractModel {
     let bytes = std::fs::read(path).unwrap();
     let config = std::fs::read_to_string(path.with_file_name("config.json")).unwrap();
@@ -78,10 +72,7 @@ fn smollm2_gguf_on_webgpu_matches_the_reference_and_tract() {
     println!("SmolLM2 paragraph, WebGPU vs tract: max |Δlogit| {diff:.3}, top-10 sets equal at {agree}/{rows} positions");
     assert!(diff < 0.5, "max |Δlogit| {diff}");
     assert!(agree * 10 >= rows * 9, "top-10 agreement {agree}/{rows}");
-    let perplexity = |logits: &[f32]| {
-        ((1..rows).map(|i| nll(&logits[(i - 1) * vocab..][..vocab], paragraph[i])).sum::<f64>() / (rows - 1) as f64).exp()
-    };
-    let (on_gpu, on_cpu) = (perplexity(&gpu_logits), perplexity(&cpu_logits));
+    let (on_gpu, on_cpu) = (perplexity(&gpu_logits, paragraph, vocab), perplexity(&cpu_logits, paragraph, vocab));
     println!("perplexity of the paragraph's first {rows} tokens: {on_gpu:.3} on WebGPU, {on_cpu:.3} on tract");
     assert!((on_gpu / on_cpu - 1.0).abs() < 0.002, "perplexity {on_gpu} on WebGPU, {on_cpu} on tract");
 
@@ -122,16 +113,6 @@ fn smollm2_score_gives_the_reference_perplexity() {
 }
 
 /// `n` greedy ids after `prompt`.
-fn greedy(model: &mut impl LanguageModel, prompt: &[u32], n: usize) -> Vec<u32> {
-    let mut logits = block_on(model.prefill(prompt)).unwrap();
-    let mut ids = vec![argmax(&logits)];
-    while ids.len() < n {
-        logits = block_on(model.step_token(*ids.last().unwrap())).unwrap();
-        ids.push(argmax(&logits));
-    }
-    ids
-}
-
 /// The same weights widened to an f16 ONNX file (the bring-your-own-ONNX path).
 #[test]
 fn smollm2_onnx_matches_the_reference() {
@@ -185,13 +166,7 @@ fn check_against_reference<M: LanguageModel>(path: &std::path::Path, load: impl 
     let logits = block_on(model.prefill_all_logits(&paragraph)).unwrap();
     let prefill_s = t.elapsed().as_secs_f64();
     let vocab = model.vocab_size();
-    let mean_nll = paragraph[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, &target)| nll(&logits[i * vocab..(i + 1) * vocab], target))
-        .sum::<f64>()
-        / (paragraph.len() - 1) as f64;
-    let ppl = mean_nll.exp();
+    let ppl = perplexity(&logits, &paragraph, vocab);
     println!(
         "prefill: {} tokens in {prefill_s:.2} s = {:.1} tok/s; perplexity {ppl:.3} (reference {want_ppl})",
         paragraph.len(),
