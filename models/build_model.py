@@ -28,6 +28,7 @@ import onnx
 
 import bpe
 import llama_onnx
+from exact_forward import reference_logits
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -170,52 +171,6 @@ def to_hf(gw, cfg, skip_unpermute=False):
                              ("up", "ffn_up"), ("down", "ffn_down")):
             w[f"{p}.{ours}"] = gw[b + theirs + ".weight"]
     return w
-
-
-# ---------------------------------------------------------------- independent reference
-
-def reference_logits(gw, cfg, x):
-    """float64 numpy forward over GGUF-layout weights, positions 0..n-1, no cache.
-    Deliberately shares nothing with the ONNX path: RoPE rotates adjacent pairs (2i, 2i+1) of
-    the *permuted* GGUF Q/K rows, as llama.cpp does; GQA and masking are written out per head."""
-    n, H = x.shape
-    nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
-    eps = cfg["rms_norm_eps"]
-    W = lambda name: gw[name].astype(np.float64)
-    ang = np.arange(n)[:, None] * cfg["rope_theta"] ** (-np.arange(0, hd, 2) / hd)[None, :]
-    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]  # [n,1,hd/2]
-
-    def rope_pairs(t):  # t [n, heads, hd]
-        a, b = t[..., 0::2], t[..., 1::2]
-        out = np.empty_like(t)
-        out[..., 0::2] = a * cos - b * sin
-        out[..., 1::2] = a * sin + b * cos
-        return out
-
-    def norm(v, w):
-        return v / np.sqrt((v * v).mean(-1, keepdims=True) + eps) * w
-
-    future = np.triu(np.ones((n, n), dtype=bool), 1)
-    x = x.astype(np.float64)
-    for i in range(cfg["num_layers"]):
-        b = f"blk.{i}."
-        h = norm(x, W(b + "attn_norm.weight"))
-        q = rope_pairs((h @ W(b + "attn_q.weight").T).reshape(n, nh, hd))
-        k = rope_pairs((h @ W(b + "attn_k.weight").T).reshape(n, nkv, hd))
-        v = (h @ W(b + "attn_v.weight").T).reshape(n, nkv, hd)
-        att = np.empty((n, nh, hd))
-        for hq in range(nh):
-            kv = hq // (nh // nkv)
-            s = q[:, hq] @ k[:, kv].T / math.sqrt(hd)
-            s[future] = -np.inf
-            p = np.exp(s - s.max(-1, keepdims=True))
-            att[:, hq] = (p / p.sum(-1, keepdims=True)) @ v[:, kv]
-        x = x + att.reshape(n, H) @ W(b + "attn_output.weight").T
-        h = norm(x, W(b + "ffn_norm.weight"))
-        gate, up = h @ W(b + "ffn_gate.weight").T, h @ W(b + "ffn_up.weight").T
-        x = x + (gate / (1 + np.exp(-gate)) * up) @ W(b + "ffn_down.weight").T
-    lm_head = "output.weight" if "output.weight" in gw else "token_embd.weight"
-    return norm(x, W("output_norm.weight")) @ W(lm_head).T
 
 
 # ---------------------------------------------------------------- running the ONNX model
@@ -412,6 +367,23 @@ def gguf_tensor_order(n_layers):
     return names + ["output_norm.weight"]
 
 
+def add_tokenizer(w, tok):
+    """SmolLM2's tokenizer keys, in its order: byte-level BPE ("gpt2", pre "smollm")."""
+    w.add_add_space_prefix(False)
+    w.add_add_bos_token(tok["add_bos"])
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tok["tokens"])
+    special = set(tok["special_ids"])
+    w.add_token_types([3 if i in special else 1 for i in range(len(tok["tokens"]))])
+    w.add_token_merges([f"{a} {b}" for a, b in tok["merges"]])
+    w.add_bos_token_id(tok["bos"])
+    w.add_eos_token_id(tok["eos"])
+    w.add_unk_token_id(0)
+    w.add_pad_token_id(tok["pad"])
+    w.add_chat_template(tok["chat_template"])
+
+
 def write_gguf(path, cfg, gw, tok, general, all_f32=False):
     """A GGUF with SmolLM2's metadata key set, key order and value types, and its weight types:
     token_embd Q8_0, the other matrices Q4_1, norms F32 (quantised with gguf.quants); with
@@ -438,19 +410,7 @@ def write_gguf(path, cfg, gw, tok, general, all_f32=False):
     w.add_file_type(gguf.LlamaFileType.ALL_F32 if all_f32 else gguf.LlamaFileType.MOSTLY_Q4_1)
     w.add_vocab_size(cfg["vocab_size"])
     w.add_rope_dimension_count(cfg["head_dim"])
-    w.add_add_space_prefix(False)
-    w.add_add_bos_token(tok["add_bos"])
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
-    w.add_token_list(tok["tokens"])
-    special = set(tok["special_ids"])
-    w.add_token_types([3 if i in special else 1 for i in range(len(tok["tokens"]))])
-    w.add_token_merges([f"{a} {b}" for a, b in tok["merges"]])
-    w.add_bos_token_id(tok["bos"])
-    w.add_eos_token_id(tok["eos"])
-    w.add_unk_token_id(0)
-    w.add_pad_token_id(tok["pad"])
-    w.add_chat_template(tok["chat_template"])
+    add_tokenizer(w, tok)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     for name in gguf_tensor_order(cfg["num_layers"]):
         t = gw[name]

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from build_model import (HERE, TINY_CFG, fetch_gguf, greedy, log, perplexity, read_gguf,
-                         reference_logits, tiny_tokenizer, tiny_weights, write_gguf, write_json)
+                         tiny_tokenizer, tiny_weights, write_gguf, write_json)
+from exact_forward import reference_logits
 
 SMOLLM2_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q5_0"]
 # (name, llama-quantize type, --pure): the two common mixes, and one single-type Q6_K file.
