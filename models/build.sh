@@ -19,6 +19,11 @@
 #   models/build.sh tiny-quants  a tiny 256-wide random llama quantised by llama.cpp (Q4_K_M, Q5_K_M,
 #                                pure Q6_K) with the exact forward's logits -> models/tiny/quants/
 #                                (committed)
+#   models/build.sh tiny-archs   tiny random F32 GGUFs of the architectures beyond SmolLM2's (llama as
+#                                Llama 3 writes it, qwen2, qwen3, gemma3, phi3, phi3 with LongRoPE),
+#                                each with llama.cpp's logits -> models/tiny/archs/ (committed);
+#                                builds llama-cpp-python first (llama_cpp_python.sh, ~7 min once,
+#                                cached). Not in setup: CI only reads the committed files
 #   models/build.sh blocks       random GGUF blocks of every block type and gguf-py's dequantisation
 #                                of them -> crate/tests/fixtures/gguf_blocks/ (committed)
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
@@ -78,8 +83,8 @@ build() {
 target=${1:-default}
 dtype=${SMOLLM2_DTYPE:-f16}
 case "$target" in
-  default|smollm2|quants|tiny|tiny-quants|blocks|corpora|all) ;;
-  *) echo "usage: $0 [smollm2|quants|tiny|tiny-quants|blocks|corpora|all]" >&2; exit 2 ;;
+  default|smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|corpora|all) ;;
+  *) echo "usage: $0 [smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|corpora|all]" >&2; exit 2 ;;
 esac
 if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; then
   d=smollm2-135m
@@ -105,6 +110,14 @@ if [ "$target" = tiny-quants ] || [ "$target" = all ]; then
   done
   build "tiny model in llama.cpp's K-quant file types" checksums/tiny-quants.sha256 "$quants" \
     llama_quants.py tiny
+fi
+if [ "$target" = tiny-archs ] || [ "$target" = all ]; then
+  archs=""
+  for a in llama3 qwen2 qwen3 gemma3 phi3 phi3-longrope; do
+    archs+="tiny/archs/$a.gguf tiny/archs/$a.json "
+  done
+  build "tiny models of other architectures, with llama.cpp's logits" checksums/tiny-archs.sha256 "$archs" \
+    tiny_archs.py
 fi
 if [ "$target" = tiny ] || [ "$target" = all ]; then
   build tiny checksums/tiny.sha256 \
