@@ -83,7 +83,7 @@ def permute(w, n_head):
 
 def weights(cfg):
     """GGUF names and layout ([out, in]; gguf-py writes ggml's reversed dims). Q/K rows are in HF
-    order: the llama file permutes them when written."""
+    order (permute_qk makes the llama file's)."""
     rng = np.random.default_rng(cfg["seed"])
     arch, H, F, V = cfg["arch"], cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
     q_dim, kv_dim = cfg["num_attention_heads"] * cfg["head_dim"], cfg["num_key_value_heads"] * cfg["head_dim"]
@@ -183,25 +183,28 @@ def llama_cpp_logits(python, path, ids):
     return np.frombuffer(out, "<f4").reshape(len(ids), -1)
 
 
+def permute_qk(hf, cfg, x):
+    """The llama file's weights: Q/K rows permuted as the converter permutes them, checked by
+    adjacent-pair RoPE on them giving the logits of half-split RoPE on HF's rows."""
+    gw = dict(hf)
+    for t, heads in (("attn_q", cfg["num_attention_heads"]), ("attn_k", cfg["num_key_value_heads"])):
+        for i in range(cfg["num_layers"]):
+            gw[f"blk.{i}.{t}.weight"] = permute(hf[f"blk.{i}.{t}.weight"], heads)
+    d = np.abs(reference_logits(gw, cfg, x) - reference_logits(hf, dict(cfg, rope_type="neox"), x)).max()
+    assert d < 1e-9, f"the Q/K permutation check is off by {d}"
+    return gw
+
+
 def build(name, cfg, tok, ids, python, out):
     gw = weights(cfg)
+    x = gw["token_embd.weight"][ids]
     if cfg["arch"] == "llama":
-        hf = gw
-        gw = dict(gw)
-        for t, heads in (("attn_q", cfg["num_attention_heads"]), ("attn_k", cfg["num_key_value_heads"])):
-            for i in range(cfg["num_layers"]):
-                gw[f"blk.{i}.{t}.weight"] = permute(gw[f"blk.{i}.{t}.weight"], heads)
-        # The permutation is the converter's if adjacent-pair RoPE on the permuted rows equals
-        # half-split RoPE on HF's rows.
-        x = gw["token_embd.weight"][ids]
-        d = np.abs(reference_logits(gw, cfg, x) - reference_logits(hf, dict(cfg, rope_type="neox"), x)).max()
-        assert d < 1e-9, f"llama3: Q/K permutation check off by {d}"
+        gw = permute_qk(gw, cfg, x)
     if "original_context_length" in cfg:
         cfg = dict(cfg, rope_attn_factor=f32_value(longrope_attn_factor(cfg)))
     path = out / f"{name}.gguf"
     write_file(path, name, cfg, gw, tok)
     theirs = llama_cpp_logits(python, path, ids)
-    x = gw["token_embd.weight"][ids]
     extra = {}
     if "original_context_length" in cfg:
         diffs = {c: np.abs(theirs - reference_logits(gw, dict(cfg, rope_factors=c), x)).max()
