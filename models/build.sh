@@ -123,7 +123,7 @@ if [ "$target" = tiny ] || [ "$target" = all ]; then
   build tiny checksums/tiny.sha256 \
     "tiny/model.onnx tiny/tokenizer.json tiny/config.json tiny/fixtures.json tiny/model.gguf tiny/gguf_reference.json" tiny
   variants=""
-  for v in input-ids external-data int8 fp16 positions-from-past positions-from-mask merged q4 q4-embedding \
+  for v in input-ids external-data int8 fp16 positions-from-past positions-from-mask ids-shape merged q4 q4-embedding \
            embedding-uint4 embedding-uint8; do
     variants+="tiny/variants/$v/model.onnx tiny/variants/$v/reference.json "
   done

@@ -13,6 +13,8 @@ that same file (reference.json), which crate/tests/native/onnx_variants.rs compa
                  rewrite cannot follow it)
   positions-from-past/ the same without position_ids: the graph counts positions from the cache's
                  length, Range(past, past + S), as transformers does when none is given
+  ids-shape/     the same with optimum's other readers of input_ids: Shape(input_ids) gives the
+                 batch and sequence sizes that expand the attention bias and reshape the logits
   merged/        optimum's merged decoder: a `use_cache_branch` input choosing, by an If, between
                  the decoder with its past and without (here both are the same graph)
   q4/            the same, its MatMuls 4-bit by onnxruntime's MatMulNBitsQuantizer (block 32,
@@ -88,6 +90,41 @@ def positions_from_mask(model):
     ]
     for i, node in enumerate(nodes):
         g.node.insert(1 + i, node)  # after the embedding Gather
+    onnx.checker.check_model(model)
+    return model
+
+
+def ids_shape_readers(model):
+    """optimum's graphs read Shape(input_ids) besides the embedding Gather: here one Shape gives
+    the batch and sequence sizes that Expand the attention bias to [B, 1, S, T], another the
+    [B, S] that Reshape the logits to [B, S, vocab]. Both leave the values as they are."""
+    g = model.graph
+    c = lambda name, v: g.initializer.append(onnx.numpy_helper.from_array(np.array(v, np.int64), name))
+    c("ids.b_ix", [0]), c("ids.s_ix", [1]), c("ids.one", [1]), c("ids.rest", [-1])
+    n = lambda op, ins, out, **kw: helper.make_node(op, ins, [out], name=f"/ids_shape/{out}", **kw)
+    where = next(x for x in g.node if x.op_type == "Where" and "c.neg_big" in x.input)
+    unsqueeze = next(x for x in g.node if x.op_type == "Unsqueeze" and x.input[0] == where.output[0])
+    for node in g.node:
+        node.input[:] = ["ids.bias" if x == unsqueeze.output[0] else x for x in node.input]
+    sizes = [
+        n("Shape", ["input_ids"], "ids.shape"),
+        n("Gather", ["ids.shape", "ids.b_ix"], "ids.b"),
+        n("Gather", ["ids.shape", "ids.s_ix"], "ids.s"),
+        n("Shape", ["attention_mask"], "ids.mask_shape"),
+        n("Gather", ["ids.mask_shape", "ids.s_ix"], "ids.t"),
+        n("Concat", ["ids.b", "ids.one", "ids.s", "ids.t"], "ids.bias_shape", axis=0),
+    ]
+    at = list(g.node).index(unsqueeze) + 1
+    g.node.insert(at, n("Expand", [unsqueeze.output[0], "ids.bias_shape"], "ids.bias"))
+    for node in reversed(sizes):
+        g.node.insert(1, node)  # after the embedding Gather
+    matmul = next(x for x in g.node if "logits" in x.output)
+    matmul.output[:] = ["ids.logits"]
+    g.node.extend([
+        n("Shape", ["input_ids"], "ids.logits_shape"),
+        n("Concat", ["ids.logits_shape", "ids.rest"], "ids.logits_dims", axis=0),
+        helper.make_node("Reshape", ["ids.logits", "ids.logits_dims"], ["logits"], name="/ids_shape/logits"),
+    ])
     onnx.checker.check_model(model)
     return model
 
@@ -273,6 +310,7 @@ def main():
     paths["fp16"] = write("fp16", convert_float_to_float16(input_ids_layout(onnx.load(str(TINY / "model.onnx"))), keep_io_types=True))
     paths["positions-from-mask"] = write("positions-from-mask", positions_from_mask(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     paths["positions-from-past"] = write("positions-from-past", positions_from_past(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
+    paths["ids-shape"] = write("ids-shape", ids_shape_readers(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     paths["merged"] = write("merged", merged_decoder(input_ids_layout(onnx.load(str(TINY / "model.onnx")))))
     fresh = lambda: input_ids_layout(onnx.load(str(TINY / "model.onnx")))
     paths["q4"] = write("q4", q4_quantised(fresh(), ("MatMul",)))
