@@ -485,7 +485,9 @@ fn kv_cache_in_stored_type(graph: &mut pb::GraphProto) -> Result<bool> {
 /// optimum's and transformers.js's layout: `input_ids` in, and the embedding `Gather` inside the
 /// graph. The Gather goes, its table becomes the [`EmbeddingTable`], and the graph takes
 /// `inputs_embeds` where the Gather's output was, so that superposed decoding can feed any
-/// embedding. None: the graph takes `inputs_embeds` already.
+/// embedding. optimum's graphs also read `Shape(input_ids)` (for the mask and the logits'
+/// shape): those Shapes read the embeddings instead (see [`shape_of_ids_from_embeddings`]).
+/// None: the graph takes `inputs_embeds` already.
 fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<EmbeddingTable>> {
     let Some(ids_input) = graph.input.iter().position(|i| i.name == "input_ids") else {
         return Ok(None);
@@ -494,16 +496,25 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
         return Err(Error::Model("the model takes both `input_ids` and `inputs_embeds`: expected one".into()));
     }
     let readers = readers_of(&graph.node, "input_ids");
-    let gather = match readers[..] {
-        [ix] if graph.node[ix].op_type == "Gather" && graph.node[ix].input.len() == 2 && graph.node[ix].input[1] == "input_ids" => ix,
-        [ix] if graph.node[ix].op_type == "GatherBlockQuantized" && graph.node[ix].input.get(1).is_some_and(|i| i == "input_ids") => ix,
+    let is_gather = |n: &pb::NodeProto| match n.op_type.as_str() {
+        "Gather" => n.input.len() == 2 && n.input[1] == "input_ids",
+        "GatherBlockQuantized" => n.input.get(1).is_some_and(|i| i == "input_ids"),
+        _ => false,
+    };
+    let is_shape = |n: &pb::NodeProto| n.op_type == "Shape" && n.input.len() == 1;
+    let gathers: Vec<usize> = readers.iter().copied().filter(|&i| is_gather(&graph.node[i])).collect();
+    let gather = match gathers[..] {
+        [ix] if readers.iter().all(|&i| i == ix || is_shape(&graph.node[i])) => ix,
         _ => {
             let names: Vec<String> = readers.iter().map(|&i| format!("{} ({})", graph.node[i].name, graph.node[i].op_type)).collect();
             return Err(Error::Model(format!(
-                "`input_ids` must feed one node, the embedding Gather; it feeds {names:?}"
+                "`input_ids` must feed one embedding Gather, and otherwise only Shape nodes; it feeds {names:?}"
             )));
         }
     };
+    for &ix in readers.iter().filter(|&&i| i != gather) {
+        shape_of_ids_from_embeddings(&mut graph.node[ix]);
+    }
     let node = graph.node.remove(gather);
     let (embeddings, gathered, f16_rows) = if node.op_type == "GatherBlockQuantized" {
         let (embeddings, f16_rows) = block_quantized_table(graph, &node)?;
@@ -523,6 +534,19 @@ fn take_gathered_embeddings(graph: &mut pb::GraphProto) -> Result<Option<Embeddi
         rename_values(&mut graph.node, &[(gathered, INPUT_NAMES[0].into())]);
     }
     Ok(Some(embeddings))
+}
+
+/// A `Shape(input_ids)` rewired to read `inputs_embeds` `[batch, seq, hidden]`: its `start` and
+/// `end`, resolved against the ids' rank 2, select the same `[batch, seq]` dims (or the part it
+/// asked for). tract reads `start`/`end` at any opset.
+fn shape_of_ids_from_embeddings(node: &mut pb::NodeProto) {
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name).map(|a| a.i);
+    let resolve = |axis: i64| (if axis < 0 { axis + 2 } else { axis }).clamp(0, 2);
+    let start = resolve(attr("start").unwrap_or(0));
+    let end = resolve(attr("end").unwrap_or(2)).max(start);
+    node.attribute.retain(|a| a.name != "start" && a.name != "end");
+    node.attribute.extend([attr_int("start", start), attr_int("end", end)]);
+    node.input[0] = INPUT_NAMES[0].into();
 }
 
 /// The table of a plain embedding `Gather` (f32, f16, or quantize_dynamic's 8-bit one with the

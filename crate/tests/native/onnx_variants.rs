@@ -315,13 +315,36 @@ fn an_encoder_or_a_model_without_its_kv_cache_is_refused_saying_what_was_expecte
 }
 
 #[test]
-fn input_ids_read_by_more_than_the_embedding_gather_is_refused_by_name() {
+fn shapes_of_input_ids_read_the_embeddings_instead() {
+    // optimum's graphs: input_ids feeds the embedding Gather and Shape nodes (the bias's Expand,
+    // the logits' Reshape).
+    let onnx = read("ids-shape", "model.onnx");
+    let proto = pb::ModelProto::decode(&onnx[..]).unwrap();
+    let readers: Vec<&str> = proto.graph.as_ref().unwrap().node.iter().filter(|n| n.input.iter().any(|i| i == "input_ids")).map(|n| n.op_type.as_str()).collect();
+    assert_eq!(readers, ["Gather", "Shape", "Shape"]);
+    check_variant("ids-shape", &["Expand", "Reshape"], &["F32"], 1e-4);
+    // Superposed decoding still feeds embeddings.
+    let mut model = load(&onnx, &[]).unwrap();
+    let mixed: Vec<f32> = model.embed(5).unwrap().iter().zip(model.embed(9).unwrap()).map(|(x, y)| 0.5 * x + 0.5 * y).collect();
+    assert_eq!(block_on(model.step_embedding(&mixed)).unwrap().len(), 512);
+
+    // A negative start counts from the ids' rank (2), not the embeddings' (3): still [batch, seq].
+    let negative_start = edited_variant("ids-shape", |g| {
+        let shape = g.node.iter_mut().find(|n| n.name == "/ids_shape/ids.shape").unwrap();
+        shape.attribute.push(pb::AttributeProto { name: "start".into(), r#type: 2, i: -2, ..Default::default() });
+    });
+    let mut model = load(&negative_start, &[]).expect("loads");
+    assert!(max_diff_to_reference("ids-shape", &mut model) < 1e-4);
+}
+
+#[test]
+fn input_ids_read_by_more_than_the_embedding_gather_and_shapes_is_refused_by_name() {
     let extra_reader = edited(|g| {
-        g.node.push(pb::NodeProto { op_type: "Shape".into(), name: "/model/Shape".into(), input: vec!["input_ids".into()], output: vec!["ids_shape".into()], ..Default::default() });
+        g.node.push(pb::NodeProto { op_type: "Cast".into(), name: "/model/Cast".into(), input: vec!["input_ids".into()], output: vec!["ids_f32".into()], attribute: vec![pb::AttributeProto { name: "to".into(), r#type: 2, i: 1, ..Default::default() }], ..Default::default() });
     });
     let err = load(&extra_reader, &[]).unwrap_err().to_string();
     assert_eq!(
         err,
-        "model error: `input_ids` must feed one node, the embedding Gather; it feeds [\"/model/embed_tokens/Gather (Gather)\", \"/model/Shape (Shape)\"]"
+        "model error: `input_ids` must feed one embedding Gather, and otherwise only Shape nodes; it feeds [\"/model/embed_tokens/Gather (Gather)\", \"/model/Cast (Cast)\"]"
     );
 }
