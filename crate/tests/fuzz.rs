@@ -29,7 +29,8 @@ mod common;
 use common::tiny::{self, CONFIG, GGUF, NGRAMS, NGRAM_CORPUS, ONNX, PROMPT, TOKENIZER};
 use common::synthetic_logits;
 use decoding_playground::generate::{Engine, GenerateConfig};
-use decoding_playground::model::gguf::{GgufReader, LlamaParams};
+use decoding_playground::model::arch::params::ModelParams;
+use decoding_playground::model::gguf::GgufReader;
 use decoding_playground::model::onnx::OnnxDecoder;
 use decoding_playground::model::weights::GgufModel;
 use decoding_playground::model::ModelConfig;
@@ -483,7 +484,7 @@ fn tokenizer_use(t: &TextTokenizer) -> Result<()> {
 fn gguf(bytes: &[u8]) -> Result<()> {
     let mut reader = GgufReader::new(bytes)?;
     let header = reader.header().clone();
-    let _ = LlamaParams::from_header(&header);
+    let _ = ModelParams::from_header(&header);
     let _ = header.tokenizer_meta();
     if let Ok(t) = TextTokenizer::from_gguf(&header) {
         tokenizer_use(&t)?;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::quant::Kernel;
 use super::tract::TractModel;
 use super::webgpu::{AdapterSummary, Gpu, GpuOptions, WebGpuModel};
-use super::weights::LlamaWeights;
+use super::weights::ModelWeights;
 use super::{EmbeddingTable, LanguageModel};
 use crate::error::{check, Error, Result};
 
@@ -67,7 +67,7 @@ pub struct AutoModel {
     active: Active,
     /// While on the GPU under [`Backend::Auto`]: the weights to build the CPU model from, and
     /// what the current sequence has been fed.
-    fallback: Option<(LlamaWeights, Vec<Fed>)>,
+    fallback: Option<(ModelWeights, Vec<Fed>)>,
     fallback_reason: Option<String>,
     /// `GpuOptions::context_length`, which caps the CPU model's context too.
     context_cap: Option<usize>,
@@ -80,23 +80,19 @@ fn kv_bytes(layers: usize, kv_heads: usize, head_dim: usize) -> usize {
 }
 
 /// A CPU model of `weights`, its context capped at `cap`.
-fn cpu_model(weights: &LlamaWeights, cap: Option<usize>) -> Result<TractModel> {
-    let mut model = TractModel::from_weights(weights, Kernel::Simd)?;
-    if let Some(cap) = cap {
-        model.set_context_length(cap)?;
-    }
-    Ok(model)
+fn cpu_model(weights: &ModelWeights, cap: Option<usize>) -> Result<TractModel> {
+    TractModel::from_weights(weights, Kernel::Simd, cap)
 }
 
 impl AutoModel {
     /// Puts `weights` on the backend `backend` asks for. `options.context_length` caps the
     /// context on either backend, to bound the KV cache's memory.
-    pub async fn load(weights: LlamaWeights, backend: Backend, options: &GpuOptions) -> Result<Self> {
+    pub async fn load(weights: ModelWeights, backend: Backend, options: &GpuOptions) -> Result<Self> {
         let context = weights.params.context_length;
         if let Some(cap) = options.context_length {
             check((1..=context).contains(&cap), "contextLength", "at least 1 and at most the model's context", format!("{cap} (the model's is {context})"))?;
         }
-        let cpu = |weights: &LlamaWeights| cpu_model(weights, options.context_length).map(Active::Cpu);
+        let cpu = |weights: &ModelWeights| cpu_model(weights, options.context_length).map(Active::Cpu);
         let p = &weights.params;
         let kv = kv_bytes(p.num_layers, p.num_kv_heads, p.head_dim);
         let on = |active, fallback_reason| Self::on(active, fallback_reason, options.context_length, kv);
@@ -180,7 +176,7 @@ impl AutoModel {
 /// WebGPU for [`Backend::Auto`]: not on a software adapter, which runs many times slower than
 /// the CPU path (SwiftShader: 1.3 tok/s on SmolLM2 where the CPU makes 65), unless the caller
 /// asked for the fallback adapter.
-async fn auto_gpu(weights: &LlamaWeights, options: &GpuOptions) -> Result<WebGpuModel> {
+async fn auto_gpu(weights: &ModelWeights, options: &GpuOptions) -> Result<WebGpuModel> {
     let gpu = Gpu::new(options.force_fallback_adapter).await?;
     let adapter = gpu.adapter();
     if adapter.fallback && !options.force_fallback_adapter {

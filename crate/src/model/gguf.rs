@@ -11,9 +11,8 @@
 //! [`Buf::remaining`] before anything is allocated or read, nothing panics, and every failure is
 //! an [`Error::Model`] that says what is wrong and where.
 //!
-//! [`LlamaParams::from_header`] checks that a header describes a Llama-family decoder this
-//! crate can run and gives its dimensions; [`llama_permutation`] undoes llama.cpp's Q/K row
-//! permutation; [`GgufHeader::tokenizer_meta`] reads the tokenizer's special ids and chat
+//! What the metadata means for a model is `arch::params`'; [`llama_permutation`] undoes the
+//! Q/K row permutation of `llama` files; [`GgufHeader::tokenizer_meta`] reads the tokenizer's special ids and chat
 //! template (the tokenizer itself: `TextTokenizer::from_gguf`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -892,210 +891,6 @@ fn truncated_tensor(t: &TensorInfo, available: u64) -> Error {
 
 // ------------------------------------------------------------------ llama
 
-/// The dimensions of a Llama-family decoder, read from and checked against a GGUF header.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LlamaParams {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub num_kv_heads: usize,
-    pub head_dim: usize,
-    pub context_length: usize,
-    pub rope_theta: f32,
-    pub rms_norm_eps: f32,
-    /// No `output.weight`: the logits use `token_embd.weight` (SmolLM2).
-    pub tied_embeddings: bool,
-}
-
-impl LlamaParams {
-    /// Reads the `llama.*` keys and checks that every tensor a Llama decoder needs is there
-    /// with the dims these keys imply (and no other tensor, whose meaning would be unknown).
-    pub fn from_header(h: &GgufHeader) -> Result<Self> {
-        let arch = h.architecture()?;
-        if arch != "llama" {
-            return Err(model_err(format!(
-                "architecture `{arch}` is not supported (llama family only)"
-            )));
-        }
-        let positive = |key: &str| -> Result<usize> {
-            match h.get_usize(key)? {
-                0 => Err(model_err(format!("metadata key `{key}` is 0"))),
-                v => Ok(v),
-            }
-        };
-        let hidden = positive("llama.embedding_length")?;
-        let num_layers = positive("llama.block_count")?;
-        let num_heads = positive("llama.attention.head_count")?;
-        let num_kv_heads = match h.opt_usize("llama.attention.head_count_kv")? {
-            None => num_heads,
-            Some(0) => {
-                return Err(model_err(
-                    "metadata key `llama.attention.head_count_kv` is 0",
-                ))
-            }
-            Some(v) => v,
-        };
-        let ff = positive("llama.feed_forward_length")?;
-        let context_length = positive("llama.context_length")?;
-        let rope_theta = h.opt_f32("llama.rope.freq_base")?.unwrap_or(10000.0);
-        let rms_norm_eps = h.get_f32("llama.attention.layer_norm_rms_epsilon")?;
-        if !rope_theta.is_finite() || rope_theta <= 0.0 {
-            return Err(model_err(format!(
-                "`llama.rope.freq_base` is {rope_theta}, expected a positive number"
-            )));
-        }
-        if !rms_norm_eps.is_finite() || rms_norm_eps <= 0.0 {
-            return Err(model_err(format!(
-                "`llama.attention.layer_norm_rms_epsilon` is {rms_norm_eps}, expected a positive number"
-            )));
-        }
-        if hidden % num_heads != 0 {
-            return Err(model_err(format!(
-                "the embedding length {hidden} is not a multiple of the head count {num_heads}"
-            )));
-        }
-        let head_dim = hidden / num_heads;
-        if head_dim % 2 != 0 {
-            return Err(model_err(format!(
-                "the head dimension {head_dim} is odd (RoPE needs pairs)"
-            )));
-        }
-        if num_heads % num_kv_heads != 0 {
-            return Err(model_err(format!(
-                "the head count {num_heads} is not a multiple of the KV head count {num_kv_heads}"
-            )));
-        }
-        for key in [
-            "llama.rope.dimension_count",
-            "llama.attention.key_length",
-            "llama.attention.value_length",
-        ] {
-            if let Some(d) = h.opt_usize(key)? {
-                if d != head_dim {
-                    return Err(model_err(format!(
-                        "metadata key `{key}` is {d}, but embedding_length / head_count = {head_dim}: \
-                         only full-head RoPE with head_dim = hidden / heads is supported"
-                    )));
-                }
-            }
-        }
-        if let Some(kind) = h.opt_str("llama.rope.scaling.type")? {
-            if kind != "none" {
-                return Err(model_err(format!("RoPE scaling `{kind}` is not supported")));
-            }
-        }
-        if let Some(n) = h.opt_usize("llama.expert_count")? {
-            if n > 0 {
-                return Err(model_err(format!(
-                    "mixture-of-experts models ({n} experts) are not supported"
-                )));
-            }
-        }
-
-        let n_tokens = h.opt_str_array("tokenizer.ggml.tokens")?.map(|t| t.len());
-        let declared = h.opt_usize("llama.vocab_size")?;
-        let vocab_size =
-            match (n_tokens, declared) {
-                (Some(n), Some(d)) if n != d => {
-                    return Err(model_err(format!(
-                        "the tokenizer has {n} tokens but `llama.vocab_size` is {d}"
-                    )))
-                }
-                (Some(n), _) => n,
-                (None, Some(d)) => d,
-                (None, None) => return Err(model_err(
-                    "cannot tell the vocabulary size: metadata keys `tokenizer.ggml.tokens` and \
-                     `llama.vocab_size` are both missing",
-                )),
-            };
-        if vocab_size == 0 {
-            return Err(model_err("the vocabulary is empty"));
-        }
-        let embd = h
-            .tensor("token_embd.weight")
-            .ok_or_else(|| model_err("tensor `token_embd.weight` is missing"))?;
-        if embd.dims.len() == 2 && embd.dims[0] == hidden && embd.dims[1] != vocab_size {
-            return Err(model_err(format!(
-                "the vocabulary has {vocab_size} tokens but `token_embd.weight` has {} rows",
-                embd.dims[1]
-            )));
-        }
-
-        // Each layer has 9 tensors. A block count that the tensor records cannot hold is refused
-        // before the list of expected tensors is built: 2^32 - 1 layers made it ask for
-        // hundreds of GB (found by tests/fuzz.rs). One layer more is let through, so that a
-        // count one too high still names the first missing tensor below.
-        if num_layers > h.tensors.len() / 9 + 1 {
-            return Err(model_err(format!(
-                "`llama.block_count` is {num_layers}, but the file has only {} tensors (9 per layer)",
-                h.tensors.len()
-            )));
-        }
-        let kv = num_kv_heads * head_dim;
-        let mut want: Vec<(String, Vec<usize>)> = vec![
-            ("token_embd.weight".into(), vec![hidden, vocab_size]),
-            ("output_norm.weight".into(), vec![hidden]),
-        ];
-        for i in 0..num_layers {
-            let b = format!("blk.{i}.");
-            want.extend([
-                (format!("{b}attn_norm.weight"), vec![hidden]),
-                (format!("{b}attn_q.weight"), vec![hidden, hidden]),
-                (format!("{b}attn_k.weight"), vec![hidden, kv]),
-                (format!("{b}attn_v.weight"), vec![hidden, kv]),
-                (format!("{b}attn_output.weight"), vec![hidden, hidden]),
-                (format!("{b}ffn_norm.weight"), vec![hidden]),
-                (format!("{b}ffn_gate.weight"), vec![hidden, ff]),
-                (format!("{b}ffn_up.weight"), vec![hidden, ff]),
-                (format!("{b}ffn_down.weight"), vec![ff, hidden]),
-            ]);
-        }
-        let tied_embeddings = h.tensor("output.weight").is_none();
-        if !tied_embeddings {
-            want.push(("output.weight".into(), vec![hidden, vocab_size]));
-        }
-        let by_name: HashMap<&str, &TensorInfo> =
-            h.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-        for (name, dims) in &want {
-            let t = by_name
-                .get(name.as_str())
-                .ok_or_else(|| model_err(format!("tensor `{name}` is missing")))?;
-            if &t.dims != dims {
-                return Err(model_err(format!(
-                    "tensor `{name}` has dims {:?} (ggml order), expected {dims:?}",
-                    t.dims
-                )));
-            }
-        }
-        if h.tensors.len() != want.len() {
-            let known: std::collections::HashSet<&str> =
-                want.iter().map(|(n, _)| n.as_str()).collect();
-            if let Some(t) = h.tensors.iter().find(|t| !known.contains(t.name.as_str())) {
-                return Err(model_err(format!(
-                    "tensor `{}` is not part of a {num_layers}-layer llama model (unknown tensors \
-                     could change the model's math)",
-                    t.name
-                )));
-            }
-        }
-        Ok(LlamaParams {
-            vocab_size,
-            hidden_size: hidden,
-            intermediate_size: ff,
-            num_layers,
-            num_heads,
-            num_kv_heads,
-            head_dim,
-            context_length,
-            rope_theta,
-            rms_norm_eps,
-            tied_embeddings,
-        })
-    }
-}
-
 /// The row order that undoes llama.cpp's Q/K permutation: `result[hf_row] = gguf_row`, so that
 /// `hf_weight.row(r) = gguf_weight.row(result[r])` gives the layout for the usual half-split
 /// ("rotate_half") RoPE. Within each head of `head_dim = n_rows / n_heads` rows, HF row
@@ -1104,7 +899,7 @@ impl LlamaParams {
 ///
 /// # Panics
 /// If `n_heads` is 0 or `n_rows` is not a multiple of `2 * n_heads` (never for the dims of a
-/// [`LlamaParams`]: `n_rows = heads * head_dim` with an even `head_dim`).
+/// `ModelParams`: `n_rows = heads * head_dim` with an even `head_dim`).
 pub fn llama_permutation(n_rows: usize, n_heads: usize) -> Vec<usize> {
     assert!(
         n_heads > 0 && n_rows.is_multiple_of(2 * n_heads),

@@ -10,6 +10,7 @@
 //!
 //! No backend type appears in the trait: the tract and the WebGPU backends both implement it.
 
+pub mod arch;
 pub mod auto;
 pub mod formats;
 pub mod gguf;

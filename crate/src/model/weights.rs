@@ -1,19 +1,24 @@
-//! The weights of a Llama-family model as one loader reads them from a GGUF file, in the file's
-//! own precision, for every backend to share.
+//! The weights of a decoder as one loader reads them from a GGUF file, in the file's own
+//! precision, for every backend to share.
 //!
 //! Each tensor is held as the registry (`model::formats`) says for its stored type:
 //! block-quantised ones (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K) as blocks
 //! ([`QuantMatrix`]), F16 and F32 ones as they are, BF16 ones widened to F32. Each tensor's file bytes are dropped as soon as they are converted, so the
-//! peak while loading is the weights plus one tensor. llama.cpp stores the Q and K rows permuted
-//! for its adjacent-pair RoPE; they are put back in HF's half-split order here, a pure row
-//! reordering of whole blocks, so every backend can use the usual `rotate_half` RoPE.
+//! peak while loading is the weights plus one tensor. In `llama` files the converter stores the
+//! Q and K rows permuted for adjacent-pair RoPE; they are put back in half-split order here, a
+//! pure row reordering of whole blocks, so every backend has one RoPE (the NEOX layout of every
+//! other architecture). Fused tensors (`attn_qkv`, phi3's `gate|up`) are split by rows here
+//! too, so that the backends see one layout.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prost::bytes::Buf;
 
 use super::formats::{GgmlType, Held};
-use super::gguf::{llama_permutation, GgufReader, LlamaParams, TensorInfo};
+use super::arch::params::ModelParams;
+use super::arch::{RopeFactors, RopePairs};
+use super::gguf::{llama_permutation, GgufReader, TensorInfo};
 use super::quant::QuantMatrix;
 use super::bf16_bits_to_f32;
 use super::{EmbeddingStorage, EmbeddingTable};
@@ -62,50 +67,64 @@ impl Matrix {
     }
 }
 
-/// One transformer block.
+/// One transformer block. Optional parts are those only some architectures have.
 #[derive(Debug, Clone)]
 pub struct LayerWeights {
     pub attn_norm: Vec<f32>,
-    /// Rows in HF order (see the module docs).
+    /// Rows in half-split RoPE order (see the module docs).
     pub q: Matrix,
     pub k: Matrix,
     pub v: Matrix,
+    pub q_bias: Option<Vec<f32>>,
+    pub k_bias: Option<Vec<f32>>,
+    pub v_bias: Option<Vec<f32>>,
+    /// Per-head RMSNorm weights of Q and K.
+    pub qk_norms: Option<[Vec<f32>; 2]>,
     pub o: Matrix,
+    /// The norms of the attention's and the feed-forward's outputs.
+    pub post_norms: Option<[Vec<f32>; 2]>,
     pub ffn_norm: Vec<f32>,
     pub gate: Matrix,
     pub up: Matrix,
     pub down: Matrix,
 }
 
-/// A whole Llama-family model.
+impl LayerWeights {
+    fn matrices(&self) -> [&Matrix; 7] {
+        [&self.q, &self.k, &self.v, &self.o, &self.gate, &self.up, &self.down]
+    }
+
+    fn vectors(&self) -> impl Iterator<Item = &Vec<f32>> {
+        let optional = [&self.q_bias, &self.k_bias, &self.v_bias].into_iter().flatten();
+        let pairs = [&self.qk_norms, &self.post_norms].into_iter().flatten().flatten();
+        [&self.attn_norm, &self.ffn_norm].into_iter().chain(optional).chain(pairs)
+    }
+}
+
+/// A whole model.
 #[derive(Debug, Clone)]
-pub struct LlamaWeights {
-    pub params: LlamaParams,
+pub struct ModelWeights {
+    pub params: ModelParams,
     pub embeddings: EmbeddingTable,
     pub layers: Vec<LayerWeights>,
     pub output_norm: Vec<f32>,
     /// The output projection `[vocab × hidden]`; `None` when it is tied to the embeddings.
     pub output: Option<Matrix>,
+    /// RoPE frequency divisors (`rope_freqs`, or LongRoPE's short and long ones).
+    pub rope_factors: Vec<(String, Vec<f32>)>,
 }
 
-impl LlamaWeights {
+impl ModelWeights {
     /// Bytes held by all the weights.
     pub fn storage_bytes(&self) -> usize {
-        let norms = |v: &Vec<f32>| v.len() * 4;
+        let floats = |v: &Vec<f32>| v.len() * 4;
         self.embeddings.storage_bytes()
             + self.output.as_ref().map_or(0, Matrix::storage_bytes)
-            + norms(&self.output_norm)
+            + floats(&self.output_norm)
             + self
                 .layers
                 .iter()
-                .map(|l| {
-                    [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
-                        .iter()
-                        .map(|m| m.storage_bytes())
-                        .sum::<usize>()
-                        + norms(&l.attn_norm)
-                        + norms(&l.ffn_norm)
-                })
+                .map(|l| l.matrices().iter().map(|m| m.storage_bytes()).sum::<usize>() + l.vectors().map(floats).sum::<usize>())
                 .sum::<usize>()
     }
 
@@ -116,7 +135,7 @@ impl LlamaWeights {
             EmbeddingStorage::F32(_) => "F32",
             EmbeddingStorage::F16(_) => "F16",
         };
-        let layers = self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
+        let layers = self.layers.iter().flat_map(|l| l.matrices());
         let mut types: Vec<&'static str> =
             layers.chain(&self.output).map(Matrix::type_name).chain([embedding]).collect();
         types.sort_unstable();
@@ -141,11 +160,24 @@ impl LlamaWeights {
             },
         }
     }
+
+    /// The RoPE divisors for a backend that holds `context` positions: `rope_freqs`, or
+    /// LongRoPE's long factors past the original context and its short ones within it (as
+    /// llama.cpp's `get_rope_factors` chooses by the context's size).
+    pub fn rope_factors(&self, context: usize) -> Option<&[f32]> {
+        let name = match self.params.arch.rope_factors {
+            RopeFactors::None => return None,
+            RopeFactors::Freqs => "rope_freqs.weight",
+            RopeFactors::ShortLong if context > self.params.rope.original_context => "rope_factors_long.weight",
+            RopeFactors::ShortLong => "rope_factors_short.weight",
+        };
+        self.rope_factors.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
 }
 
 /// A complete model read from one `.gguf`: the weights and the tokenizer from its metadata.
 pub struct GgufModel {
-    pub weights: LlamaWeights,
+    pub weights: ModelWeights,
     pub tokenizer: TextTokenizer,
 }
 
@@ -154,7 +186,7 @@ impl GgufModel {
     /// tokenizer and every tensor, checked against each other. Errors name what is wrong.
     pub fn read(buf: impl Buf) -> Result<Self> {
         let mut reader = GgufReader::new(buf)?;
-        let params = LlamaParams::from_header(reader.header())?;
+        let params = ModelParams::from_header(reader.header())?;
         let tokenizer = TextTokenizer::from_gguf(reader.header())?;
         if tokenizer.vocab_size() > params.vocab_size {
             return Err(Error::Model(format!(
@@ -163,91 +195,164 @@ impl GgufModel {
                 params.vocab_size
             )));
         }
-        let mut slots = Slots::new(&params);
+        let mut tensors = Tensors::new(&params);
         while let Some((info, bytes)) = reader.next_tensor()? {
-            slots.take(info, bytes)?;
+            tensors.take(info, bytes)?;
         }
-        let weights = slots.finish(params)?;
+        let weights = tensors.finish(params)?;
         Ok(GgufModel { weights, tokenizer })
     }
 }
 
-/// The tensors read so far, by role.
-struct Slots {
-    layer_count: usize,
-    q_order: Vec<usize>,
-    k_order: Vec<usize>,
-    embeddings: Option<Matrix>,
-    output: Option<Matrix>,
-    output_norm: Option<Vec<f32>>,
-    matrices: std::collections::HashMap<String, Matrix>,
-    norms: std::collections::HashMap<String, Vec<f32>>,
+enum Tensor {
+    Matrix(Matrix),
+    Vector(Vec<f32>),
 }
 
-impl Slots {
-    fn new(params: &LlamaParams) -> Self {
-        Slots {
-            layer_count: params.num_layers,
-            q_order: llama_permutation(params.num_heads * params.head_dim, params.num_heads),
-            k_order: llama_permutation(params.num_kv_heads * params.head_dim, params.num_kv_heads),
-            embeddings: None,
-            output: None,
-            output_norm: None,
-            matrices: Default::default(),
-            norms: Default::default(),
+/// The tensors read so far, by name, fused ones already split.
+struct Tensors {
+    /// Q's and K's row orders when the file permutes them (`llama`).
+    q_order: Option<Vec<usize>>,
+    k_order: Option<Vec<usize>>,
+    /// Q's and KV's widths, to split `attn_qkv`.
+    q_width: usize,
+    kv_width: usize,
+    fused_gate_up: bool,
+    by_name: HashMap<String, Tensor>,
+}
+
+impl Tensors {
+    fn new(p: &ModelParams) -> Self {
+        let adjacent = p.arch.rope_pairs == RopePairs::Adjacent;
+        let order = |heads: usize| adjacent.then(|| llama_permutation(heads * p.head_dim, heads));
+        Tensors {
+            q_order: order(p.num_heads),
+            k_order: order(p.num_kv_heads),
+            q_width: p.q_width(),
+            kv_width: p.kv_width(),
+            fused_gate_up: p.arch.fused_gate_up,
+            by_name: HashMap::new(),
         }
     }
 
     fn take(&mut self, info: TensorInfo, bytes: Vec<u8>) -> Result<()> {
-        let name = info.name.as_str();
-        let row_order = if name.ends_with(".attn_q.weight") {
-            Some(self.q_order.as_slice())
-        } else if name.ends_with(".attn_k.weight") {
-            Some(self.k_order.as_slice())
-        } else {
-            None
+        let name = info.name.clone();
+        let (layer, part) = match name.strip_prefix("blk.").and_then(|rest| rest.split_once('.')) {
+            Some((layer, part)) => (format!("blk.{layer}."), part),
+            None => (String::new(), name.as_str()),
         };
-        match name {
-            "token_embd.weight" => self.embeddings = Some(matrix(&info, &bytes, None)?),
-            "output.weight" => self.output = Some(matrix(&info, &bytes, None)?),
-            "output_norm.weight" => self.output_norm = Some(vector(&info, &bytes)?),
-            _ if name.starts_with("blk.") && name.ends_with("_norm.weight") => {
-                self.norms.insert(info.name.clone(), vector(&info, &bytes)?);
+        let (q, kv) = (self.q_width, self.kv_width);
+        let pieces: Vec<(&str, usize)> = match part {
+            "attn_qkv.weight" | "attn_qkv.bias" => vec![("attn_q", q), ("attn_k", kv), ("attn_v", kv)],
+            "ffn_up.weight" if self.fused_gate_up => {
+                vec![("ffn_gate", info.rows() / 2), ("ffn_up", info.rows() / 2)]
             }
-            // Tensors this runtime does not use (e.g. rope_freqs) are skipped.
-            _ if name.starts_with("blk.") => {
-                self.matrices.insert(info.name.clone(), matrix(&info, &bytes, row_order)?);
-            }
-            _ => {}
+            _ => vec![],
+        };
+        if pieces.is_empty() {
+            let tensor = self.convert(&info, &bytes, part)?;
+            self.by_name.insert(name, tensor);
+            return Ok(());
+        }
+        let suffix = part.rsplit('.').next().unwrap_or("weight");
+        let row_bytes = match info.dims.len() {
+            1 => Some(4),
+            _ => info.ggml_type.row_bytes(info.cols()),
+        };
+        let row_bytes = row_bytes.ok_or_else(|| Error::Model(format!("tensor `{name}` cannot be split by rows")))?;
+        let mut start = 0;
+        for (piece, rows) in pieces {
+            let end = (start + rows * row_bytes).min(bytes.len());
+            let dims = match info.dims.len() {
+                1 => vec![rows],
+                _ => vec![info.cols(), rows],
+            };
+            let piece_info = TensorInfo { name: format!("{layer}{piece}.{suffix}"), dims, ..info.clone() };
+            let tensor = self.convert(&piece_info, &bytes[start..end], &format!("{piece}.{suffix}"))?;
+            self.by_name.insert(piece_info.name, tensor);
+            start = end;
         }
         Ok(())
     }
 
-    fn finish(mut self, params: LlamaParams) -> Result<LlamaWeights> {
+    fn convert(&self, info: &TensorInfo, bytes: &[u8], part: &str) -> Result<Tensor> {
+        let order = match part {
+            "attn_q.weight" | "attn_q.bias" => self.q_order.as_deref(),
+            "attn_k.weight" | "attn_k.bias" => self.k_order.as_deref(),
+            _ => None,
+        };
+        Ok(match info.dims.len() {
+            1 => {
+                let values = vector(info, bytes)?;
+                Tensor::Vector(match order {
+                    Some(order) => order.iter().map(|&r| values[r]).collect(),
+                    None => values,
+                })
+            }
+            _ => Tensor::Matrix(matrix(info, bytes, order)?),
+        })
+    }
+
+    fn finish(mut self, params: ModelParams) -> Result<ModelWeights> {
         let missing = |name: &str| Error::Model(format!("the GGUF has no tensor `{name}`"));
-        let mut layers = Vec::with_capacity(self.layer_count);
-        for i in 0..self.layer_count {
-            let mut m = |part: &str| {
-                let name = format!("blk.{i}.{part}.weight");
-                self.matrices.remove(&name).ok_or_else(|| missing(&name))
-            };
-            let (q, k, v, o) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
-            let (gate, up, down) = (m("ffn_gate")?, m("ffn_up")?, m("ffn_down")?);
-            let mut norm = |part: &str| {
-                let name = format!("blk.{i}.{part}.weight");
-                self.norms.remove(&name).ok_or_else(|| missing(&name))
-            };
-            let (attn_norm, ffn_norm) = (norm("attn_norm")?, norm("ffn_norm")?);
-            layers.push(LayerWeights { attn_norm, q, k, v, o, ffn_norm, gate, up, down });
-        }
-        let embeddings = match self.embeddings.take().ok_or_else(|| missing("token_embd.weight"))? {
+        let mut matrix = |name: String| match self.by_name.remove(&name) {
+            Some(Tensor::Matrix(m)) => Ok(m),
+            _ => Err(missing(&name)),
+        };
+        let embeddings = match matrix("token_embd.weight".into())? {
             Matrix::Quant(q) => EmbeddingStorage::Quant(q),
             Matrix::F32 { values, .. } => EmbeddingStorage::F32(values),
             Matrix::F16 { bits, .. } => EmbeddingStorage::F16(bits),
         };
+        let output = matrix("output.weight".into()).ok();
+        let mut layers = Vec::with_capacity(params.num_layers);
+        for i in 0..params.num_layers {
+            let mut m = |part: &str| match self.by_name.remove(&format!("blk.{i}.{part}.weight")) {
+                Some(Tensor::Matrix(m)) => Ok(m),
+                _ => Err(missing(&format!("blk.{i}.{part}.weight"))),
+            };
+            let (q, k, v, o) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
+            let (gate, up, down) = (m("ffn_gate")?, m("ffn_up")?, m("ffn_down")?);
+            let mut optional = |part: &str| match self.by_name.remove(&format!("blk.{i}.{part}")) {
+                Some(Tensor::Vector(v)) => Some(v),
+                _ => None,
+            };
+            let (q_bias, k_bias, v_bias) = (optional("attn_q.bias"), optional("attn_k.bias"), optional("attn_v.bias"));
+            let pair = |a: Option<Vec<f32>>, b: Option<Vec<f32>>| a.zip(b).map(|(a, b)| [a, b]);
+            let qk_norms = pair(optional("attn_q_norm.weight"), optional("attn_k_norm.weight"));
+            let post_norms = pair(optional("post_attention_norm.weight"), optional("post_ffw_norm.weight"));
+            let mut norm = |part: &str| optional(&format!("{part}.weight")).ok_or_else(|| missing(&format!("blk.{i}.{part}.weight")));
+            let (attn_norm, ffn_norm) = (norm("attn_norm")?, norm("ffn_norm")?);
+            layers.push(LayerWeights {
+                attn_norm,
+                q,
+                k,
+                v,
+                q_bias,
+                k_bias,
+                v_bias,
+                qk_norms,
+                o,
+                post_norms,
+                ffn_norm,
+                gate,
+                up,
+                down,
+            });
+        }
         let embeddings = EmbeddingTable::new(params.vocab_size, params.hidden_size, embeddings)?;
-        let output_norm = self.output_norm.take().ok_or_else(|| missing("output_norm.weight"))?;
-        Ok(LlamaWeights { params, embeddings, layers, output_norm, output: self.output })
+        let output_norm = match self.by_name.remove("output_norm.weight") {
+            Some(Tensor::Vector(v)) => v,
+            _ => return Err(missing("output_norm.weight")),
+        };
+        let rope_factors = ["rope_freqs.weight", "rope_factors_short.weight", "rope_factors_long.weight"]
+            .into_iter()
+            .filter_map(|name| match self.by_name.remove(name) {
+                Some(Tensor::Vector(v)) => Some((name.to_string(), v)),
+                _ => None,
+            })
+            .collect();
+        Ok(ModelWeights { params, embeddings, layers, output_norm, output, rope_factors })
     }
 }
 
@@ -279,7 +384,7 @@ fn matrix(info: &TensorInfo, bytes: &[u8], row_order: Option<&[usize]>) -> Resul
     })
 }
 
-/// A 1-D F32 tensor (the norms).
+/// A 1-D F32 tensor (norms, biases, RoPE factors).
 fn vector(info: &TensorInfo, bytes: &[u8]) -> Result<Vec<f32>> {
     if info.dims.len() != 1 || info.ggml_type != GgmlType::F32 {
         return Err(Error::Model(format!(

@@ -7,8 +7,10 @@
 use crate::common;
 use std::path::PathBuf;
 
+use decoding_playground::model::arch::params::{ModelParams, RopeParams};
+use decoding_playground::model::arch::Architecture;
 use decoding_playground::model::gguf::{
-    llama_permutation, GgmlType, GgufHeader, GgufReader, LlamaParams, MetaValue, TensorInfo,
+    llama_permutation, GgmlType, GgufHeader, GgufReader, MetaValue, TensorInfo,
 };
 use decoding_playground::tokenizer::TextTokenizer;
 use decoding_playground::Error;
@@ -304,7 +306,12 @@ impl Writer {
 
     /// The tiny GGUF's metadata and tensors (metadata in key order).
     fn tiny() -> Self {
-        let mut reader = GgufReader::new(TINY_GGUF).unwrap();
+        Self::of(TINY_GGUF)
+    }
+
+    /// A GGUF's metadata and tensors (metadata in key order).
+    fn of(gguf: &[u8]) -> Self {
+        let mut reader = GgufReader::new(gguf).unwrap();
         let kvs = reader.header().metadata.clone().into_iter().collect();
         let mut tensors = Vec::new();
         while let Some((t, bytes)) = reader.next_tensor().unwrap() {
@@ -425,8 +432,9 @@ impl Buf for Chunked<'_> {
 
 // ------------------------------------------------------------------ (a) the tiny GGUF
 
-fn tiny_params() -> LlamaParams {
-    LlamaParams {
+fn tiny_params() -> ModelParams {
+    ModelParams {
+        arch: Architecture::named("llama").unwrap(),
         vocab_size: 512,
         hidden_size: 64,
         intermediate_size: 128,
@@ -435,9 +443,11 @@ fn tiny_params() -> LlamaParams {
         num_kv_heads: 2,
         head_dim: 16,
         context_length: 512,
-        rope_theta: 100000.0,
         rms_norm_eps: 1e-5,
         tied_embeddings: true,
+        rope: RopeParams::plain(100000.0, 512),
+        sliding_window: None,
+        final_softcap: None,
     }
 }
 
@@ -458,7 +468,7 @@ fn tiny_gguf_header_params_and_tensors_match_gguf_py() {
     want.sort_unstable();
     assert_eq!(keys, want, "the tiny GGUF has SmolLM2's metadata key set");
 
-    assert_eq!(LlamaParams::from_header(&h).unwrap(), tiny_params());
+    assert_eq!(ModelParams::from_header(&h).unwrap(), tiny_params());
     assert_eq!(h.architecture().unwrap(), "llama");
     assert_eq!(h.get_str("general.name").unwrap(), "tiny-random-llama");
     assert_eq!(h.get_u32("general.file_type").unwrap(), 3);
@@ -599,7 +609,7 @@ fn the_test_writer_round_trips_the_tiny_gguf() {
     let tiny = GgufReader::new(TINY_GGUF).unwrap().into_header();
     assert_eq!(h.metadata, tiny.metadata);
     assert_eq!(h.tensors, tiny.tensors);
-    assert_eq!(LlamaParams::from_header(&h).unwrap(), tiny_params());
+    assert_eq!(ModelParams::from_header(&h).unwrap(), tiny_params());
 }
 
 #[test]
@@ -621,7 +631,7 @@ fn quant_matrix_dequantises_the_tiny_tensors_like_gguf_py() {
     use decoding_playground::model::quant::QuantMatrix;
     let reference: Value = serde_json::from_str(TINY_REFERENCE).unwrap();
     let mut reader = GgufReader::new(TINY_GGUF).unwrap();
-    let params = LlamaParams::from_header(reader.header()).unwrap();
+    let params = ModelParams::from_header(reader.header()).unwrap();
     let mut n = 0;
     while let Some((t, bytes)) = reader.next_tensor().unwrap() {
         let want = reference["tensors"][n]["dequantized_sha256"]
@@ -806,10 +816,11 @@ fn smollm2_gguf_header_params_tokenizer_and_streaming() {
     for key in SMOLLM2_KEYS {
         assert!(h.get(key).is_some(), "{key}");
     }
-    let p = LlamaParams::from_header(&h).unwrap();
+    let p = ModelParams::from_header(&h).unwrap();
     assert_eq!(
         p,
-        LlamaParams {
+        ModelParams {
+            arch: Architecture::named("llama").unwrap(),
             vocab_size: 49152,
             hidden_size: 576,
             intermediate_size: 1536,
@@ -818,9 +829,11 @@ fn smollm2_gguf_header_params_tokenizer_and_streaming() {
             num_kv_heads: 3,
             head_dim: 64,
             context_length: 8192,
-            rope_theta: 100000.0,
             rms_norm_eps: 1e-5,
             tied_embeddings: true,
+            rope: RopeParams::plain(100000.0, 8192),
+            sliding_window: None,
+            final_softcap: None,
         }
     );
     assert_eq!(h.tensors.len(), 272);
@@ -1257,14 +1270,61 @@ fn other_alignments_and_no_tensors_parse() {
         .tensors
         .is_empty());
     assert_contains(
-        &model_error(LlamaParams::from_header(&h), "no tensors"),
+        &model_error(ModelParams::from_header(&h), "no tensors"),
         "is missing",
     );
 }
 
+/// What each architecture adds to the checks: its own keys and tensors, each refused by name.
+#[test]
+fn architecture_problems_are_named() {
+    let qwen3: &[u8] = include_bytes!("../../../models/tiny/archs/qwen3.gguf");
+    let gemma3: &[u8] = include_bytes!("../../../models/tiny/archs/gemma3.gguf");
+    let phi3: &[u8] = include_bytes!("../../../models/tiny/archs/phi3.gguf");
+    let params = |w: &Writer| ModelParams::from_header(&w.header());
+    let without = |gguf: &[u8], tensor: &str| {
+        let mut w = Writer::of(gguf);
+        w.tensors.retain(|t| t.0 != tensor);
+        w
+    };
+    assert_eq!(
+        model_error(params(&without(qwen3, "blk.1.attn_k_norm.weight")), "qwen3 k norm"),
+        "tensor `blk.1.attn_k_norm.weight` is missing"
+    );
+    assert_eq!(
+        model_error(params(&without(phi3, "blk.0.attn_qkv.weight")), "phi3 qkv"),
+        "tensor `blk.0.attn_q.weight` is missing"
+    );
+    for (gguf, key, value, msg) in [
+        (qwen3, "qwen3.attention.head_count", MetaValue::U32(2), "tensor `blk.0.attn_q.weight` has dims [64, 128] (ggml order), expected [64, 64]"),
+        (qwen3, "qwen3.attention.key_length", MetaValue::U32(31), "the head dimension 31 is odd"),
+        (qwen3, "qwen3.attention.value_length", MetaValue::U32(16), "`qwen3.attention.value_length` is 16, but the head dimension is 32"),
+        (gemma3, "gemma3.attention.sliding_window_pattern", MetaValue::Array(vec![MetaValue::Bool(true); 3]), "`gemma3.attention.sliding_window_pattern` must be 7 booleans"),
+        (gemma3, "gemma3.rope.freq_base_swa", MetaValue::F32(0.0), "`gemma3.rope.freq_base_swa` is 0, expected a positive number"),
+        (gemma3, "gemma3.final_logit_softcapping", MetaValue::F32(f32::NAN), "`gemma3.final_logit_softcapping` is NaN"),
+        (phi3, "phi3.rope.scaling.type", MetaValue::String("yarn".into()), "RoPE scaling `yarn` is not supported for phi3"),
+        (phi3, "general.architecture", MetaValue::String("mamba".into()), "architecture `mamba` is not supported"),
+        (phi3, "phi3.feed_forward_length", MetaValue::U32(64), "tensor `blk.0.ffn_up.weight` has dims [64, 256] (ggml order), expected [64, 128]"),
+    ] {
+        let mut w = Writer::of(gguf);
+        w.set(key, value);
+        assert_contains(&model_error(params(&w), key), msg);
+    }
+    // The layers a sliding window covers: the pattern's period, or one flag per layer.
+    let windows = |w: &Writer| params(w).unwrap().sliding_window.map(|(n, local)| (n, local));
+    let mut w = Writer::of(gemma3);
+    assert_eq!(windows(&w), Some((5, vec![true, true, true, true, true, false, true])));
+    w.set("gemma3.attention.sliding_window_pattern", MetaValue::U32(2));
+    assert_eq!(windows(&w), Some((5, vec![true, false, true, false, true, false, true])));
+    w.set("gemma3.attention.sliding_window", MetaValue::U32(0));
+    assert_eq!(windows(&w), None);
+    // phi3's window is ignored, as llama.cpp ignores it.
+    assert_eq!(windows(&Writer::of(phi3)), None);
+}
+
 #[test]
 fn metadata_problems_are_named_by_key() {
-    let params = |w: &Writer| LlamaParams::from_header(&w.header());
+    let params = |w: &Writer| ModelParams::from_header(&w.header());
 
     let mut w = Writer::tiny();
     w.remove("llama.block_count");
@@ -1313,13 +1373,13 @@ fn metadata_problems_are_named_by_key() {
     // rope.freq_base defaults to 10000, head_count_kv to head_count.
     let mut w = Writer::tiny();
     w.remove("llama.rope.freq_base");
-    assert_eq!(params(&w).unwrap().rope_theta, 10000.0);
+    assert_eq!(params(&w).unwrap().rope.base, 10000.0);
 
     let mut w = Writer::tiny();
     w.set("general.architecture", MetaValue::String("gpt2".into()));
     assert_eq!(
         model_error(params(&w), "gpt2"),
-        "architecture `gpt2` is not supported (llama family only)"
+        "architecture `gpt2` is not supported (supported: llama, qwen2, qwen3, gemma3, phi3)"
     );
     let mut w = Writer::tiny();
     w.remove("general.architecture");
@@ -1381,8 +1441,8 @@ fn metadata_problems_are_named_by_key() {
         ),
         (
             "llama.rope.scaling.type",
-            MetaValue::String("linear".into()),
-            "RoPE scaling `linear` is not supported",
+            MetaValue::String("yarn".into()),
+            "RoPE scaling `yarn` is not supported for llama",
         ),
         (
             "llama.expert_count",
@@ -1435,12 +1495,18 @@ fn metadata_problems_are_named_by_key() {
         &model_error(params(&w), "output.weight"),
         "tensor `output.weight` has dims [64, 256]",
     );
+    // Llama 3's RoPE factors are known, at their size; a tensor of no known role is refused.
     let mut w = Writer::tiny();
-    w.tensors
-        .push(("rope_freqs.weight".into(), vec![8], 0, vec![0; 32]));
+    w.tensors.push(("rope_freqs.weight".into(), vec![16], 0, vec![0; 64]));
     assert_contains(
         &model_error(params(&w), "rope_freqs"),
-        "tensor `rope_freqs.weight` is not part of",
+        "tensor `rope_freqs.weight` has dims [16] (ggml order), expected [8]",
+    );
+    let mut w = Writer::tiny();
+    w.tensors.push(("blk.0.ffn_gate_exps.weight".into(), vec![8], 0, vec![0; 32]));
+    assert_contains(
+        &model_error(params(&w), "experts"),
+        "tensor `blk.0.ffn_gate_exps.weight` is not part of a 2-layer llama model",
     );
 }
 
@@ -1481,7 +1547,7 @@ fn random_corruptions_never_panic() {
         let outcome = (|| -> decoding_playground::Result<()> {
             let mut r = GgufReader::new(&b[..])?;
             let h = r.header().clone();
-            let _ = LlamaParams::from_header(&h);
+            let _ = ModelParams::from_header(&h);
             let _ = h.tokenizer_meta();
             if let Ok(t) = TextTokenizer::from_gguf(&h) {
                 let _ = t.encode("Call me Ishmael. 12 <|im_end|>");

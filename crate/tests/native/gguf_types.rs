@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use crate::common::logit_agreement;
 use decoding_playground::model::formats::GgmlType;
-use decoding_playground::model::gguf::LlamaParams;
+use decoding_playground::model::arch::params::{ModelParams, RopeParams};
+use decoding_playground::model::arch::Architecture;
 use decoding_playground::model::quant::{random_blocks, Kernel, Lcg, QuantMatrix};
 use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel};
-use decoding_playground::model::weights::{LayerWeights, LlamaWeights, Matrix};
+use decoding_playground::model::weights::{LayerWeights, ModelWeights, Matrix};
 use decoding_playground::model::{bf16_bits_to_f32, EmbeddingStorage, EmbeddingTable};
 use decoding_playground::{LanguageModel, TractModel};
 use pollster::block_on;
@@ -31,10 +32,11 @@ fn matrix(ty: GgmlType, rows: usize, cols: usize, rng: &mut Lcg) -> Matrix {
     Matrix::Quant(Arc::new(QuantMatrix::from_gguf_blocks(ty, rows, cols, &blocks, None).unwrap()))
 }
 
-fn weights() -> LlamaWeights {
+fn weights() -> ModelWeights {
     use GgmlType::*;
     let mut rng = Lcg(23);
-    let params = LlamaParams {
+    let params = ModelParams {
+        arch: Architecture::named("llama").unwrap(),
         vocab_size: VOCAB,
         hidden_size: HIDDEN,
         intermediate_size: FFN,
@@ -43,9 +45,11 @@ fn weights() -> LlamaWeights {
         num_kv_heads: 2,
         head_dim: 64,
         context_length: 64,
-        rope_theta: 10000.0,
         rms_norm_eps: 1e-5,
         tied_embeddings: false,
+        rope: RopeParams::plain(10000.0, 64),
+        sliding_window: None,
+        final_softcap: None,
     };
     // Per layer: q, k, v, o, gate, up, down.
     let types = [[Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q4_K, Q6_K], [Q5_1, Q5_0, Q8_0, Q3_K, BF16, Q5_K, Q4_0]];
@@ -57,7 +61,12 @@ fn weights() -> LlamaWeights {
             q: matrix(t[0], HIDDEN, HIDDEN, &mut rng),
             k: matrix(t[1], kv, HIDDEN, &mut rng),
             v: matrix(t[2], kv, HIDDEN, &mut rng),
+            q_bias: None,
+            k_bias: None,
+            v_bias: None,
+            qk_norms: None,
             o: matrix(t[3], HIDDEN, HIDDEN, &mut rng),
+            post_norms: None,
             ffn_norm: vec![1.0; HIDDEN],
             gate: matrix(t[4], FFN, HIDDEN, &mut rng),
             up: matrix(t[5], FFN, HIDDEN, &mut rng),
@@ -67,7 +76,7 @@ fn weights() -> LlamaWeights {
     let Matrix::Quant(table) = matrix(Q4_K, VOCAB, HIDDEN, &mut rng) else { unreachable!() };
     let embeddings = EmbeddingTable::new(VOCAB, HIDDEN, EmbeddingStorage::Quant(table)).unwrap();
     let output = Some(matrix(Q6_K, VOCAB, HIDDEN, &mut rng));
-    LlamaWeights { params, embeddings, layers, output_norm: vec![1.0; HIDDEN], output }
+    ModelWeights { params, embeddings, layers, output_norm: vec![1.0; HIDDEN], output, rope_factors: vec![] }
 }
 
 #[test]
@@ -75,7 +84,7 @@ fn every_block_type_runs_alike_on_tract_and_webgpu() {
     let weights = weights();
     assert_eq!(weights.matrix_types(), ["F32", "Q3_K", "Q4_0", "Q4_K", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0"]);
     let ids: Vec<u32> = (0..40).map(|i| (i * 37 + 5) % VOCAB as u32).collect();
-    let mut cpu = TractModel::from_weights(&weights, Kernel::Simd).unwrap();
+    let mut cpu = TractModel::from_weights(&weights, Kernel::Simd, None).unwrap();
     let cpu_logits = block_on(cpu.prefill_all_logits(&ids)).unwrap();
     let options = GpuOptions { force_fallback_adapter: true, ..Default::default() };
     let mut gpu = block_on(WebGpuModel::new(&weights, &options)).expect("a WebGPU adapter; natively Mesa's lavapipe");

@@ -1,8 +1,8 @@
 //! The tract backend of [`LanguageModel`]: CPU inference, natively and in wasm32 (simd128
 //! kernels), for models from either format:
 //!
-//! - **GGUF** ([`TractModel::from_gguf`]): the Llama graph is built here from the GGUF's
-//!   hyper-parameters ([`llama_graph`]), and every block-quantised matrix is a [`QuantMatMul`]
+//! - **GGUF** ([`TractModel::from_gguf`]): the decoder graph of the file's architecture is
+//!   built here ([`graph`]), and every block-quantised matrix is a [`QuantMatMul`]
 //!   op that computes from the shared [`QuantMatrix`](super::quant::QuantMatrix) blocks with our
 //!   kernels; tract runs everything else (norms, RoPE, attention, the KV cache);
 //! - **ONNX** ([`TractModel::from_bytes`]): a checked [`OnnxDecoder`] graph, whose weights tract
@@ -22,7 +22,7 @@
 //! Should inference itself fail, the sequence is reset (the KV cache might hold part of the
 //! failed call).
 
-pub mod llama_graph;
+pub mod graph;
 mod quant_op;
 
 use std::sync::Arc;
@@ -34,10 +34,11 @@ use tract_onnx::tract_core::transform::get_transform;
 
 use super::onnx::{OnnxDecoder, ReadExternal, INPUT_NAMES};
 use super::quant::{Kernel, QuantMatrix};
-use super::weights::{GgufModel, LlamaWeights};
+use super::arch::decoder::soft_cap;
+use super::weights::{GgufModel, ModelWeights};
 use super::{check_truncate, EmbeddingTable, LanguageModel, ModelConfig};
 use tract_transformers::ops::dyn_kv_cache::DynKeyValueCacheState;
-use crate::error::{Error, Result};
+use crate::error::{check, Error, Result};
 use crate::tokenizer::TextTokenizer;
 
 pub use quant_op::QuantMatMul;
@@ -62,6 +63,8 @@ pub struct TractModel {
     weight_types: Vec<&'static str>,
     embeddings: EmbeddingTable,
     config: ModelConfig,
+    /// The architecture's final soft-cap of the logits (gemma3).
+    logit_softcap: Option<f32>,
     position: usize,
 }
 
@@ -108,10 +111,10 @@ impl TractModel {
         let kv_type = if kv_f16 { f16::datum_type() } else { f32::datum_type() };
         let (plan, slots) = build_plan(model, &config, kv_type, rewrites, (&Default::default(), Kernel::Simd), config.vocab_size)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
-        Ok(TractModel { plan, state: None, slots, head: None, weight_types, embeddings, config, position: 0 })
+        Ok(TractModel { plan, state: None, slots, head: None, weight_types, embeddings, config, logit_softcap: None, position: 0 })
     }
 
-    /// Loads a Llama-family model from a `.gguf` file streamed from `gguf` (in wasm, from JS in
+    /// Loads a model from a `.gguf` file streamed from `gguf` (in wasm, from JS in
     /// chunks), in the file's own precision, and returns it with the tokenizer from the file's
     /// metadata. Each tensor's bytes are dropped once its blocks are in place.
     pub fn from_gguf(gguf: impl Buf) -> Result<(Self, TextTokenizer)> {
@@ -122,34 +125,45 @@ impl TractModel {
     /// scalar reference, or f32 activations, to measure what the fast kernel costs in accuracy.
     pub fn from_gguf_with_kernel(gguf: impl Buf, kernel: Kernel) -> Result<(Self, TextTokenizer)> {
         let GgufModel { weights, tokenizer } = GgufModel::read(gguf)?;
-        Ok((Self::from_weights(&weights, kernel)?, tokenizer))
+        Ok((Self::from_weights(&weights, kernel, None)?, tokenizer))
     }
 
-    /// Builds the Llama graph over `weights`, sharing their quantised blocks (the CPU fallback of
-    /// the WebGPU backend uses the weights it uploaded).
-    pub fn from_weights(weights: &LlamaWeights, kernel: Kernel) -> Result<Self> {
-        let (proto, quantised, head) = llama_graph::onnx_graph(weights);
+    /// Builds the decoder graph over `weights` for at most `context_length` positions (`None`:
+    /// the model's own), sharing their quantised blocks (the CPU fallback of the WebGPU backend
+    /// uses the weights it uploaded). The context chooses LongRoPE's factors, as llama.cpp's
+    /// does; a later [`set_context_length`](Self::set_context_length) keeps them.
+    pub fn from_weights(weights: &ModelWeights, kernel: Kernel, context_length: Option<usize>) -> Result<Self> {
+        let p = &weights.params;
+        let context_length = context_length.unwrap_or(p.context_length);
+        check(
+            (1..=p.context_length).contains(&context_length),
+            "contextLength",
+            "at least 1 and at most the model's context length",
+            format!("{context_length} (the model's is {})", p.context_length),
+        )?;
+        let (proto, quantised, head) = graph::onnx_graph(weights, context_length);
         let config = ModelConfig {
-            vocab_size: weights.params.vocab_size,
-            hidden_size: weights.params.hidden_size,
-            num_layers: weights.params.num_layers,
-            num_key_value_heads: weights.params.num_kv_heads,
-            head_dim: weights.params.head_dim,
-            context_length: weights.params.context_length,
+            vocab_size: p.vocab_size,
+            hidden_size: p.hidden_size,
+            num_layers: p.num_layers,
+            num_key_value_heads: p.num_kv_heads,
+            head_dim: p.head_dim,
+            context_length,
         };
         let mut onnx = tract_onnx::onnx();
         onnx.op_register.insert(QuantMatMul::ONNX_OP, quant_op::onnx_builder);
         let model = onnx
             .with_ignore_value_info(true)
             .model_for_proto_model(&proto)
-            .map_err(|e| tract_error("cannot build the Llama graph", e))?;
+            .map_err(|e| tract_error("cannot build the decoder graph", e))?;
         drop(proto);
         let width = if head.is_some() { config.hidden_size } else { config.vocab_size };
         let (plan, slots) = build_plan(model, &config, f32::datum_type(), Rewrites::ByName, (&quantised, kernel), width)
             .map_err(|e| tract_error("cannot prepare the model", e))?;
         let head = head.map(|h| (h, kernel));
         let (embeddings, weight_types) = (weights.embeddings.clone(), weights.matrix_types());
-        Ok(TractModel { plan, state: None, slots, head, weight_types, embeddings, config, position: 0 })
+        let logit_softcap = weights.params.final_softcap;
+        Ok(TractModel { plan, state: None, slots, head, weight_types, embeddings, config, logit_softcap, position: 0 })
     }
 
     /// [`from_bytes`](Self::from_bytes) with the text of a `config.json`.
@@ -255,8 +269,9 @@ impl TractModel {
             Ok(logits)
         };
         match read() {
-            Ok(values) => {
+            Ok(mut values) => {
                 self.position += s;
+                soft_cap(self.logit_softcap, &mut values);
                 Ok(values)
             }
             Err(e) => {
@@ -340,7 +355,7 @@ fn build_plan(
     config: &ModelConfig,
     kv_type: DatumType,
     rewrites: Rewrites,
-    (quantised, kernel): (&llama_graph::QuantisedWeights, Kernel),
+    (quantised, kernel): (&graph::QuantisedWeights, Kernel),
     output_width: usize,
 ) -> TractResult<(Arc<TypedRunnableModel>, Vec<usize>)> {
     let s = model.symbols.sym("S");
@@ -477,15 +492,8 @@ mod tests {
         assert_close(pollster::block_on(by_name.prefill_all_logits(&ids)).unwrap(), pollster::block_on(direct.prefill_all_logits(&ids)).unwrap());
         assert_close(pollster::block_on(by_name.step_token(452)).unwrap(), pollster::block_on(direct.step_token(452)).unwrap());
         // Every rewrite fired (2 layers): the same ops either way.
-        let ops = |m: &TractModel| {
-            let mut ops = std::collections::BTreeMap::<String, usize>::new();
-            for node in m.plan.model().nodes() {
-                *ops.entry(node.op().name().to_string()).or_default() += 1;
-            }
-            ops
-        };
-        let found = ops(&by_name);
-        assert_eq!(found, ops(&direct));
+        let found = op_counts(&by_name);
+        assert_eq!(found, op_counts(&direct));
         for (op, n) in [
             ("DynamicKeyValueCache", 4),
             ("ApplyRope", 4),
@@ -493,6 +501,46 @@ mod tests {
             ("RmsNorm", 5),
         ] {
             assert_eq!(found.get(op), Some(&n), "{op}: {found:?}");
+        }
+    }
+
+    fn op_counts(m: &TractModel) -> std::collections::BTreeMap<String, usize> {
+        let mut ops = std::collections::BTreeMap::new();
+        for node in m.plan.model().nodes() {
+            *ops.entry(node.op().name().to_string()).or_default() += 1;
+        }
+        ops
+    }
+
+    /// The graph built for each architecture keeps the shapes tract-transformers fuses: one KV
+    /// cache per K and V, RoPE on Q and K, one masked softmax and the RMSNorms of every layer
+    /// (sliding-window layers included), so that no architecture runs unfused, slower ops.
+    #[test]
+    fn every_architecture_graph_is_rewritten_into_fused_ops() {
+        let archs: [(&str, &[u8], usize); 6] = [
+            ("tiny llama", include_bytes!("../../../../models/tiny/model.gguf"), 2),
+            ("llama3", include_bytes!("../../../../models/tiny/archs/llama3.gguf"), 3),
+            ("qwen2", include_bytes!("../../../../models/tiny/archs/qwen2.gguf"), 3),
+            ("qwen3", include_bytes!("../../../../models/tiny/archs/qwen3.gguf"), 3),
+            ("gemma3", include_bytes!("../../../../models/tiny/archs/gemma3.gguf"), 7),
+            ("phi3", include_bytes!("../../../../models/tiny/archs/phi3.gguf"), 3),
+        ];
+        for (name, gguf, layers) in archs {
+            let (model, _) = TractModel::from_gguf(gguf).unwrap();
+            let found = op_counts(&model);
+            let norms = match name {
+                "qwen3" => 4 * layers + 1,
+                "gemma3" => 6 * layers + 1,
+                _ => 2 * layers + 1,
+            };
+            for (op, n) in [
+                ("DynamicKeyValueCache", 2 * layers),
+                ("ApplyRope", 2 * layers),
+                ("ScaledMaskedSoftmax", layers),
+                ("RmsNorm", norms),
+            ] {
+                assert_eq!(found.get(op), Some(&n), "{name}, {op}: {found:?}");
+            }
         }
     }
 }

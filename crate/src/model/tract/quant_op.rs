@@ -13,7 +13,7 @@ use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::llama_graph::QuantisedWeights;
+use super::graph::QuantisedWeights;
 use crate::model::quant::{Kernel, QuantMatrix};
 
 /// `y[.., n] = Σ_k x[.., k] · W[n, k]`, with `W` a [`QuantMatrix`].
@@ -27,7 +27,7 @@ pub struct QuantMatMul {
 }
 
 impl QuantMatMul {
-    /// The op type of the node in the ONNX graph built by [`super::llama_graph`].
+    /// The op type of the node in the ONNX graph built by [`super::graph`].
     pub const ONNX_OP: &'static str = "PlaygroundQuantMatMul";
 }
 

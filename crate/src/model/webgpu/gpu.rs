@@ -83,7 +83,9 @@ pub(super) struct Kernels {
     pub rmsnorm: Kernel,
     pub rope_store: Kernel,
     pub attention: Kernel,
-    pub swiglu: Kernel,
+    pub glu: Kernel,
+    pub add: Kernel,
+    pub scale: Kernel,
 }
 
 impl Kernels {
@@ -447,6 +449,8 @@ fn compile_kernels(device: &wgpu::Device) -> Kernels {
         rmsnorm: kernel("rmsnorm", include_str!("kernels/rmsnorm.wgsl"), &[true, false, true]),
         rope_store: kernel("rope_store", &heads(include_str!("kernels/rope_store.wgsl")), &[false, true, true, false, false, true]),
         attention: kernel("attention", &heads(include_str!("kernels/attention.wgsl")), &[true, true, true, false]),
-        swiglu: kernel("swiglu", include_str!("kernels/swiglu.wgsl"), &[false, true]),
+        glu: kernel("glu", include_str!("kernels/glu.wgsl"), &[false, true]),
+        add: kernel("add", include_str!("kernels/add.wgsl"), &[false, true]),
+        scale: kernel("scale", include_str!("kernels/scale.wgsl"), &[false]),
     }
 }

@@ -1,8 +1,9 @@
-//! The WebGPU backend of [`LanguageModel`]: the Llama forward pass in WGSL compute kernels
-//! (`kernels/`, one file per kernel and per weight format), through wgpu. In wasm it runs on the
+//! The WebGPU backend of [`LanguageModel`]: the decoder's forward pass (the layer loop of
+//! `arch::decoder`, recorded as dispatches by [`builder`]) in WGSL compute kernels (`kernels/`,
+//! one file per kernel and per weight format), through wgpu. In wasm it runs on the
 //! browser's WebGPU; natively on Vulkan (lavapipe, Mesa's software driver, for the tests).
 //!
-//! It reads the same [`LlamaWeights`] as the tract backend: quantised matrices are uploaded in
+//! It reads the same [`ModelWeights`] as the tract backend: quantised matrices are uploaded in
 //! the CPU's repacked layout (`QuantMatrix::packed_parts`), so there is one loader and one
 //! layout. The math is f32 throughout (SwiftShader has no `shader-f16`): weights are widened in
 //! the kernels, activations stay f32 (the CPU kernels quantise them to int16), so the two
@@ -13,15 +14,18 @@
 //! whose logits are wanted are projected and read back, once per submit. The KV cache lives in
 //! GPU buffers for [`GpuOptions::context_length`] positions.
 
+mod builder;
 mod gpu;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
 
 pub use gpu::{AdapterSummary, Gpu};
 
-use gpu::{gpu_error, Bound, GpuMatrix, Step};
+use builder::{GpuBuilder, Slot};
+use gpu::{gpu_error, Bound, Step};
 
-use super::weights::{GgufModel, LlamaWeights};
+use super::arch::decoder::{self, soft_cap};
+use super::weights::{GgufModel, ModelWeights};
 use super::{EmbeddingTable, LanguageModel};
 use crate::error::{check, Error, Result};
 use crate::tokenizer::TextTokenizer;
@@ -60,8 +64,8 @@ enum Groups {
     Rows(usize),
     /// The output projection: like `Rows`, for the tokens whose logits are read.
     HeadRows(usize),
-    /// One workgroup per token.
-    Tokens,
+    /// One workgroup per row: `n` rows per token.
+    TokenRows(usize),
     /// One workgroup per (head, token).
     HeadsByTokens(usize),
     /// 256-invocation workgroups over `width` values per token.
@@ -74,14 +78,14 @@ impl Groups {
         match self {
             Groups::Rows(rows) => [c(rows.div_ceil(8)), c(tokens), 1],
             Groups::HeadRows(rows) => [c(rows.div_ceil(8)), c(logit_rows), 1],
-            Groups::Tokens => [c(tokens), 1, 1],
+            Groups::TokenRows(n) => [c(tokens * n), 1, 1],
             Groups::HeadsByTokens(heads) => [c(heads), c(tokens), 1],
             Groups::Elements(width) => [c((tokens * width).div_ceil(256)), 1, 1],
         }
     }
 }
 
-/// The Llama forward pass on a WebGPU device, holding one sequence's KV cache.
+/// The decoder's forward pass on a WebGPU device, holding one sequence's KV cache.
 pub struct WebGpuModel {
     gpu: Gpu,
     /// Every layer's dispatches, then the final norm.
@@ -95,6 +99,8 @@ pub struct WebGpuModel {
     vocab_size: usize,
     context_length: usize,
     weight_types: Vec<&'static str>,
+    /// The architecture's final soft-cap of the logits (gemma3).
+    logit_softcap: Option<f32>,
     position: usize,
 }
 
@@ -115,12 +121,12 @@ impl WebGpuModel {
     }
 
     /// Opens an adapter and uploads `weights`.
-    pub async fn new(weights: &LlamaWeights, options: &GpuOptions) -> Result<Self> {
+    pub async fn new(weights: &ModelWeights, options: &GpuOptions) -> Result<Self> {
         let gpu = Gpu::new(options.force_fallback_adapter).await?;
         Self::with_gpu(gpu, weights, options).await
     }
 
-    pub async fn with_gpu(gpu: Gpu, weights: &LlamaWeights, options: &GpuOptions) -> Result<Self> {
+    pub async fn with_gpu(gpu: Gpu, weights: &ModelWeights, options: &GpuOptions) -> Result<Self> {
         let p = &weights.params;
         let context_length = options.context_length.unwrap_or(p.context_length.min(DEFAULT_GPU_CONTEXT));
         check(
@@ -141,74 +147,32 @@ impl WebGpuModel {
         Ok(model)
     }
 
-    fn build(gpu: Gpu, weights: &LlamaWeights, context_length: usize) -> Result<Self> {
+    fn build(gpu: Gpu, weights: &ModelWeights, context_length: usize) -> Result<Self> {
         let p = &weights.params;
-        let (d, ffn, vocab) = (p.hidden_size, p.intermediate_size, p.vocab_size);
-        let (q_width, kv_width) = (p.num_heads * p.head_dim, p.num_kv_heads * p.head_dim);
-        let floats = |label: &str, n: usize| gpu.zeroed(label, MAX_CHUNK * n);
-        let x = floats("x", d)?;
-        let normed = floats("normed", d)?;
-        let q = floats("q", q_width)?;
-        let k = floats("k", kv_width)?;
-        let v = floats("v", kv_width)?;
-        let attended = floats("attended", q_width)?;
-        let gate = floats("gate", ffn)?;
-        let up = floats("up", ffn)?;
-        let logits = floats("logits", vocab)?;
-        let staging = gpu.staging(MAX_CHUNK * vocab);
-        let angles = gpu.storage("rope angles", bytemuck::cast_slice(&rope_angles(p.rope_theta, p.head_dim, context_length)))?;
-        let heads = [p.num_heads as u32, p.num_kv_heads as u32, p.head_dim as u32, 0];
-        let norm_dims = [d as u32, p.rms_norm_eps.to_bits(), 0, 0];
-        let kernels = &gpu.kernels;
-        let dispatch = |bound, groups| Dispatch { bound, groups };
-        let matmul = |w: &GpuMatrix, x, out, accumulate| dispatch(gpu.bind_matmul(w, x, out, accumulate, false), Groups::Rows(w.rows));
-        let mut body = Vec::new();
-        for (l, layer) in weights.layers.iter().enumerate() {
-            let name = |what: &str| format!("blk.{l}.{what}");
-            let upload = |what: &str, m| gpu.upload(&name(what), m);
-            let [wq, wk, wv, wo, wg, wu, wd] = [
-                upload("attn_q", &layer.q)?,
-                upload("attn_k", &layer.k)?,
-                upload("attn_v", &layer.v)?,
-                upload("attn_output", &layer.o)?,
-                upload("ffn_gate", &layer.gate)?,
-                upload("ffn_up", &layer.up)?,
-                upload("ffn_down", &layer.down)?,
-            ];
-            let attn_norm = gpu.storage(&name("attn_norm"), bytemuck::cast_slice(&layer.attn_norm))?;
-            let ffn_norm = gpu.storage(&name("ffn_norm"), bytemuck::cast_slice(&layer.ffn_norm))?;
-            let k_cache = gpu.zeroed(&name("k cache"), context_length * kv_width)?;
-            let v_cache = gpu.zeroed(&name("v cache"), context_length * kv_width)?;
-            body.extend([
-                dispatch(gpu.bind(&kernels.rmsnorm, norm_dims, &[&x, &normed, &attn_norm]), Groups::Tokens),
-                matmul(&wq, &normed, &q, false),
-                matmul(&wk, &normed, &k, false),
-                matmul(&wv, &normed, &v, false),
-                dispatch(gpu.bind(&kernels.rope_store, heads, &[&q, &k, &v, &k_cache, &v_cache, &angles]), Groups::Tokens),
-                dispatch(gpu.bind(&kernels.attention, heads, &[&q, &k_cache, &v_cache, &attended]), Groups::HeadsByTokens(p.num_heads)),
-                matmul(&wo, &attended, &x, true),
-                dispatch(gpu.bind(&kernels.rmsnorm, norm_dims, &[&x, &normed, &ffn_norm]), Groups::Tokens),
-                matmul(&wg, &normed, &gate, false),
-                matmul(&wu, &normed, &up, false),
-                dispatch(gpu.bind(&kernels.swiglu, [ffn as u32, 0, 0, 0], &[&gate, &up]), Groups::Elements(ffn)),
-                matmul(&wd, &gate, &x, true),
-            ]);
+        let vocab = p.vocab_size;
+        let mut builder = GpuBuilder::new(&gpu, weights, context_length)?;
+        let normed = decoder::build(&mut builder, weights, Slot::X);
+        if let Some(e) = builder.error.take() {
+            return Err(e);
         }
-        let output_norm = gpu.storage("output_norm", bytemuck::cast_slice(&weights.output_norm))?;
-        body.push(dispatch(gpu.bind(&kernels.rmsnorm, norm_dims, &[&x, &normed, &output_norm]), Groups::Tokens));
+        let logits = gpu.zeroed("logits", MAX_CHUNK * vocab)?;
+        let staging = gpu.staging(MAX_CHUNK * vocab);
         let output = gpu.upload("output", &weights.output_matrix())?;
-        let head = dispatch(gpu.bind_matmul(&output, &normed, &logits, false, true), Groups::HeadRows(output.rows));
+        let bound = gpu.bind_matmul(&output, builder.buffer(normed), &logits, false, true);
+        let head = Dispatch { bound, groups: Groups::HeadRows(output.rows) };
+        let (input, body) = (builder.buffer(Slot::X).clone(), builder.body);
         Ok(WebGpuModel {
             gpu,
             body,
             head,
-            input: x,
+            input,
             logits,
             staging,
             embeddings: weights.embeddings.clone(),
             vocab_size: vocab,
             context_length,
             weight_types: weights.matrix_types(),
+            logit_softcap: p.final_softcap,
             position: 0,
         })
     }
@@ -271,7 +235,9 @@ impl WebGpuModel {
             return gpu.run(&dispatches, None).await;
         }
         dispatches.push((&self.head.bound, self.head.groups.count(tokens, logit_rows)));
-        gpu.run(&dispatches, Some((&self.logits, logit_rows * self.vocab_size, &self.staging))).await
+        let mut logits = gpu.run(&dispatches, Some((&self.logits, logit_rows * self.vocab_size, &self.staging))).await?;
+        soft_cap(self.logit_softcap, &mut logits);
+        Ok(logits)
     }
 }
 
@@ -318,15 +284,4 @@ impl LanguageModel for WebGpuModel {
     fn reset(&mut self) {
         self.position = 0;
     }
-}
-
-/// `[position][head_dim / 2]` cosines, then the sines, of HF's RoPE angles `position · θ^(−2i/d)`,
-/// computed as the tract graph computes them (libm's pow in f64, then f32).
-fn rope_angles(theta: f32, head_dim: usize, positions: usize) -> Vec<f32> {
-    let half = head_dim / 2;
-    let inv_freq: Vec<f32> =
-        (0..half).map(|i| (1.0 / libm::pow(theta as f64, (2 * i) as f64 / head_dim as f64)) as f32).collect();
-    let angle = |pos: usize, i: usize| pos as f32 * inv_freq[i];
-    let table = |f: fn(f32) -> f32| (0..positions).flat_map(move |pos| (0..half).map(move |i| f(angle(pos, i))));
-    table(libm::cosf).chain(table(libm::sinf)).collect()
 }

@@ -4,7 +4,9 @@
 use pollster::block_on;
 
 use super::gpu::{Bound, Gpu, Step};
-use super::rope_angles;
+use super::builder::rope_angles;
+use crate::model::arch::decoder::inverse_frequencies;
+use crate::model::arch::params::LayerRope;
 use crate::model::f16_bits_to_f32;
 use crate::model::formats::GgmlType;
 use crate::model::quant::{random_activations, random_blocks, Lcg, QuantMatrix};
@@ -134,19 +136,46 @@ fn rmsnorm_matches_the_reference() {
 }
 
 #[test]
-fn swiglu_matches_the_reference() {
+fn glu_matches_the_reference_for_silu_and_gelu() {
     let gpu = gpu();
     let mut rng = Lcg(11);
     let (width, tokens) = (300, 3);
     let gate: Vec<f32> = random(width * tokens, &mut rng).iter().map(|v| v * 8.0).collect();
     let up = random(width * tokens, &mut rng);
-    let gate_buffer = buffer(&gpu, &gate);
-    let bound = gpu.bind(&gpu.kernels.swiglu, [width as u32, 0, 0, 0], &[&gate_buffer, &buffer(&gpu, &up)]);
+    let silu = |g: f64| g / (1.0 + (-g).exp());
+    let gelu = |g: f64| 0.5 * g * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * g * (1.0 + 0.044715 * g * g)).tanh());
+    for (gelu_flag, act) in [(0, &silu as &dyn Fn(f64) -> f64), (1, &gelu)] {
+        let gate_buffer = buffer(&gpu, &gate);
+        let bound = gpu.bind(&gpu.kernels.glu, [width as u32, gelu_flag, 0, 0], &[&gate_buffer, &buffer(&gpu, &up)]);
+        let step = Step { tokens: tokens as u32, start: 0, logits_from: 0 };
+        let got = run(&gpu, step, &bound, [(width * tokens).div_ceil(256) as u32, 1, 1], &gate_buffer, width * tokens);
+        let want: Vec<f64> = gate.iter().zip(&up).map(|(&g, &u)| act(g as f64) * u as f64).collect();
+        let scale: Vec<f64> = want.iter().map(|v| v.abs() * 10.0).collect();
+        assert_close(&format!("glu (gelu: {gelu_flag})"), &got, &want, &scale);
+    }
+}
+
+#[test]
+fn add_and_scale_match_the_reference() {
+    let gpu = gpu();
+    let mut rng = Lcg(12);
+    let (width, tokens) = (70, 3);
+    let x = random(width * tokens, &mut rng);
+    let y = random(width * tokens, &mut rng);
     let step = Step { tokens: tokens as u32, start: 0, logits_from: 0 };
-    let got = run(&gpu, step, &bound, [(width * tokens).div_ceil(256) as u32, 1, 1], &gate_buffer, width * tokens);
-    let want: Vec<f64> = gate.iter().zip(&up).map(|(&g, &u)| g as f64 / (1.0 + (-g as f64).exp()) * u as f64).collect();
-    let scale: Vec<f64> = want.iter().map(|v| v.abs() * 10.0).collect();
-    assert_close("swiglu", &got, &want, &scale);
+    let groups = [(width * tokens).div_ceil(256) as u32, 1, 1];
+    for broadcast in [0, 1] {
+        let xb = buffer(&gpu, &x);
+        let bound = gpu.bind(&gpu.kernels.add, [width as u32, broadcast, 0, 0], &[&xb, &buffer(&gpu, &y)]);
+        let got = run(&gpu, step, &bound, groups, &xb, width * tokens);
+        let want: Vec<f64> = (0..x.len()).map(|i| x[i] as f64 + y[if broadcast == 1 { i % width } else { i }] as f64).collect();
+        assert_close(&format!("add (broadcast: {broadcast})"), &got, &want, &vec![1.0; want.len()]);
+    }
+    let xb = buffer(&gpu, &x);
+    let bound = gpu.bind(&gpu.kernels.scale, [width as u32, 8f32.to_bits(), 0, 0], &[&xb]);
+    let got = run(&gpu, step, &bound, groups, &xb, width * tokens);
+    let want: Vec<f64> = x.iter().map(|&v| v as f64 * 8.0).collect();
+    assert_close("scale", &got, &want, &vec![1.0; want.len()]);
 }
 
 /// HF's rotate_half RoPE of one head vector at `pos`, in f64 from the same f32 angle table.
@@ -168,10 +197,12 @@ fn rope(v: &[f32], angles: &[f32], pos: usize, positions: usize) -> Vec<f64> {
 fn rope_and_attention_match_the_reference() {
     let gpu = gpu();
     let mut rng = Lcg(3);
-    for (heads, kv_heads, head_dim, start, tokens) in [(4, 2, 16, 70, 3), (9, 3, 64, 0, 2), (2, 1, 256, 130, 1)] {
+    for (heads, kv_heads, head_dim, start, tokens, window) in
+        [(4, 2, 16, 70, 3, 0), (9, 3, 64, 0, 2, 0), (2, 1, 256, 130, 1, 0), (4, 1, 32, 70, 3, 5), (2, 2, 16, 100, 2, 80)]
+    {
         let positions = start + tokens + 5;
         let (q_width, kv_width) = (heads * head_dim, kv_heads * head_dim);
-        let angles = rope_angles(10000.0, head_dim, positions);
+        let angles = rope_angles(&inverse_frequencies(&LayerRope { base: 10000.0, freq_scale: 1.0, attn_factor: 1.0 }, head_dim, None), 1.0, positions);
         let q = random(tokens * q_width, &mut rng);
         let k = random(tokens * kv_width, &mut rng);
         let v = random(tokens * kv_width, &mut rng);
@@ -180,7 +211,7 @@ fn rope_and_attention_match_the_reference() {
         let mut v_cache: Vec<f32> = random(positions * kv_width, &mut rng);
         let buffers = [&q, &k, &v, &k_cache, &v_cache, &angles].map(|b| buffer(&gpu, b));
         let [qb, kb, vb, kcb, vcb, ab] = &buffers;
-        let dims = [heads as u32, kv_heads as u32, head_dim as u32, 0];
+        let dims = [heads as u32, kv_heads as u32, head_dim as u32, window as u32];
         let step = Step { tokens: tokens as u32, start: start as u32, logits_from: 0 };
         let rope_bound = gpu.bind(&gpu.kernels.rope_store, dims, &[qb, kb, vb, kcb, vcb, ab]);
         let out = buffer(&gpu, &vec![0.0; tokens * q_width]);
@@ -209,7 +240,8 @@ fn rope_and_attention_match_the_reference() {
             for h in 0..heads {
                 let kv = h / (heads / kv_heads);
                 let qv = &rotated_q[t * heads + h];
-                let scores: Vec<f64> = (0..=start + t)
+                let first = if window > 0 { (start + t + 1).saturating_sub(window) } else { 0 };
+                let scores: Vec<f64> = (first..=start + t)
                     .map(|j| {
                         let kr = &k_cache[j * kv_width + kv * head_dim..][..head_dim];
                         qv.iter().zip(kr).map(|(a, &b)| a * b as f64).sum::<f64>() / (head_dim as f64).sqrt()
@@ -219,11 +251,11 @@ fn rope_and_attention_match_the_reference() {
                 let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let total: f64 = weights.iter().sum();
                 for d in 0..head_dim {
-                    want.push((0..weights.len()).map(|j| weights[j] * v_cache[j * kv_width + kv * head_dim + d] as f64).sum::<f64>() / total);
+                    want.push((0..weights.len()).map(|j| weights[j] * v_cache[(first + j) * kv_width + kv * head_dim + d] as f64).sum::<f64>() / total);
                 }
             }
         }
         let scale = vec![10.0; want.len()];
-        assert_close(&format!("attention {heads}/{kv_heads} heads of {head_dim}, {start} cached + {tokens}"), &got, &want, &scale);
+        assert_close(&format!("attention {heads}/{kv_heads} heads of {head_dim}, {start} cached + {tokens}, window {window}"), &got, &want, &scale);
     }
 }

@@ -1,7 +1,7 @@
 // Causal grouped-query attention of token t (y), head h (x) over the cached positions
-// 0..=step.start + t: softmax(q·K / sqrt(head_dim)) · V, computed over chunks of 64 positions
-// with a running max (online softmax), so any context fits in 16 KiB of workgroup memory.
-// `dims` (heads, kv_heads, head_dim): heads.wgsl.
+// 0..=step.start + t (the last `dims.window` of them, when set): softmax(q·K / sqrt(head_dim)) · V,
+// computed over chunks of 64 positions with a running max (online softmax), so any context fits
+// in 16 KiB of workgroup memory. `dims` (heads, kv_heads, head_dim, window): heads.wgsl.
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> k_cache: array<f32>;
 @group(0) @binding(4) var<storage, read> v_cache: array<f32>;
@@ -38,6 +38,10 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
     let kv_width = dims.kv_heads * hd;
     let scale = inverseSqrt(f32(hd));
     let len = step.start + t + 1u;
+    var first = 0u;
+    if (dims.window != 0u && len > dims.window) {
+        first = len - dims.window;
+    }
     let q_base = (t * dims.heads + h) * hd;
     for (var d = local; d < hd; d += 64u) {
         query[d] = q[q_base + d];
@@ -47,7 +51,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
     var acc = vec4<f32>(0.0);
     var running_max = LOWEST;
     var total = 0.0;
-    for (var c = 0u; c < len; c += CHUNK) {
+    for (var c = first; c < len; c += CHUNK) {
         let j = c + local;
         var score = LOWEST;
         if (j < len) {

@@ -1,4 +1,5 @@
-// out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, one workgroup per token.
+// out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, one workgroup per row r of `width` values
+// (a token's hidden state, or one head of a token's Q or K).
 struct Dims {
     width: u32,
     eps: f32,
