@@ -2,6 +2,7 @@
 //! token ids that both platforms must reproduce exactly.
 #![allow(dead_code)]
 
+pub mod archs;
 pub mod failing;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod smollm2;

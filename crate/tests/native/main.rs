@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod architectures;
 mod chat;
 mod errors;
 mod fixtures;

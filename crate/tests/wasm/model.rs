@@ -12,7 +12,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
-fn js(json: &str) -> JsValue {
+pub fn js(json: &str) -> JsValue {
     js_sys::JSON::parse(json).expect("test JSON parses")
 }
 
@@ -29,7 +29,7 @@ fn model() -> Model {
 }
 
 /// `Model.fromGguf` as JS calls it: a promise of a Model.
-async fn from_gguf(bytes: &[u8], options: JsValue) -> Result<Model, JsValue> {
+pub async fn from_gguf(bytes: &[u8], options: JsValue) -> Result<Model, JsValue> {
     let model = JsFuture::from(Model::from_gguf(bytes.into(), options)).await?;
     Ok(Model::try_from_js_value(model).expect("a Model"))
 }
