@@ -20,6 +20,22 @@ if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 bash scripts/setup.sh >/tmp/decoding-playground-setup.log 2>&1 || {
   cat /tmp/decoding-playground-setup.log; exit 1; }
 
+# Each stage's start, so that the run ends with the time each took (setup began with the script).
+stages=("0 setup (scripts/setup.sh)")
+stage() {
+  stages+=("$SECONDS $1")
+  echo "== $1"
+}
+stage_times() {
+  local i end name start
+  stages+=("$SECONDS end")
+  for ((i = 0; i + 1 < ${#stages[@]}; i++)); do
+    read -r start name <<<"${stages[$i]}"
+    read -r end _ <<<"${stages[$((i + 1))]}"
+    printf '%6d s  %s\n' $((end - start)) "$name"
+  done
+}
+
 # Every runner's output also goes to a log, so that one closing line can count them all.
 log=$(mktemp)
 exec > >(tee "$log") 2>&1
@@ -42,15 +58,15 @@ fi
 # The full run has built the models (scripts/setup.sh): a test that needs one fails without it.
 export DECODING_PLAYGROUND_REQUIRE_MODELS=1
 
-echo "== native tests ($(df -h --output=avail . | tail -1 | tr -d ' ') of disk free)"
+stage "native tests ($(df -h --output=avail . | tail -1 | tr -d ' ') of disk free)"
 cargo test --workspace
 # Benchmarks and examples are not run here (they print figures, not verdicts), but must build.
 cargo build --workspace --benches --examples
 
-echo "== wasm tests in Node"
+stage "wasm tests in Node"
 (cd crate && wasm-pack test --node -- --test wasm)
 
-echo "== wasm tests in headless Chromium"
+stage "wasm tests in headless Chromium"
 # The runner gives the whole page, every test of a binary together, WASM_BINDGEN_TEST_TIMEOUT
 # seconds (20 by default); the wasm binary's debug-build model tests take about that on 2 cores, and ran
 # past it in CI. A hung test still fails, after 10 minutes.
@@ -58,33 +74,34 @@ echo "== wasm tests in headless Chromium"
 
 # --- npm package: pack it, npm install the tarball in a fresh folder, run its Node, TypeScript,
 # Vite + Chromium consumers and the README example; prints its own "test result:" lines.
-echo "== npm package (tests/npm/run.sh)"
+stage "npm package (tests/npm/run.sh)"
 bash tests/npm/run.sh
 # --- end npm package
 
-echo "== web: wasm package for the page (release)"
+stage "web: wasm package for the page (release)"
 bash scripts/web-pkg.sh
 
-echo "== web: typecheck and build"
+stage "web: typecheck and build"
 npm run --silent typecheck
 npm run --silent build
 
 # vitest and node:test print their own totals; each is turned into a cargo-style
 # "test result:" line so that the summary below counts them too.
-echo "== web: unit tests (vitest)"
+stage "web: unit tests (vitest)"
 vitest_json=$(mktemp)
 npx vitest run --reporter=default --reporter=json --outputFile.json="$vitest_json"
 node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   console.log(`test result: ${r.success ? "ok" : "FAILED"}. ${r.numPassedTests} passed; ${r.numFailedTests} failed (vitest)`)' "$vitest_json"
 
-echo "== web: end-to-end tests in headless Chromium (tiny model, then SmolLM2)"
+stage "web: end-to-end tests in headless Chromium (tiny model, then SmolLM2)"
 e2e_tap=$(mktemp)
 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$e2e_tap" tests/e2e/
 awk '/^# pass / { p = $3 } /^# fail / { f = $3 }
      END { printf "test result: %s. %d passed; %d failed (e2e)\n", f ? "FAILED" : "ok", p, f }' "$e2e_tap"
 
-echo "== all tests passed"
+echo "== all tests passed; each stage took:"
+stage_times
 # cargo and wasm-bindgen-test print "test result: ok. N passed; M failed; ..." per binary.
 awk '/test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
