@@ -61,5 +61,10 @@ export const MAX_MODEL_BYTES: number;
  * checks Files itself, before reading them. */
 export function checkModelSize(bytes: number, what?: string): void;
 
+/** The files a URL's load fetches first, as `loadModel` finds them: a GGUF's parts (every part of
+ * a split one), or an ONNX export's graph, tokenizer.json and config.json (optional; the data
+ * files the graph names are known only once it is read). To size a download before it starts. */
+export function locationFiles(url: string | URL): { format: "gguf"; gguf: string[] } | { format: "onnx"; onnx: string; tokenizer: string; config: string };
+
 /** The model at `source`; also `Model.load(source, options)`. */
 export function loadModel(source: ModelSource, options?: LoadModelOptions): Promise<Model>;
