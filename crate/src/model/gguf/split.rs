@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use prost::bytes::Buf;
 
-use super::{model_err, GgufHeader, MetaValue, TensorInfo, MAGIC, T_ARRAY, T_U8};
+use super::{model_err, truncated_tensor, GgufHeader, MetaValue, TensorInfo, MAGIC, T_ARRAY, T_U8};
 use crate::error::{Error, Result};
 
 const SPLIT_NO: &str = "split.no";
@@ -89,8 +89,20 @@ impl<B: Buf> GgufParts<B> {
         let mut tensors: Vec<TensorInfo> = Vec::new();
         let mut segments = VecDeque::new();
         let mut base = 0u64;
-        for part in parts {
+        let count = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
             let number = part.no + 1;
+            let len = part.data.remaining() as u64;
+            // Each part's tensors must lie in its own data: the zeros that pad it to the next
+            // part's start must never stand in for a part's missing end.
+            let short = part.header.tensors.iter().filter(|t| t.offset + t.n_bytes() as u64 > len).min_by_key(|t| t.offset);
+            if let Some(t) = short {
+                let error = truncated_tensor(t, len.saturating_sub(t.offset));
+                return Err(match error {
+                    Error::Model(why) if count > 1 => model_err(format!("part {number}: {why}")),
+                    other => other,
+                });
+            }
             if part.header.alignment != alignment {
                 return Err(model_err(format!(
                     "part {number} aligns its tensors to {} bytes, part 1 to {alignment}: the parts are not of one model",
@@ -104,14 +116,13 @@ impl<B: Buf> GgufParts<B> {
                 let offset = t.offset.checked_add(base).ok_or_else(|| model_err("the parts together are too large"))?;
                 tensors.push(TensorInfo { offset, ..t.clone() });
             }
-            let len = part.data.remaining() as u64;
             let end = base + len;
             let padded = end.next_multiple_of(alignment as u64);
             // No empty segment: the front one always has bytes for `chunk`.
             if len > 0 {
                 segments.push_back(Segment::Part(part.data));
             }
-            if padded > end {
+            if padded > end && i + 1 < count {
                 segments.push_back(Segment::Bytes(vec![0; (padded - end) as usize], 0));
             }
             base = padded;
