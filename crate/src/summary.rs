@@ -23,7 +23,8 @@ impl ModelSummary {
         ModelSummary {
             architecture: text("general.architecture").map(str::to_string),
             parameter_count: Some(header.tensors.iter().map(|t| t.n_elements() as u64).sum()),
-            tokenizer_kind: text("tokenizer.ggml.model").map(|model| gguf_tokenizer_kind(model, text("tokenizer.ggml.pre"))),
+            tokenizer_kind: text("tokenizer.ggml.model")
+                .map(|model| gguf_tokenizer_kind(model, text("tokenizer.ggml.pre"))),
         }
     }
 
@@ -33,7 +34,10 @@ impl ModelSummary {
         let config: Option<Value> = config_json.and_then(|c| serde_json::from_str(c).ok());
         let tokenizer: Option<Value> = serde_json::from_slice(tokenizer_json).ok();
         ModelSummary {
-            architecture: config.as_ref().and_then(|c| c["model_type"].as_str()).map(str::to_string),
+            architecture: config
+                .as_ref()
+                .and_then(|c| c["model_type"].as_str())
+                .map(str::to_string),
             parameter_count: None,
             tokenizer_kind: tokenizer.as_ref().and_then(hf_tokenizer_kind),
         }
@@ -64,7 +68,10 @@ fn hf_tokenizer_kind(tokenizer: &Value) -> Option<String> {
 
 /// Whether a pre-tokenizer, or one in its sequence, is ByteLevel.
 fn has_byte_level(pre: &Value) -> bool {
-    pre["type"] == "ByteLevel" || pre["pretokenizers"].as_array().is_some_and(|all| all.iter().any(has_byte_level))
+    pre["type"] == "ByteLevel"
+        || pre["pretokenizers"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(has_byte_level))
 }
 
 #[cfg(test)]
@@ -74,25 +81,41 @@ mod tests {
 
     #[test]
     fn gguf_tokenizers_are_named_in_words() {
-        assert_eq!(gguf_tokenizer_kind("gpt2", Some("smollm")), "byte-level BPE (smollm)");
+        assert_eq!(
+            gguf_tokenizer_kind("gpt2", Some("smollm")),
+            "byte-level BPE (smollm)"
+        );
         assert_eq!(gguf_tokenizer_kind("gpt2", None), "byte-level BPE");
-        assert_eq!(gguf_tokenizer_kind("llama", Some("default")), "SentencePiece");
+        assert_eq!(
+            gguf_tokenizer_kind("llama", Some("default")),
+            "SentencePiece"
+        );
         assert_eq!(gguf_tokenizer_kind("rwkv", None), "rwkv");
     }
 
     #[test]
     fn hf_tokenizers_are_named_by_model_and_pre_tokenizer() {
         let sequence = json!({ "model": { "type": "BPE" }, "pre_tokenizer": { "type": "Sequence", "pretokenizers": [{ "type": "Digits" }, { "type": "ByteLevel" }] } });
-        assert_eq!(hf_tokenizer_kind(&sequence).as_deref(), Some("byte-level BPE"));
+        assert_eq!(
+            hf_tokenizer_kind(&sequence).as_deref(),
+            Some("byte-level BPE")
+        );
         let sentencepiece_bpe = json!({ "model": { "type": "BPE", "byte_fallback": true }, "pre_tokenizer": { "type": "Metaspace" } });
-        assert_eq!(hf_tokenizer_kind(&sentencepiece_bpe).as_deref(), Some("BPE"));
-        assert_eq!(hf_tokenizer_kind(&json!({ "model": { "type": "Unigram" } })).as_deref(), Some("SentencePiece Unigram"));
+        assert_eq!(
+            hf_tokenizer_kind(&sentencepiece_bpe).as_deref(),
+            Some("BPE")
+        );
+        assert_eq!(
+            hf_tokenizer_kind(&json!({ "model": { "type": "Unigram" } })).as_deref(),
+            Some("SentencePiece Unigram")
+        );
         assert_eq!(hf_tokenizer_kind(&json!({})), None);
     }
 
     #[test]
     fn the_tiny_models_summaries() {
-        let gguf = GgufHeader::read(&mut &include_bytes!("../../models/tiny/model.gguf")[..]).unwrap();
+        let gguf =
+            GgufHeader::read(&mut &include_bytes!("../../models/tiny/model.gguf")[..]).unwrap();
         // 512×64 embeddings; per layer two norms of 64, q and o 64×64, k and v 32×64, three
         // 128×64 feed-forward matrices; the final norm.
         let layer = 2 * 64 + 2 * 64 * 64 + 2 * 32 * 64 + 3 * 128 * 64;
@@ -102,8 +125,21 @@ mod tests {
             tokenizer_kind: Some("byte-level BPE (smollm)".into()),
         };
         assert_eq!(ModelSummary::from_gguf(&gguf), expected);
-        let onnx = ModelSummary::from_onnx(Some(include_str!("../../models/tiny/config.json")), include_bytes!("../../models/tiny/tokenizer.json"));
-        assert_eq!(onnx, ModelSummary { parameter_count: None, tokenizer_kind: Some("byte-level BPE".into()), ..expected });
-        assert_eq!(ModelSummary::from_onnx(None, b"not json"), ModelSummary::default());
+        let onnx = ModelSummary::from_onnx(
+            Some(include_str!("../../models/tiny/config.json")),
+            include_bytes!("../../models/tiny/tokenizer.json"),
+        );
+        assert_eq!(
+            onnx,
+            ModelSummary {
+                parameter_count: None,
+                tokenizer_kind: Some("byte-level BPE".into()),
+                ..expected
+            }
+        );
+        assert_eq!(
+            ModelSummary::from_onnx(None, b"not json"),
+            ModelSummary::default()
+        );
     }
 }

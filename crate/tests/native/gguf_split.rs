@@ -22,7 +22,9 @@ fn refused(parts: &[&'static [u8]]) -> String {
 }
 
 /// Every tensor of a GGUF stream, by name, with its bytes.
-fn tensors(mut reader: GgufReader<impl prost::bytes::Buf>) -> Vec<(String, Vec<usize>, &'static str, Vec<u8>)> {
+fn tensors(
+    mut reader: GgufReader<impl prost::bytes::Buf>,
+) -> Vec<(String, Vec<usize>, &'static str, Vec<u8>)> {
     let mut all = Vec::new();
     while let Some((info, bytes)) = reader.next_tensor().unwrap() {
         all.push((info.name, info.dims, info.ggml_type.name(), bytes));
@@ -39,7 +41,11 @@ fn the_parts_read_as_the_unsplit_file_in_any_order() {
         let joined = join(&order.map(|i| PARTS[i])).unwrap();
         // The metadata is the first part's, without the split keys; it is the whole file's.
         assert_eq!(joined.header().metadata, whole.metadata, "order {order:?}");
-        assert_eq!(tensors(GgufReader::new(joined).unwrap()), expected, "order {order:?}");
+        assert_eq!(
+            tensors(GgufReader::new(joined).unwrap()),
+            expected,
+            "order {order:?}"
+        );
     }
 }
 
@@ -63,17 +69,26 @@ fn a_missing_part_is_named() {
         refused(&[PARTS[0]]),
         "this is part 1 of a GGUF split into 3: give all 3 parts (name-00001-of-00003.gguf and the rest)"
     );
-    assert_eq!(refused(&[PARTS[0], PARTS[2]]), "2 files for a GGUF split into 3 parts: give all 3, each once");
+    assert_eq!(
+        refused(&[PARTS[0], PARTS[2]]),
+        "2 files for a GGUF split into 3 parts: give all 3, each once"
+    );
 }
 
 #[test]
 fn a_repeated_part_is_named() {
-    assert_eq!(refused(&[PARTS[0], PARTS[1], PARTS[1]]), "part 2 of 3 is given twice");
+    assert_eq!(
+        refused(&[PARTS[0], PARTS[1], PARTS[1]]),
+        "part 2 of 3 is given twice"
+    );
 }
 
 #[test]
 fn a_foreign_part_is_refused() {
-    assert_eq!(refused(&[PARTS[0], TINY, PARTS[2]]), "file 2 is not a part of a split GGUF (it has no `split.count`)");
+    assert_eq!(
+        refused(&[PARTS[0], TINY, PARTS[2]]),
+        "file 2 is not a part of a split GGUF (it has no `split.count`)"
+    );
     assert_eq!(
         refused(&[TINY, TINY]),
         "2 .gguf files, none a part of a split model: give one file, or every part of one split model"
@@ -90,26 +105,45 @@ fn a_foreign_part_is_refused() {
         "part 2 says the model has 21 tensors, part 1 20: the parts are not of one model"
     );
     // All parts agree on 21, but hold 20.
-    let all21 = [PARTS[0], PARTS[1], PARTS[2]].map(|p| with_value(p, "split.tensors.count", &21i32.to_le_bytes()));
-    assert_eq!(refused(&all21), "the parts hold 20 tensors, but the model has 21 (`split.tensors.count`)");
+    let all21 = [PARTS[0], PARTS[1], PARTS[2]]
+        .map(|p| with_value(p, "split.tensors.count", &21i32.to_le_bytes()));
+    assert_eq!(
+        refused(&all21),
+        "the parts hold 20 tensors, but the model has 21 (`split.tensors.count`)"
+    );
     let number9 = with_value(PARTS[1], "split.no", &8u16.to_le_bytes());
-    assert_eq!(refused(&[PARTS[0], number9, PARTS[2]]), "a file says it is part 9 of 3");
+    assert_eq!(
+        refused(&[PARTS[0], number9, PARTS[2]]),
+        "a file says it is part 9 of 3"
+    );
 }
 
 #[test]
 fn a_broken_part_is_named() {
     let message = refused(&[PARTS[0], &PARTS[1][..100], PARTS[2]]);
-    assert!(message.starts_with("file 2 of 3: the header claims 8 tensors"), "{message}");
+    assert!(
+        message.starts_with("file 2 of 3: the header claims 8 tensors"),
+        "{message}"
+    );
     // A part whose data is cut short, even by one byte (less than the padding between parts):
     // the joiner names the part and the tensor.
     for cut in [1, 64] {
         let short = |i: usize| &PARTS[i][..PARTS[i].len() - cut];
         let message = refused(&[PARTS[0], short(1), PARTS[2]]);
-        assert!(message.starts_with("part 2: the file ends inside tensor `blk.1.attn_k.weight`"), "{message}");
+        assert!(
+            message.starts_with("part 2: the file ends inside tensor `blk.1.attn_k.weight`"),
+            "{message}"
+        );
         let message = refused(&[PARTS[0], PARTS[1], short(2)]);
-        assert!(message.starts_with("part 3: the file ends inside tensor `output_norm.weight`"), "{message}");
+        assert!(
+            message.starts_with("part 3: the file ends inside tensor `output_norm.weight`"),
+            "{message}"
+        );
         let message = refused(&[&TINY[..TINY.len() - cut]]);
-        assert!(message.starts_with("the file ends inside tensor `output_norm.weight`"), "{message}");
+        assert!(
+            message.starts_with("the file ends inside tensor `output_norm.weight`"),
+            "{message}"
+        );
     }
 }
 
@@ -118,7 +152,12 @@ fn a_broken_part_is_named() {
 fn with_value(bytes: &[u8], key: &str, value: &[u8]) -> &'static [u8] {
     let mut needle = (key.len() as u64).to_le_bytes().to_vec();
     needle.extend_from_slice(key.as_bytes());
-    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("the key is in the part") + needle.len() + 4;
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the key is in the part")
+        + needle.len()
+        + 4;
     let mut copy = bytes.to_vec();
     copy[at..at + value.len()].copy_from_slice(value);
     Box::leak(copy.into_boxed_slice())

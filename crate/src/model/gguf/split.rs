@@ -52,10 +52,16 @@ impl<B: Buf> GgufParts<B> {
             .enumerate()
             .map(|(i, mut data)| {
                 let header = GgufHeader::read(&mut data).map_err(|e| match e {
-                    Error::Model(why) if given > 1 => model_err(format!("file {} of {given}: {why}", i + 1)),
+                    Error::Model(why) if given > 1 => {
+                        model_err(format!("file {} of {given}: {why}", i + 1))
+                    }
                     other => other,
                 })?;
-                Ok(Part { no: 0, header, data })
+                Ok(Part {
+                    no: 0,
+                    header,
+                    data,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let count = split_count(&parts)?;
@@ -95,7 +101,12 @@ impl<B: Buf> GgufParts<B> {
             let len = part.data.remaining() as u64;
             // Each part's tensors must lie in its own data: the zeros that pad it to the next
             // part's start must never stand in for a part's missing end.
-            let short = part.header.tensors.iter().filter(|t| t.offset + t.n_bytes() as u64 > len).min_by_key(|t| t.offset);
+            let short = part
+                .header
+                .tensors
+                .iter()
+                .filter(|t| t.offset + t.n_bytes() as u64 > len)
+                .min_by_key(|t| t.offset);
             if let Some(t) = short {
                 let error = truncated_tensor(t, len.saturating_sub(t.offset));
                 return Err(match error {
@@ -113,8 +124,14 @@ impl<B: Buf> GgufParts<B> {
                 if tensors.iter().any(|other| other.name == t.name) {
                     return Err(model_err(format!("tensor `{}` is in two parts (again in part {number}): the parts are not of one model", t.name)));
                 }
-                let offset = t.offset.checked_add(base).ok_or_else(|| model_err("the parts together are too large"))?;
-                tensors.push(TensorInfo { offset, ..t.clone() });
+                let offset = t
+                    .offset
+                    .checked_add(base)
+                    .ok_or_else(|| model_err("the parts together are too large"))?;
+                tensors.push(TensorInfo {
+                    offset,
+                    ..t.clone()
+                });
             }
             let end = base + len;
             let padded = end.next_multiple_of(alignment as u64);
@@ -137,19 +154,33 @@ impl<B: Buf> GgufParts<B> {
 
 /// `split.count`, the same in every part; 1 for one unsplit file.
 fn split_count<B>(parts: &[Part<B>]) -> Result<usize> {
-    let counts = parts.iter().map(|p| p.header.opt_usize(SPLIT_COUNT)).collect::<Result<Vec<_>>>()?;
-    if let Some(i) = counts.iter().position(Option::is_none).filter(|_| parts.len() > 1) {
+    let counts = parts
+        .iter()
+        .map(|p| p.header.opt_usize(SPLIT_COUNT))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(i) = counts
+        .iter()
+        .position(Option::is_none)
+        .filter(|_| parts.len() > 1)
+    {
         return Err(model_err(if counts.iter().all(Option::is_none) {
             format!("{} .gguf files, none a part of a split model: give one file, or every part of one split model", parts.len())
         } else {
-            format!("file {} is not a part of a split GGUF (it has no `{SPLIT_COUNT}`)", i + 1)
+            format!(
+                "file {} is not a part of a split GGUF (it has no `{SPLIT_COUNT}`)",
+                i + 1
+            )
         }));
     }
     let first = counts[0].unwrap_or(1);
     if first == 0 {
         return Err(model_err(format!("metadata key `{SPLIT_COUNT}` is 0")));
     }
-    if let Some(i) = counts.iter().position(|&n| n != Some(first)).filter(|_| parts.len() > 1) {
+    if let Some(i) = counts
+        .iter()
+        .position(|&n| n != Some(first))
+        .filter(|_| parts.len() > 1)
+    {
         return Err(model_err(format!(
             "file 1 is a part of a GGUF split into {first}, file {} of one split into {}: the parts are not of one model",
             i + 1,
@@ -166,10 +197,14 @@ fn check_numbers<B>(parts: &[Part<B>]) -> Result<()> {
     for part in parts {
         let number = part.no + 1;
         if part.no >= count {
-            return Err(model_err(format!("a file says it is part {number} of {count}")));
+            return Err(model_err(format!(
+                "a file says it is part {number} of {count}"
+            )));
         }
         if std::mem::replace(&mut seen[part.no], true) {
-            return Err(model_err(format!("part {number} of {count} is given twice")));
+            return Err(model_err(format!(
+                "part {number} of {count} is given twice"
+            )));
         }
     }
     Ok(())
@@ -190,13 +225,19 @@ fn check_tensor_count<B>(parts: &[Part<B>]) -> Result<()> {
     }
     let held: usize = parts.iter().map(|p| p.header.tensors.len()).sum();
     if held != expected {
-        return Err(model_err(format!("the parts hold {held} tensors, but the model has {expected} (`{SPLIT_TENSORS}`)")));
+        return Err(model_err(format!(
+            "the parts hold {held} tensors, but the model has {expected} (`{SPLIT_TENSORS}`)"
+        )));
     }
     Ok(())
 }
 
 /// A GGUF v3 header: the metadata, the tensor infos, and the padding to the data section.
-fn write_header(metadata: &std::collections::BTreeMap<String, MetaValue>, tensors: &[TensorInfo], alignment: usize) -> Vec<u8> {
+fn write_header(
+    metadata: &std::collections::BTreeMap<String, MetaValue>,
+    tensors: &[TensorInfo],
+    alignment: usize,
+) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&3u32.to_le_bytes());
@@ -274,7 +315,9 @@ impl<B: Buf> Buf for GgufParts<B> {
 
     fn advance(&mut self, mut count: usize) {
         while count > 0 {
-            let Some(front) = self.segments.front_mut() else { return };
+            let Some(front) = self.segments.front_mut() else {
+                return;
+            };
             let left = match front {
                 Segment::Bytes(bytes, at) => {
                     let step = count.min(bytes.len() - *at);
