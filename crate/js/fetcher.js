@@ -29,25 +29,32 @@ export function throwIfAborted(signal) {
   if (signal?.aborted) throw abortError();
 }
 
-/** Reads a stream into one buffer; with a known size, straight into it (no second copy). */
+/** Reads a stream into one buffer; with a known size, straight into it (no second copy). An
+ * `onProgress` that throws (a size past a limit) stops the stream: the rest is not downloaded. */
 export async function readStream(stream, total, onProgress, signal) {
   const reader = stream.getReader();
-  let buffer = new Uint8Array(total ?? 1 << 20);
-  let loaded = 0;
-  for (;;) {
-    throwIfAborted(signal);
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (loaded + value.length > buffer.length) {
-      const grown = new Uint8Array(Math.max(buffer.length * 2, loaded + value.length));
-      grown.set(buffer.subarray(0, loaded));
-      buffer = grown;
+  try {
+    onProgress(0, total);
+    let buffer = new Uint8Array(total ?? 1 << 20);
+    let loaded = 0;
+    for (;;) {
+      throwIfAborted(signal);
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (loaded + value.length > buffer.length) {
+        const grown = new Uint8Array(Math.max(buffer.length * 2, loaded + value.length));
+        grown.set(buffer.subarray(0, loaded));
+        buffer = grown;
+      }
+      buffer.set(value, loaded);
+      loaded += value.length;
+      onProgress(loaded, total);
     }
-    buffer.set(value, loaded);
-    loaded += value.length;
-    onProgress(loaded, total);
+    return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    throw error;
   }
-  return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
 }
 
 export async function readBody(response, onProgress, signal) {

@@ -5,6 +5,7 @@ export * from "./decoding_playground.js";
 export { default } from "./decoding_playground.js";
 export * from "./fetcher.js";
 export * from "./load.js";
+export * from "./split.js";
 export * from "./worker.js";
 
 declare module "./decoding_playground.js" {

@@ -42,6 +42,10 @@ export class WorkerModel {
   readonly kvCacheBytesPerToken: number;
   readonly ngramStoreTokens: number;
   readonly chatTemplate: string | undefined;
+  /** What the files say the model is: see `Model`'s properties of the same names. */
+  readonly architecture: string | undefined;
+  readonly parameterCount: number | undefined;
+  readonly tokenizerKind: string | undefined;
   /** Loads `source` in the worker, as `Model.load` does. It cancels the running generation; the
    * old model serves until the new one is built, and stays if the load fails, is aborted
    * (AbortError), or is superseded by a later load (`code` "Superseded"). */

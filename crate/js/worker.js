@@ -13,7 +13,7 @@ import { abortError, codedError, readBody, throwIfAborted } from "./fetcher.js";
 const CALLS = new Set(["encode", "decode", "score", "logProbs", "applyChatTemplate", "setChatTemplate", "setNgramStore", "buildNgramStore"]);
 
 /** What the page keeps of the model, sent after the load and after every call that may change it. */
-const PROPERTIES = ["vocabSize", "contextLength", "backend", "weightTypes", "kvCacheBytesPerToken", "ngramStoreTokens", "chatTemplate", "reusePrefix"];
+const PROPERTIES = ["vocabSize", "contextLength", "backend", "weightTypes", "kvCacheBytesPerToken", "ngramStoreTokens", "chatTemplate", "reusePrefix", "architecture", "parameterCount", "tokenizerKind"];
 
 /** The model's properties; one that cannot be read (an engine that has failed) is left out,
  * so that a reply never fails on them. */
@@ -202,6 +202,9 @@ export class WorkerModel {
   get ngramStoreTokens() { return this.#properties.ngramStoreTokens; }
   get chatTemplate() { return this.#properties.chatTemplate; }
   get reusePrefix() { return this.#properties.reusePrefix; }
+  get architecture() { return this.#properties.architecture; }
+  get parameterCount() { return this.#properties.parameterCount; }
+  get tokenizerKind() { return this.#properties.tokenizerKind; }
   /** The failure that ended this model (a trap, a dead worker, terminate()), or null. */
   get failure() { return this.#failure; }
 

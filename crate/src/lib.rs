@@ -11,6 +11,7 @@ pub mod model;
 pub mod ngram;
 pub mod sampling;
 pub mod score;
+pub mod summary;
 pub mod superposed;
 pub mod tokenizer;
 

@@ -4,6 +4,7 @@
 use crate::chat::{checked_source, ChatMessage};
 use crate::generate::{Engine, GenerateConfig, Generation};
 use crate::model::auto::{AutoModel, Backend, BackendInfo};
+use crate::model::gguf::split::GgufParts;
 use crate::model::webgpu::GpuOptions;
 use crate::model::weights::GgufModel;
 use crate::model::onnx::{data_files, DataFile};
@@ -11,6 +12,7 @@ use crate::model::{LanguageModel, ModelConfig, TractModel};
 use crate::ngram::{NgramBuilder, NgramStore};
 use crate::sampling::{Chain, SamplerConfig};
 use crate::score::ScoreConfig;
+use crate::summary::ModelSummary;
 use crate::tokenizer::TextTokenizer;
 use crate::Error;
 use serde::{de::DeserializeOwned, Serialize};
@@ -325,6 +327,8 @@ struct Inner {
     /// The engine's own tokenizer: text in and out never waits on a step.
     tokenizer: Arc<TextTokenizer>,
     chat_template: RefCell<Option<String>>,
+    /// What the file says the model is; fixed at load.
+    summary: ModelSummary,
     properties: RefCell<Properties>,
     generation: RefCell<Option<Generation>>,
     run: Cell<Run>,
@@ -466,33 +470,43 @@ impl Model {
         let generation = js_sys::Reflect::get(&options, &"generationConfigJson".into()).ok().and_then(|v| v.as_string());
         let eos: Vec<u32> = [config_json.as_deref(), generation.as_deref()].into_iter().flatten().flat_map(ModelConfig::eos_token_ids).collect();
         tokenizer.set_eos_ids(&eos);
-        Self::with(AutoModel::cpu(model), tokenizer)
+        Self::with(AutoModel::cpu(model), tokenizer, ModelSummary::from_onnx(config_json.as_deref(), tokenizer_json))
     }
 
     /// Loads a Llama-family model from the bytes of one `.gguf` file, which holds the weights
     /// (kept in their own precision: F32, F16, BF16 and the block types of llama.cpp's common
-    /// files) and the tokenizer, and places it on
+    /// files) and the tokenizer, or from the bytes of every part of a split one
+    /// (`name-00001-of-00003.gguf`, … as gguf-split writes them; in any order), and places it on
     /// WebGPU or the CPU as `options.backend` says (see `LoadOptions`). The bytes are read in
     /// chunks; each tensor's bytes are dropped once its blocks are in place.
     #[wasm_bindgen(js_name = fromGguf, unchecked_return_type = "Promise<Model>")]
     pub fn from_gguf(
-        gguf: js_sys::Uint8Array,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | Uint8Array[]")] gguf: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: JsValue,
     ) -> js_sys::Promise {
         guarded(async move {
             let options: LoadOptions = config_from_js(options)?;
-            let GgufModel { weights, tokenizer } = GgufModel::read(JsChunks::new(gguf)).map_err(js_error)?;
+            let parts: Vec<JsChunks> = if js_sys::Array::is_array(&gguf) {
+                js_sys::Array::from(&gguf).iter().map(|part| part.dyn_into().map(JsChunks::new)).collect::<Result<_, _>>()
+            } else {
+                gguf.dyn_into().map(|one| vec![JsChunks::new(one)])
+            }
+            .map_err(|_| js_error(Error::InvalidConfig("fromGguf takes a Uint8Array, or an array of them (the parts of a split GGUF)".into())))?;
+            let gguf = GgufParts::join(parts).map_err(js_error)?;
+            let summary = ModelSummary::from_gguf(gguf.header());
+            let GgufModel { weights, tokenizer } = GgufModel::read(gguf).map_err(js_error)?;
             let gpu = GpuOptions { force_fallback_adapter: options.force_fallback_adapter, context_length: options.context_length };
             let model = AutoModel::load(weights, options.backend, &gpu).await.map_err(js_error)?;
-            Ok(Self::with(model, tokenizer)?.into())
+            Ok(Self::with(model, tokenizer, summary)?.into())
         })
     }
 
-    fn with(model: AutoModel, tokenizer: TextTokenizer) -> Result<Model, JsValue> {
+    fn with(model: AutoModel, tokenizer: TextTokenizer, summary: ModelSummary) -> Result<Model, JsValue> {
         let engine = Engine::new(model, tokenizer).map_err(js_error)?;
         let inner = Inner {
             tokenizer: engine.shared_tokenizer(),
             chat_template: RefCell::new(engine.tokenizer().chat_template().map(str::to_string)),
+            summary,
             properties: RefCell::new(Properties::of(&engine)),
             engine: RefCell::new(engine),
             generation: RefCell::default(),
@@ -518,6 +532,30 @@ impl Model {
     #[wasm_bindgen(getter, js_name = weightTypes)]
     pub fn weight_types(&self) -> Result<Vec<String>, JsValue> {
         Ok(self.properties()?.weight_types.clone())
+    }
+
+    /// The architecture the file names: a GGUF's `general.architecture` ("llama", "qwen3", …),
+    /// an ONNX export's config.json `model_type`; undefined when it names none.
+    #[wasm_bindgen(getter)]
+    pub fn architecture(&self) -> Result<Option<String>, JsValue> {
+        alive()?;
+        Ok(self.inner.summary.architecture.clone())
+    }
+
+    /// The number of weights: every tensor's elements (a GGUF's; undefined for an ONNX model).
+    #[wasm_bindgen(getter, js_name = parameterCount)]
+    pub fn parameter_count(&self) -> Result<Option<f64>, JsValue> {
+        alive()?;
+        // A Number: exact below 2^53, far beyond what wasm memory holds.
+        Ok(self.inner.summary.parameter_count.map(|n| n as f64))
+    }
+
+    /// The tokenizer's kind in words: "byte-level BPE (smollm)" (with a GGUF's pre-tokenizer),
+    /// "SentencePiece", …; undefined when the files do not say.
+    #[wasm_bindgen(getter, js_name = tokenizerKind)]
+    pub fn tokenizer_kind(&self) -> Result<Option<String>, JsValue> {
+        alive()?;
+        Ok(self.inner.summary.tokenizer_kind.clone())
     }
 
     /// Which backend runs the model (`"webgpu"` or `"cpu"`), on which adapter, and why not on the

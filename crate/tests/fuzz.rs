@@ -1,5 +1,6 @@
 //! Seeded mutation fuzzing, on stable Rust (no cargo-fuzz), of every entry point that takes
-//! outside bytes: the GGUF reader and loader (weights, tokenizer, the tract model), the ONNX
+//! outside bytes: the GGUF reader and loader (weights, tokenizer, the tract model), a split
+//! GGUF's joiner, the ONNX
 //! checks and loader, the n-gram store, `tokenizer.json`, `config.json`, and the configs JS
 //! passes (generate, sampler and score configs, as JSON).
 //!
@@ -26,11 +27,12 @@
 
 mod common;
 
-use common::tiny::{self, CONFIG, GGUF, NGRAMS, NGRAM_CORPUS, ONNX, PROMPT, TOKENIZER};
+use common::tiny::{self, CONFIG, GGUF, NGRAMS, NGRAM_CORPUS, ONNX, PROMPT, SPLIT, TOKENIZER};
 use common::synthetic_logits;
 use decoding_playground::generate::{Engine, GenerateConfig};
 use decoding_playground::model::arch::params::ModelParams;
 use decoding_playground::model::gguf::GgufReader;
+use decoding_playground::model::gguf::split::GgufParts;
 use decoding_playground::model::onnx::OnnxDecoder;
 use decoding_playground::model::weights::GgufModel;
 use decoding_playground::model::ModelConfig;
@@ -493,6 +495,11 @@ fn gguf(bytes: &[u8]) -> Result<()> {
     GgufModel::read(bytes).map(drop)
 }
 
+/// A split GGUF whose middle part is the input, joined with the first and last, then loaded.
+fn gguf_split(bytes: &[u8]) -> Result<()> {
+    GgufModel::read(GgufParts::join(vec![SPLIT[0], bytes, SPLIT[2]])?).map(drop)
+}
+
 fn prefill(mut model: TractModel) -> Result<()> {
     let ids: Vec<u32> = (0..3).map(|i| i * 7 % model.vocab_size() as u32).collect();
     block_on(model.prefill(&ids)).map(drop)
@@ -670,8 +677,9 @@ fn ids(bytes: &[u8]) -> Result<()> {
 /// (10 to 15 ms a case in debug) and the text (2 ms) fewest.
 type Run = fn(&[u8]) -> Result<()>;
 
-const TARGETS: [(&str, Run, usize); 11] = [
+const TARGETS: [(&str, Run, usize); 12] = [
     ("gguf", gguf, 100),
+    ("gguf-split", gguf_split, 100),
     ("gguf-tract", gguf_tract, 5),
     ("onnx-checks", onnx_checks, 100),
     ("onnx-tract", onnx_tract, 5),
@@ -752,6 +760,10 @@ fn corpus(target: &str) -> Corpus {
             let header_len = GgufReader::new(GGUF).unwrap().header().data_offset as usize;
             Corpus::new(Format::Binary, vec![(GGUF.to_vec(), (0..header_len).collect())])
         }
+        "gguf-split" => {
+            let header_len = GgufReader::new(SPLIT[1]).unwrap().header().data_offset as usize;
+            Corpus::new(Format::Binary, vec![(SPLIT[1].to_vec(), (0..header_len).collect())])
+        }
         "onnx-checks" | "onnx-tract" => Corpus::new(Format::Protobuf, vec![(ONNX.to_vec(), protobuf_fields(ONNX, 0).unwrap())]),
         "ngram" => {
             // A second valid store, built from half the corpus, to splice from.
@@ -789,6 +801,11 @@ fn fuzz_target(name: &str) {
 #[test]
 fn fuzz_gguf() {
     fuzz_target("gguf");
+}
+
+#[test]
+fn fuzz_gguf_split() {
+    fuzz_target("gguf-split");
 }
 
 #[test]

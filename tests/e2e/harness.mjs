@@ -125,6 +125,19 @@ export function recordWorkerRequests() {
   };
 }
 
+/** An init script for `openPage`: records in `window.__panelTexts` every text the model panel
+ *  shows ("<status> | <progress line>"), in order, from the first one on. */
+export function recordPanelTexts() {
+  window.__panelTexts = [];
+  new MutationObserver(() => {
+    const status = document.querySelector("#model-status");
+    const load = document.querySelector("#load-text");
+    if (!status || !load) return;
+    const text = `${status.textContent} | ${load.textContent}`;
+    if (window.__panelTexts.at(-1) !== text) window.__panelTexts.push(text);
+  }).observe(document, { subtree: true, childList: true, characterData: true });
+}
+
 /** Counts tokens as they arrive, to tell a stream from one final batch. */
 export async function watchStream(page) {
   await page.evaluate(() => {

@@ -6,7 +6,7 @@ import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { countWorkerSteps, dropFiles, generate, openPage, openTinyPage, previewAndChromium, root, screenshot, waitReady, watchStream } from "./harness.mjs";
+import { countWorkerSteps, dropFiles, generate, openPage, openTinyPage, previewAndChromium, recordPanelTexts, root, screenshot, waitReady, watchStream } from "./harness.mjs";
 
 const session = previewAndChromium();
 
@@ -459,24 +459,13 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
   });
 
   test("the default is the GGUF: its size is shown before the download, then its format", async () => {
-    // Every text the model panel shows, in order, from the first one on.
-    const record = () => {
-      window.__panelTexts = [];
-      new MutationObserver(() => {
-        const status = document.querySelector("#model-status");
-        const load = document.querySelector("#load-text");
-        if (!status || !load) return;
-        const text = `${status.textContent} | ${load.textContent}`;
-        if (window.__panelTexts.at(-1) !== text) window.__panelTexts.push(text);
-      }).observe(document, { subtree: true, childList: true, characterData: true });
-    };
-    const { context, page, errors } = await openPage(session.browser, tiny("n=6&s=greedy"), { init: record });
+    const { context, page, errors } = await openPage(session.browser, tiny("n=6&s=greedy"), { init: recordPanelTexts });
     await waitReady(page);
     const texts = await page.evaluate(() => window.__panelTexts);
     const sized = texts.findIndex((t) => t.includes("Loading tiny test model (random weights) (model.gguf + n-gram store, 101 kB)…"));
     const fetching = texts.findIndex((t) => /\| (Downloading|Reading from the browser cache):/.test(t));
     assert.ok(sized >= 0 && fetching > sized, `the size before the download: ${texts.join("\n")}`);
-    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 \(not WebGPU: the browser offers no WebGPU adapter\) · vocabulary 512 · context 512 \(KV cache 512 B a token, 262 kB full\) · n-gram store [\d,]+ tokens$/);
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · llama · 107k parameters · byte-level BPE \(smollm\) tokenizer · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 \(not WebGPU: the browser offers no WebGPU adapter\) · vocabulary 512 · context 512 \(KV cache 512 B a token, 262 kB full\) · n-gram store [\d,]+ tokens$/);
     assert.equal(await page.evaluate(() => window.__playground.model), "tiny test model (random weights)");
     assertOnePointPerToken(await generate(page), 6);
     assert.deepEqual(errors, []);
@@ -485,7 +474,8 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
 
   test("?format=onnx loads the tiny model's ONNX files, and links keep it", async () => {
     const { context, page, errors } = await tinyPage("format=onnx&n=4&s=greedy");
-    assert.match(await modelText(page), /^tiny test model \(random weights\): ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
+    // An ONNX export says its architecture (config.json) and tokenizer, but no parameter count.
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · llama · byte-level BPE tokenizer · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
     assertOnePointPerToken(await generate(page), 4);
     assert.match(page.url(), /[?&]model=tiny/);
     assert.match(page.url(), /[?&]format=onnx/);
@@ -499,7 +489,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     assertOnePointPerToken(served, 10);
     await dropFiles(page, [["my-model.gguf", "url:/models/tiny/model.gguf"]]);
     await page.waitForFunction(() => /^my-model\.gguf: ready/.test(document.querySelector("#model-status").textContent));
-    assert.match(await modelText(page), /^my-model\.gguf: ready in [\d.]+ s \(96 kB\) · GGUF.* · n-gram store none$/);
+    assert.match(await modelText(page), /^my-model\.gguf: ready in [\d.]+ s \(96 kB\) · llama · .* · GGUF.* · n-gram store none$/);
     assert.ok(await page.locator("#model-error").isHidden());
     const dropped = await generate(page);
     assertOnePointPerToken(dropped, 10);

@@ -24,7 +24,7 @@ test("SmolLM2 in the page: load, generate, chart, tree, compare, cached reload",
   await screenshot(page, "smollm2-loading", "#model-panel");
   await waitReady(page, 300_000);
   const status = await page.locator("#model-status").innerText();
-  assert.match(status, /^SmolLM2-135M-Instruct: ready in [\d.]+ s \(98 MB\) · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 .* · vocabulary 49152 .* n-gram store [\d,]+ tokens$/);
+  assert.match(status, /^SmolLM2-135M-Instruct: ready in [\d.]+ s \(98 MB\) · llama · 135M parameters · byte-level BPE \(smollm\) tokenizer · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 .* · vocabulary 49152 .* n-gram store [\d,]+ tokens$/);
   t.diagnostic(status);
 
   await watchStream(page);

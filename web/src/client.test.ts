@@ -25,6 +25,9 @@ class FakeEngine implements EngineModel {
   weightTypes = undefined as unknown as string[];
   kvCacheBytesPerToken = 0;
   chatTemplate: string | undefined = undefined;
+  architecture: string | undefined = undefined;
+  parameterCount: number | undefined = undefined;
+  tokenizerKind: string | undefined = undefined;
   reusePrefix = false;
   modelName: string | null = null;
   prompts: string[] = [];
@@ -53,6 +56,7 @@ class FakeEngine implements EngineModel {
     Object.assign(this, { vocabSize: 512, contextLength: 64, kvCacheBytesPerToken: 256, ngramStoreTokens: 0 });
     this.weightTypes = (name.startsWith("GGUF") ? ["Q4_1", "Q8_0"] : undefined) as unknown as string[];
     this.backend = { backend: "cpu", adapter: null, fallbackReason: null } as unknown as EngineModel["backend"];
+    if (name.startsWith("GGUF")) Object.assign(this, { architecture: "llama", parameterCount: 106_816, tokenizerKind: "byte-level BPE (smollm)" });
   }
   async applyChatTemplate(messages: { role: string; content: string }[], options?: { addGenerationPrompt?: boolean }) {
     if (this.chatTemplate === undefined) throw coded("chat template: this model has no chat template", "ChatTemplate");
@@ -141,8 +145,8 @@ function setup(stores: Record<string, number> = { "/store.bin": 7 }) {
   return { client, engines, notices, restarts, progress, load, engine: () => engines[engines.length - 1]! };
 }
 
-const onnx: ModelSource = { kind: "url", format: "onnx", name: "fake", onnx: "/m.onnx", tokenizer: "/tok.json", config: "/config.json", ngrams: "/store.bin" };
-const gguf: ModelSource = { kind: "url", format: "gguf", name: "fake gguf", gguf: "/m.gguf", ngrams: "/store.bin" };
+const onnx: ModelSource = { kind: "url", format: "onnx", name: "fake", onnx: "/m.onnx", tokenizer: "/tok.json", config: "/config.json", ngrams: "/store.bin", param: null };
+const gguf: ModelSource = { kind: "url", format: "gguf", name: "fake gguf", gguf: "/m.gguf", ngrams: "/store.bin", param: null };
 const config = (maxTokens: number, changes: Partial<GenerateConfig["sampler"]> = {}): GenerateConfig => {
   const c = toConfig(defaultStrategy(), 0, maxTokens);
   return { ...c, sampler: { ...c.sampler, ...changes } };
@@ -155,7 +159,7 @@ describe("the page's engine client", () => {
     const info = await load(onnx);
     expect(engine().loads).toEqual([{ source: "/m.onnx", options: {} }]);
     expect(progress).toEqual(["download f 5/5", "compile  0/null", "ngrams n-gram store 0/null", "download n-gram store 7/7"]);
-    expect(info).toMatchObject({ name: "fake", format: "onnx", vocabSize: 512, contextLength: 64, bytes: 5, fromCache: false, ngramTokens: 7, weightTypes: null, chatTemplate: false });
+    expect(info).toMatchObject({ name: "fake", format: "onnx", vocabSize: 512, contextLength: 64, bytes: 5, fromCache: false, ngramTokens: 7, weightTypes: null, chatTemplate: false, architecture: null, parameterCount: null, tokenizerKind: null });
     expect(info.backend).toEqual({ backend: "cpu", adapter: null, fallbackReason: null });
   });
 
@@ -166,6 +170,7 @@ describe("the page's engine client", () => {
     const info = await load(gguf);
     expect(engine().loads[0]).toEqual({ source: "/m.gguf", options: { backend: "cpu", contextLength: 24 } });
     expect(info.weightTypes).toEqual(["Q4_1", "Q8_0"]);
+    expect(info).toMatchObject({ architecture: "llama", parameterCount: 106_816, tokenizerKind: "byte-level BPE (smollm)" });
     await load(onnx);
     expect(engine().loads[1]!.options).toEqual({});
   });

@@ -10,6 +10,7 @@ import type { Alternative, BackendChoice, BackendInfo, ErrorKind, GenerateConfig
 export type EngineModel = Pick<
   WorkerModel,
   | "vocabSize" | "contextLength" | "backend" | "weightTypes" | "kvCacheBytesPerToken" | "ngramStoreTokens" | "chatTemplate"
+  | "architecture" | "parameterCount" | "tokenizerKind"
   | "reusePrefix" | "load" | "generate" | "score" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
   | "describeSampler" | "ignoredSettings" | "terminate"
 >;
@@ -171,6 +172,9 @@ export class EngineClient {
       bytes: tally.bytes,
       ngramTokens: engine.ngramStoreTokens,
       chatTemplate: typeof engine.chatTemplate === "string",
+      architecture: engine.architecture ?? null,
+      parameterCount: engine.parameterCount ?? null,
+      tokenizerKind: engine.tokenizerKind ?? null,
     };
     this.loaded = { info, defaultNgrams };
     if (ngramError !== null) {

@@ -13,6 +13,7 @@ import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
 import { ScoreView } from "./scoreview";
 import { checkBasics, ignoredByStrategy, MAX_COMPARE, runStops, strategyOf, toConfig, type Settings } from "./settings";
+import { modelParam, urlSource } from "./modelurl";
 import { hasWasmSimd } from "./simd";
 import { fromQuery, toQuery, viewsFromQuery } from "./urlstate";
 
@@ -22,7 +23,9 @@ const query = new URLSearchParams(location.search);
 // WebGPU when the browser has a hardware adapter, else the CPU; `?backend=cpu|webgpu` forces one.
 const backendParam = query.get("backend");
 const backendChoice: BackendChoice = backendParam === "cpu" || backendParam === "webgpu" ? backendParam : "auto";
-const modelChoice = query.get("model") === "tiny" ? "tiny" : "smollm2";
+// `?model=tiny`, or a model's URL (which waits for the visitor's click), or SmolLM2.
+const linkedModel = modelParam(query.get("model"));
+const modelChoice = linkedModel.kind === "server" ? linkedModel.which : "smollm2";
 // `?ctx=N` caps the context (and so the KV cache's memory) of a GGUF model.
 const ctxParam = Number(query.get("ctx"));
 const contextChoice = Number.isSafeInteger(ctxParam) && ctxParam > 0 ? ctxParam : null;
@@ -30,9 +33,11 @@ const contextChoice = Number.isSafeInteger(ctxParam) && ctxParam > 0 ? ctxParam 
 const formatChoice = query.get("format") === "onnx" ? "onnx" : "gguf";
 // `?ngrams=public-domain`: SmolLM2's n-gram store without the Brown corpus's licence terms.
 const ngramChoice: NgramChoice = query.get("ngrams") === "public-domain" ? "public-domain" : "default";
-// Kept in every link: a tiny-model link must not load SmolLM2, nor an ONNX link the GGUF.
+// Kept in every link: a tiny-model link must not load SmolLM2, nor an ONNX link the GGUF. `model`
+// follows the model that loaded (a URL one included).
+const modelQuery = query.get("model");
 const extraParams: Record<string, string> = {
-  ...(modelChoice === "tiny" ? { model: "tiny" } : {}),
+  ...(modelQuery ? { model: modelQuery } : {}),
   ...(formatChoice === "onnx" ? { format: "onnx" } : {}),
   ...(backendChoice === "auto" ? {} : { backend: backendChoice }),
   ...(contextChoice === null ? {} : { ctx: String(contextChoice) }),
@@ -173,6 +178,12 @@ function start(): void {
   };
   models.onLoaded = (info) => {
     modelReady = true;
+    // The link names the model now loaded; dropped files have no name a link could carry.
+    if (models.lastUrl) {
+      if (models.lastUrl.param === null) delete extraParams.model;
+      else extraParams.model = models.lastUrl.param;
+      writeUrl();
+    }
     state.model = info.name;
     view.vocabSize = info.vocabSize;
     state.backend = backendLabel(info.backend);
@@ -374,5 +385,14 @@ function start(): void {
 
   refreshButtons();
   onFormChange();
-  void models.offer(serverModel(modelChoice, formatChoice, ngramChoice));
+  if (linkedModel.kind === "url") {
+    try {
+      void models.offer(urlSource(linkedModel.url), true);
+    } catch (error) {
+      models.showError(`The link names a model that cannot be loaded: ${(error as Error).message}`);
+      void models.offer(serverModel(modelChoice, formatChoice, ngramChoice));
+    }
+  } else {
+    void models.offer(serverModel(modelChoice, formatChoice, ngramChoice));
+  }
 }

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { AUTO_LOAD_BYTES, autoLoads, backendLabel, bytesToFetch, fallbackCopyText, filesToSource, formatBytes, formatLabel, kvText, probeFiles, serverModel, storeCorpus, sumBytes } from "./modelpanel";
 
 const file = (name: string, text = name) => new File([text], name);
+const at = (path: string) => new URL(path, "http://localhost:4173/").href;
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -45,6 +46,7 @@ describe("the model panel's sources", () => {
       name: "SmolLM2-135M-Instruct",
       gguf: "http://localhost:4173/models/smollm2-135m/model.gguf",
       ngrams: "http://localhost:4173/models/ngrams/default.ngram",
+      param: null,
     });
     expect(serverModel("tiny")).toMatchObject({ format: "gguf", gguf: "http://localhost:4173/models/tiny/model.gguf", ngrams: "http://localhost:4173/models/tiny/ngrams.bin" });
     expect(serverModel("tiny", "onnx")).toMatchObject({
@@ -72,35 +74,37 @@ describe("the model panel's sources", () => {
     const sizes: Record<string, number> = { "/m.gguf": 98_362_432, "/n.bin": 23_753_336, "/m.onnx": 1000, "/t.json": 20, "/c.json": 3 };
     const fakeFetch = (async (url: string, init?: RequestInit) => {
       heads.push(`${init?.method} ${url}`);
-      const size = sizes[url];
-      return size === undefined ? new Response(null, { status: 404 }) : new Response(null, { headers: { "Content-Length": String(size), ETag: `"${url}"` } });
+      const size = sizes[new URL(url).pathname];
+      return size === undefined ? new Response(null, { status: 404, statusText: "Not Found" }) : new Response(null, { headers: { "Content-Length": String(size), ETag: `"${url}"` } });
     }) as typeof fetch;
-    const cachedOnes = (urls: string[]) => async (url: string, head: Response) => urls.includes(url) && head.headers.get("ETag") === `"${url}"`;
-    const gguf = { kind: "url", format: "gguf", name: "m", gguf: "/m.gguf", ngrams: "/n.bin" } as const;
+    const cachedOnes = (urls: string[]) => async (url: string, head: Response) => urls.map(at).includes(url) && head.headers.get("ETag") === `"${url}"`;
+    const gguf = { kind: "url", format: "gguf", name: "m", gguf: at("/m.gguf"), ngrams: at("/n.bin"), param: null } as const;
     const files = await probeFiles(gguf, fakeFetch, cachedOnes([]));
-    expect(heads).toEqual(["HEAD /m.gguf", "HEAD /n.bin"]);
+    expect(heads).toEqual([`HEAD ${at("/m.gguf")}`, `HEAD ${at("/n.bin")}`]);
     expect(files).toEqual([
-      { file: "model.gguf", bytes: 98_362_432, cached: false },
-      { file: "n-gram store", bytes: 23_753_336, cached: false },
+      { file: "m.gguf", bytes: 98_362_432, cached: false, error: null },
+      { file: "n-gram store", bytes: 23_753_336, cached: false, error: null },
     ]);
     expect(sumBytes(files)).toBe(122_115_768);
     expect(bytesToFetch(files)).toBe(122_115_768);
     // The cached files cost nothing to fetch, though the model still weighs as much.
     const partly = await probeFiles(gguf, fakeFetch, cachedOnes(["/m.gguf"]));
     expect([sumBytes(partly), bytesToFetch(partly)]).toEqual([122_115_768, 23_753_336]);
-    const onnx = { kind: "url", format: "onnx", name: "m", onnx: "/m.onnx", tokenizer: "/t.json", config: "/c.json", ngrams: null } as const;
+    const onnx = { kind: "url", format: "onnx", name: "m", onnx: at("/m.onnx"), tokenizer: at("/t.json"), config: at("/c.json"), ngrams: null, param: null } as const;
     expect(sumBytes(await probeFiles(onnx, fakeFetch, cachedOnes([])))).toBe(1023);
-    const missing = await probeFiles({ ...onnx, config: "/none.json" }, fakeFetch, cachedOnes([]));
-    expect(missing[2]).toEqual({ file: "config.json", bytes: null, cached: false });
+    const missing = await probeFiles({ ...onnx, config: at("/none.json") }, fakeFetch, cachedOnes([]));
+    expect(missing[2]).toEqual({ file: "config.json", bytes: null, cached: false, error: "HTTP 404 Not Found" });
     expect(sumBytes(missing)).toBeNull();
     const offline = (async () => {
       throw new TypeError("Failed to fetch");
     }) as typeof fetch;
-    expect(bytesToFetch(await probeFiles(onnx, offline, cachedOnes([])))).toBeNull();
+    const unreachable = await probeFiles(onnx, offline, cachedOnes([]));
+    expect(bytesToFetch(unreachable)).toBeNull();
+    expect(unreachable[0]!.error).toMatch(/does not allow other sites to fetch its files \(CORS\)$/);
   });
 
   it("loads at once only what costs under 20 MB to fetch: a tiny model, or a cached one", () => {
-    const file = (bytes: number | null, cached = false) => ({ file: "model.gguf", bytes, cached });
+    const file = (bytes: number | null, cached = false) => ({ file: "model.gguf", bytes, cached, error: null });
     expect(AUTO_LOAD_BYTES).toBe(20e6);
     expect(autoLoads([file(95_968), file(5_088)])).toBe(true);
     expect(autoLoads([file(98_362_432), file(23_753_336)])).toBe(false);

@@ -1,10 +1,34 @@
 // The model section: load the default model (first its size, then progress: bytes fetched, then
-// compiling), or the user's own model by drag and drop or file picker: one .gguf file, or
+// compiling), a model from a URL (typed, or carried by a link: see modelurl.ts), or the user's
+// own model by drag and drop or file picker: one .gguf file (or every part of a split one), or
 // model.onnx + tokenizer.json + config.json. The files go to the engine's worker; nothing is
 // uploaded anywhere.
 import { WorkerError, type EngineClient } from "./client";
 import { isCached, modelFiles } from "decoding-playground";
+import { headError, refusal, urlSource, type SizedFile } from "./modelurl";
 import { modelUrls, type LoadPhase, type ModelFormat, type ModelInfo, type ModelSource } from "./protocol";
+
+/** The architectures the engine runs, as the drop zone names them: update it with the crate. */
+export const ARCHITECTURES = ["llama (incl. Llama 3, SmolLM2, TinyLlama)", "qwen2", "qwen3", "gemma3", "phi3"];
+/** The GGUF tensor types it reads (crate/src/model/formats.rs), and the llama.cpp files they make. */
+const GGUF_TYPES = "Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16 or F32 weights (the types of llama.cpp's Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0 and Q5_0 files)";
+
+/** The drop zone's help: what loads. */
+export function dropzoneHelp(): string {
+  return `The files stay on this computer; nothing is uploaded. A GGUF (or every part of a split one) must be one of ${ARCHITECTURES.join(", ")}, with ${GGUF_TYPES}; an ONNX model needs the signature of models/build_model.py.`;
+}
+
+/** "135M", "1.2B", "107k": a parameter count as model cards write it. */
+export function formatCount(n: number): string {
+  const [value, unit] = n >= 1e9 ? [n / 1e9, "B"] : n >= 1e6 ? [n / 1e6, "M"] : n >= 1e3 ? [n / 1e3, "k"] : [n, ""];
+  return `${Number(value.toPrecision(value < 10 ? 2 : 3))}${unit}`;
+}
+
+/** What the files say the model is: "llama · 135M parameters · byte-level BPE (smollm) tokenizer". */
+export function describeModel(info: Pick<ModelInfo, "architecture" | "parameterCount" | "tokenizerKind">): string {
+  const parts = [info.architecture, info.parameterCount === null ? null : `${formatCount(info.parameterCount)} parameters`, info.tokenizerKind && `${info.tokenizerKind} tokenizer`];
+  return parts.filter((p) => p).join(" · ");
+}
 
 /** The KV cache's cost, which grows with every token of a sequence: what the context cap bounds. */
 export function kvText(info: Pick<ModelInfo, "kvCacheBytesPerToken" | "contextLength">): string {
@@ -44,35 +68,39 @@ export function serverModel(which: ServerModel, format: ModelFormat = "gguf", st
   const dir = which === "tiny" ? "models/tiny" : "models/smollm2-135m";
   const name = which === "tiny" ? "tiny test model (random weights)" : "SmolLM2-135M-Instruct";
   const ngrams = url(which === "tiny" ? "models/tiny/ngrams.bin" : NGRAM_STORES[store].path);
+  const param = which === "tiny" ? "tiny" : null;
   return format === "gguf"
-    ? { kind: "url", format, name, gguf: url(`${dir}/model.gguf`), ngrams }
-    : { kind: "url", format, name, onnx: url(`${dir}/model.onnx`), tokenizer: url(`${dir}/tokenizer.json`), config: url(`${dir}/config.json`), ngrams };
+    ? { kind: "url", format, name, gguf: url(`${dir}/model.gguf`), ngrams, param }
+    : { kind: "url", format, name, onnx: url(`${dir}/model.onnx`), tokenizer: url(`${dir}/tokenizer.json`), config: url(`${dir}/config.json`), ngrams, param };
 }
 
-/** One file a server model's load fetches: its size (null when the server does not say) and
- *  whether the browser cache already holds this version of it. */
-export interface ServerFile {
-  file: string;
-  bytes: number | null;
+/** One file a URL model's load fetches: its size (null when the server does not say), why a
+ *  HEAD request for it failed, and whether the browser cache already holds this version of it. */
+export interface ServerFile extends SizedFile {
   cached: boolean;
 }
 
-/** The files a server model's load fetches, its n-gram store included, sized with HEAD
- *  requests: what it will download, before any of it is. */
+/** The files a URL model's load fetches, its n-gram store included, sized with HEAD requests:
+ *  what it will download, before any of it is. */
 export async function probeFiles(source: UrlSource, fetchFn: typeof fetch = fetch, cached = isCached): Promise<ServerFile[]> {
   const files = [...modelUrls(source), ...(source.ngrams ? [{ file: "n-gram store", url: source.ngrams }] : [])];
   return Promise.all(
     files.map(async ({ file, url }): Promise<ServerFile> => {
+      let head: Response;
       try {
-        const head = await fetchFn(url, { method: "HEAD", cache: "no-store" });
-        const length = Number(head.headers.get("Content-Length"));
-        return { file, bytes: head.ok && Number.isFinite(length) && length > 0 ? length : null, cached: head.ok && (await cached(url, head)) };
+        head = await fetchFn(url, { method: "HEAD", cache: "no-store" });
       } catch {
-        return { file, bytes: null, cached: false };
+        return { file, bytes: null, cached: false, error: headError(null) };
       }
+      if (!head.ok) return { file, bytes: null, cached: false, error: headError(head) };
+      const length = Number(head.headers.get("Content-Length"));
+      return { file, bytes: Number.isFinite(length) && length > 0 ? length : null, cached: await cached(url, head), error: null };
     }),
   );
 }
+
+/** The model's own files (probeFiles lists them before the n-gram store): what must fit. */
+const modelFilesOf = (source: UrlSource, files: readonly ServerFile[]) => files.slice(0, modelUrls(source).length);
 
 /** The files' total size, or null when one is unknown. */
 export function sumBytes(files: readonly ServerFile[]): number | null {
@@ -145,7 +173,8 @@ export class ModelPanel {
   private readonly loadButton: HTMLButtonElement;
   private readonly fileSizes = new Map<string, [number, number | null]>();
   info: ModelInfo | null = null;
-  /** The server model of the latest load (null for dropped files): what a restarted engine reloads. */
+  /** The URL model that loaded last (null for dropped files): what a restarted engine reloads.
+   *  Set once a load succeeds: a model that crashed the engine must not be loaded again. */
   lastUrl: UrlSource | null = null;
   onLoaded: (info: ModelInfo) => void = () => {};
   onLoading: () => void = () => {};
@@ -165,6 +194,13 @@ export class ModelPanel {
     input.addEventListener("change", () => {
       void this.loadFiles([...(input.files ?? [])]);
       input.value = "";
+    });
+    (root.querySelector("#dropzone-help") as HTMLElement).textContent = dropzoneHelp();
+    const urlForm = root.querySelector("#model-url-form") as HTMLFormElement;
+    const urlInput = root.querySelector("#model-url") as HTMLInputElement;
+    urlForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void this.loadUrl(urlInput.value);
     });
     const zone = root.querySelector("#dropzone") as HTMLElement;
     zone.addEventListener("dragover", (e) => {
@@ -194,6 +230,18 @@ export class ModelPanel {
     this.error.hidden = message === null;
   }
 
+  /** A model URL the visitor typed: their click is the consent; it is sized, then loaded. */
+  async loadUrl(text: string): Promise<void> {
+    let source: UrlSource;
+    try {
+      source = urlSource(text);
+    } catch (error) {
+      this.showError(`Cannot load this URL: ${(error as Error).message}`);
+      return;
+    }
+    await this.load(source);
+  }
+
   async loadFiles(files: File[]): Promise<void> {
     try {
       await this.load(filesToSource(files));
@@ -203,21 +251,31 @@ export class ModelPanel {
   }
 
   /** The page's first model: its name and download size with a "Load model" button, or, when
-   *  it costs little to fetch (see AUTO_LOAD_BYTES), the model itself. */
-  async offer(source: UrlSource): Promise<void> {
+   *  it costs little to fetch (see AUTO_LOAD_BYTES), the model itself. A model that a link
+   *  names (`fromLink`) always waits for the click: a link is someone else's choice. */
+  async offer(source: UrlSource, fromLink = false): Promise<void> {
     const seq = ++this.loadSeq;
     this.status.textContent = `Checking the size of ${source.name}…`;
     const files = await probeFiles(source);
     // A dropped model or a Load button came first.
     if (seq !== this.loadSeq) return;
-    if (autoLoads(files)) return this.load(source, files);
+    const refused = refusal(source, modelFilesOf(source, files));
+    if (refused) {
+      this.status.dataset.state = "unloaded";
+      this.status.textContent = `${source.name} was not loaded: load another model below.`;
+      this.showError(`Cannot load ${source.name}: ${refused}`);
+      return;
+    }
+    if (!fromLink && autoLoads(files)) return this.load(source, files);
     const bytes = bytesToFetch(files);
     const list = files.map((f) => `${f.file}${f.bytes === null ? "" : ` ${formatBytes(f.bytes)}`}`).join(" + ");
     this.status.dataset.state = "unloaded";
-    this.status.textContent =
+    const what =
       bytes === null
         ? `${source.name} (${list}): the server does not say how big it is.`
         : `${source.name}: ${formatBytes(bytes)} to download (${list}), then kept in this browser's cache.`;
+    const origin = new URL(source.format === "gguf" ? source.gguf : source.onnx).origin;
+    this.status.textContent = fromLink ? `This link asks to load a model from ${origin}. ${what} Load it only if you trust where it comes from.` : what;
     this.loadButton.textContent = bytes === null ? "Load model" : `Load model (${formatBytes(bytes)})`;
     this.loadButton.onclick = () => void this.load(source, files);
     this.loadButton.hidden = false;
@@ -226,7 +284,6 @@ export class ModelPanel {
   /** Loads `source`; a server model is first sized (unless `files` says its sizes already). */
   async load(source: ModelSource, files?: ServerFile[]): Promise<void> {
     const seq = ++this.loadSeq;
-    this.lastUrl = source.kind === "url" ? source : null;
     this.loadButton.hidden = true;
     this.showError(null);
     this.fileSizes.clear();
@@ -239,19 +296,22 @@ export class ModelPanel {
     };
     loading(source.name);
     this.onLoading();
-    if (source.kind === "url") {
-      // Say what is about to be downloaded before the download starts (a cached copy is only
-      // read, but the size is still what the model weighs).
-      const sized = files ?? (await probeFiles(source));
-      if (seq !== this.loadSeq) return;
-      const size = sumBytes(sized);
-      const toFetch = bytesToFetch(sized);
-      loading(`${source.name} (${sized.map((f) => f.file).join(" + ")}${size === null ? "" : `, ${formatBytes(size)}`})`);
-      if (toFetch === 0) this.progressText.textContent = "Reading from the browser cache…";
-      else if (toFetch !== null) this.progressText.textContent = `${formatBytes(toFetch)} to fetch: downloaded once, then read from the browser cache…`;
-    }
     try {
+      if (source.kind === "url") {
+        // Say what is about to be downloaded before the download starts (a cached copy is only
+        // read, but the size is still what the model weighs), or why it will not be.
+        const sized = files ?? (await probeFiles(source));
+        if (seq !== this.loadSeq) return;
+        const refused = refusal(source, modelFilesOf(source, sized));
+        if (refused) throw new Error(refused);
+        const size = sumBytes(sized);
+        const toFetch = bytesToFetch(sized);
+        loading(`${source.name} (${sized.map((f) => f.file).join(" + ")}${size === null ? "" : `, ${formatBytes(size)}`})`);
+        if (toFetch === 0) this.progressText.textContent = "Reading from the browser cache…";
+        else if (toFetch !== null) this.progressText.textContent = `${formatBytes(toFetch)} to fetch: downloaded once, then read from the browser cache…`;
+      }
       const info = await this.client.load(source, (phase, loaded, total, file) => this.onProgress(phase, loaded, total, file));
+      this.lastUrl = source.kind === "url" ? source : null;
       this.info = info;
       this.progress.hidden = true;
       this.progressText.textContent = "";
@@ -273,7 +333,8 @@ export class ModelPanel {
 
   private readyText(info: ModelInfo): string {
     const store = info.ngramTokens ? `${info.ngramTokens.toLocaleString("en")} tokens` : "none";
-    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""}) · ${formatLabel(info)} · ${backendLabel(info.backend)}${fallbackCopyText(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength}${kvText(info)} · n-gram store ${store}`;
+    const described = describeModel(info);
+    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""})${described ? ` · ${described}` : ""} · ${formatLabel(info)} · ${backendLabel(info.backend)}${fallbackCopyText(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength}${kvText(info)} · n-gram store ${store}`;
   }
 
   private onProgress(phase: LoadPhase, loaded: number, total: number | null, file: string): void {

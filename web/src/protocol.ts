@@ -2,6 +2,7 @@
 // from the wasm package itself (tsify derives them from the crate's serde shapes), so they
 // cannot drift from the Rust definitions; only what the page adds is declared here.
 import type * as pkg from "decoding-playground";
+import { splitPartUrls } from "decoding-playground";
 
 // ---- generation config: the package's types with every field present ----
 // The package accepts partial configs (missing fields take defaults); the page always sends
@@ -66,9 +67,13 @@ export type ModelSource =
       kind: "url";
       format: "gguf";
       name: string;
+      /** The .gguf, or any part of a split one (its siblings are fetched with it). */
       gguf: string;
       /** The n-gram store superposed decoding uses by default, if the model has one. */
       ngrams: string | null;
+      /** What the page link's `?model=` says to load this model: "tiny", a URL, or null for
+       *  SmolLM2 (the default). */
+      param: string | null;
     }
   | {
       kind: "url";
@@ -78,14 +83,22 @@ export type ModelSource =
       tokenizer: string;
       config: string;
       ngrams: string | null;
+      param: string | null;
     }
   /** Dropped or picked files, which the package's `modelFiles` picks the model from. */
   | { kind: "files"; format: ModelFormat; name: string; files: File[] };
 
-/** A source's model files as URLs, with the names the progress messages use. */
+/** The last segment of a URL's path, decoded ("" for a folder). */
+export function fileName(url: string): string {
+  const path = new URL(url).pathname;
+  return decodeURIComponent(path.slice(path.lastIndexOf("/") + 1));
+}
+
+/** A source's model files as URLs (every part of a split GGUF), with the names the progress
+ *  messages use: the files' own. */
 export function modelUrls(source: Extract<ModelSource, { kind: "url" }>): { file: string; url: string }[] {
   return source.format === "gguf"
-    ? [{ file: "model.gguf", url: source.gguf }]
+    ? splitPartUrls(source.gguf).map((url) => ({ file: fileName(url), url }))
     : [
         { file: "model.onnx", url: source.onnx },
         { file: "tokenizer.json", url: source.tokenizer },
@@ -121,6 +134,11 @@ export interface ModelInfo {
   ngramTokens: number;
   /** Whether the model has a chat template (a GGUF's `tokenizer.chat_template`). */
   chatTemplate: boolean;
+  /** What the files say (null where they do not): "llama", …; every tensor's elements (a
+   *  GGUF's); the tokenizer's kind in words ("byte-level BPE (smollm)", "SentencePiece"). */
+  architecture: string | null;
+  parameterCount: number | null;
+  tokenizerKind: string | null;
 }
 
 export interface RunStats {

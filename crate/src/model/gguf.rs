@@ -21,6 +21,9 @@ use prost::bytes::Buf;
 
 use crate::error::{Error, Result};
 
+/// A model split into several GGUF files (`gguf-split`), read as one.
+pub mod split;
+
 const MAGIC: [u8; 4] = *b"GGUF";
 /// `general.alignment` when the key is absent.
 pub const DEFAULT_ALIGNMENT: usize = 32;

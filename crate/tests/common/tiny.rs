@@ -12,6 +12,12 @@ pub const PROMPT: &str = "Once upon a time, there was a little";
 /// The same architecture and tokenizer as one GGUF file (other random weights, Q4_1/Q8_0
 /// blocks as SmolLM2's), with fixtures of its own.
 pub const GGUF: &[u8] = include_bytes!("../../../models/tiny/model.gguf");
+/// The same GGUF split in three by gguf-py's splitting writer (`models/split_gguf.py`).
+pub const SPLIT: [&[u8]; 3] = [
+    include_bytes!("../../../models/tiny/split/model-00001-of-00003.gguf"),
+    include_bytes!("../../../models/tiny/split/model-00002-of-00003.gguf"),
+    include_bytes!("../../../models/tiny/split/model-00003-of-00003.gguf"),
+];
 pub const GGUF_GENERATION_FIXTURE: &str = include_str!("../fixtures/tiny_gguf_generation.json");
 pub const GGUF_SUPERPOSED_FIXTURE: &str = include_str!("../fixtures/tiny_gguf_superposed.json");
 

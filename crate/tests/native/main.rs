@@ -14,6 +14,7 @@ mod fixtures;
 mod generate;
 mod gguf;
 mod gguf_blocks;
+mod gguf_split;
 mod gguf_types;
 mod mirostat;
 mod model_gguf;

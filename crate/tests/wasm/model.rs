@@ -4,7 +4,7 @@ use crate::common;
 
 use common::tiny::{
     CONFIG, GENERATION_FIXTURE, GGUF, GGUF_GENERATION_FIXTURE, GGUF_SUPERPOSED_FIXTURE, NGRAMS, NGRAM_CORPUS, ONNX,
-    PROMPT, SUPERPOSED_FIXTURE, TOKENIZER,
+    PROMPT, SPLIT, SUPERPOSED_FIXTURE, TOKENIZER,
 };
 use decoding_playground::wasm::Model;
 use wasm_bindgen::convert::TryFromJsValue;
@@ -30,7 +30,12 @@ fn model() -> Model {
 
 /// `Model.fromGguf` as JS calls it: a promise of a Model.
 pub async fn from_gguf(bytes: &[u8], options: JsValue) -> Result<Model, JsValue> {
-    let model = JsFuture::from(Model::from_gguf(bytes.into(), options)).await?;
+    from_gguf_value(js_sys::Uint8Array::from(bytes).into(), options).await
+}
+
+/// `Model.fromGguf` of any JS value: a Uint8Array, an array of a split GGUF's parts, or not.
+async fn from_gguf_value(gguf: JsValue, options: JsValue) -> Result<Model, JsValue> {
+    let model = JsFuture::from(Model::from_gguf(gguf, options)).await?;
     Ok(Model::try_from_js_value(model).expect("a Model"))
 }
 
@@ -227,6 +232,36 @@ async fn bad_input_throws_errors_with_messages() {
     assert!(start_err(PROMPT.into(), r#"{"maxtokens": 3}"#).await.contains("unknown field `maxtokens`"));
     let long = "a b ".repeat(model.context_length().unwrap());
     assert!(start_err(long, "{}").await.contains("the context holds"));
+}
+
+#[wasm_bindgen_test]
+async fn a_split_ggufs_parts_load_as_the_whole_file() {
+    let parts = |order: &[usize]| -> JsValue { order.iter().map(|&i| JsValue::from(js_sys::Uint8Array::from(SPLIT[i]))).collect::<js_sys::Array>().into() };
+    let cpu = || js(r#"{"backend": "cpu"}"#);
+    let ids = vec![1, 42, 7, 300, 12];
+    let log_probs = |model: Model| {
+        let ids = ids.clone();
+        async move { js_sys::Float64Array::from(call(model.log_probs(ids)).await.unwrap()).to_vec() }
+    };
+    let whole = log_probs(gguf_model().await).await;
+    assert_eq!(log_probs(from_gguf_value(parts(&[2, 0, 1]), cpu()).await.unwrap()).await, whole);
+    let missing = from_gguf_value(parts(&[0, 2]), cpu()).await.err().expect("refused");
+    assert_eq!(message(missing), "model error: 2 files for a GGUF split into 3 parts: give all 3, each once");
+    let wrong = from_gguf_value("model.gguf".into(), cpu()).await.err().expect("refused");
+    assert_eq!(message(wrong), "invalid config: fromGguf takes a Uint8Array, or an array of them (the parts of a split GGUF)");
+}
+
+#[wasm_bindgen_test]
+async fn a_model_says_its_architecture_parameters_and_tokenizer() {
+    let gguf = gguf_model().await;
+    assert_eq!(gguf.architecture().unwrap().as_deref(), Some("llama"));
+    assert_eq!(gguf.parameter_count().unwrap(), Some(106_816.0));
+    assert_eq!(gguf.tokenizer_kind().unwrap().as_deref(), Some("byte-level BPE (smollm)"));
+    // An ONNX export: config.json's model_type and tokenizer.json's kind, no parameter count.
+    let onnx = model();
+    assert_eq!(onnx.architecture().unwrap().as_deref(), Some("llama"));
+    assert_eq!(onnx.parameter_count().unwrap(), None);
+    assert_eq!(onnx.tokenizer_kind().unwrap().as_deref(), Some("byte-level BPE"));
 }
 
 #[wasm_bindgen_test]

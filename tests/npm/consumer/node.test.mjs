@@ -199,14 +199,20 @@ describe("Model.load", () => {
     server = createServer((req, res) => {
       const name = new URL(req.url, "http://x").pathname.split("/").pop();
       if (name === "tokenizer_config.json") return res.end(JSON.stringify({ chat_template: TEMPLATE }));
-      if (!["model.gguf", "model.onnx", "tokenizer.json", "config.json"].includes(name)) return res.writeHead(404).end();
-      const body = tiny(name);
+      // Says it is 5 GB, sends one byte and waits: the client must give up on the header alone.
+      if (name === "huge.gguf") return res.writeHead(200, { "Content-Length": String(5e9) }).write(Buffer.alloc(1));
+      const split = /^model-0000[123]-of-00003\.gguf$/.test(name);
+      if (!split && !["model.gguf", "model.onnx", "tokenizer.json", "config.json"].includes(name)) return res.writeHead(404).end();
+      const body = tiny(split ? `split/${name}` : name);
       res.writeHead(200, { "Content-Length": body.length }).end(body);
     });
     await new Promise((done) => server.listen(0, "127.0.0.1", done));
     base = `http://127.0.0.1:${server.address().port}`;
   });
-  after(() => server?.close());
+  after(() => {
+    server?.closeAllConnections();
+    server?.close();
+  });
 
   const watch = () => {
     const events = [];
@@ -224,6 +230,17 @@ describe("Model.load", () => {
     assert.deepEqual(events.slice(-2).map((e) => e.phase), ["build", "ready"]);
     assert.deepEqual((await loaded.generate(PROMPT, { maxTokens: 3 })).map((s) => s.token), (await gguf.generate(PROMPT, { maxTokens: 3 })).map((s) => s.token));
     loaded.free();
+  });
+
+  it("a split GGUF's first URL brings every part; a file past MAX_MODEL_BYTES is refused from its Content-Length", async () => {
+    const [events, onProgress] = watch();
+    const loaded = await Model.load(`${base}/tiny/split/model-00001-of-00003.gguf`, { onProgress });
+    const files = [...new Set(events.filter((e) => e.phase === "download").map((e) => e.file))];
+    assert.deepEqual(files, [1, 2, 3].map((n) => `model-0000${n}-of-00003.gguf`));
+    assert.deepEqual((await loaded.generate(PROMPT, { maxTokens: 3 })).map((s) => s.token), (await gguf.generate(PROMPT, { maxTokens: 3 })).map((s) => s.token));
+    assert.deepEqual([loaded.architecture, loaded.parameterCount, loaded.tokenizerKind], ["llama", 106_816, "byte-level BPE (smollm)"]);
+    loaded.free();
+    await assert.rejects(Model.load(`${base}/huge.gguf`), (e) => e.code === "TooLarge" && /^huge\.gguf is 5\.0 GB, more than the 3\.2 GB this engine can hold/.test(e.message));
   });
 
   it("an ONNX export's folder URL, with its tokenizer_config.json's chat template", async () => {
@@ -261,6 +278,12 @@ describe("Model.load", () => {
     assert.equal(modelFiles(onnxFiles).format, "onnx");
     await assert.rejects(Model.load(onnxFiles.slice(0, 1)), (e) => e.code === "InvalidInput" && /^missing tokenizer\.json: /.test(e.message));
     await assert.rejects(Model.load([fileOf("a.gguf", "x"), fileOf("b.gguf", "y")]), (e) => e.code === "InvalidInput" && /^2 \.gguf files/.test(e.message));
+    // A split GGUF's parts, in any order; one missing is named.
+    const part = (n) => new File([tiny(`split/model-0000${n}-of-00003.gguf`)], `model-0000${n}-of-00003.gguf`);
+    const split = await Model.load([part(3), part(1), part(2)]);
+    assert.equal(split.parameterCount, 106_816);
+    split.free();
+    await assert.rejects(Model.load([part(1), part(3)]), (e) => e.code === "InvalidInput" && e.message === "the model is split into 3 parts: model-00002-of-00003.gguf is missing; give them all together");
     await assert.rejects(Model.load([...onnxFiles, fileOf("tokenizer_config.json", "{")]), (e) => e.code === "InvalidInput" && /^tokenizer_config\.json is not JSON/.test(e.message));
   });
 

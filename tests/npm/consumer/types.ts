@@ -1,7 +1,7 @@
 // A TypeScript consumer of the installed package, compiled with `tsc --strict --noEmit` (no
 // skipLibCheck, so the package's .d.ts is checked too). The @ts-expect-error lines prove that the
 // types are precise: each would be an unused directive (an error) if the type were `any`.
-import init, { Model, Sampler, createWorkerModel, defaultSamplerConfig, loadModel, modelFiles, onEngineFailure, type WorkerModel } from "decoding-playground";
+import init, { MAX_MODEL_BYTES, Model, Sampler, checkModelSize, createWorkerModel, defaultSamplerConfig, loadModel, locationFiles, modelFiles, onEngineFailure, splitPartUrls, type WorkerModel } from "decoding-playground";
 import type {
   Alternative,
   ChatMessage,
@@ -92,6 +92,14 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   lines.push(`${where}: ${info.adapter?.name ?? "no adapter"}, ${info.fallbackReason ?? "as asked"}`);
   // @ts-expect-error: fromGguf takes the file's bytes, not its path
   void Model.fromGguf("model.gguf");
+  // A split GGUF: every part's bytes; what the file says the model is.
+  const split: Model = await Model.fromGguf([gguf, gguf]);
+  const facts: [string | undefined, number | undefined, string | undefined] = [split.architecture, split.parameterCount, split.tokenizerKind];
+  const parts: string[] = splitPartUrls("https://example.com/m-00001-of-00002.gguf");
+  const located = locationFiles("https://example.com/m.gguf");
+  const firstFile: string | undefined = located.format === "gguf" ? located.gguf[0] : located.tokenizer;
+  checkModelSize(MAX_MODEL_BYTES, "m.gguf");
+  lines.push(...parts, String(facts), String(firstFile));
   // @ts-expect-error: the backends are "auto", "webgpu" and "cpu"
   void Model.fromGguf(gguf, { backend: "gpu" });
   // @ts-expect-error: a GGUF holds its tokenizer and dimensions: there is nothing more to pass
@@ -116,6 +124,8 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   const workerIgnored: string[] = await inWorker.ignoredSettings({ maxTokens: 4 });
   await inWorker.load("other.gguf", { backend: "cpu" });
   lines.push(String(workerSteps.length), workerText, ...workerStages, ...workerIgnored, String(inWorker.vocabSize), String(inWorker.failure?.message));
+  const workerFacts: (string | number | undefined)[] = [inWorker.architecture, inWorker.parameterCount, inWorker.tokenizerKind];
+  lines.push(String(workerFacts));
   // @ts-expect-error: a worker model's calls are asynchronous
   const notYet: string = inWorker.decode([1]);
   lines.push(modelFiles([]).format, notYet);
