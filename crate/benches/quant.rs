@@ -11,9 +11,8 @@ mod common;
 use common::{mean_ns, splitmix as bits};
 use criterion::{BenchmarkId, Criterion};
 use decoding_playground::model::formats::GgmlType;
-use decoding_playground::model::quant::{
-    block_types, random_blocks, simd_kernel_name, Kernel, Lcg, QuantMatrix,
-};
+use decoding_playground::model::quant::testing::{block_types, random_blocks, Lcg};
+use decoding_playground::model::quant::{simd_kernel_name, Kernel, QuantMatrix};
 use std::hint::black_box;
 
 /// (name, type, rows, cols, token counts): attention q/o, MLP gate/up, MLP down, the tied head;

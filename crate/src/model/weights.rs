@@ -400,7 +400,7 @@ fn vector(info: &TensorInfo, bytes: &[u8]) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::quant::{random_blocks, Lcg};
+    use crate::model::quant::testing::{random_blocks, Lcg};
 
     /// Row `r` of a loaded matrix, as f32.
     fn row(m: &Matrix, r: usize) -> Vec<f32> {

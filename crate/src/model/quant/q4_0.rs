@@ -36,5 +36,5 @@ fn dequantises_hand_built_blocks() {
 fn dot_of_a_hand_built_block() {
     // x = j − 16 but x[31] = 32767: d_x = 1, q_x = x; Σ(q_w − 8)·q_x = −120 − 8·32736.
     let w = matrix(&block(0x4000));
-    super::assert_hand_built_dot(&w, -524016.0);
+    super::testing::assert_hand_built_dot(&w, -524016.0);
 }

@@ -65,5 +65,5 @@ fn dot_of_a_hand_built_block() {
     let w =
         QuantMatrix::from_gguf_blocks(GgmlType::Q4_1, 1, 32, &block(0x3800, 0xbc00), None)
             .unwrap();
-    super::assert_hand_built_dot(&w, -32796.0);
+    super::testing::assert_hand_built_dot(&w, -32796.0);
 }

@@ -42,5 +42,5 @@ fn dot_of_a_hand_built_block() {
         None,
     )
     .unwrap();
-    super::assert_hand_built_dot(&w, 247008.0);
+    super::testing::assert_hand_built_dot(&w, 247008.0);
 }

@@ -2,10 +2,12 @@
 //! with the fifth bits ORed in for the 5-bit schemes) or take the i8 quants, widen to i16,
 //! `i32x4.dot_i16x8_s` against the activations pre-widened to i16 (exact); shuffle the 4 rows of
 //! a group into one i32 lane each (per scale: Q6_K sums its two 16-weight halves apart); then
-//! [`block_term`](super::block_term) in f32x4 lanes, one row per lane (simd128 has no FMA), so
-//! the result is the reference's bits.
+//! [`block_term`](super::kernel::block_term) in f32x4 lanes, one row per lane (simd128 has no
+//! FMA), so the result is the reference's bits.
 
-use super::{for_each_group, Activations, Bits, Format, GroupSlices, QuantMatrix, BLOCK, GROUP};
+use super::activations::Activations;
+use super::kernel::{for_each_group, GroupSlices};
+use super::{Bits, Format, QuantMatrix, BLOCK, GROUP};
 use core::arch::wasm32::*;
 
 pub(super) fn matmul<F: Format>(w: &QuantMatrix, a: &Activations, m: usize, out: &mut [f32]) {

@@ -9,7 +9,8 @@ use crate::model::arch::decoder::inverse_frequencies;
 use crate::model::arch::params::LayerRope;
 use crate::model::f16_bits_to_f32;
 use crate::model::formats::GgmlType;
-use crate::model::quant::{random_activations, random_blocks, Lcg, QuantMatrix};
+use crate::model::quant::testing::{random_activations, random_blocks, Lcg};
+use crate::model::quant::QuantMatrix;
 use crate::model::weights::Matrix;
 
 fn gpu() -> Gpu {
