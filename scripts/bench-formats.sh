@@ -19,19 +19,7 @@ prompt=$(models/.venv/bin/python -c 'import json; print(",".join(map(str, json.l
 
 llama=""
 if [ "${LLAMA_CPP_PYTHON:-0}" = 1 ]; then
-  sha=$(sed -n 's/^SDIST_SHA256=//p' models/llama_quantize.sh)
-  venv=models/.cache/llama-cpp/venv-$sha
-  if [ ! -x "$venv/.built" ]; then
-    bash models/llama_quantize.sh >/dev/null  # downloads and checks the sdist
-    rm -rf "$venv" && python3 -m venv "$venv"
-    t0=$SECONDS
-    # The sdist checked by llama_quantize.sh, not the index's; llava/mtmd is not needed.
-    CMAKE_ARGS="-DLLAVA_BUILD=OFF" "$venv/bin/pip" install --quiet --disable-pip-version-check \
-      numpy==2.4.6 "models/.cache/llama-cpp/llama_cpp_python-0.3.36.tar.gz"
-    echo "llama-cpp-python built in $((SECONDS - t0)) s" >&2
-    printf '#!/bin/sh\n' > "$venv/.built" && chmod +x "$venv/.built"
-  fi
-  llama=$venv/bin/python
+  llama=$(bash models/llama_cpp_python.sh)
 fi
 
 decode() {  # the median decode tok/s of bench_native's final line
