@@ -26,4 +26,5 @@ mod soak;
 mod statistics;
 mod superposed;
 mod tokenizer;
+mod tokenizer_gguf;
 mod webgpu;
