@@ -7,65 +7,24 @@
 //! Gemma and an EOS-adding model set it up (both committed).
 use crate::common;
 
+use common::tokenizers::{reference, Expected, BPE, SPM};
 use decoding_playground::model::gguf::{GgufHeader, MetaValue};
 use decoding_playground::tokenizer::{TextStream, TextTokenizer};
 use decoding_playground::Error;
-use serde::Deserialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-const REFERENCE: &str = include_str!("../fixtures/tokenizers/reference.json");
-const SPM: &[u8] = include_bytes!("../fixtures/tokenizers/spm.gguf");
-const BPE: &[u8] = include_bytes!("../fixtures/tokenizers/bpe.gguf");
-
-#[derive(Deserialize)]
-struct Reference {
-    texts: Vec<String>,
-    tokenizers: BTreeMap<String, Expected>,
-}
-
-#[derive(Deserialize)]
-struct Expected {
-    file: String,
-    /// Metadata set (or removed, `null`) in the file's header.
-    changes: BTreeMap<String, Value>,
-    n_vocab: usize,
-    add_bos: bool,
-    add_eos: bool,
-    bos: u32,
-    eos: u32,
-    eog: Vec<u32>,
-    /// Per text.
-    ids: Vec<Vec<u32>>,
-    decoded: Vec<String>,
-    single_ids: Vec<u32>,
-    single_decoded: Vec<String>,
-}
-
-fn reference() -> Reference {
-    serde_json::from_str(REFERENCE).unwrap()
-}
 
 fn header(bytes: &[u8]) -> GgufHeader {
     GgufHeader::read(&mut &bytes[..]).unwrap()
 }
 
-/// The header llama.cpp read: the committed or built file (`None` after saying so when a built
-/// one is missing and may be) with the fixture's changes.
+/// The fixture's header: from the committed file, or the one models/build.sh makes (`None` after
+/// saying so when it is missing and may be).
 fn fixture_header(expected: &Expected) -> Option<GgufHeader> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(&expected.file);
-    let path = if expected.file.starts_with("models/") { common::built_file(path)? } else { path };
-    let mut h = header(&std::fs::read(path).unwrap());
-    for (key, value) in &expected.changes {
-        match value {
-            Value::Null => h.metadata.remove(key),
-            Value::Bool(b) => h.metadata.insert(key.clone(), MetaValue::Bool(*b)),
-            Value::String(s) => h.metadata.insert(key.clone(), MetaValue::String(s.clone())),
-            other => panic!("change {key} = {other}"),
-        };
+    if let Some(bytes) = expected.committed_bytes() {
+        return Some(expected.header(bytes));
     }
-    Some(h)
+    let path = common::built_file(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(&expected.file))?;
+    Some(expected.header(&std::fs::read(path).unwrap()))
 }
 
 #[test]
@@ -74,37 +33,8 @@ fn every_tokenizer_gives_llama_cpps_ids_and_text() {
     assert!(reference.texts.len() >= 30 && reference.tokenizers.len() == 11);
     for (name, expected) in &reference.tokenizers {
         let Some(h) = fixture_header(expected) else { continue };
-        let tokenizer = TextTokenizer::from_gguf(&h).unwrap();
-        assert_eq!(tokenizer.vocab_size(), expected.n_vocab, "{name}");
-        let mut wrong = Vec::new();
-        for ((text, ids), decoded) in reference.texts.iter().zip(&expected.ids).zip(&expected.decoded) {
-            let ours = tokenizer.encode(text).unwrap();
-            if &ours != ids {
-                wrong.push(format!("encode {text:?}:\n  ours  {ours:?}\n  llama {ids:?}"));
-            }
-            // llama.cpp's tokenize(add_special = true): BOS and EOS as the model says.
-            let with_special = [&[expected.bos][..expected.add_bos as usize], ids, &[expected.eos][..expected.add_eos as usize]].concat();
-            let ours = tokenizer.encode_with_special(text).unwrap();
-            if ours != with_special {
-                wrong.push(format!("encode_with_special {text:?}: {ours:?} vs {with_special:?}"));
-            }
-            let ours = tokenizer.decode(ids).unwrap();
-            if &ours != decoded {
-                wrong.push(format!("decode of {text:?}: {ours:?} vs {decoded:?}"));
-            }
-        }
-        for (&id, text) in expected.single_ids.iter().zip(&expected.single_decoded) {
-            let ours = tokenizer.decode(&[id]).unwrap();
-            if &ours != text {
-                wrong.push(format!("decode [{id}]: {ours:?} vs {text:?}"));
-            }
-        }
+        let wrong = expected.differences(&TextTokenizer::from_gguf(&h).unwrap(), &reference.texts);
         assert!(wrong.is_empty(), "{name}: {} differences from llama.cpp:\n{}", wrong.len(), wrong.join("\n"));
-        // Stop tokens: the EOS and llama.cpp's end-of-generation tokens by text (not its
-        // fill-in-the-middle ones, which it also stops at).
-        let stops = tokenizer.end_of_text_ids();
-        assert!(stops.contains(&expected.eos), "{name}: {stops:?}");
-        assert!(stops.iter().all(|id| expected.eog.contains(id)), "{name}: {stops:?} vs {:?}", expected.eog);
     }
 }
 
