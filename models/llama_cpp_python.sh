@@ -5,7 +5,8 @@
 #
 # Idempotent: once built (the .built marker), a second run only prints the path. The build takes
 # ~7 min on 2 cores. Users: scripts/bench-formats.sh (llama.cpp's perplexity and speed) and
-# tiny_archs.py (llama.cpp's logits on the tiny per-architecture fixtures); both need only numpy.
+# tiny_archs.py (llama.cpp's logits on the tiny per-architecture fixtures) and
+# tokenizer_fixtures.py (llama.cpp's token ids); all need only numpy.
 set -euo pipefail
 cd "$(dirname "$0")"
 sdist=$(sed -n 's/^SDIST=//p' llama_quantize.sh)

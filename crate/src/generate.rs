@@ -340,7 +340,7 @@ impl<M: LanguageModel> Engine<M> {
                 Strategy::Superposed { decoder, prompt: Vec::new() }
             }
         };
-        let ids = self.tokenizer.encode(prompt)?;
+        let ids = self.tokenizer.encode_with_special(prompt)?;
         if ids.is_empty() {
             return Err(Error::EmptyPrompt);
         }
@@ -357,7 +357,10 @@ impl<M: LanguageModel> Engine<M> {
         };
         let (logits, reused) = self.feed_prompt(&ids, false).await?;
         match &mut strategy {
-            Strategy::Sample { chain, .. } => ids.iter().for_each(|&id| chain.accept(id)),
+            Strategy::Sample { chain, stream, .. } => {
+                ids.iter().for_each(|&id| chain.accept(id));
+                *stream = TextStream::after(&self.tokenizer, ids[ids.len() - 1])?;
+            }
             Strategy::Superposed { prompt, .. } => *prompt = ids.clone(),
         }
         Ok(Generation {

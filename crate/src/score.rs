@@ -77,7 +77,8 @@ impl<M: LanguageModel> Engine<M> {
     /// the previous call.
     pub async fn score(&mut self, text: &str, config: &ScoreConfig) -> Result<ScoreResult> {
         check(config.top_alternatives <= MAX_SCORE_TOP_N, "topAlternatives", "at most 100", config.top_alternatives)?;
-        let context = if config.context.is_empty() { Vec::new() } else { self.tokenizer().encode(&config.context)? };
+        // The context is where the model's BOS goes (alone, for a text without context).
+        let context = self.tokenizer().encode_with_special(&config.context)?;
         let ids = self.tokenizer().encode(text)?;
         check(
             ids.len() + context.len().min(1) >= 2,

@@ -1,4 +1,4 @@
-//! Shared by the native and the wasm tests: deterministic synthetic logits and the fixture of
+//! Shared by the native and the wasm tests: deterministic synthetic logits and the fixtures of
 //! token ids that both platforms must reproduce exactly.
 #![allow(dead_code)]
 
@@ -7,6 +7,7 @@ pub mod failing;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod smollm2;
 pub mod tiny;
+pub mod tokenizers;
 
 use rand_chacha::ChaCha8Rng;
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,10 +1,11 @@
 //! Chat templates against Python's Jinja2 configured as transformers' `apply_chat_template`
-//! (models/chat_reference.py renders the same cases), SmolLM2's template as its GGUF ships it,
-//! and the errors a template can give.
+//! (models/chat_reference.py renders the same cases, with Qwen2.5's, Qwen3's and Gemma 3's
+//! templates from fixtures/chat_templates/), SmolLM2's template as its GGUF ships it, the BOS a
+//! tokenizer adds itself, and the errors a template can give.
 use crate::common;
 
 use decoding_playground::chat::{ChatMessage, ChatTemplate, SpecialTokens};
-use decoding_playground::model::gguf::GgufHeader;
+use decoding_playground::model::gguf::{GgufHeader, MetaValue};
 use decoding_playground::tokenizer::TextTokenizer;
 use decoding_playground::Error;
 use serde::Deserialize;
@@ -52,7 +53,11 @@ fn reference(special_tokens: bool) -> Option<Reference> {
 fn templates_render_as_jinja2_renders_them_for_hf() {
     // Without special tokens, `bos_token` is undefined: Jinja2 renders it empty.
     let cases = [true, false].into_iter().filter_map(reference).flat_map(|r| r.cases).collect::<Vec<_>>();
-    assert!(cases.len() >= 36 || cases.is_empty());
+    assert!(cases.len() >= 160 || cases.is_empty());
+    for model in ["qwen2.5", "qwen3", "gemma3"] {
+        let rendered = cases.iter().filter(|c| c.name.starts_with(model) && c.expected.is_some()).count();
+        assert!(rendered >= 8 || cases.is_empty(), "{model}: {rendered} renderings");
+    }
     for case in &cases {
         let special = SpecialTokens { bos_token: case.bos_token.clone(), eos_token: case.eos_token.clone() };
         let rendered = ChatTemplate::new(&case.template).unwrap().render(&case.messages, case.add_generation_prompt, &special);
@@ -83,6 +88,23 @@ fn smollm2_ships_its_template_in_the_gguf_and_the_prompt_encodes_to_chat_tokens(
     let ids = tokenizer.encode(&prompt).unwrap();
     let im_start = tokenizer.token_to_id("<|im_start|>").unwrap();
     assert_eq!(ids.iter().filter(|&&id| id == im_start).count(), 3, "system, user and assistant turns");
+}
+
+#[test]
+fn a_tokenizer_that_adds_bos_takes_the_templates_bos_off_the_prompt_as_llama_cpp_does() {
+    // The SentencePiece fixture set up as Gemma's (BOS added, "<start_of_turn>" a control token)
+    // with Gemma 3's template, which writes `{{ bos_token }}` itself.
+    let mut header = GgufHeader::read(&mut &include_bytes!("../fixtures/tokenizers/spm.gguf")[..]).unwrap();
+    header.metadata.insert("tokenizer.ggml.add_space_prefix".into(), MetaValue::Bool(false));
+    let mut tokenizer = TextTokenizer::from_gguf(&header).unwrap();
+    tokenizer.set_chat_template(Some(include_str!("../fixtures/chat_templates/gemma3.jinja"))).unwrap();
+    let messages = [ChatMessage { role: "user".into(), content: "Hi".into() }];
+    let prompt = tokenizer.apply_chat_template(&messages, true).unwrap();
+    assert_eq!(prompt, "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+    let ids = tokenizer.encode_with_special(&prompt).unwrap();
+    let (bos, turn) = (tokenizer.token_to_id("<s>").unwrap(), tokenizer.token_to_id("<start_of_turn>").unwrap());
+    assert_eq!(ids[..2], [bos, turn], "one BOS, then the turn marker as one token");
+    assert_eq!(ids.iter().filter(|&&id| id == bos).count(), 1);
 }
 
 #[test]

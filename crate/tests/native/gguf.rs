@@ -748,17 +748,17 @@ fn tokenizer_from_the_tiny_gguf_equals_tiny_tokenizer_json() {
 #[test]
 fn tokenizer_from_gguf_refuses_what_it_cannot_reproduce() {
     let mut w = Writer::tiny();
-    w.set("tokenizer.ggml.model", MetaValue::String("llama".into()));
-    let e = model_error(TextTokenizer::from_gguf(&w.header()), "sentencepiece");
-    assert_contains(&e, "tokenizer model `llama` is not supported");
+    w.set("tokenizer.ggml.model", MetaValue::String("bert".into()));
+    let e = model_error(TextTokenizer::from_gguf(&w.header()), "wordpiece");
+    assert_contains(&e, "tokenizer model `bert` (tokenizer.ggml.model) is not supported");
 
     let mut w = Writer::tiny();
-    w.set("tokenizer.ggml.pre", MetaValue::String("llama-bpe".into()));
+    w.set("tokenizer.ggml.pre", MetaValue::String("jina-v2-code".into()));
     let e = model_error(
         TextTokenizer::from_gguf(&w.header()),
-        "llama3 pre-tokenizer",
+        "pre-tokenizer llama.cpp sets up with a separator token",
     );
-    assert_contains(&e, "pre-tokenizer `llama-bpe`");
+    assert_contains(&e, "pre-tokenizer `jina-v2-code`");
 
     let mut w = Writer::tiny();
     w.remove("tokenizer.ggml.merges");

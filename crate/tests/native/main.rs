@@ -28,4 +28,5 @@ mod soak;
 mod statistics;
 mod superposed;
 mod tokenizer;
+mod tokenizer_gguf;
 mod webgpu;

@@ -1,16 +1,18 @@
 //! Scoring a text and reusing the KV cache's prefix, on the tiny model: `truncate` against a
 //! fresh run on every backend, the Engine's prefix reuse against a fresh engine, and `score`
-//! against an independent teacher-forced pass (`prefill_all_logits`).
+//! against an independent teacher-forced pass (`prefill_all_logits`), and where BOS goes.
 use crate::common;
 
 use common::tiny::{gguf_engine, GGUF, NGRAM_CORPUS, PROMPT};
-use decoding_playground::generate::GenerateConfig;
+use decoding_playground::generate::{Engine, GenerateConfig};
 use decoding_playground::model::auto::{AutoModel, Backend};
+use decoding_playground::model::gguf::{GgufReader, MetaValue};
 use decoding_playground::model::quant::Kernel;
 use decoding_playground::model::webgpu::GpuOptions;
 use decoding_playground::model::weights::GgufModel;
 use decoding_playground::score::{ScoreConfig, SCORE_CHUNK};
-use decoding_playground::{Error, LanguageModel};
+use decoding_playground::tokenizer::TextTokenizer;
+use decoding_playground::{Error, LanguageModel, TractModel};
 use pollster::block_on;
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -155,4 +157,18 @@ fn bad_score_input_is_a_clear_error() {
     assert!(err(PROMPT, ScoreConfig { top_alternatives: 101, ..Default::default() }, &mut engine).starts_with("topAlternatives must be at most 100"));
     // A single token scores after a context.
     assert_eq!(block_on(engine.score("a", &ScoreConfig { context: PROMPT.into(), top_alternatives: 0 })).unwrap().scored, 1);
+}
+
+#[test]
+fn a_model_that_adds_bos_gets_it_before_the_prompt_and_the_scored_text() {
+    let (model, _) = TractModel::from_gguf(GGUF).unwrap();
+    let mut header = GgufReader::new(GGUF).unwrap().into_header();
+    header.metadata.insert("tokenizer.ggml.add_bos_token".into(), MetaValue::Bool(true));
+    let mut engine = Engine::new(model, TextTokenizer::from_gguf(&header).unwrap()).unwrap();
+    let ids = engine.tokenizer().encode(PROMPT).unwrap();
+    let generation = block_on(engine.start(PROMPT, &GenerateConfig::default())).unwrap();
+    assert_eq!(generation.prompt_tokens(), ids.len() + 1);
+    // Without a context, BOS is the context: every token of the text is scored.
+    let scored = block_on(engine.score(PROMPT, &ScoreConfig::default())).unwrap();
+    assert_eq!((scored.context_tokens, scored.scored), (1, ids.len()));
 }

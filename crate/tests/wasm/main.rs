@@ -8,3 +8,4 @@ mod common;
 mod architectures;
 mod model;
 mod sampler;
+mod tokenizer;
