@@ -1,5 +1,5 @@
 //! A GGUF (v2/v3) reader that streams: it parses the header from a [`Buf`] (in wasm the bytes
-//! come from JS one chunk at a time, see `JsChunks` in `wasm.rs`; natively `&[u8]` is a `Buf`),
+//! come from JS one chunk at a time, see `JsChunks` in `wasm/bytes.rs`; natively `&[u8]` is a `Buf`),
 //! then hands out each tensor's bytes in file order, so at most one tensor is copied at a time.
 //!
 //! Layout (all little-endian): magic `GGUF`, `u32` version, `u64` tensor count, `u64` metadata

@@ -1,0 +1,142 @@
+//! A generation on a `Model`: `start()` and `next()` one step at a time, `generate()`'s loop,
+//! `cancel()`, and the steps they share.
+
+use super::convert::{abort_error, config_from_js, js_error, to_js};
+use super::failure::guarded;
+use super::model::{Inner, Model, Run};
+use crate::generate::GenerateConfig;
+use crate::Error;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen]
+impl Model {
+    /// Prefills the prompt and readies a generation; take its steps with `next()`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn start(
+        &self,
+        prompt: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        guarded(async move {
+            start_generation(&inner, &prompt, config, Run::Stepped).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The next step of the generation `start()` readied, or `undefined` once it has ended:
+    /// with `kind: "token"`, a step record plus `text` and, on the last one, `finish`; with
+    /// `kind: "drafts"` (superposed decoding), the draft tree's new nodes and, on the last one,
+    /// `drafts` and `finish`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Step | undefined>")]
+    pub fn next(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        guarded(async move {
+            match inner.run.get() {
+                Run::Driven => Err(js_error(Error::Busy)),
+                Run::Idle => Ok(JsValue::UNDEFINED),
+                Run::Stepped => next_step(&inner).await,
+            }
+        })
+    }
+
+    /// Ends the generation in progress: a running `generate()` stops after the current step
+    /// and rejects with "generation was cancelled"; a `start()`ed one takes no more steps.
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+
+    /// Runs a whole generation, calling `onStep(step)` for each token and yielding to the event
+    /// loop between tokens, so a page or worker stays responsive. Resolves to the array of
+    /// steps. After `cancel()`, or when `signal` (an AbortSignal) aborts, it rejects with a
+    /// `DOMException` named "AbortError" (`code` "Cancelled") whose `steps` holds the steps made.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Step[]>")]
+    pub fn generate(
+        &self,
+        prompt: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
+        #[wasm_bindgen(js_name = onStep, unchecked_optional_param_type = "((step: Step) => void) | null")] on_step: Option<js_sys::Function>,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ readonly aborted: boolean } | null")] signal: Option<js_sys::Object>,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        guarded(async move {
+            if is_aborted(signal.as_ref()) {
+                return Err(abort_error(js_sys::Array::new()));
+            }
+            start_generation(&inner, &prompt, config, Run::Driven).await?;
+            let result = drive(&inner, on_step.as_ref(), signal.as_ref()).await;
+            inner.end_generation();
+            result
+        })
+    }
+}
+
+pub(super) async fn start_generation(inner: &Inner, prompt: &str, config: JsValue, run: Run) -> Result<(), JsValue> {
+    let config: GenerateConfig = config_from_js(config)?;
+    let mut engine = inner.idle_engine()?;
+    let generation = engine.start(prompt, &config).await.map_err(js_error)?;
+    inner.cancelled.set(false);
+    *inner.generation.borrow_mut() = Some(generation);
+    inner.run.set(run);
+    Ok(())
+}
+
+/// `generate()`'s loop: every step, handed to `on_step`, until the end or a cancel.
+async fn drive(inner: &Inner, on_step: Option<&js_sys::Function>, signal: Option<&js_sys::Object>) -> Result<JsValue, JsValue> {
+    let steps = js_sys::Array::new();
+    loop {
+        let step = next_step(inner).await?;
+        if step.is_undefined() {
+            return Ok(steps.into());
+        }
+        if let Some(on_step) = on_step {
+            on_step.call1(&JsValue::NULL, &step)?;
+        }
+        steps.push(&step);
+        yield_to_event_loop().await;
+        if inner.cancelled.get() || is_aborted(signal) {
+            return Err(abort_error(steps));
+        }
+    }
+}
+
+/// One step of the generation in progress; ends it on its last step, an error or a cancel.
+pub(super) async fn next_step(inner: &Inner) -> Result<JsValue, JsValue> {
+    let mut engine = inner.engine()?;
+    let Some(mut current) = inner.generation.borrow_mut().take() else { return Ok(JsValue::UNDEFINED) };
+    let step = engine.step(&mut current).await;
+    // A failed step, like the last one, leaves the generation finished.
+    let cancelled = inner.run.get() == Run::Stepped && inner.cancelled.get();
+    if current.is_finished() || cancelled {
+        inner.step_ended();
+    } else {
+        *inner.generation.borrow_mut() = Some(current);
+    }
+    match step.map_err(js_error)? {
+        Some(step) => to_js(&step),
+        None => Ok(JsValue::UNDEFINED),
+    }
+}
+
+pub(super) fn is_aborted(signal: Option<&js_sys::Object>) -> bool {
+    signal
+        .and_then(|s| js_sys::Reflect::get(s, &"aborted".into()).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// Waits for a macrotask (`setTimeout(0)`): a microtask would not let a worker receive a
+/// "stop" message or a page repaint.
+async fn yield_to_event_loop() {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let scheduled = set_timeout.map(|f| f.call2(&JsValue::NULL, &resolve, &0.into()).is_ok());
+        if scheduled != Some(true) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}

@@ -1,0 +1,26 @@
+//! The JS-facing API: thin wrappers that convert at the boundary with serde-wasm-bindgen and
+//! turn core errors into JS `Error`s carrying the same message.
+//!
+//! The files, one job each: `failure.rs` what happens after a panic (every call checks it
+//! first); `convert.rs` errors, results and configs across the boundary; `sampler.rs` the
+//! `Sampler` export; `model.rs` the `Model` export, its shared state and which calls it refuses
+//! while a generation runs, its properties, tokenizer, chat template, n-gram store and scoring;
+//! `load.rs` loading it from ONNX or GGUF; `generation.rs` `start`/`next`/`generate`/`cancel`;
+//! `stream.rs` the step stream (`model.stream()`); `bytes.rs` the JS byte readers.
+
+mod bytes;
+mod convert;
+mod failure;
+mod generation;
+mod load;
+mod model;
+mod sampler;
+mod stream;
+
+#[doc(hidden)]
+pub use failure::panic_for_testing;
+pub use failure::on_engine_failure;
+pub use load::{external_data_files, LoadOptions};
+pub use model::Model;
+pub use sampler::{default_sampler_config, ignored_settings, Sampler};
+pub use stream::StepStream;
