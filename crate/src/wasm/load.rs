@@ -79,9 +79,9 @@ impl Model {
         Self::with(AutoModel::cpu(model), tokenizer, ModelSummary::from_onnx(config_json.as_deref(), tokenizer_json))
     }
 
-    /// Loads a Llama-family model from the bytes of one `.gguf` file, which holds the weights
-    /// (kept in their own precision: F32, F16, BF16 and the block types of llama.cpp's common
-    /// files) and the tokenizer, or from the bytes of every part of a split one
+    /// Loads a model (llama, qwen2, qwen3, gemma3 or phi3) from the bytes of one `.gguf` file,
+    /// which holds the weights (kept in their own precision: F32, F16, BF16 and the block types
+    /// of llama.cpp's common files), the tokenizer and the chat template, or from the bytes of every part of a split one
     /// (`name-00001-of-00003.gguf`, … as gguf-split writes them; in any order), and places it on
     /// WebGPU or the CPU as `options.backend` says (see `LoadOptions`). The bytes are read in
     /// chunks; each tensor's bytes are dropped once its blocks are in place.
