@@ -513,6 +513,22 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     await context.close();
   });
 
+  test("a dropped GGUF of each architecture loads, says what it is and runs", async () => {
+    // models/tiny/archs/: tiny random models of every architecture beyond SmolLM2's, whose
+    // logits crate/tests/native/architectures.rs checks against llama.cpp's.
+    const { context, page, errors } = await tinyPage("n=8&s=greedy");
+    for (const [file, arch] of [["llama3", "llama"], ["qwen2", "qwen2"], ["qwen3", "qwen3"], ["gemma3", "gemma3"], ["phi3", "phi3"]]) {
+      await dropFiles(page, [[`${file}.gguf`, `url:/models/tiny/archs/${file}.gguf`]]);
+      await page.waitForFunction((f) => new RegExp(`^${f}\\.gguf: ready`).test(document.querySelector("#model-status").textContent), file);
+      const text = await modelText(page);
+      assert.match(text, new RegExp(`\\b${arch} · [\\d.]+[kM]? parameters · byte-level BPE \\(smollm\\) tokenizer`), text);
+      assert.ok(await page.locator("#model-error").isHidden());
+      assertOnePointPerToken(await generate(page), 8);
+    }
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test("a garbage or truncated .gguf shows the crate's error and the page keeps working", async () => {
     const { context, page, errors } = await tinyPage("n=5");
     await dropFiles(page, [["junk.gguf", "this is not a model"]]);
