@@ -11,9 +11,9 @@
 //! [`Buf::remaining`] before anything is allocated or read, nothing panics, and every failure is
 //! an [`Error::Model`] that says what is wrong and where.
 //!
-//! What the metadata means for a model is `arch::params`'; [`llama_permutation`] undoes the
-//! Q/K row permutation of `llama` files; [`GgufHeader::tokenizer_meta`] reads the tokenizer's special ids and chat
-//! template (the tokenizer itself: `TextTokenizer::from_gguf`).
+//! What the metadata means for a model is `arch::params`'; [`llama_permutation`](crate::model::arch::llama_permutation)
+//! undoes the Q/K row permutation of `llama` files; [`GgufHeader::tokenizer_meta`] reads the
+//! tokenizer's special ids and chat template (the tokenizer itself: `TextTokenizer::from_gguf`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -892,49 +892,9 @@ fn truncated_tensor(t: &TensorInfo, available: u64) -> Error {
     ))
 }
 
-// ------------------------------------------------------------------ llama
-
-/// The row order that undoes llama.cpp's Q/K permutation: `result[hf_row] = gguf_row`, so that
-/// `hf_weight.row(r) = gguf_weight.row(result[r])` gives the layout for the usual half-split
-/// ("rotate_half") RoPE. Within each head of `head_dim = n_rows / n_heads` rows, HF row
-/// `s * head_dim/2 + i` (half `s`, index `i`) is GGUF row `2 * i + s` (`unpermute` in
-/// `models/build_model.py`). With the GGUF order as is, RoPE must rotate adjacent pairs instead.
-///
-/// # Panics
-/// If `n_heads` is 0 or `n_rows` is not a multiple of `2 * n_heads` (never for the dims of a
-/// `ModelParams`: `n_rows = heads * head_dim` with an even `head_dim`).
-pub fn llama_permutation(n_rows: usize, n_heads: usize) -> Vec<usize> {
-    assert!(
-        n_heads > 0 && n_rows.is_multiple_of(2 * n_heads),
-        "llama_permutation: {n_rows} rows do not split into {n_heads} heads of even size"
-    );
-    let hd = n_rows / n_heads;
-    let half = hd / 2;
-    let mut out = Vec::with_capacity(n_rows);
-    for h in 0..n_heads {
-        for s in 0..2 {
-            for i in 0..half {
-                out.push(h * hd + 2 * i + s);
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn permutation_matches_the_python_unpermute() {
-        // unpermute(w, 2) on 8 rows: reshape(2, 2, 2) -> swapaxes(1, 2): new[h, s, i] = old[h, i, s].
-        assert_eq!(llama_permutation(8, 2), vec![0, 2, 1, 3, 4, 6, 5, 7]);
-        assert_eq!(llama_permutation(6, 1), vec![0, 2, 4, 1, 3, 5]);
-        let p = llama_permutation(576, 9);
-        let mut sorted = p.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..576).collect::<Vec<_>>());
-    }
 
     #[test]
     fn empty_and_tiny_inputs_do_not_panic() {

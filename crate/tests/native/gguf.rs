@@ -9,9 +9,8 @@ use std::path::PathBuf;
 
 use decoding_playground::model::arch::params::{ModelParams, RopeParams};
 use decoding_playground::model::arch::Architecture;
-use decoding_playground::model::gguf::{
-    llama_permutation, GgmlType, GgufHeader, GgufReader, MetaValue, TensorInfo,
-};
+use decoding_playground::model::arch::llama_permutation;
+use decoding_playground::model::gguf::{GgmlType, GgufHeader, GgufReader, MetaValue, TensorInfo};
 use decoding_playground::tokenizer::TextTokenizer;
 use decoding_playground::Error;
 use prost::bytes::Buf;

@@ -17,6 +17,8 @@ mod phi3;
 mod qwen2;
 mod qwen3;
 
+pub use llama::llama_permutation;
+
 use crate::error::{Error, Result};
 
 /// One architecture's departures from a plain pre-norm, SiLU-gated, RoPE decoder.
