@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 
 use prost::bytes::Buf;
 
-use super::{model_err, truncated_tensor, GgufHeader, MetaValue, TensorInfo, MAGIC, T_ARRAY, T_U8};
+use super::reader::truncated_tensor;
+use super::value::{T_ARRAY, T_U8};
+use super::{model_err, GgufHeader, MetaValue, TensorInfo, MAGIC};
 use crate::error::{Error, Result};
 
 const SPLIT_NO: &str = "split.no";
