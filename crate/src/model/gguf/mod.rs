@@ -23,7 +23,6 @@
 
 use crate::error::Error;
 
-/// A model split into several GGUF files (`gguf-split`), read as one.
 pub mod split;
 
 mod header;
