@@ -384,6 +384,18 @@ def add_tokenizer(w, tok):
     w.add_chat_template(tok["chat_template"])
 
 
+def add_dimensions(w, cfg):
+    """The `{arch}.*` dimension keys every architecture shares, in the order the GGUFs have them."""
+    w.add_block_count(cfg["num_layers"])
+    w.add_context_length(cfg["context_length"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+
+
 def write_gguf(path, cfg, gw, tok, general, all_f32=False):
     """A GGUF with SmolLM2's metadata key set, key order and value types, and its weight types:
     token_embd Q8_0, the other matrices Q4_1, norms F32 (quantised with gguf.quants); with
@@ -399,14 +411,7 @@ def write_gguf(path, cfg, gw, tok, general, all_f32=False):
     w.add_size_label(general["size_label"])
     w.add_license("apache-2.0")
     w.add_languages(["en"])
-    w.add_block_count(cfg["num_layers"])
-    w.add_context_length(cfg["context_length"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(cfg["num_attention_heads"])
-    w.add_head_count_kv(cfg["num_key_value_heads"])
-    w.add_rope_freq_base(cfg["rope_theta"])
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    add_dimensions(w, cfg)
     w.add_file_type(gguf.LlamaFileType.ALL_F32 if all_f32 else gguf.LlamaFileType.MOSTLY_Q4_1)
     w.add_vocab_size(cfg["vocab_size"])
     w.add_rope_dimension_count(cfg["head_dim"])

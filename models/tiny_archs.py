@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from build_model import HERE, add_tokenizer, f32_value, log, tiny_tokenizer, write_json
+from build_model import HERE, add_dimensions, add_tokenizer, f32_value, log, tiny_tokenizer, write_json
 from exact_forward import reference_logits
 
 LLAMA_CPP = "0.3.36"
@@ -142,14 +142,7 @@ def write_file(path, name, cfg, gw, tok):
     # Not "phi3": a general.name with it makes llama.cpp's vocab loader set Phi-3's token
     # attributes, which needs Phi-3's "</s>" token.
     w.add_name(f"tiny-random-{name.replace('phi3', 'phi')}")
-    w.add_block_count(cfg["num_layers"])
-    w.add_context_length(cfg["context_length"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(cfg["num_attention_heads"])
-    w.add_head_count_kv(cfg["num_key_value_heads"])
-    w.add_rope_freq_base(cfg["rope_theta"])
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    add_dimensions(w, cfg)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     if arch in ("llama", "phi3"):
         w.add_rope_dimension_count(cfg["head_dim"])

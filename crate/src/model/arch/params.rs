@@ -159,6 +159,18 @@ impl ModelParams {
         Ok(params)
     }
 
+    /// The context a backend holds: `requested`, else `default`, checked against the model's.
+    pub fn context(&self, requested: Option<usize>, default: usize) -> Result<usize> {
+        let context_length = requested.unwrap_or(default);
+        crate::error::check(
+            (1..=self.context_length).contains(&context_length),
+            "contextLength",
+            "at least 1 and at most the model's context length",
+            format!("{context_length} (the model's is {})", self.context_length),
+        )?;
+        Ok(context_length)
+    }
+
     /// The width of Q (and of the attention's output), `heads · head_dim`.
     pub fn q_width(&self) -> usize {
         self.num_heads * self.head_dim

@@ -41,7 +41,7 @@ use super::arch::decoder::soft_cap;
 use super::weights::{GgufModel, ModelWeights};
 use super::{check_truncate, EmbeddingTable, LanguageModel, ModelConfig};
 use tract_transformers::ops::dyn_kv_cache::DynKeyValueCacheState;
-use crate::error::{check, Error, Result};
+use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 
 use plan::{build_plan, Rewrites};
@@ -138,13 +138,7 @@ impl TractModel {
     /// does; a later [`set_context_length`](Self::set_context_length) keeps them.
     pub fn from_weights(weights: &ModelWeights, kernel: Kernel, context_length: Option<usize>) -> Result<Self> {
         let p = &weights.params;
-        let context_length = context_length.unwrap_or(p.context_length);
-        check(
-            (1..=p.context_length).contains(&context_length),
-            "contextLength",
-            "at least 1 and at most the model's context length",
-            format!("{context_length} (the model's is {})", p.context_length),
-        )?;
+        let context_length = p.context(context_length, p.context_length)?;
         let (proto, quantised, head) = graph::onnx_graph(weights, context_length);
         let config = ModelConfig {
             vocab_size: p.vocab_size,

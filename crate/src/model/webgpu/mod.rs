@@ -128,13 +128,7 @@ impl WebGpuModel {
 
     pub async fn with_gpu(gpu: Gpu, weights: &ModelWeights, options: &GpuOptions) -> Result<Self> {
         let p = &weights.params;
-        let context_length = options.context_length.unwrap_or(p.context_length.min(DEFAULT_GPU_CONTEXT));
-        check(
-            (1..=p.context_length).contains(&context_length),
-            "contextLength",
-            "at least 1 and at most the model's context length",
-            format!("{context_length} (the model's is {})", p.context_length),
-        )?;
+        let context_length = p.context(options.context_length, p.context_length.min(DEFAULT_GPU_CONTEXT))?;
         check(p.head_dim <= 256 && p.head_dim % 2 == 0, "head_dim", "even and at most 256 on WebGPU", p.head_dim)?;
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let built = Self::build(gpu, weights, context_length);
