@@ -96,6 +96,9 @@ struct TractBuilder<'a> {
     rope_factors: Option<Vec<f32>>,
     /// Whether the key/query positions are visible to each other, `[B, S, T]`, for the masks.
     visible: String,
+    /// The key positions `[T]` and the query positions `[B, S, 1]`, for the sliding windows.
+    kpos: String,
+    qpos: String,
     /// The additive attention bias `[B, 1, 1, S, T]`, per window (`None`: causal only).
     biases: HashMap<Option<usize>, String>,
     /// The `(cos, sin)` tables `[B, 1, S, head_dim]`, per distinct layer RoPE.
@@ -140,7 +143,7 @@ impl<'a> TractBuilder<'a> {
         // (heads / kv_heads) times over.
         g.i64s("c.shape_grouped", &[0, kv_heads as i64, (heads / kv_heads) as i64, -1, hd]);
         g.i64s("c.shape_heads", &[0, heads as i64, -1, hd]);
-        TractBuilder { g, p, rope_factors, visible, biases: HashMap::new(), ropes: Vec::new() }
+        TractBuilder { g, p, rope_factors, visible, kpos, qpos, biases: HashMap::new(), ropes: Vec::new() }
     }
 
     /// The additive bias of a layer with `window` (`None`: causal only), built once per window.
@@ -154,12 +157,8 @@ impl<'a> TractBuilder<'a> {
             // llama.cpp masks key p0 from query p1 when p1 - p0 >= window.
             let name = format!("c.window_{w}");
             g.scalar_i64(&name, w as i64);
-            let shape = g.op("Shape", &["attention_mask"], vec![]);
-            let total = g.op("Gather", &[&shape, "c.one_s"], vec![attr_int("axis", 0)]);
-            let kpos = g.op("Range", &["c.zero_s", &total, "c.one_s"], vec![]);
-            let reach = g.op("Add", &[&kpos, &name], vec![]);
-            let qpos = g.op("Unsqueeze", &["position_ids", "c.ax2"], vec![]);
-            let recent = g.op("Greater", &[&reach, &qpos], vec![]);
+            let reach = g.op("Add", &[&self.kpos, &name], vec![]);
+            let recent = g.op("Greater", &[&reach, &self.qpos], vec![]);
             visible = g.op("And", &[&visible, &recent], vec![]);
         }
         let bias = g.op("Where", &[&visible, "c.zero_f", "c.neg_big"], vec![]);
