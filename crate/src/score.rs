@@ -25,7 +25,8 @@ pub struct ScoreConfig {
     /// first tokens but is not scored itself.
     pub context: String,
     /// Alternatives listed per token, most probable first (0 to 100; default 10).
-    /// Was `topN`, which read like `topK`; the old name is still accepted (with a warning in JS).
+    /// Was `topN`, which read like `topK`; the old name is still accepted (with a warning in JS)
+    /// until 0.2.0, which removes the alias (see `RENAMED_FIELDS` in wasm/convert.rs).
     #[serde(alias = "topN")]
     pub top_alternatives: usize,
 }

@@ -56,7 +56,7 @@ impl<M: LanguageModel> Engine<M> {
     pub async fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
         let mut strategy = match &config.superposed {
             None => Strategy::Sample {
-                chain: Chain::new(&config.sampler)?,
+                chain: Chain::with_vocab(&config.sampler, Some(self.tokenizer.as_ref()))?,
                 stream: TextStream::default(),
                 stops: StopStrings::new(&config.stop_strings)?,
             },

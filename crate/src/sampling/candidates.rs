@@ -168,6 +168,20 @@ impl Candidates {
         Normalizer { max_logit, scale, ln_z: libm::log(z) }
     }
 
+    /// Shannon entropy (nats) of the kept set at the current scale.
+    pub fn entropy_nats(&mut self) -> f64 {
+        let norm = self.normalizer();
+        let mut entropy = 0.0;
+        self.for_each(|_, logit| {
+            let ln_p = norm.ln_prob(logit);
+            // Banned tokens (p = 0) add nothing, as 0·ln 0 = 0.
+            if ln_p > f64::NEG_INFINITY {
+                entropy -= libm::exp(ln_p) * ln_p;
+            }
+        });
+        entropy
+    }
+
     /// Probabilities of the kept tokens, renormalised over the kept set.
     pub fn probabilities(&mut self) -> Vec<(u32, f64)> {
         let norm = self.normalizer();
@@ -228,6 +242,30 @@ impl Candidates {
         } else {
             let logits = &self.logits;
             self.ids.retain(|&id| logits[id as usize] >= threshold);
+        }
+    }
+
+    /// Keeps the tokens whose probability over the kept set is at least `e^min_ln_prob`, and
+    /// always the best one. Used by the cut-offs defined on probabilities (epsilon, eta,
+    /// Mirostat v2): ln p ≥ m  ⇔  logit ≥ max + (m + ln Z) / scale, so one pass, no exp per token.
+    pub fn keep_ln_prob_at_least(&mut self, min_ln_prob: f64) {
+        let norm = self.normalizer();
+        let threshold = norm.max_logit + ((min_ln_prob + norm.ln_z) / norm.scale as f64) as f32;
+        self.keep_logits_at_least(threshold);
+    }
+
+    /// Keeps the tokens for which `keep(id, logit)` holds, in their current order. The caller
+    /// makes sure at least one stays.
+    pub fn retain(&mut self, mut keep: impl FnMut(u32, f32) -> bool) {
+        if self.whole_vocab {
+            self.ids.clear();
+            let ids = &mut self.ids;
+            ids.extend((0..self.logits.len() as u32).filter(|&id| keep(id, self.logits[id as usize])));
+            self.whole_vocab = false;
+            self.sorted = false;
+        } else {
+            let logits = &self.logits;
+            self.ids.retain(|&id| keep(id, logits[id as usize]));
         }
     }
 

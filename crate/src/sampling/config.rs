@@ -1,6 +1,9 @@
+use super::dry::DryConfig;
+use super::dynamic_temperature::DynamicTemperatureConfig;
 use super::logit_bias::TokenBias;
 use super::mirostat::MirostatConfig;
 use super::penalties::PenaltyConfig;
+use super::xtc::XtcConfig;
 use crate::error::{check, Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -13,21 +16,47 @@ pub enum Stage {
     Typical,
     TopP,
     MinP,
+    /// Temperature, or dynamic temperature when that is set.
     Temperature,
+    TopNSigma,
+    Xtc,
+    Epsilon,
+    Eta,
 }
 
 impl Stage {
-    /// llama.cpp's order: truncate on the untempered model, apply temperature last.
-    pub const LLAMA_CPP_ORDER: [Stage; 5] =
-        [Stage::TopK, Stage::Typical, Stage::TopP, Stage::MinP, Stage::Temperature];
-    /// Hugging Face transformers' order: temperature first, then truncation.
-    pub const HF_ORDER: [Stage; 5] =
-        [Stage::Temperature, Stage::TopK, Stage::TopP, Stage::MinP, Stage::Typical];
+    /// llama.cpp's order (its `--samplers` default): truncate on the untempered model, XTC on
+    /// what is left, temperature last. Epsilon and eta, which llama.cpp lacks, truncate with the
+    /// others.
+    pub const LLAMA_CPP_ORDER: [Stage; 9] = [
+        Stage::TopNSigma,
+        Stage::TopK,
+        Stage::Typical,
+        Stage::TopP,
+        Stage::MinP,
+        Stage::Epsilon,
+        Stage::Eta,
+        Stage::Xtc,
+        Stage::Temperature,
+    ];
+    /// Hugging Face transformers' order: temperature first, then its warpers in the order
+    /// `generate` adds them. Top-n-σ and XTC, which it lacks, go first and last of the truncations.
+    pub const HF_ORDER: [Stage; 9] = [
+        Stage::Temperature,
+        Stage::TopNSigma,
+        Stage::TopK,
+        Stage::TopP,
+        Stage::MinP,
+        Stage::Typical,
+        Stage::Epsilon,
+        Stage::Eta,
+        Stage::Xtc,
+    ];
 }
 
 /// Everything that defines a sampler chain. Field names are camelCase in JSON and JS.
 ///
-/// The chain always runs logit bias, then penalties, then the stages in `order` (default:
+/// The chain always runs logit bias, then penalties, then DRY, then the stages in `order` (default:
 /// llama.cpp's), then draws a token. A `None` setting leaves its stage out. With `mirostat`
 /// set, the chain is logit bias → penalties → temperature → Mirostat, as in llama.cpp:
 /// top-k, top-p, min-p and typical are ignored (see [`SamplerConfig::ignored_settings`]).
@@ -44,12 +73,25 @@ pub struct SamplerConfig {
     pub top_p: Option<f32>,
     pub min_p: Option<f32>,
     pub typical_p: Option<f32>,
+    /// Keeps the logits within n standard deviations of the best (llama.cpp's top-n-σ).
+    pub top_n_sigma: Option<f32>,
+    /// Drops the most likely tokens but one, at random steps (llama.cpp's XTC).
+    pub xtc: Option<XtcConfig>,
+    /// HF's epsilon sampling: drops the tokens below this probability.
+    pub epsilon_cutoff: Option<f32>,
+    /// HF's eta sampling: drops the tokens below an entropy-dependent cut-off.
+    pub eta_cutoff: Option<f32>,
+    /// Makes the temperature stage llama.cpp's `temp_ext`, moving with each step's entropy.
+    pub dynamic_temperature: Option<DynamicTemperatureConfig>,
     pub mirostat: Option<MirostatConfig>,
     pub penalties: PenaltyConfig,
+    /// Penalises tokens that extend a repetition (llama.cpp's DRY); runs after the penalties.
+    pub dry: Option<DryConfig>,
     pub logit_bias: Vec<TokenBias>,
     pub order: Vec<Stage>,
     /// How many alternatives each step record lists.
-    /// Was `topN`, which read like `topK`; the old name is still accepted (with a warning in JS).
+    /// Was `topN`, which read like `topK`; the old name is still accepted (with a warning in JS)
+    /// until 0.2.0, which removes the alias (see `RENAMED_FIELDS` in wasm/convert.rs).
     #[serde(alias = "topN")]
     pub top_alternatives: usize,
 }
@@ -67,8 +109,14 @@ impl Default for SamplerConfig {
             top_p: Some(0.95),
             min_p: None,
             typical_p: None,
+            top_n_sigma: None,
+            xtc: None,
+            epsilon_cutoff: None,
+            eta_cutoff: None,
+            dynamic_temperature: None,
             mirostat: None,
             penalties: PenaltyConfig::default(),
+            dry: None,
             logit_bias: Vec::new(),
             order: Stage::LLAMA_CPP_ORDER.to_vec(),
             top_alternatives: 10,
@@ -98,6 +146,10 @@ impl SamplerConfig {
             Stage::TopP => self.top_p.is_some(),
             Stage::MinP => self.min_p.is_some(),
             Stage::Temperature => true,
+            Stage::TopNSigma => self.top_n_sigma.is_some(),
+            Stage::Xtc => self.xtc.is_some(),
+            Stage::Epsilon => self.epsilon_cutoff.is_some(),
+            Stage::Eta => self.eta_cutoff.is_some(),
         }
     }
 
@@ -111,6 +163,12 @@ impl SamplerConfig {
             ("topP", self.top_p.is_some()),
             ("minP", self.min_p.is_some()),
             ("typicalP", self.typical_p.is_some()),
+            ("topNSigma", self.top_n_sigma.is_some()),
+            ("xtc", self.xtc.is_some()),
+            ("epsilonCutoff", self.epsilon_cutoff.is_some()),
+            ("etaCutoff", self.eta_cutoff.is_some()),
+            // llama.cpp's Mirostat chains use plain temperature.
+            ("dynamicTemperature", self.dynamic_temperature.is_some()),
             ("order", self.order != Stage::LLAMA_CPP_ORDER),
         ]
         .into_iter()

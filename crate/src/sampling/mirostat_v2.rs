@@ -22,11 +22,8 @@ impl Sampler for MirostatV2 {
     }
 
     fn apply(&mut self, candidates: &mut Candidates) -> Result<()> {
-        // −log2 p ≤ μ  ⇔  scale·(logit − max) − ln Z ≥ −μ·ln 2.
-        let norm = candidates.normalizer();
-        let min_scaled = norm.ln_z - self.target.mu as f64 * LN_2;
-        let threshold = norm.max_logit + (min_scaled / norm.scale as f64) as f32;
-        candidates.keep_logits_at_least(threshold);
+        // −log2 p ≤ μ  ⇔  ln p ≥ −μ·ln 2.
+        candidates.keep_ln_prob_at_least(-(self.target.mu as f64) * LN_2);
         Ok(())
     }
 

@@ -4,6 +4,11 @@
 mod candidates;
 mod chain;
 mod config;
+mod dry;
+mod dry_breakers;
+mod dynamic_temperature;
+mod epsilon;
+mod eta;
 mod logit_bias;
 mod min_p;
 mod mirostat;
@@ -13,13 +18,20 @@ mod penalties;
 pub(crate) mod record;
 mod temperature;
 mod top_k;
+mod top_n_sigma;
 mod top_p;
 mod typical;
+mod xtc;
 
 pub(crate) use candidates::check_logits;
 pub use candidates::{top_m, Candidates, Normalizer, Rank};
 pub use chain::Chain;
 pub use config::{SamplerConfig, Stage, MAX_TOP_ALTERNATIVES};
+pub use dry::{Dry, DryConfig};
+pub use dry_breakers::{BreakerVocab, RestartSequences};
+pub use dynamic_temperature::{DynamicTemperature, DynamicTemperatureConfig};
+pub use epsilon::Epsilon;
+pub use eta::Eta;
 pub use logit_bias::{LogitBias, TokenBias};
 pub use min_p::MinP;
 pub use mirostat::{MirostatConfig, TargetSurprise};
@@ -29,8 +41,10 @@ pub use penalties::{Penalties, PenaltyConfig};
 pub use record::{Alternative, PerplexityMeter, StepRecord};
 pub use temperature::{Temperature, MIN_TEMPERATURE};
 pub use top_k::TopK;
+pub use top_n_sigma::TopNSigma;
 pub use top_p::TopP;
 pub use typical::Typical;
+pub use xtc::{Xtc, XtcConfig};
 
 use crate::error::Result;
 

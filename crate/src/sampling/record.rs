@@ -25,6 +25,15 @@ pub struct StepRecord {
     /// Mirostat's truncation level (bits) used at this step, when Mirostat is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mu: Option<f32>,
+    /// The temperature dynamic temperature chose at this step, when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// How many top choices XTC removed at this step (0 when its coin said no), when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xtc_removed: Option<usize>,
+    /// How many tokens DRY penalised at this step for extending a repetition, when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_penalised: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,5 +120,8 @@ pub(crate) fn describe_step(
             .collect(),
         perplexity: 0.0,
         mu: None,
+        temperature: None,
+        xtc_removed: None,
+        dry_penalised: None,
     }
 }

@@ -23,14 +23,7 @@ impl Sampler for Typical {
 
     fn apply(&mut self, candidates: &mut Candidates) -> Result<()> {
         if self.p < 1.0 {
-            let norm = candidates.normalizer();
-            let mut entropy_nats = 0.0;
-            candidates.for_each(|_, logit| {
-                let ln_p = norm.ln_prob(logit);
-                if ln_p > f64::NEG_INFINITY {
-                    entropy_nats -= libm::exp(ln_p) * ln_p;
-                }
-            });
+            let entropy_nats = candidates.entropy_nats();
             candidates.keep_mass(self.p as f64, Rank::Typicality { entropy_nats });
         }
         Ok(())

@@ -197,6 +197,22 @@ impl TextTokenizer {
     }
 }
 
+/// DRY's sequence breakers are found in the token texts as llama.cpp finds them: each token
+/// decoded alone, the rest of a breaker encoded without BOS or EOS.
+impl crate::sampling::BreakerVocab for TextTokenizer {
+    fn vocab_size(&self) -> usize {
+        TextTokenizer::vocab_size(self)
+    }
+
+    fn token_text(&self, id: u32) -> Result<String> {
+        self.decode(&[id])
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode(text)
+    }
+}
+
 /// Incremental decoding. A byte-level BPE token can end inside a UTF-8 character; the stream
 /// holds such bytes back (no U+FFFD ever shows) until the character completes. Like HF's
 /// `DecodeStream` it re-decodes only a short window: the tokens since the last emitted piece.

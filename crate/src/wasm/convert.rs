@@ -71,8 +71,9 @@ extern "C" {
     fn warn(message: &str);
 }
 
-/// Old config field names that are still accepted (serde aliases), and what replaced them.
-const RENAMED_FIELDS: [(&str, &str); 1] = [("topN", "topAlternatives")];
+/// Old config field names that are still accepted (serde aliases), what replaced them, and the
+/// version that stops accepting them (remove the entry and its `#[serde(alias)]` then).
+const RENAMED_FIELDS: [(&str, &str, &str); 1] = [("topN", "topAlternatives", "0.2.0")];
 
 /// Warns about each old field name in `given` and renames it, so that the unknown-field check
 /// compares it with the parsed config's new name.
@@ -80,9 +81,11 @@ fn accept_renamed_fields(given: &mut serde_json::Value) {
     use serde_json::Value::{Array, Object};
     match given {
         Object(fields) => {
-            for (old, new) in RENAMED_FIELDS {
+            for (old, new, removed_in) in RENAMED_FIELDS {
                 if let Some(value) = fields.remove(old) {
-                    warn(&format!("decoding-playground: `{old}` is deprecated, use `{new}` (the same setting)"));
+                    warn(&format!(
+                        "decoding-playground: `{old}` is deprecated and goes in {removed_in}: use `{new}` (the same setting)"
+                    ));
                     fields.entry(new).or_insert(value);
                 }
             }

@@ -23,6 +23,7 @@ mod model_smollm2;
 mod model_tiny;
 mod onnx_variants;
 mod properties;
+mod sampler_references;
 mod score;
 mod soak;
 mod statistics;
