@@ -4,9 +4,13 @@
 #
 #   1. wasm-pack build --release --target web (wasm-pack's own wasm-opt stays off: see Cargo.toml)
 #   2. wasm-opt from npm `binaryen` (tests/npm/package.json; Debian's binaryen breaks the output)
-#   3. package.json from crate/js/package.template.json + name/version/license from Cargo.toml
-#      (via wasm-pack's generated one), crate/js/README.md and crate/js/node.js (the Node entry)
-#   4. npm pack
+#   3. facts.js: the engine's defaults and supported formats, read from the wasm
+#      (scripts/engine-facts.mjs)
+#   4. crate/js/*.ts compiled by tsc --strict (crate/js/tsconfig.json) into JS with generated .d.ts
+#      beside the bindings: a type error fails the build
+#   5. package.json from crate/js/package.template.json + name/version/license from Cargo.toml
+#      (via wasm-pack's generated one), and crate/js/README.md
+#   6. npm pack
 #
 # Skipped when its inputs (hashed into target/npm-package/.inputs) are unchanged.
 # Env: WASM_OPT_FLAGS overrides the optimisation flags (e.g. "-Oz"); "none" skips wasm-opt.
@@ -32,7 +36,7 @@ tarball=$out/decoding-playground-$version.tgz
 stamp=$out/.inputs
 
 inputs() { printf '%s\n' "$FLAGS"; find crate/src crate/js crate/Cargo.toml Cargo.toml Cargo.lock .cargo \
-  scripts/package.sh tests/npm/package.json -type f -print0 | sort -z | xargs -0 sha256sum; }
+  scripts/package.sh scripts/engine-facts.mjs package-lock.json tests/npm/package.json -type f -print0 | sort -z | xargs -0 sha256sum; }
 
 gz() { gzip -9 -c "$1" | wc -c; }
 report() {
@@ -52,6 +56,11 @@ wasm_opt=tests/npm/node_modules/.bin/wasm-opt
 if ! [ -x "$wasm_opt" ] || ! [ tests/npm/node_modules/.package-lock.json -nt tests/npm/package-lock.json ]; then
   (cd tests/npm && npm ci --no-audit --no-fund)
 fi
+# tsc: the page's TypeScript (root package.json), so that the package and the page use one compiler.
+tsc=node_modules/.bin/tsc
+if ! [ -x "$tsc" ] || ! [ node_modules/.package-lock.json -nt package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
 
 echo "== wasm-pack build --release --target web"
 (cd crate && wasm-pack build --release --target web --out-dir pkg-npm --no-gitignore)
@@ -70,8 +79,14 @@ else
 fi
 after=$(wc -c <"$wasm") after_gz=$(gz "$wasm")
 
-echo "== package.json, README.md, node.js"
-cp crate/js/README.md crate/js/*.js crate/js/*.d.ts crate/LICENSE "$pkg/"
+echo "== facts.js (scripts/engine-facts.mjs)"
+node scripts/engine-facts.mjs "$pkg"
+
+echo "== crate/js: tsc --strict into $pkg"
+"$tsc" -p crate/js/tsconfig.json
+
+echo "== package.json, README.md"
+cp crate/js/README.md crate/LICENSE "$pkg/"
 rm -f "$pkg/.gitignore" # from older builds: npm must not read its "*"
 # The classes declare [Symbol.dispose](): pull in its lib, so that projects compiling for ES2022
 # without skipLibCheck accept the declarations (TypeScript >= 5.2).

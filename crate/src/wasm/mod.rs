@@ -3,13 +3,15 @@
 //!
 //! The files, one job each: `failure.rs` what happens after a panic (every call checks it
 //! first); `convert.rs` errors, results and configs across the boundary; `sampler.rs` the
-//! `Sampler` export; `model.rs` the `Model` export, its shared state and which calls it refuses
+//! `Sampler` export; `facts.rs` the default configs, stage orders and supported formats;
+//! `model.rs` the `Model` export, its shared state and which calls it refuses
 //! while a generation runs, its properties, tokenizer, chat template, n-gram store and scoring;
 //! `load.rs` loading it from ONNX or GGUF; `generation.rs` `start`/`next`/`generate`/`cancel`;
 //! `stream.rs` the step stream (`model.stream()`); `bytes.rs` the JS byte readers.
 
 mod bytes;
 mod convert;
+mod facts;
 mod failure;
 mod generation;
 mod load;
@@ -19,8 +21,12 @@ mod stream;
 
 #[doc(hidden)]
 pub use failure::panic_for_testing;
+pub use facts::{
+    default_sampler_config, default_superposed_config, stage_orders, supported_architectures, supported_weight_types,
+    StageOrders,
+};
 pub use failure::on_engine_failure;
 pub use load::{external_data_files, LoadOptions};
 pub use model::Model;
-pub use sampler::{default_sampler_config, ignored_settings, Sampler};
+pub use sampler::{ignored_settings, Sampler};
 pub use stream::StepStream;

@@ -1,4 +1,4 @@
-//! The `Sampler` export (a sampler chain on its own) and the config functions beside it.
+//! The `Sampler` export (a sampler chain on its own) and `ignoredSettings` beside it.
 
 use super::convert::{config_from_js, js_error, to_js};
 use super::failure::alive;
@@ -61,10 +61,4 @@ impl Sampler {
 pub fn ignored_settings(#[wasm_bindgen(unchecked_param_type = "GenerateConfig")] config: JsValue) -> Result<Vec<String>, JsValue> {
     alive()?;
     Ok(config_from_js::<GenerateConfig>(config)?.ignored_settings())
-}
-
-/// The default config (top-k 40 → top-p 0.95 → temperature 0.8) as a plain object.
-#[wasm_bindgen(js_name = defaultSamplerConfig, unchecked_return_type = "SamplerConfig")]
-pub fn default_sampler_config() -> Result<JsValue, JsValue> {
-    to_js(&SamplerConfig::default())
 }

@@ -1,7 +1,7 @@
 // A TypeScript consumer of the installed package, compiled with `tsc --strict --noEmit` (no
 // skipLibCheck, so the package's .d.ts is checked too). The @ts-expect-error lines prove that the
 // types are precise: each would be an unused directive (an error) if the type were `any`.
-import init, { MAX_MODEL_BYTES, Model, Sampler, checkModelSize, createWorkerModel, defaultSamplerConfig, loadModel, locationFiles, modelFiles, onEngineFailure, splitPartUrls, type WorkerModel } from "decoding-playground";
+import init, { DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, MAX_MODEL_BYTES, Model, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, Sampler, checkModelSize, createWorkerModel, defaultSamplerConfig, loadModel, locationFiles, modelFiles, onEngineFailure, splitPartUrls, type WorkerModel, type WorkerReply, type WorkerRequest } from "decoding-playground";
 import type {
   Alternative,
   ChatMessage,
@@ -41,6 +41,25 @@ const superposed: SuperposedConfig = { drafts: 3, alpha: 0.54, ngramOrders: [2, 
 const config: GenerateConfig = { maxTokens: 16, stopTokens: null, sampler };
 const drafting: GenerateConfig = { maxTokens: 8, superposed };
 const defaults: SamplerConfig = defaultSamplerConfig();
+// The same defaults as constants (no init() needed), typed from the functions, every field present.
+const hfOrder: readonly Stage[] = STAGE_ORDERS.huggingFace;
+const alpha: number = DEFAULT_SUPERPOSED_CONFIG.alpha;
+const temperature: number = DEFAULT_SAMPLER_CONFIG.temperature;
+const architectures: readonly string[] = SUPPORTED_ARCHITECTURES;
+// @ts-expect-error: the constants are frozen, nested objects too
+DEFAULT_SAMPLER_CONFIG.penalties.lastN = 1;
+
+/** The worker protocol: one union each way, narrowed on `type`. */
+function requestLabel(request: WorkerRequest): string {
+  return request.type === "call" ? request.method : request.type === "abort" ? `abort ${request.target}` : `${request.type} ${request.id}`;
+}
+function replyStep(reply: WorkerReply): Step | null {
+  return reply.type === "step" ? reply.step : null;
+}
+// @ts-expect-error: the worker offers Model's calls only, each with its own arguments
+const notOffered: WorkerRequest = { type: "call", id: 1, method: "free", args: [] };
+// @ts-expect-error: decode takes ids
+const wrongArgs: WorkerRequest = { type: "call", id: 1, method: "decode", args: ["text"] };
 
 // @ts-expect-error: a misspelt field is refused at compile time too (excess property check)
 const misspelt: GenerateConfig = { maxtokens: 3 };

@@ -5,33 +5,48 @@
 // A file is stored in parts of 64 MB plus a small manifest written last: Chromium refuses a
 // single Cache entry of a few hundred MB in private windows (it keeps those in memory), and a
 // manifest-last write means a half-written copy is never taken for a whole one.
-//
-// Types: fetcher.d.ts.
+
+/** Called as bytes arrive: `total` is null when the server sends no Content-Length. */
+export type Progress = (loaded: number, total: number | null, fromCache: boolean) => void;
+
+export interface Fetched {
+  bytes: Uint8Array<ArrayBuffer>;
+  fromCache: boolean;
+}
+
+export type FetchBytes = (url: string, onProgress: Progress, options?: { signal?: AbortSignal | undefined }) => Promise<Fetched>;
+
+/** An Error with the stable `code` the wasm errors carry (and `field`, for a setting out of range). */
+export type CodedError = Error & { code: string; field?: string };
 
 const CACHE_NAME = "decoding-playground-models-v2";
+/** The size of one Cache API entry: larger files are stored in parts. */
 export const PART_BYTES = 64 << 20;
 
 /** An Error with a `code`, as the wasm errors have. */
-export function codedError(code, message, options) {
-  const error = new Error(message, options);
-  error.code = code;
-  return error;
+export function codedError(code: string, message: string, options?: ErrorOptions): CodedError {
+  return Object.assign(new Error(message, options), { code });
 }
 
 /** What an aborted load or fetch rejects with: a DOMException named AbortError, code "Cancelled". */
-export function abortError(message = "loading was cancelled") {
+export function abortError(message = "loading was cancelled"): DOMException & { code: "Cancelled" } {
   const error = new DOMException(message, "AbortError");
   Object.defineProperty(error, "code", { value: "Cancelled", enumerable: true });
-  return error;
+  return error as DOMException & { code: "Cancelled" };
 }
 
-export function throwIfAborted(signal) {
+export function throwIfAborted(signal: AbortSignal | null | undefined): void {
   if (signal?.aborted) throw abortError();
 }
 
 /** Reads a stream into one buffer; with a known size, straight into it (no second copy). An
  * `onProgress` that throws (a size past a limit) stops the stream: the rest is not downloaded. */
-export async function readStream(stream, total, onProgress, signal) {
+export async function readStream(
+  stream: ReadableStream<Uint8Array>,
+  total: number | null,
+  onProgress: (loaded: number, total: number | null) => void,
+  signal: AbortSignal | undefined,
+): Promise<Uint8Array<ArrayBuffer>> {
   const reader = stream.getReader();
   try {
     onProgress(0, total);
@@ -57,7 +72,12 @@ export async function readStream(stream, total, onProgress, signal) {
   }
 }
 
-export async function readBody(response, onProgress, signal) {
+/** Whether `value` is a Response, where there are Responses. */
+export function isResponse(value: unknown): value is Response {
+  return typeof Response !== "undefined" && value instanceof Response;
+}
+
+export async function readBody(response: Response, onProgress: (loaded: number, total: number | null) => void, signal: AbortSignal | undefined): Promise<Uint8Array<ArrayBuffer>> {
   const header = Number(response.headers.get("Content-Length"));
   const total = Number.isFinite(header) && header > 0 ? header : null;
   if (!response.body) return new Uint8Array(await response.arrayBuffer());
@@ -65,17 +85,17 @@ export async function readBody(response, onProgress, signal) {
 }
 
 /** The cache key of one part ("manifest" or its index) of one version of a file. */
-export function partKey(url, version, part) {
+export function partKey(url: string, version: string, part: number | "manifest"): string {
   const key = new URL(url);
   key.searchParams.set("dp-version", version);
   key.searchParams.set("dp-part", String(part));
   return key.href;
 }
 
-async function readCached(cache, url, version, onProgress) {
+async function readCached(cache: Cache, url: string, version: string, onProgress: (loaded: number, total: number) => void): Promise<Uint8Array<ArrayBuffer> | null> {
   const manifest = await cache.match(partKey(url, version, "manifest"));
   if (!manifest) return null;
-  const { size, parts } = await manifest.json();
+  const { size, parts } = (await manifest.json()) as { size: number; parts: number };
   const bytes = new Uint8Array(size);
   let offset = 0;
   for (let i = 0; i < parts; i++) {
@@ -90,7 +110,7 @@ async function readCached(cache, url, version, onProgress) {
   return offset === size ? bytes : null;
 }
 
-async function writeCached(cache, url, version, bytes, partBytes) {
+async function writeCached(cache: Cache, url: string, version: string, bytes: Uint8Array<ArrayBuffer>, partBytes: number): Promise<void> {
   for (const old of await cache.keys(url, { ignoreSearch: true })) await cache.delete(old);
   const parts = Math.ceil(bytes.length / partBytes);
   for (let i = 0; i < parts; i++) {
@@ -100,7 +120,7 @@ async function writeCached(cache, url, version, bytes, partBytes) {
 }
 
 /** The models' cache, or null where there is no Cache API (Node, http:// pages). */
-export async function openModelCache() {
+export async function openModelCache(): Promise<Cache | null> {
   // The Cache API exists only in secure contexts (https, localhost); elsewhere just fetch.
   if (typeof caches === "undefined") return null;
   try {
@@ -111,11 +131,11 @@ export async function openModelCache() {
 }
 
 /** The version a file's copy is cached under, from a HEAD reply's headers. */
-function versionOf(head) {
+function versionOf(head: Response): string | null {
   return head.headers.get("ETag") ?? head.headers.get("Last-Modified") ?? head.headers.get("Content-Length");
 }
 
-async function serverVersion(url, signal) {
+async function serverVersion(url: string, signal: AbortSignal | undefined): Promise<string | null> {
   try {
     const head = await fetch(url, { method: "HEAD", cache: "no-store", signal });
     return head.ok ? versionOf(head) : null;
@@ -126,7 +146,7 @@ async function serverVersion(url, signal) {
 
 /** Whether the cache holds a whole copy of `url` in the version of this HEAD reply (a page can
  * then say that loading it costs no download). */
-export async function isCached(url, head) {
+export async function isCached(url: string, head: Response): Promise<boolean> {
   const version = versionOf(head);
   if (!version || typeof caches === "undefined") return false;
   // `caches.match` looks in every cache of the page; a manifest marks a whole copy.
@@ -134,7 +154,7 @@ export async function isCached(url, head) {
 }
 
 /** Without the server (offline), whichever version the cache holds. */
-async function cachedVersion(cache, url) {
+async function cachedVersion(cache: Cache, url: string): Promise<string | null> {
   for (const request of await cache.keys(url, { ignoreSearch: true })) {
     const key = new URL(request.url);
     if (key.searchParams.get("dp-part") === "manifest") return key.searchParams.get("dp-version");
@@ -142,13 +162,13 @@ async function cachedVersion(cache, url) {
   return null;
 }
 
-async function download(url, onProgress, signal) {
-  let response;
+async function download(url: string, onProgress: Progress, signal: AbortSignal | undefined): Promise<Uint8Array<ArrayBuffer>> {
+  let response: Response;
   try {
     response = await fetch(url, { cache: "no-store", signal });
   } catch (error) {
     throwIfAborted(signal);
-    throw codedError("Network", `cannot fetch ${url}: ${error?.message ?? error}`, { cause: error });
+    throw codedError("Network", `cannot fetch ${url}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   if (!response.ok) throw Object.assign(codedError("Network", `cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`), { status: response.status });
   try {
@@ -160,12 +180,13 @@ async function download(url, onProgress, signal) {
 }
 
 /** Fetches without the Cache API. */
-export const plainFetcher = async (url, onProgress, options = {}) => {
+export const plainFetcher: FetchBytes = async (url, onProgress, options = {}) => {
   throwIfAborted(options.signal);
   return { bytes: await download(url, onProgress, options.signal), fromCache: false };
 };
 
-export const cachedFetcher = (partBytes = PART_BYTES) => async (url, onProgress, options = {}) => {
+/** Fetches through the Cache API (parts of `partBytes`), keyed by the server's ETag. */
+export const cachedFetcher = (partBytes = PART_BYTES): FetchBytes => async (url, onProgress, options = {}) => {
   const { signal } = options;
   throwIfAborted(signal);
   const cache = await openModelCache();
