@@ -3,6 +3,7 @@
 // the work in flight. Each set shows its latency and what k nucleus runs of the same length
 // cost on the same text. Unless switched off, the model's cache keeps the typed prefix
 // (reusePrefix), so a keystroke feeds its new tokens, not the whole text again.
+import { DEFAULT_SUPERPOSED_CONFIG } from "decoding-playground";
 import type { EngineClient, RunResult } from "./client";
 import type { FinalDraft, GenerateConfig } from "./protocol";
 import { AUTOCOMPLETE_LIMITS, clampCount, defaultStrategy, toConfig, type AutocompleteSettings } from "./settings";
@@ -34,8 +35,8 @@ export class AutocompleteView {
   private inflight: Promise<RunResult> | null = null;
   /** Whether a model is loaded and no other run is going (the page says). */
   ready = false;
-  /** The n-gram weight α: 0 when the model has no store. */
-  alpha = () => 0.54;
+  /** Whether the model has an n-gram store: without one, α is 0 (the model alone). */
+  hasNgrams = () => true;
   /** Called when a setting the URL keeps changes. */
   onChange: () => void = () => {};
 
@@ -121,7 +122,7 @@ export class AutocompleteView {
     await this.inflight?.catch(() => undefined);
     if (seq !== this.seq) return;
     const { drafts, tokens, reuse } = this.settings;
-    const { superposed, nucleus } = suggestionConfigs(drafts, tokens, this.alpha());
+    const { superposed, nucleus } = suggestionConfigs(drafts, tokens, this.hasNgrams() ? DEFAULT_SUPERPOSED_CONFIG.alpha : 0);
     this.status.dataset.state = "running";
     try {
       const t0 = performance.now();

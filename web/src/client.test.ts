@@ -86,6 +86,9 @@ class FakeEngine implements EngineModel {
     return steps;
   }
   failAfter = -1;
+  async encode(text: string) {
+    return Uint32Array.from(text, (c) => c.charCodeAt(0));
+  }
   async decode(ids: ArrayLike<number>) {
     this.decoded.push(...Array.from(ids));
     return Array.from(ids, (id) => `<${id}>`).join("");
@@ -225,6 +228,9 @@ describe("the page's engine client", () => {
     await client.run("hi", config(1), () => {}, { chat: true, reusePrefix: true });
     expect(engine().prompts).toEqual(["<user>hi</user><assistant>"]);
     expect(engine().reusePrefix).toBe(true);
+    // What a view scoring after the run's prompt (the probe) is told the run fed.
+    expect([await client.fedPrompt("hi", true), await client.fedPrompt("hi", false)]).toEqual(["<user>hi</user><assistant>", "hi"]);
+    expect(await client.encode("hi")).toEqual([104, 105]);
   });
 
   it("stops a run within a step: it resolves as cancelled, with the steps made", async () => {

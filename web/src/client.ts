@@ -11,7 +11,7 @@ export type EngineModel = Pick<
   WorkerModel,
   | "vocabSize" | "contextLength" | "backend" | "weightTypes" | "kvCacheBytesPerToken" | "ngramStoreTokens" | "chatTemplate"
   | "architecture" | "parameterCount" | "tokenizerKind"
-  | "reusePrefix" | "load" | "generate" | "score" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
+  | "reusePrefix" | "load" | "generate" | "score" | "encode" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
   | "describeSampler" | "ignoredSettings" | "terminate"
 >;
 
@@ -202,6 +202,16 @@ export class EngineClient {
    *  template, ending where the assistant's reply begins. */
   private async promptFor(engine: EngineModel, prompt: string, chat: boolean): Promise<string> {
     return chat ? engine.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
+  }
+
+  /** The text a run of `prompt` feeds, for a view that scores what follows it (the probe). */
+  async fedPrompt(prompt: string, chat: boolean): Promise<string> {
+    return this.promptFor(await this.model(), prompt, chat);
+  }
+
+  /** The tokens `text` reads as: whether a text stands for a run's own tokens (a score takes text). */
+  async encode(text: string): Promise<number[]> {
+    return Array.from(await (await this.model()).encode(text));
   }
 
   /** Each token's own text (a step's `text` is what it adds to the output, empty while a

@@ -36,10 +36,21 @@ const FIELDS: Field[] = [
   { path: "topP", label: "Top-p", group: "sampling", setting: "topP", step: 0.01, min: 0, max: 1, toggle: true, help: STAGE_HELP.topP },
   { path: "minP", label: "Min-p", group: "sampling", setting: "minP", step: 0.01, min: 0, max: 1, toggle: true, help: STAGE_HELP.minP },
   { path: "typicalP", label: "Typical", group: "sampling", setting: "typicalP", step: 0.01, min: 0, max: 1, toggle: true, help: STAGE_HELP.typicalP },
+  { path: "topNSigma", label: "Top-nσ", group: "sampling", setting: "topNSigma", step: 0.1, min: 0, toggle: true, help: STAGE_HELP.topNSigma },
+  { path: "epsilonCutoff", label: "Epsilon ε", group: "sampling", setting: "epsilonCutoff", step: 1e-4, min: 0, max: 1, toggle: true, help: STAGE_HELP.epsilonCutoff },
+  { path: "etaCutoff", label: "Eta ε", group: "sampling", setting: "etaCutoff", step: 1e-4, min: 0, max: 1, toggle: true, help: STAGE_HELP.etaCutoff },
+  { path: "xtc", label: "XTC chance", group: "sampling", setting: "xtc", step: 0.05, min: 0, max: 1, toggle: true, help: STAGE_HELP.xtc },
+  { path: "xtcThreshold", label: "XTC threshold", group: "sampling", setting: "xtc", step: 0.01, min: 0, max: 0.5 },
+  { path: "dynamicTemperature", label: "Dynamic T range", group: "sampling", setting: "dynamicTemperature", step: 0.05, min: 0, toggle: true, help: STAGE_HELP.dynamicTemperature },
+  { path: "dynamicExponent", label: "Dynamic T exponent", group: "sampling", setting: "dynamicTemperature", step: 0.1, min: 0 },
   { path: "penalties.repetition", label: "Repetition", group: "penalties", setting: "penalties", step: 0.05, min: 0, help: "1 = off" },
   { path: "penalties.presence", label: "Presence", group: "penalties", setting: "penalties", step: 0.1 },
   { path: "penalties.frequency", label: "Frequency", group: "penalties", setting: "penalties", step: 0.1 },
   { path: "penalties.lastN", label: "Last n tokens", group: "penalties", setting: "penalties", step: 1, min: 0, integer: true },
+  { path: "dry", label: "DRY multiplier", group: "penalties", setting: "dry", step: 0.05, min: 0, toggle: true, help: STAGE_HELP.dry },
+  { path: "dryBase", label: "DRY base", group: "penalties", setting: "dry", step: 0.05, min: 1 },
+  { path: "dryAllowedLength", label: "DRY allowed length", group: "penalties", setting: "dry", step: 1, min: 0, integer: true },
+  { path: "dryLastN", label: "DRY last n tokens", group: "penalties", setting: "dry", step: 1, min: 0, integer: true },
   { path: "tau", label: "τ target surprise (bits)", group: "mirostat", setting: "mirostat.tau", step: 0.5, min: 0 },
   { path: "eta", label: "η learning rate", group: "mirostat", setting: "mirostat.eta", step: 0.05, min: 0 },
   { path: "drafts", label: "k drafts", group: "superposed", setting: "superposed.drafts", step: 1, min: 1, max: 16, integer: true },
@@ -67,9 +78,26 @@ const NAMES: Record<string, string> = {
   topP: "top-p",
   minP: "min-p",
   typicalP: "typical",
+  topNSigma: "top-nσ",
+  xtc: "XTC",
+  epsilonCutoff: "epsilon",
+  etaCutoff: "eta",
+  dynamicTemperature: "dynamic temperature",
+  dry: "DRY",
   order: "the stage order",
   penalties: "penalties",
   stopStrings: "stop strings",
+};
+
+/** The form field of a crate error's setting, where the form names it otherwise. */
+const ERROR_PATHS: Record<string, string> = {
+  "xtc.probability": "xtc",
+  "xtc.threshold": "xtcThreshold",
+  "dynamicTemperature.range": "dynamicTemperature",
+  "dynamicTemperature.exponent": "dynamicExponent",
+  "dry.multiplier": "dry",
+  "dry.base": "dryBase",
+  "dry.allowedLength": "dryAllowedLength",
 };
 
 /** Reads `path` of a strategy: a number, or a {on, value} toggle. */
@@ -262,7 +290,7 @@ export class Controls {
     if (!name) return null;
     if (name === "maxTokens" || name === "seed") return this.form.querySelector(`#${name}`);
     if (name === "stopStrings") return this.stopText;
-    const path = name.replace(/^(superposed|mirostat)\./, "").replace(/^ngramWeights$/, "ngramWeights.0");
+    const path = ERROR_PATHS[name] ?? name.replace(/^(superposed|mirostat)\./, "").replace(/^ngramWeights$/, "ngramWeights.0");
     return this.form.querySelector(`#${idOf(path)}`);
   }
 
@@ -274,6 +302,17 @@ export class Controls {
       topP: { on: false, value: 0 },
       minP: { on: false, value: 0 },
       typicalP: { on: false, value: 0 },
+      topNSigma: { on: false, value: 0 },
+      xtc: { on: false, value: 0 },
+      xtcThreshold: 0,
+      epsilonCutoff: { on: false, value: 0 },
+      etaCutoff: { on: false, value: 0 },
+      dynamicTemperature: { on: false, value: 0 },
+      dynamicExponent: 0,
+      dry: { on: false, value: 0 },
+      dryBase: 0,
+      dryAllowedLength: 0,
+      dryLastN: 0,
       order: "llama",
       penalties: { lastN: 0, repetition: 1, presence: 0, frequency: 0 },
       tau: 0,

@@ -11,6 +11,7 @@ import { backendLabel, ModelPanel, serverModel, storeCorpus, type NgramChoice } 
 import type { BackendChoice } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
+import { Probe } from "./probe";
 import { ScoreView } from "./scoreview";
 import { checkBasics, ignoredByStrategy, MAX_COMPARE, runStops, strategyOf, toConfig, type Settings } from "./settings";
 import { modelParam, urlSource } from "./modelurl";
@@ -97,8 +98,10 @@ function start(): void {
   const compare = new CompareView($("#compare-panel"));
   const scoreView = new ScoreView($("#score-panel"), client);
   const autocomplete = new AutocompleteView($("#autocomplete-panel"), client);
-  autocomplete.alpha = () => (models.info?.ngramTokens ? 0.54 : 0);
+  autocomplete.hasNgrams = () => Boolean(models.info?.ngramTokens);
   scoreView.beforeScore = () => autocomplete.idle();
+  const probe = new Probe(client);
+  probe.beforeProbe = () => autocomplete.idle();
   const views = viewsFromQuery(location.search);
   scoreView.settings = views.score;
   autocomplete.settings = views.autocomplete;
@@ -140,6 +143,8 @@ function start(): void {
     scoreView.ready = !busy && modelReady;
     autocomplete.ready = !busy && modelReady;
     scoreView.refresh();
+    // The engine runs one generation at a time, and a score must wait for it.
+    probe.blocked = busy ? "A generation is running: probe once it has ended." : modelReady ? null : "No model is loaded.";
     $<HTMLButtonElement>("#score-output").disabled = busy || !modelReady || !state.lastRun?.text;
     compareRunButton.disabled = busy || !modelReady || compare.entries.length < 2;
     stopButton.disabled = !busy;
@@ -256,6 +261,8 @@ function start(): void {
     await autocomplete.idle();
     controls.showError(null);
     view.begin(s);
+    // A probe scores after this run's own prompt, whatever the form says later.
+    view.tokens.onPin = (before) => probe.form(s.prompt, s.chat, before);
     try {
       const config = toConfig(s, s.seed, s.maxTokens, runStops(s));
       const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs), { chat: s.chat });

@@ -4,18 +4,20 @@
 // model.onnx + tokenizer.json + config.json. The files go to the engine's worker; nothing is
 // uploaded anywhere.
 import { WorkerError, type EngineClient } from "./client";
-import { isCached, modelFiles } from "decoding-playground";
+import { isCached, modelFiles, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES } from "decoding-playground";
 import { headError, refusal, urlSource, type SizedFile } from "./modelurl";
 import { modelUrls, type LoadPhase, type ModelFormat, type ModelInfo, type ModelSource } from "./protocol";
 
-/** The architectures the engine runs, as the drop zone names them: update it with the crate. */
-export const ARCHITECTURES = ["llama (incl. Llama 3, SmolLM2, TinyLlama)", "qwen2", "qwen3", "gemma3", "phi3"];
-/** The GGUF tensor types it reads (crate/src/model/formats.rs), and the llama.cpp files they make. */
-const GGUF_TYPES = "Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16 or F32 weights (the types of llama.cpp's Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0 and Q5_0 files)";
+/** The model families better known than their architecture's name, for the drop zone's help. */
+const FAMILIES: Partial<Record<string, string>> = { llama: "incl. Llama 3, SmolLM2, TinyLlama" };
 
-/** The drop zone's help: what loads. */
+/** "a, b or c". */
+const orList = (items: readonly string[]) => (items.length > 1 ? `${items.slice(0, -1).join(", ")} or ${items.at(-1)}` : items.join(""));
+
+/** The drop zone's help: what loads, from the engine's own lists of architectures and weight types. */
 export function dropzoneHelp(): string {
-  return `The files stay on this computer; nothing is uploaded. A GGUF (or every part of a split one) must be one of ${ARCHITECTURES.join(", ")}, with ${GGUF_TYPES}; an ONNX model needs the signature of models/build_model.py.`;
+  const architectures = SUPPORTED_ARCHITECTURES.map((a) => (FAMILIES[a] ? `${a} (${FAMILIES[a]})` : a)).join(", ");
+  return `The files stay on this computer; nothing is uploaded. A GGUF (or every part of a split one) must be one of ${architectures}, with ${orList(SUPPORTED_WEIGHT_TYPES)} weights (llama.cpp's Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0 and Q5_0 files among them); an ONNX model needs the signature of models/build_model.py.`;
 }
 
 /** "135M", "1.2B", "107k": a parameter count as model cards write it. */

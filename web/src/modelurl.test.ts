@@ -1,9 +1,9 @@
 // Models named by a URL (modelurl.ts) and split GGUFs' part names (the package's split.js, which
 // the page sizes and loads them with).
 import { describe, expect, it } from "vitest";
-import { MAX_MODEL_BYTES, modelFiles, orderSplitFiles, splitPartNames, splitPartUrls } from "decoding-playground";
+import { MAX_MODEL_BYTES, modelFiles, orderSplitFiles, splitPartNames, splitPartUrls, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES } from "decoding-playground";
 import { modelParam, refusal, urlSource } from "./modelurl";
-import { ARCHITECTURES, describeModel, dropzoneHelp, formatCount } from "./modelpanel";
+import { describeModel, dropzoneHelp, formatCount } from "./modelpanel";
 import { modelUrls } from "./protocol";
 
 const PAGE = "http://127.0.0.1:4173/?model=x";
@@ -117,7 +117,8 @@ describe("the model panel's description of a model", () => {
     expect(describeModel({ architecture: null, parameterCount: null, tokenizerKind: null })).toBe("");
   });
 
-  it("the drop zone names every architecture that loads", () => {
-    for (const architecture of ARCHITECTURES) expect(dropzoneHelp()).toContain(architecture);
+  it("the drop zone names every architecture and weight type the engine reads", () => {
+    for (const name of [...SUPPORTED_ARCHITECTURES, ...SUPPORTED_WEIGHT_TYPES]) expect(dropzoneHelp()).toMatch(new RegExp(`\\b${name}\\b`));
+    expect(dropzoneHelp()).toContain("llama (incl. Llama 3, SmolLM2, TinyLlama)");
   });
 });

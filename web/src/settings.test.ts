@@ -6,7 +6,41 @@ group("settings → GenerateConfig", () => {
     const c = toConfig({ ...defaultStrategy(), minP: { on: true, value: 0.1 }, topK: { on: false, value: 40 } }, 9, 16);
     expect(c).toMatchObject({ maxTokens: 16, stopTokens: null, superposed: null });
     expect(c.sampler).toMatchObject({ seed: 9, temperature: 0.8, topK: null, topP: 0.95, minP: 0.1, typicalP: null, mirostat: null });
-    expect(c.sampler.order).toEqual(["topK", "typical", "topP", "minP", "temperature"]);
+    expect(c.sampler.order.at(-1)).toBe("temperature");
+    expect(c.sampler).toMatchObject({ topNSigma: null, xtc: null, epsilonCutoff: null, etaCutoff: null, dynamicTemperature: null, dry: null });
+  });
+
+  it("sends the llama.cpp and HF samplers with their second parameters, and every stage in the order", () => {
+    const s = {
+      ...defaultStrategy(),
+      topNSigma: { on: true, value: 1.5 },
+      xtc: { on: true, value: 0.4 },
+      xtcThreshold: 0.15,
+      epsilonCutoff: { on: true, value: 0.001 },
+      etaCutoff: { on: true, value: 0.002 },
+      dynamicTemperature: { on: true, value: 0.3 },
+      dynamicExponent: 2,
+      dry: { on: true, value: 0.9 },
+      dryBase: 2,
+      dryAllowedLength: 3,
+      dryLastN: 128,
+    };
+    for (const order of ["llama", "hf"] as const) {
+      const c = toConfig({ ...s, order }, 0, 8);
+      expect(c.sampler).toMatchObject({
+        topNSigma: 1.5,
+        xtc: { probability: 0.4, threshold: 0.15 },
+        epsilonCutoff: 0.001,
+        etaCutoff: 0.002,
+        dynamicTemperature: { range: 0.3, exponent: 2 },
+        dry: { multiplier: 0.9, base: 2, allowedLength: 3, lastN: 128, sequenceBreakers: ["\n", ":", '"', "*"] },
+      });
+      expect(new Set(c.sampler.order)).toEqual(new Set(["temperature", "topK", "topP", "minP", "typical", "topNSigma", "xtc", "epsilon", "eta"]));
+    }
+    expect(describe(s)).toBe("top-nσ 1.5 → top-k 40 → top-p 0.95 → ε 0.001 → η-cut 0.002 → XTC 0.4 → T 0.8±0.3 + DRY 0.9");
+    const greedy = toConfig({ ...s, strategy: "greedy" }, 0, 8).sampler;
+    expect(greedy).toMatchObject({ topNSigma: null, xtc: null, epsilonCutoff: null, etaCutoff: null, dynamicTemperature: null });
+    expect(greedy.dry).not.toBeNull();
   });
 
   it("greedy is temperature 0 without truncation", () => {
@@ -64,7 +98,10 @@ group("settings → GenerateConfig", () => {
     expect(new Set(Object.values(STRATEGY_HELP)).size).toBe(STRATEGIES.length);
     expect(STRATEGY_HELP.mirostat2).toMatch(/τ bits \(Basu et al\. 2020\)/);
     expect(STRATEGY_HELP.superposed).toMatch(/n-gram.*\(Shen et al\. 2024\)/);
-    expect(Object.keys(STAGE_HELP).sort()).toEqual(["minP", "penalties", "temperature", "topK", "topP", "typicalP"]);
+    expect(Object.keys(STAGE_HELP).sort()).toEqual(
+      ["dry", "dynamicTemperature", "epsilonCutoff", "etaCutoff", "minP", "penalties", "temperature", "topK", "topNSigma", "topP", "typicalP", "xtc"],
+    );
+    for (const help of Object.values(STAGE_HELP)) expect(help.length).toBeLessThan(200);
   });
 
   it("picks a fresh seed in range that is never the current one", () => {

@@ -1,6 +1,7 @@
 // What the form edits, and how it becomes the crate's GenerateConfig. The form keeps values the
 // current strategy does not use (a switched-off top-k keeps its k), so switching back and forth
 // loses nothing; only `toConfig` decides what the crate sees.
+import { DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, STAGE_ORDERS } from "decoding-playground";
 import type { GenerateConfig, PenaltyConfig, SamplerConfig, Stage } from "./protocol";
 
 export type StrategyKind = "greedy" | "sample" | "mirostat1" | "mirostat2" | "superposed";
@@ -32,6 +33,12 @@ export const STAGE_HELP = {
   topP: "Keeps the fewest most likely tokens whose probabilities add up to p (nucleus sampling).",
   minP: "Keeps the tokens at least p times as likely as the most likely one.",
   typicalP: "Keeps the tokens whose surprise is closest to the entropy, up to probability p (locally typical sampling).",
+  topNSigma: "Keeps the tokens whose logit is within n standard deviations of the best one (top-n-σ).",
+  xtc: "Exclude top choices: with this chance per step, drops every token above the threshold but the least likely of them.",
+  epsilonCutoff: "Drops the tokens less likely than ε (epsilon sampling, as in Hugging Face).",
+  etaCutoff: "Drops the tokens less likely than min(ε, √ε·e^−entropy): a flatter distribution is cut less (eta sampling).",
+  dynamicTemperature: "Moves the temperature within T ± range with each step's entropy: confident steps cool, uncertain ones heat up.",
+  dry: "Don't repeat yourself: a token that would extend a repeated sequence longer than the allowed length loses multiplier·base^(extra length).",
   penalties:
     "Make the tokens of the last n less likely: repetition scales their logits (1 = off), presence subtracts a fixed amount, frequency one per occurrence.",
 } as const;
@@ -53,8 +60,11 @@ export interface Toggle {
   value: number;
 }
 
-/** N-gram orders of superposed decoding; the form edits one weight per order. */
-export const NGRAM_ORDERS = [2, 3, 4, 5, 6];
+/** N-gram orders of superposed decoding (the crate's); the form edits one weight per order. */
+export const NGRAM_ORDERS: readonly number[] = DEFAULT_SUPERPOSED_CONFIG.ngramOrders;
+
+/** The crate's stage orders, by the name a link gives them. */
+const STAGE_ORDER = { llama: STAGE_ORDERS.llamaCpp, hf: STAGE_ORDERS.huggingFace } as const;
 
 /** One strategy with all its parameters: what a compare column runs. */
 export interface StrategySettings {
@@ -64,8 +74,22 @@ export interface StrategySettings {
   topP: Toggle;
   minP: Toggle;
   typicalP: Toggle;
+  topNSigma: Toggle;
+  /** XTC's chance per step; its threshold is `xtcThreshold`. */
+  xtc: Toggle;
+  xtcThreshold: number;
+  epsilonCutoff: Toggle;
+  etaCutoff: Toggle;
+  /** Dynamic temperature's range; its exponent is `dynamicExponent`. */
+  dynamicTemperature: Toggle;
+  dynamicExponent: number;
+  /** DRY's multiplier; base, allowed length and window below. */
+  dry: Toggle;
+  dryBase: number;
+  dryAllowedLength: number;
+  dryLastN: number;
   /** Stage order: llama.cpp's (temperature last) or Hugging Face's (temperature first). */
-  order: "llama" | "hf";
+  order: keyof typeof STAGE_ORDER;
   penalties: PenaltyConfig;
   tau: number;
   eta: number;
@@ -90,24 +114,41 @@ export interface Settings extends StrategySettings {
 
 export const MAX_COMPARE = 4;
 
-// Defaults follow the crate's (top-k 40 → top-p 0.95 → T 0.8, Mirostat η 0.1, and the superposed
-// reference's k = 3 configuration), except Mirostat's τ: llama.cpp's 5 bits is above what
-// SmolLM2 produces at T 0.8 (about 2.5 bits), so μ would only climb. At τ 2 it holds.
+/** A stage the crate's config leaves out is off here, at the value it takes when switched on. */
+const toggle = (value: number | null, whenOn: number): Toggle => (value === null ? { on: false, value: whenOn } : { on: true, value });
+
+// Defaults are the crate's (its sampler chain, and superposed decoding's k = 3 configuration), with
+// what the page adds: values for the stages the crate leaves off, and Mirostat's. Its τ is not
+// llama.cpp's 5 bits, which is above what SmolLM2 produces at T 0.8 (about 2.5 bits), so μ would
+// only climb; at τ 2 it holds. η 0.1 is llama.cpp's.
 export function defaultStrategy(): StrategySettings {
+  const sampler = DEFAULT_SAMPLER_CONFIG;
   return {
     strategy: "sample",
-    temperature: 0.8,
-    topK: { on: true, value: 40 },
-    topP: { on: true, value: 0.95 },
-    minP: { on: false, value: 0.05 },
-    typicalP: { on: false, value: 0.9 },
+    temperature: sampler.temperature,
+    topK: toggle(sampler.topK, 40),
+    topP: toggle(sampler.topP, 0.95),
+    minP: toggle(sampler.minP, 0.05),
+    typicalP: toggle(sampler.typicalP, 0.9),
+    // llama.cpp's defaults where it has them; HF's suggested ε for epsilon and eta.
+    topNSigma: { on: false, value: 1 },
+    xtc: { on: false, value: 0.5 },
+    xtcThreshold: 0.1,
+    epsilonCutoff: { on: false, value: 3e-4 },
+    etaCutoff: { on: false, value: 3e-4 },
+    dynamicTemperature: { on: false, value: 0.5 },
+    dynamicExponent: 1,
+    dry: { on: false, value: 0.8 },
+    dryBase: 1.75,
+    dryAllowedLength: 2,
+    dryLastN: 64,
     order: "llama",
-    penalties: { lastN: 64, repetition: 1, presence: 0, frequency: 0 },
+    penalties: { ...sampler.penalties },
     tau: 2,
     eta: 0.1,
-    drafts: 3,
-    alpha: 0.54,
-    ngramWeights: [0.01, 0.04, 0.15, 0.18, 0.12],
+    drafts: DEFAULT_SUPERPOSED_CONFIG.drafts,
+    alpha: DEFAULT_SUPERPOSED_CONFIG.alpha,
+    ngramWeights: [...DEFAULT_SUPERPOSED_CONFIG.ngramWeights],
   };
 }
 
@@ -162,13 +203,13 @@ export function defaultViewSettings(): ViewSettings {
 }
 
 export function strategyOf(settings: StrategySettings): StrategySettings {
-  const { strategy, temperature, topK, topP, minP, typicalP, order, penalties, tau, eta, drafts, alpha, ngramWeights } =
-    settings;
-  return structuredClone({ strategy, temperature, topK, topP, minP, typicalP, order, penalties, tau, eta, drafts, alpha, ngramWeights });
+  const strategy = {} as Record<string, unknown>;
+  for (const key of Object.keys(defaultStrategy())) strategy[key] = settings[key as keyof StrategySettings];
+  return structuredClone(strategy as unknown as StrategySettings);
 }
 
-const LLAMA_ORDER: Stage[] = ["topK", "typical", "topP", "minP", "temperature"];
-const HF_ORDER: Stage[] = ["temperature", "topK", "topP", "minP", "typical"];
+/** llama.cpp's default DRY sequence breakers: a repetition never reaches across one. */
+export const DRY_BREAKERS = ["\n", ":", '"', "*"];
 
 const on = (t: Toggle): number | null => (t.on ? t.value : null);
 
@@ -180,16 +221,28 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number, s
     topP: on(s.topP),
     minP: on(s.minP),
     typicalP: on(s.typicalP),
+    topNSigma: on(s.topNSigma),
+    xtc: s.xtc.on ? { probability: s.xtc.value, threshold: s.xtcThreshold } : null,
+    epsilonCutoff: on(s.epsilonCutoff),
+    etaCutoff: on(s.etaCutoff),
+    dynamicTemperature: s.dynamicTemperature.on ? { range: s.dynamicTemperature.value, exponent: s.dynamicExponent } : null,
     mirostat: null,
     penalties: { ...s.penalties },
+    dry: s.dry.on
+      ? { multiplier: s.dry.value, base: s.dryBase, allowedLength: s.dryAllowedLength, lastN: s.dryLastN, sequenceBreakers: [...DRY_BREAKERS] }
+      : null,
     logitBias: [],
-    order: s.order === "hf" ? [...HF_ORDER] : [...LLAMA_ORDER],
+    order: [...STAGE_ORDER[s.order]],
     topAlternatives: 10,
   };
   switch (s.strategy) {
     case "greedy":
       // Truncation cannot change an argmax; leaving it out keeps `kept` honest (1).
-      Object.assign(sampler, { temperature: 0, topK: null, topP: null, minP: null, typicalP: null });
+      Object.assign(sampler, {
+        temperature: 0,
+        ...Object.fromEntries(TRUNCATIONS.map((key) => [key, null])),
+        dynamicTemperature: null,
+      });
       break;
     case "mirostat1":
     case "mirostat2":
@@ -202,27 +255,22 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number, s
   }
   const superposed =
     s.strategy === "superposed"
-      ? {
-          drafts: s.drafts,
-          alpha: s.alpha,
-          temperature: 0.06,
-          tokenSample: null,
-          ngramOrders: [...NGRAM_ORDERS],
-          ngramWeights: [...s.ngramWeights],
-          penalty: 200,
-        }
+      ? { ...DEFAULT_SUPERPOSED_CONFIG, drafts: s.drafts, alpha: s.alpha, ngramOrders: [...NGRAM_ORDERS], ngramWeights: [...s.ngramWeights] }
       : null;
   return { maxTokens, stopTokens: null, stopStrings: [...stops], sampler, superposed };
 }
+
+/** The config's truncation settings: greedy leaves them out, and ignores them. */
+const TRUNCATIONS = ["topK", "topP", "minP", "typicalP", "topNSigma", "xtc", "epsilonCutoff", "etaCutoff"] as const;
 
 /** Settings a strategy ignores that the crate's Sampler does not report (it only knows
  *  Mirostat's): the form marks them. Names are the crate's config field names. */
 export function ignoredByStrategy(s: StrategySettings): string[] {
   switch (s.strategy) {
     case "greedy":
-      return ["temperature", "topK", "topP", "minP", "typicalP", "order"];
+      return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "order"];
     case "superposed":
-      return ["temperature", "topK", "topP", "minP", "typicalP", "order", "penalties"];
+      return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "order", "penalties", "dry"];
     default:
       return [];
   }
@@ -237,6 +285,7 @@ export function describe(s: StrategySettings): string {
     pen.repetition !== 1 ? `rep ${num(pen.repetition)}` : "",
     pen.presence !== 0 ? `pres ${num(pen.presence)}` : "",
     pen.frequency !== 0 ? `freq ${num(pen.frequency)}` : "",
+    s.dry.on ? `DRY ${num(s.dry.value)}` : "",
   ].filter(Boolean);
   const withPenalties = (label: string) => (penalties.length ? `${label} + ${penalties.join(", ")}` : label);
   switch (s.strategy) {
@@ -248,17 +297,24 @@ export function describe(s: StrategySettings): string {
     case "superposed":
       return `superposed k ${s.drafts} α ${num(s.alpha)}`;
     case "sample": {
-      const names: Record<Exclude<Stage, "temperature">, [string, Toggle]> = {
+      // A stage the form has no field for is never set, so it is not named either.
+      const names: Partial<Record<Stage, [string, Toggle]>> = {
         topK: ["top-k", s.topK],
         topP: ["top-p", s.topP],
         minP: ["min-p", s.minP],
         typical: ["typical", s.typicalP],
+        topNSigma: ["top-nσ", s.topNSigma],
+        xtc: ["XTC", s.xtc],
+        epsilon: ["ε", s.epsilonCutoff],
+        eta: ["η-cut", s.etaCutoff],
       };
-      const order = s.order === "hf" ? HF_ORDER : LLAMA_ORDER;
-      const parts = order.flatMap((stage) => {
-        if (stage === "temperature") return [`T ${num(s.temperature)}`];
-        const [name, toggle] = names[stage];
-        return toggle.on ? [`${name} ${num(toggle.value)}`] : [];
+      const parts = STAGE_ORDER[s.order].flatMap((stage) => {
+        if (stage === "temperature") {
+          const range = s.dynamicTemperature;
+          return [range.on ? `T ${num(s.temperature)}±${num(range.value)}` : `T ${num(s.temperature)}`];
+        }
+        const [name, toggle] = names[stage] ?? [];
+        return toggle?.on ? [`${name} ${num(toggle.value)}`] : [];
       });
       return withPenalties(parts.join(" → "));
     }

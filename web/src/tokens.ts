@@ -1,6 +1,8 @@
 // The token stream, coloured by surprise. Colour is not the only carrier: every token is
 // focusable (one tab stop, arrow keys move between tokens) and hovering or focusing it shows
-// its numbers: probability, surprise, entropy, kept count and the top alternatives.
+// its numbers: probability, surprise, entropy, kept count and the top alternatives. A view
+// that sets `onPin` lets a click (or Enter) pin a token's panel and adds its own part to it
+// (the run view's probe); Escape or a click elsewhere unpins.
 import type { TokenStep } from "./protocol";
 
 /** Surprise (bits) → background colour: pale yellow for expected tokens, deep red from 12 bits. */
@@ -27,7 +29,8 @@ export function pct(p: number): string {
   return `${v.toExponential(1)} %`;
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
+/** A new element with its class and text. */
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text) node.textContent = text;
@@ -41,6 +44,10 @@ export class TokenView {
   private readonly spans: HTMLSpanElement[] = [];
   private readonly panel: HTMLDivElement;
   private shown: number | null = null;
+  private pinned = false;
+  /** What a pinned panel adds below the numbers, given the tokens before the pinned one. Unset,
+   *  tokens do not pin: the panel follows hover and focus only. */
+  onPin: ((before: readonly TokenStep[]) => HTMLElement) | null = null;
 
   constructor(private readonly container: HTMLElement) {
     container.classList.add("token-stream");
@@ -57,6 +64,14 @@ export class TokenView {
     container.addEventListener("mouseleave", () => {
       if (!container.contains(document.activeElement)) this.hide();
     });
+    container.addEventListener("click", (e) => this.pin(this.indexOf(e.target)));
+    this.panel.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") this.unpin(true);
+    });
+    // A click outside both the stream's tokens and the panel unpins.
+    document.addEventListener("pointerdown", (e) => {
+      if (this.pinned && !this.panel.contains(e.target as Node) && this.indexOf(e.target) === null) this.unpin(false);
+    });
   }
 
   get count(): number {
@@ -64,6 +79,7 @@ export class TokenView {
   }
 
   clear(prompt = ""): void {
+    this.unpin(false);
     this.steps.length = 0;
     this.spans.length = 0;
     this.hide();
@@ -106,12 +122,20 @@ export class TokenView {
     if (i === null) return;
     const moves: Record<string, number> = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: this.spans.length - 1 };
     if (e.key === "Escape") {
+      this.unpin(false);
       this.hide();
+      return;
+    }
+    if (e.key === "Enter") {
+      e.preventDefault();
+      this.pin(i);
       return;
     }
     const target = moves[e.key];
     if (target === undefined) return;
     e.preventDefault();
+    // Moving on lets the panel follow the focus again.
+    this.unpin(false);
     this.focus(Math.max(0, Math.min(this.spans.length - 1, target)));
   }
 
@@ -123,13 +147,43 @@ export class TokenView {
     span.focus();
   }
 
+  /** The index of this stream's token at `target` (or holding it: a line break's mark). */
   private indexOf(target: EventTarget | null): number | null {
-    if (!(target instanceof HTMLElement) || !target.classList.contains("tok")) return null;
-    const i = Number(target.dataset.i);
+    const tok = target instanceof Element ? target.closest<HTMLElement>(".tok") : null;
+    if (!tok || !this.container.contains(tok)) return null;
+    const i = Number(tok.dataset.i);
     return Number.isInteger(i) ? i : null;
   }
 
+  /** Pins the panel of token `i` (a view with `onPin` only) and moves the focus into what
+   *  `onPin` added, so that one can type there at once. */
+  private pin(i: number | null): void {
+    if (i === null || !this.onPin || !this.steps[i]) return;
+    this.pinned = false;
+    this.showFor(this.spans[i] ?? null);
+    this.pinned = true;
+    this.panel.setAttribute("role", "dialog");
+    this.panel.setAttribute("aria-label", `token #${i + 1}`);
+    this.panel.dataset.pinned = String(i);
+    const extra = this.onPin(this.steps.slice(0, i));
+    this.panel.append(extra);
+    extra.querySelector<HTMLElement>("input, button")?.focus();
+  }
+
+  /** Back to hover and focus; `refocus` puts the focus back on the pinned token. */
+  private unpin(refocus: boolean): void {
+    if (!this.pinned) return;
+    const i = this.shown;
+    this.pinned = false;
+    this.panel.setAttribute("role", "tooltip");
+    this.panel.removeAttribute("aria-label");
+    delete this.panel.dataset.pinned;
+    if (refocus && i !== null) this.focus(i);
+    else this.hide();
+  }
+
   private showFor(target: EventTarget | null): void {
+    if (this.pinned) return;
     const i = this.indexOf(target);
     const step = i === null ? undefined : this.steps[i];
     const span = i === null ? undefined : this.spans[i];
@@ -149,6 +203,7 @@ export class TokenView {
   }
 
   private hide(): void {
+    if (this.pinned) return;
     if (this.shown !== null) this.spans[this.shown]?.removeAttribute("aria-describedby");
     this.shown = null;
     this.panel.hidden = true;
@@ -160,6 +215,8 @@ export class TokenView {
     const facts = el("dl", "facts");
     const fact = (name: string, value: string) => facts.append(el("dt", "", name), el("dd", "", value));
     fact("probability", pct(step.prob));
+    // The exact figure, for a test to compare (the probe's with the run's own).
+    (facts.lastElementChild as HTMLElement).dataset.value = String(step.prob);
     fact("surprise", `${step.surpriseBits.toFixed(2)} bits`);
     fact("entropy", `${step.entropyBits.toFixed(2)} bits`);
     // A scored text's token has a rank; a generated one, what truncation kept.

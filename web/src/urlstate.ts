@@ -17,8 +17,18 @@ import {
   type ViewSettings,
 } from "./settings";
 
-type NumberKey = "temperature" | "tau" | "eta" | "drafts" | "alpha";
-type ToggleKey = "topK" | "topP" | "minP" | "typicalP";
+type NumberKey =
+  | "temperature"
+  | "tau"
+  | "eta"
+  | "drafts"
+  | "alpha"
+  | "xtcThreshold"
+  | "dynamicExponent"
+  | "dryBase"
+  | "dryAllowedLength"
+  | "dryLastN";
+type ToggleKey = "topK" | "topP" | "minP" | "typicalP" | "topNSigma" | "xtc" | "epsilonCutoff" | "etaCutoff" | "dynamicTemperature" | "dry";
 type PenaltyKey = keyof StrategySettings["penalties"];
 
 const NUMBER_KEYS: [NumberKey, string][] = [
@@ -27,12 +37,23 @@ const NUMBER_KEYS: [NumberKey, string][] = [
   ["eta", "eta"],
   ["drafts", "kd"],
   ["alpha", "a"],
+  ["xtcThreshold", "xtct"],
+  ["dynamicExponent", "dte"],
+  ["dryBase", "dryb"],
+  ["dryAllowedLength", "drya"],
+  ["dryLastN", "dryn"],
 ];
 const TOGGLE_KEYS: [ToggleKey, string][] = [
   ["topK", "k"],
   ["topP", "tp"],
   ["minP", "mp"],
   ["typicalP", "ty"],
+  ["topNSigma", "ns"],
+  ["xtc", "xtc"],
+  ["epsilonCutoff", "eps"],
+  ["etaCutoff", "etac"],
+  ["dynamicTemperature", "dt"],
+  ["dry", "dry"],
 ];
 const PENALTY_KEYS: [PenaltyKey, string][] = [
   ["repetition", "rep"],
