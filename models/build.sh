@@ -17,6 +17,10 @@
 #                                Not in setup: ~7 min to build the quantiser and ~1 min a file for the
 #                                float64 forward on 2 free cores; the tests on these files run by hand
 #                                (crate/tests/native/model_quants.rs)
+#   models/build.sh qwen3-shape  a random qwen3 of Qwen3-0.6B's shape (28 layers, 1024 wide, the tiny
+#                                vocabulary) in llama.cpp's Q4_K_M, with the exact forward's logits ->
+#                                qwen3-0.6b-shape/ (git-ignored; ~5 min, 2 GB of scratch disk; not
+#                                in setup: crate/tests/native/model_quants.rs runs it by hand)
 #   models/build.sh tiny-quants  a tiny 256-wide random llama quantised by llama.cpp (Q4_K_M, Q5_K_M,
 #                                pure Q6_K) with the exact forward's logits -> models/tiny/quants/
 #                                (committed)
@@ -33,6 +37,10 @@
 #                                first, llama_cpp_python.sh, cached)
 #                                -> crate/tests/fixtures/tokenizers/ (committed). Not in setup: the
 #                                tests read the committed files, so CI needs no llama.cpp
+#   models/build.sh samplers     llama.cpp's DRY, XTC, top-n-σ and dynamic temperature, and HF's epsilon
+#                                and eta (a numpy transcription), on random logits and histories
+#                                -> crate/tests/fixtures/samplers/reference.json (committed); builds
+#                                llama-cpp-python first (llama_cpp_python.sh, cached). Not in setup
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
 #                                (git-ignored; see models/ngrams/README.md)
 #   models/build.sh all
@@ -90,8 +98,8 @@ build() {
 target=${1:-default}
 dtype=${SMOLLM2_DTYPE:-f16}
 case "$target" in
-  default|smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|tokenizers|corpora|all) ;;
-  *) echo "usage: $0 [smollm2|quants|tiny|tiny-quants|tiny-archs|blocks|tokenizers|corpora|all]" >&2; exit 2 ;;
+  default|smollm2|quants|qwen3-shape|tiny|tiny-quants|tiny-archs|blocks|tokenizers|samplers|corpora|all) ;;
+  *) echo "usage: $0 [smollm2|quants|qwen3-shape|tiny|tiny-quants|tiny-archs|blocks|tokenizers|samplers|corpora|all]" >&2; exit 2 ;;
 esac
 if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; then
   d=smollm2-135m
@@ -111,6 +119,10 @@ if [ "$target" = quants ] || [ "$target" = all ]; then
   done
   build "smollm2 in llama.cpp's file types" checksums/smollm2-135m-quants.sha256 "$quants" \
     llama_quants.py smollm2
+fi
+if [ "$target" = qwen3-shape ] || [ "$target" = all ]; then
+  build "a random qwen3 of Qwen3-0.6B's shape in llama.cpp's Q4_K_M" checksums/qwen3-0.6b-shape.sha256 \
+    "qwen3-0.6b-shape/Q4_K_M.gguf qwen3-0.6b-shape/Q4_K_M.json" llama_quants.py qwen3
 fi
 if [ "$target" = tiny-quants ] || [ "$target" = all ]; then
   quants=""
@@ -153,6 +165,10 @@ if [ "$target" = tokenizers ] || [ "$target" = all ]; then
   done
   build "tokenizer fixtures (trained vocabularies, llama.cpp's ids)" checksums/tokenizer-fixtures.sha256 \
     "$fixtures" tokenizer_fixtures.py fixtures
+fi
+if [ "$target" = samplers ] || [ "$target" = all ]; then
+  build "sampler references (llama.cpp's samplers, HF's warpers)" checksums/sampler-references.sha256 \
+    ../crate/tests/fixtures/samplers/reference.json sampler_references.py
 fi
 if [ "$target" = default ] || [ "$target" = corpora ] || [ "$target" = all ]; then
   # corpora.py does its own checksum check / skip / record (same rules as build() above).

