@@ -59,7 +59,9 @@ impl QuantMatrix {
             if kernel == Kernel::Simd && simd_matmul::<F>(self, &acts, m, out) {
                 return Ok(());
             }
-            for_each_group(self, m, out, |g, t| reference_group_dot::<F>(self, &acts, g, t));
+            let single = |g, t| reference_group_dot::<F>(self, &acts, g, t);
+            let tile = |g, t0| std::array::from_fn(|i| single(g, t0 + i));
+            for_each_group(self, m, out, tile, single);
         });
         Ok(())
     }
@@ -117,38 +119,60 @@ fn simd_matmul<F: Format>(w: &QuantMatrix, acts: &Activations, m: usize, out: &m
     false
 }
 
-/// Calls `dot(g, t)`, the 4 outputs of row group `g` for token `t`, for every pair, and writes the
-/// real rows to `out` (m × rows). The groups go in tiles that fit L1, and every token sweeps a
-/// tile before the next, so a prefill reads the weights from memory once, not once per token.
+/// Tokens a kernel may compute together, prefill's register tile: the AVX2 kernel unpacks each
+/// block's weights once for all of them, which is most of a nibble format's work. Every output
+/// keeps its own sum in the reference's order, so the tile changes speed, never bits.
+pub(super) const TOKENS: usize = 4;
+
+/// Writes `out` (m × rows) from the row groups' outputs: `tile(g, t0)` gives row group `g`'s 4
+/// outputs for the [`TOKENS`] tokens from `t0`, `single(g, t)` for one token (the tokens left
+/// over). The groups go in tiles that fit L1, and every token sweeps a tile before the next, so
+/// a prefill reads the weights from memory once, not once per token.
 #[inline(always)]
 pub(super) fn for_each_group(
     w: &QuantMatrix,
     m: usize,
     out: &mut [f32],
-    mut dot: impl FnMut(usize, usize) -> [f32; GROUP],
+    mut tile: impl FnMut(usize, usize) -> [[f32; GROUP]; TOKENS],
+    mut single: impl FnMut(usize, usize) -> [f32; GROUP],
 ) {
     let groups = w.rows.div_ceil(GROUP);
     let group_bytes = (w.qs.len() + 4 * (w.d.len() + w.m.len())) / groups;
-    let tile = (TILE_BYTES / group_bytes).max(1);
-    for g0 in (0..groups).step_by(tile) {
-        let g1 = (g0 + tile).min(groups);
-        for (t, out_t) in out.chunks_exact_mut(w.rows).take(m).enumerate() {
+    let group_tile = (TILE_BYTES / group_bytes).max(1);
+    for g0 in (0..groups).step_by(group_tile) {
+        let g1 = (g0 + group_tile).min(groups);
+        for t0 in (0..m).step_by(TOKENS) {
+            let tokens = TOKENS.min(m - t0);
             for g in g0..g1 {
                 let r0 = g * GROUP;
                 let n = GROUP.min(w.rows - r0);
-                out_t[r0..r0 + n].copy_from_slice(&dot(g, t)[..n]);
+                let mut write = |t: usize, v: &[f32; GROUP]| out[t * w.rows + r0..][..n].copy_from_slice(&v[..n]);
+                if tokens == TOKENS {
+                    for (i, v) in tile(g, t0).iter().enumerate() {
+                        write(t0 + i, v);
+                    }
+                } else {
+                    for t in t0..t0 + tokens {
+                        write(t, &single(g, t));
+                    }
+                }
             }
         }
     }
 }
 
-/// What one SIMD group product reads: row group `g`'s quants, scales and mins (4 rows
-/// interleaved per block and scale), and token `t`'s activation quants and per-block d, s and Σq.
+/// What a SIMD group product reads of the weights: row group `g`'s quants, scales and mins (4
+/// rows interleaved per block and scale).
 #[allow(dead_code)] // only the SIMD kernels use it
-pub(super) struct GroupSlices<'a> {
+pub(super) struct GroupWeights<'a> {
     pub(super) qs: &'a [u8],
     pub(super) d: &'a [f32],
     pub(super) mins: &'a [f32],
+}
+
+/// What it reads of token `t`: its activation quants and per-block d, s and Σq.
+#[allow(dead_code)]
+pub(super) struct TokenActivations<'a> {
     pub(super) x: &'a [i16],
     pub(super) xd: &'a [f32],
     pub(super) xs: &'a [f32],
@@ -156,16 +180,25 @@ pub(super) struct GroupSlices<'a> {
 }
 
 #[allow(dead_code)]
-impl<'a> GroupSlices<'a> {
+impl<'a> GroupWeights<'a> {
     /// Slicing once bounds every pointer read of a kernel.
-    pub(super) fn new<F: Format>(w: &'a QuantMatrix, a: &'a Activations, g: usize, t: usize) -> Self {
+    pub(super) fn new<F: Format>(w: &'a QuantMatrix, g: usize) -> Self {
         let nb = w.cols / BLOCK;
         let slots = g * nb * GROUP..(g + 1) * nb * GROUP;
-        let blocks = t * nb..(t + 1) * nb;
-        GroupSlices {
+        GroupWeights {
             qs: &w.qs[slots.start * F::QS_BYTES..slots.end * F::QS_BYTES],
             d: &w.d[slots.start * F::SCALES..slots.end * F::SCALES],
             mins: if F::HAS_MIN { &w.m[slots] } else { &[] },
+        }
+    }
+}
+
+#[allow(dead_code)]
+impl<'a> TokenActivations<'a> {
+    pub(super) fn new(w: &QuantMatrix, a: &'a Activations, t: usize) -> Self {
+        let nb = w.cols / BLOCK;
+        let blocks = t * nb..(t + 1) * nb;
+        TokenActivations {
             x: &a.q[t * w.cols..][..w.cols],
             xd: &a.d[blocks.clone()],
             xs: &a.s[blocks.clone()],

@@ -6,19 +6,23 @@
 //! FMA), so the result is the reference's bits.
 
 use super::activations::Activations;
-use super::kernel::{for_each_group, GroupSlices};
+use super::kernel::{for_each_group, GroupWeights, TokenActivations};
 use super::{Bits, Format, QuantMatrix, BLOCK, GROUP};
 use core::arch::wasm32::*;
 
 pub(super) fn matmul<F: Format>(w: &QuantMatrix, a: &Activations, m: usize, out: &mut [f32]) {
-    for_each_group(w, m, out, |g, t| group_dot::<F>(w, a, g, t));
+    // One token at a time, even in a prefill: a tile of tokens sharing each block's unpacked
+    // rows (as x86.rs does) measured no faster here, V8 spilling the 16 unpacked vectors.
+    let single = |g, t| group_dot::<F>(w, a, g, t);
+    for_each_group(w, m, out, |g, t0| core::array::from_fn(|i| single(g, t0 + i)), single);
 }
 
 /// The 4 outputs of row group `g` for token `t`.
 #[inline]
 fn group_dot<F: Format>(w: &QuantMatrix, a: &Activations, g: usize, t: usize) -> [f32; GROUP] {
     let nb = w.cols / BLOCK;
-    let GroupSlices { qs, d, mins, x, xd, xs, xsum } = GroupSlices::new::<F>(w, a, g, t);
+    let GroupWeights { qs, d, mins } = GroupWeights::new::<F>(w, g);
+    let TokenActivations { x, xd, xs, xsum } = TokenActivations::new(w, a, t);
     let mut acc = f32x4_splat(0.0);
     for b in 0..nb {
         // SAFETY: every offset is inside the slices above; v128 loads need no alignment.
