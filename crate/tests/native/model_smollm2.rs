@@ -47,6 +47,30 @@ fn smollm2_gguf_matches_the_reference() {
     check_against_reference(&path, || load_gguf(&path, Kernel::Simd));
 }
 
+/// The quantised products split their rows between rayon's threads: 1, 2 and 4 threads give
+/// the same logits, bit for bit, for a prefill and a decode step after it.
+#[test]
+fn smollm2_gguf_gives_the_same_logits_on_1_2_and_4_threads() {
+    let Some(path) = model_file("model.gguf") else { return };
+    let ids: Vec<u32> = (1..=12u32).map(|i| i * 997 % 49152).collect();
+    let logits_on = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut model = load_gguf(&path, Kernel::Simd);
+            let mut logits = block_on(model.prefill_all_logits(&ids)).unwrap();
+            logits.extend(block_on(model.step_token(42)).unwrap());
+            logits
+        })
+    };
+    let one = logits_on(1);
+    for threads in [2, 4] {
+        let many = logits_on(threads);
+        assert_eq!(one.len(), many.len());
+        let differs = one.iter().zip(&many).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(differs, None, "{threads} threads: the first differing logit");
+    }
+}
+
 /// The same file on the WebGPU backend (natively lavapipe): logits, perplexity and 32 greedy ids
 /// against the tract backend's, the reference's greedy ids, and fluent superposed drafts.
 ///

@@ -9,6 +9,7 @@ use super::simd128;
 use super::x86;
 use super::{scale_index, QuantMatrix, BLOCK, GROUP};
 use crate::error::{Error, Result};
+use std::ops::Range;
 
 /// The weights of a tile of row groups that every token of a prefill sweeps while they sit in
 /// L1 (32 KiB or more on current CPUs, with room left for the activations).
@@ -124,29 +125,77 @@ fn simd_matmul<F: Format>(w: &QuantMatrix, acts: &Activations, m: usize, out: &m
 /// keeps its own sum in the reference's order, so the tile changes speed, never bits.
 pub(super) const TOKENS: usize = 4;
 
+/// Multiply-adds below which a product stays on the calling thread. Waking the pool's threads
+/// costs ~10 µs natively (the 576 × 576 decode product took 15 µs on one thread and 25 on two);
+/// at 1M a decode splits only SmolLM2's head, and a prefill every product.
+const PARALLEL_MACS: usize = 1 << 20;
+
 /// Writes `out` (m × rows) from the row groups' outputs: `tile(g, t0)` gives row group `g`'s 4
 /// outputs for the [`TOKENS`] tokens from `t0`, `single(g, t)` for one token (the tokens left
-/// over). The groups go in tiles that fit L1, and every token sweeps a tile before the next, so
-/// a prefill reads the weights from memory once, not once per token.
-#[inline(always)]
+/// over). With more than one thread in rayon's pool (natively, or a threaded wasm build), the
+/// row groups are split between the threads; every output is still one call's sum, so any
+/// number of threads gives the same bits.
 pub(super) fn for_each_group(
     w: &QuantMatrix,
     m: usize,
     out: &mut [f32],
-    mut tile: impl FnMut(usize, usize) -> [[f32; GROUP]; TOKENS],
-    mut single: impl FnMut(usize, usize) -> [f32; GROUP],
+    tile: impl Fn(usize, usize) -> [[f32; GROUP]; TOKENS] + Sync,
+    single: impl Fn(usize, usize) -> [f32; GROUP] + Sync,
 ) {
     let groups = w.rows.div_ceil(GROUP);
-    let group_bytes = (w.qs.len() + 4 * (w.d.len() + w.m.len())) / groups;
+    let threads = rayon::current_num_threads().min(groups);
+    if threads <= 1 || m * w.rows * w.cols < PARALLEL_MACS {
+        return fill_groups(w, m, 0..groups, out, &tile, &single);
+    }
+    use rayon::prelude::*;
+    let per_thread = groups.div_ceil(threads);
+    let parts: Vec<(Range<usize>, Vec<f32>)> = (0..groups)
+        .step_by(per_thread)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|g0| {
+            let part = g0..(g0 + per_thread).min(groups);
+            let mut part_out = vec![0.0; m * part_rows(w, &part).len()];
+            fill_groups(w, m, part.clone(), &mut part_out, &tile, &single);
+            (part, part_out)
+        })
+        .collect();
+    for (part, part_out) in parts {
+        let rows = part_rows(w, &part);
+        for (t, values) in part_out.chunks_exact(rows.len()).enumerate() {
+            out[t * w.rows..][rows.clone()].copy_from_slice(values);
+        }
+    }
+}
+
+/// The real rows of row groups `groups`.
+fn part_rows(w: &QuantMatrix, groups: &Range<usize>) -> Range<usize> {
+    groups.start * GROUP..(groups.end * GROUP).min(w.rows)
+}
+
+/// [`for_each_group`] for row groups `groups` on this thread, into `out` (m × their real rows).
+/// The groups go in tiles that fit L1, and every token sweeps a tile before the next, so a
+/// prefill reads the weights from memory once, not once per token.
+#[inline(always)]
+fn fill_groups(
+    w: &QuantMatrix,
+    m: usize,
+    groups: Range<usize>,
+    out: &mut [f32],
+    tile: &impl Fn(usize, usize) -> [[f32; GROUP]; TOKENS],
+    single: &impl Fn(usize, usize) -> [f32; GROUP],
+) {
+    let rows = part_rows(w, &groups);
+    let group_bytes = (w.qs.len() + 4 * (w.d.len() + w.m.len())) / w.rows.div_ceil(GROUP);
     let group_tile = (TILE_BYTES / group_bytes).max(1);
-    for g0 in (0..groups).step_by(group_tile) {
-        let g1 = (g0 + group_tile).min(groups);
+    for g0 in groups.clone().step_by(group_tile) {
+        let g1 = (g0 + group_tile).min(groups.end);
         for t0 in (0..m).step_by(TOKENS) {
             let tokens = TOKENS.min(m - t0);
             for g in g0..g1 {
-                let r0 = g * GROUP;
-                let n = GROUP.min(w.rows - r0);
-                let mut write = |t: usize, v: &[f32; GROUP]| out[t * w.rows + r0..][..n].copy_from_slice(&v[..n]);
+                let r0 = g * GROUP - rows.start;
+                let n = GROUP.min(rows.end - g * GROUP);
+                let mut write = |t: usize, v: &[f32; GROUP]| out[t * rows.len() + r0..][..n].copy_from_slice(&v[..n]);
                 if tokens == TOKENS {
                     for (i, v) in tile(g, t0).iter().enumerate() {
                         write(t0 + i, v);
@@ -283,6 +332,29 @@ mod tests {
             compared > 1500,
             "only {compared} nonzero finite outputs compared"
         );
+    }
+
+    /// Big enough to be split between threads, with a part-filled last row group.
+    #[test]
+    fn any_number_of_threads_gives_the_same_bits() {
+        for format in formats() {
+            let (rows, cols, m) = (67, width(format, 576), 29);
+            assert!(m * rows * cols >= PARALLEL_MACS);
+            let w = random_matrix(format, rows, cols, false, 11);
+            let x = random_activations(m * cols, false, &mut Lcg(12));
+            for kernel in [Kernel::Simd, Kernel::Reference] {
+                let on = |threads| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    pool.install(|| run(&w, kernel, &x, m))
+                };
+                let one = on(1);
+                for threads in [2, 3, 4] {
+                    let many = on(threads);
+                    let differs = one.iter().zip(&many).position(|(a, b)| !same_bits(*a, *b));
+                    assert_eq!(differs, None, "{format:?} {kernel:?}: {threads} threads");
+                }
+            }
+        }
     }
 
     #[test]
