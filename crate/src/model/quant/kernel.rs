@@ -60,9 +60,7 @@ impl QuantMatrix {
             if kernel == Kernel::Simd && simd_matmul::<F>(self, &acts, m, out) {
                 return Ok(());
             }
-            let single = |g, t| reference_group_dot::<F>(self, &acts, g, t);
-            let tile = |g, t0| std::array::from_fn(|i| single(g, t0 + i));
-            for_each_group(self, m, out, tile, single);
+            for_each_group_by_token(self, m, out, |g, t| reference_group_dot::<F>(self, &acts, g, t));
         });
         Ok(())
     }
@@ -149,23 +147,32 @@ pub(super) fn for_each_group(
     }
     use rayon::prelude::*;
     let per_thread = groups.div_ceil(threads);
-    let parts: Vec<(Range<usize>, Vec<f32>)> = (0..groups)
-        .step_by(per_thread)
-        .collect::<Vec<_>>()
+    let parts: Vec<(Range<usize>, Vec<f32>)> = (0..groups.div_ceil(per_thread))
         .into_par_iter()
-        .map(|g0| {
-            let part = g0..(g0 + per_thread).min(groups);
-            let mut part_out = vec![0.0; m * part_rows(w, &part).len()];
-            fill_groups(w, m, part.clone(), &mut part_out, &tile, &single);
-            (part, part_out)
+        .map(|p| {
+            let part = p * per_thread..((p + 1) * per_thread).min(groups);
+            let rows = part_rows(w, &part);
+            let mut part_out = vec![0.0; m * rows.len()];
+            fill_groups(w, m, part, &mut part_out, &tile, &single);
+            (rows, part_out)
         })
         .collect();
-    for (part, part_out) in parts {
-        let rows = part_rows(w, &part);
+    for (rows, part_out) in parts {
         for (t, values) in part_out.chunks_exact(rows.len()).enumerate() {
             out[t * w.rows..][rows.clone()].copy_from_slice(values);
         }
     }
+}
+
+/// [`for_each_group`] for a kernel without a tile of tokens: the tile is its tokens one by one.
+#[inline(always)]
+pub(super) fn for_each_group_by_token(
+    w: &QuantMatrix,
+    m: usize,
+    out: &mut [f32],
+    single: impl Fn(usize, usize) -> [f32; GROUP] + Sync,
+) {
+    for_each_group(w, m, out, |g, t0| std::array::from_fn(|i| single(g, t0 + i)), &single);
 }
 
 /// The real rows of row groups `groups`.

@@ -6,15 +6,14 @@
 //! FMA), so the result is the reference's bits.
 
 use super::activations::Activations;
-use super::kernel::{for_each_group, GroupWeights, TokenActivations};
+use super::kernel::{for_each_group_by_token, GroupWeights, TokenActivations};
 use super::{Bits, Format, QuantMatrix, BLOCK, GROUP};
 use core::arch::wasm32::*;
 
 pub(super) fn matmul<F: Format>(w: &QuantMatrix, a: &Activations, m: usize, out: &mut [f32]) {
     // One token at a time, even in a prefill: a tile of tokens sharing each block's unpacked
     // rows (as x86.rs does) measured no faster here, V8 spilling the 16 unpacked vectors.
-    let single = |g, t| group_dot::<F>(w, a, g, t);
-    for_each_group(w, m, out, |g, t0| core::array::from_fn(|i| single(g, t0 + i)), single);
+    for_each_group_by_token(w, m, out, |g, t| group_dot::<F>(w, a, g, t));
 }
 
 /// The 4 outputs of row group `g` for token `t`.

@@ -1,8 +1,9 @@
 //! The x86-64 AVX2 kernel, chosen at run time. Per weight row and block: widen the quants to
-//! i16, once for a tile of tokens, and per token `_mm256_madd_epi16` them against the activations, pre-widened to i16 (exact); `hadd`
-//! a group's 4 rows into one i32 lane each (per scale: Q6_K sums its two 16-weight halves
-//! apart); then [`block_term`](super::kernel::block_term) in SSE f32 lanes, one row per lane, with
-//! separate multiplies and adds (no FMA), so the result is the reference's bits.
+//! i16, once for a tile of tokens, and per token `_mm256_madd_epi16` them against the
+//! activations, pre-widened to i16 (exact); `hadd` a group's 4 rows into one i32 lane each (per
+//! scale: Q6_K sums its two 16-weight halves apart); then
+//! [`block_term`](super::kernel::block_term) in SSE f32 lanes, one row per lane, with separate
+//! multiplies and adds (no FMA), so the result is the reference's bits.
 
 use super::activations::Activations;
 use super::kernel::{for_each_group, GroupWeights, TokenActivations, TOKENS};
