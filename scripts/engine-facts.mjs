@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url";
 /** Each constant, and the wasm export it is read from (each is a function without arguments). */
 const FACTS = {
   DEFAULT_SAMPLER_CONFIG: "defaultSamplerConfig",
+  DEFAULT_DRY_CONFIG: "defaultDryConfig",
   DEFAULT_SUPERPOSED_CONFIG: "defaultSuperposedConfig",
   STAGE_ORDERS: "stageOrders",
   SUPPORTED_ARCHITECTURES: "supportedArchitectures",

@@ -1,7 +1,7 @@
 // What the form edits, and how it becomes the crate's GenerateConfig. The form keeps values the
 // current strategy does not use (a switched-off top-k keeps its k), so switching back and forth
 // loses nothing; only `toConfig` decides what the crate sees.
-import { DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, STAGE_ORDERS } from "decoding-playground";
+import { DEFAULT_DRY_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, STAGE_ORDERS } from "decoding-playground";
 import type { GenerateConfig, PenaltyConfig, SamplerConfig, Stage } from "./protocol";
 
 export type StrategyKind = "greedy" | "sample" | "mirostat1" | "mirostat2" | "superposed";
@@ -123,6 +123,7 @@ const toggle = (value: number | null, whenOn: number): Toggle => (value === null
 // only climb; at τ 2 it holds. η 0.1 is llama.cpp's.
 export function defaultStrategy(): StrategySettings {
   const sampler = DEFAULT_SAMPLER_CONFIG;
+  const dry = DEFAULT_DRY_CONFIG;
   return {
     strategy: "sample",
     temperature: sampler.temperature,
@@ -138,10 +139,10 @@ export function defaultStrategy(): StrategySettings {
     etaCutoff: { on: false, value: 3e-4 },
     dynamicTemperature: { on: false, value: 0.5 },
     dynamicExponent: 1,
-    dry: { on: false, value: 0.8 },
-    dryBase: 1.75,
-    dryAllowedLength: 2,
-    dryLastN: 64,
+    dry: { on: false, value: dry.multiplier },
+    dryBase: dry.base,
+    dryAllowedLength: dry.allowedLength,
+    dryLastN: dry.lastN,
     order: "llama",
     penalties: { ...sampler.penalties },
     tau: 2,
@@ -208,9 +209,6 @@ export function strategyOf(settings: StrategySettings): StrategySettings {
   return structuredClone(strategy as unknown as StrategySettings);
 }
 
-/** llama.cpp's default DRY sequence breakers: a repetition never reaches across one. */
-export const DRY_BREAKERS = ["\n", ":", '"', "*"];
-
 const on = (t: Toggle): number | null => (t.on ? t.value : null);
 
 export function toConfig(s: StrategySettings, seed: number, maxTokens: number, stops: string[] = []): GenerateConfig {
@@ -229,7 +227,7 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number, s
     mirostat: null,
     penalties: { ...s.penalties },
     dry: s.dry.on
-      ? { multiplier: s.dry.value, base: s.dryBase, allowedLength: s.dryAllowedLength, lastN: s.dryLastN, sequenceBreakers: [...DRY_BREAKERS] }
+      ? { multiplier: s.dry.value, base: s.dryBase, allowedLength: s.dryAllowedLength, lastN: s.dryLastN, sequenceBreakers: [...DEFAULT_DRY_CONFIG.sequenceBreakers] }
       : null,
     logitBias: [],
     order: [...STAGE_ORDER[s.order]],

@@ -6,7 +6,7 @@
 use super::convert::to_js;
 use crate::model::arch::ARCHITECTURES;
 use crate::model::formats::GgmlType;
-use crate::sampling::{SamplerConfig, Stage};
+use crate::sampling::{DryConfig, SamplerConfig, Stage};
 use crate::superposed::SuperposedConfig;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -25,6 +25,13 @@ pub struct StageOrders {
 #[wasm_bindgen(js_name = defaultSamplerConfig, unchecked_return_type = "SamplerConfig")]
 pub fn default_sampler_config() -> Result<JsValue, JsValue> {
     to_js(&SamplerConfig::default())
+}
+
+/// DRY's default config when it is switched on (llama.cpp's, with the multiplier its
+/// documentation suggests, and its sequence breakers).
+#[wasm_bindgen(js_name = defaultDryConfig, unchecked_return_type = "DryConfig")]
+pub fn default_dry_config() -> Result<JsValue, JsValue> {
+    to_js(&DryConfig::default())
 }
 
 /// Superposed decoding's default config (the reference's k = 3 configuration, α 0.54).

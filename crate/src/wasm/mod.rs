@@ -22,7 +22,7 @@ mod stream;
 #[doc(hidden)]
 pub use failure::panic_for_testing;
 pub use facts::{
-    default_sampler_config, default_superposed_config, stage_orders, supported_architectures, supported_weight_types,
+    default_dry_config, default_sampler_config, default_superposed_config, stage_orders, supported_architectures, supported_weight_types,
     StageOrders,
 };
 pub use failure::on_engine_failure;

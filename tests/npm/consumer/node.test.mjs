@@ -10,8 +10,8 @@ import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import init, {
-  DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, Model, Sampler, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES,
-  createWorkerModel, defaultSamplerConfig, defaultSuperposedConfig, loadModel, modelFiles, stageOrders, supportedArchitectures, supportedWeightTypes,
+  DEFAULT_DRY_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, Model, Sampler, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES,
+  createWorkerModel, defaultDryConfig, defaultSamplerConfig, defaultSuperposedConfig, loadModel, modelFiles, stageOrders, supportedArchitectures, supportedWeightTypes,
 } from "decoding-playground";
 
 const repo = process.env.REPO;
@@ -74,6 +74,7 @@ describe("the installed package", () => {
     // The constants hold the shortest decimal of each f32 (0.8); the functions its f64 widening.
     const f32 = (value) => JSON.parse(JSON.stringify(value, (_, x) => (typeof x === "number" ? Math.fround(x) : x)));
     assert.deepEqual(f32(DEFAULT_SAMPLER_CONFIG), f32(defaultSamplerConfig()));
+    assert.deepEqual(f32(DEFAULT_DRY_CONFIG), f32(defaultDryConfig()));
     assert.deepEqual(f32(DEFAULT_SUPERPOSED_CONFIG), f32(defaultSuperposedConfig()));
     assert.deepEqual(STAGE_ORDERS, stageOrders());
     assert.deepEqual(SUPPORTED_ARCHITECTURES, supportedArchitectures());
