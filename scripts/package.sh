@@ -2,7 +2,9 @@
 # Builds the npm package `decoding-playground` into crate/pkg-npm and packs it into
 # target/npm-package/decoding-playground-<version>.tgz; prints the tarball's path and the sizes.
 #
-#   1. wasm-pack build --release --target web (wasm-pack's own wasm-opt stays off: see Cargo.toml)
+#   1. wasm-pack build --release --target web (wasm-pack's own wasm-opt stays off: see Cargo.toml),
+#      twice: the single-threaded build, and the threaded one (threads/: wasm threads, rayon's
+#      pool on Web Workers) which the engine worker runs on cross-origin isolated pages
 #   2. wasm-opt from npm `binaryen` (tests/npm/package.json; Debian's binaryen breaks the output)
 #   3. facts.js: the engine's defaults and supported formats, read from the wasm
 #      (scripts/engine-facts.mjs)
@@ -62,22 +64,53 @@ if ! [ -x "$tsc" ] || ! [ node_modules/.package-lock.json -nt package-lock.json 
   npm ci --no-audit --no-fund
 fi
 
+optimise() { # wasm, extra wasm-opt features
+  if [ "$FLAGS" = none ]; then
+    echo "== wasm-opt skipped (WASM_OPT_FLAGS=none)"
+    return
+  fi
+  echo "== wasm-opt $FLAGS $2 $1 (binaryen $("$wasm_opt" --version | awk '{print $3}'))"
+  local start=$SECONDS
+  # shellcheck disable=SC2086
+  "$wasm_opt" $FLAGS $FEATURES $2 "$1" -o "$1.opt"
+  mv "$1.opt" "$1"
+  echo "wasm-opt took $((SECONDS - start)) s"
+}
+
 echo "== wasm-pack build --release --target web"
 (cd crate && wasm-pack build --release --target web --out-dir pkg-npm --no-gitignore)
 wasm=$pkg/decoding_playground_bg.wasm
 before=$(wc -c <"$wasm") before_gz=$(gz "$wasm")
-
-if [ "$FLAGS" = none ]; then
-  echo "== wasm-opt skipped (WASM_OPT_FLAGS=none)"
-else
-  echo "== wasm-opt $FLAGS (binaryen $("$wasm_opt" --version | awk '{print $3}'))"
-  start=$SECONDS
-  # shellcheck disable=SC2086
-  "$wasm_opt" $FLAGS $FEATURES "$wasm" -o "$wasm.opt"
-  mv "$wasm.opt" "$wasm"
-  echo "wasm-opt took $((SECONDS - start)) s"
-fi
+optimise "$wasm" ""
 after=$(wc -c <"$wasm") after_gz=$(gz "$wasm")
+
+# The threaded build needs a std compiled with atomics: -Z build-std from the rust-src component
+# (scripts/setup.sh). RUSTC_BOOTSTRAP lets the same pinned stable compiler take that flag, so that
+# both builds come from one compiler; wasm-bindgen-rayon's README suggests it. Its own target
+# folder: its flags differ, and sharing one would make the two builds rebuild each other. The
+# linker flags are the ones wasm-bindgen's threads need: atomics no longer imply a shared memory
+# (rust-lang/rust#147225), and newer compilers stop exporting __heap_base and the TLS symbols
+# (#156174). A shared memory must declare its maximum: 4 GiB, as far as the single build grows.
+echo "== wasm-pack build --release --target web, threaded (-Z build-std)"
+threads_flags="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128
+  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
+  -C link-arg=--export=__heap_base -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
+(cd crate && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$root/target/wasm-threads" \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$(echo $threads_flags)" \
+  wasm-pack build --release --target web --out-dir pkg-threads --no-gitignore . -- -Z build-std=std,panic_abort)
+rm -rf "$pkg/threads"
+mkdir -p "$pkg/threads"
+cp -r crate/pkg-threads/decoding_playground.js crate/pkg-threads/decoding_playground.d.ts \
+  crate/pkg-threads/decoding_playground_bg.wasm crate/pkg-threads/snippets "$pkg/threads/"
+# wasm-bindgen-rayon 1.3.0's pool worker imports its package as the folder '../../..', which only
+# a bundler resolves; the bindings file it means works with a bundler and without one (the
+# library's unreleased main branch imports it statically the same way).
+helper=$(echo "$pkg"/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.js)
+grep -q "import('../../..')" "$helper" || { echo "wasm-bindgen-rayon's worker helper changed: check $helper" >&2; exit 1; }
+sed -i "s|import('../../..')|import('../../../decoding_playground.js')|" "$helper"
+threads_wasm=$pkg/threads/decoding_playground_bg.wasm
+optimise "$threads_wasm" --enable-threads
 
 echo "== facts.js (scripts/engine-facts.mjs)"
 node scripts/engine-facts.mjs "$pkg"
@@ -116,6 +149,7 @@ rm -f "$out"/decoding-playground-*.tgz
 {
   echo "wasm before wasm-opt: $before bytes, gzip -9 $before_gz bytes"
   echo "wasm after  wasm-opt: $after bytes, gzip -9 $after_gz bytes ($FLAGS)"
+  echo "threaded wasm after wasm-opt: $(wc -c <"$threads_wasm") bytes, gzip -9 $(gz "$threads_wasm") bytes"
 } >"$out/sizes.txt"
 echo "$hash" >"$stamp"
 report

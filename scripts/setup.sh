@@ -35,6 +35,15 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
+# The threaded wasm build compiles std with atomics (-Z build-std, scripts/package.sh) from the
+# same stable compiler's sources: no second toolchain to install and pin.
+step "Rust standard library sources (rust-src)"
+if rustup component list --installed | grep -q '^rust-src'; then
+  echo present
+else
+  rustup component add rust-src
+fi
+
 # wasm-bindgen-cli and wasm-pack compile from source (~7 minutes on 2 cores): they build in the
 # background while the models build in Python, which keeps to one core.
 tools_log=$(mktemp)

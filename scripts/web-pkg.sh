@@ -9,3 +9,5 @@ cd "$(dirname "$0")/.."
 bash scripts/package.sh
 mkdir -p crate/pkg-web
 cp crate/pkg-npm/*.js crate/pkg-npm/*.d.ts crate/pkg-npm/decoding_playground_bg.wasm crate/pkg-web/
+rm -rf crate/pkg-web/threads
+cp -r crate/pkg-npm/threads crate/pkg-web/

@@ -162,13 +162,23 @@ async function cachedVersion(cache: Cache, url: string): Promise<string | null> 
   return null;
 }
 
+/** Why a fetch of another origin's file may fail where the browser says only "Failed to fetch":
+ * the server must allow it with CORS, and a cross-origin isolated page (the threaded engine's)
+ * refuses a response without it. */
+function crossOriginHint(url: string): string {
+  const here = globalThis.location?.origin;
+  const there = here ? new URL(url, globalThis.location.href).origin : here;
+  if (!here || here === "null" || there === here) return "";
+  return ` (the file is on another origin, ${there}: its server must send CORS headers (Access-Control-Allow-Origin) for this page to read it${globalThis.crossOriginIsolated ? ", and this cross-origin isolated page needs them for every file" : ""})`;
+}
+
 async function download(url: string, onProgress: Progress, signal: AbortSignal | undefined): Promise<Uint8Array<ArrayBuffer>> {
   let response: Response;
   try {
     response = await fetch(url, { cache: "no-store", signal });
   } catch (error) {
     throwIfAborted(signal);
-    throw codedError("Network", `cannot fetch ${url}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw codedError("Network", `cannot fetch ${url}: ${error instanceof Error ? error.message : String(error)}${crossOriginHint(url)}`, { cause: error });
   }
   if (!response.ok) throw Object.assign(codedError("Network", `cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`), { status: response.status });
   try {

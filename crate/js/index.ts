@@ -12,6 +12,7 @@ export * from "./load.js";
 export { orderSplitFiles, splitPartNames, splitPartUrls } from "./split.js";
 export type { SamplerDescription, SerializedError, WorkerReply, WorkerRequest } from "./protocol.js";
 export { serveModelWorker, type WorkerScope } from "./worker.js";
+export { defaultThreads, threadsUnavailable, type EngineThreads } from "./threads.js";
 export * from "./worker-model.js";
 
 declare module "./decoding_playground.js" {

@@ -1,6 +1,7 @@
 // Model.load: a model from wherever its bytes are, with progress in bytes and phases, the
 // Cache API (fetcher.js) and an AbortSignal.
-import { Model, externalDataFiles, type LoadOptions } from "./decoding_playground.js";
+import * as singleThreaded from "./decoding_playground.js";
+import { Model, type LoadOptions } from "./decoding_playground.js";
 import { cachedFetcher, codedError, isResponse, plainFetcher, readBody, readStream, throwIfAborted, type Progress } from "./fetcher.js";
 import { orderSplitFiles, splitPartNames, splitPartUrls } from "./split.js";
 
@@ -87,8 +88,15 @@ export function checkModelSize(bytes: number, what = "the model"): void {
   }
 }
 
+/** The build a model loads into: the package's own (single-threaded), or the threaded one in
+ * an engine worker that runs it (worker.ts). */
+export interface EngineBuild {
+  Model: Pick<typeof Model, "fromGguf"> & (new (...args: ConstructorParameters<typeof Model>) => Model);
+  externalDataFiles: typeof singleThreaded.externalDataFiles;
+}
+
 /** The model at `source`; also `Model.load(source, options)`. */
-export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<Model> {
+export async function loadModel(source: ModelSource, options: LoadModelOptions = {}, build: EngineBuild = singleThreaded): Promise<Model> {
   const { onProgress = () => {}, cache = true, signal, ...modelOptions } = options;
   throwIfAborted(signal);
   const fetchBytes = cache ? cachedFetcher() : plainFetcher;
@@ -106,9 +114,9 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
     return bytes;
   };
   const files: ReadFiles = await (isLocation(source)
-    ? fetchLocation(source, fetchFile)
+    ? fetchLocation(source, fetchFile, build)
     : isFileList(source)
-      ? readFiles(modelFiles(source), onProgress, signal)
+      ? readFiles(modelFiles(source), onProgress, signal, build)
       : { gguf: await bytesOf(source, onProgress, signal) });
   throwIfAborted(signal);
   onProgress({ phase: "build", file: null, loaded: 0, total: null });
@@ -118,8 +126,8 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
     throw codedError("InvalidConfig", `an ONNX export runs on the CPU at its full context: ${Object.keys(modelOptions).join(", ")} apply to GGUF files only`);
   }
   const model = files.gguf !== undefined
-    ? await Model.fromGguf(files.gguf, modelOptions)
-    : new Model(files.onnx, files.tokenizer, files.config, { externalData: files.externalData, generationConfigJson: files.generationConfig ?? undefined });
+    ? await build.Model.fromGguf(files.gguf, modelOptions)
+    : new build.Model(files.onnx, files.tokenizer, files.config, { externalData: files.externalData, generationConfigJson: files.generationConfig ?? undefined });
   try {
     if (files.chatTemplate) model.setChatTemplate(files.chatTemplate);
     throwIfAborted(signal);
@@ -179,13 +187,13 @@ export function modelFiles(list: ModelFileList): PickedModelFiles {
   };
 }
 
-async function readFiles(picked: PickedModelFiles, onProgress: OnProgress, signal: AbortSignal | undefined): Promise<ReadFiles> {
+async function readFiles(picked: PickedModelFiles, onProgress: OnProgress, signal: AbortSignal | undefined, build: EngineBuild): Promise<ReadFiles> {
   const read = (file: File) => bytesOf(file, onProgress, signal);
   const sizes = picked.format === "gguf" ? picked.parts : [picked.onnx, ...picked.data];
   checkModelSize(sizes.reduce((sum, f) => sum + f.size, 0), picked.format === "gguf" ? picked.gguf.name : picked.onnx.name);
   if (picked.format === "gguf") return { gguf: await readAll(picked.parts, read) };
   const onnx = await read(picked.onnx);
-  const wanted = new Set(externalDataFiles(onnx));
+  const wanted = new Set(build.externalDataFiles(onnx));
   const externalData: Record<string, Uint8Array> = {};
   for (const file of picked.data) if (wanted.has(file.name)) externalData[file.name] = await read(file);
   return {
@@ -219,13 +227,13 @@ async function readAll<S>(sources: readonly S[], read: (source: S) => Promise<Ui
  * config.json, generation_config.json, tokenizer_config.json (or chat_template.jinja) beside it, or
  * beside its folder when that is `onnx/` (the transformers.js layout). Only tokenizer.json is
  * required of those. */
-async function fetchLocation(source: string | URL, fetchFile: (url: string) => Promise<Uint8Array>): Promise<ReadFiles> {
+async function fetchLocation(source: string | URL, fetchFile: (url: string) => Promise<Uint8Array>, build: EngineBuild): Promise<ReadFiles> {
   const url = new URL(source, globalThis.location?.href);
   if (!isOnnxLocation(url)) return { gguf: await readAll(splitPartUrls(url), fetchFile) };
   const { model: modelUrl, folder, meta } = onnxFolders(url);
   const onnx = await fetchFile(modelUrl.href);
   const externalData: Record<string, Uint8Array> = {};
-  for (const name of externalDataFiles(onnx)) externalData[name] = await fetchFile(new URL(name, folder).href);
+  for (const name of build.externalDataFiles(onnx)) externalData[name] = await fetchFile(new URL(name, folder).href);
   // An optional file: null when the server has none. A server with a single-page-app fallback
   // answers a missing file with its index.html, which is taken for none too.
   const text = async (name: string) => {

@@ -6,6 +6,7 @@
 import type { GenerateConfig, Model, SamplerConfig, Step } from "./decoding_playground.js";
 import { abortError, type CodedError } from "./fetcher.js";
 import type { LoadModelOptions, LoadProgress, ModelSource } from "./load.js";
+import type { EngineThreads } from "./threads.js";
 
 /** The Model methods the page may call through the worker, all answered with their result. */
 export const CALLS = ["encode", "decode", "score", "logProbs", "applyChatTemplate", "setChatTemplate", "setNgramStore", "buildNgramStore"] as const;
@@ -31,6 +32,10 @@ export interface SamplerDescription {
 
 /** From the page to the worker. */
 export type WorkerRequest =
+  /** Starts the engine on `threads` threads (null: the default), with the threaded build where
+   * the page allows it. It must come first: the engine starts on the first request, and a worker's
+   * thread pool is fixed once started. */
+  | { type: "start"; id: number; threads: number | null }
   | { type: "load"; id: number; source: PostedSource; options: Omit<LoadModelOptions, "onProgress" | "signal"> }
   | { type: "generate"; id: number; prompt: string; config: GenerateConfig | undefined }
   /** Sets the model's `reusePrefix`. */
@@ -48,11 +53,13 @@ export type AnsweredRequest = Exclude<WorkerRequest, { type: "abort" }>;
  * reply each. */
 export type ResultOf<R extends AnsweredRequest> = R extends { type: "call"; method: infer M extends CallMethod }
   ? Awaited<ReturnType<Model[M]>>
-  : R extends { type: "describeSampler" }
-    ? SamplerDescription
-    : R extends { type: "ignoredSettings" }
-      ? string[]
-      : null;
+  : R extends { type: "start" }
+    ? EngineThreads
+    : R extends { type: "describeSampler" }
+      ? SamplerDescription
+      : R extends { type: "ignoredSettings" }
+        ? string[]
+        : null;
 
 /** An Error as it crosses: its name, message and the `code` and `field` the page decides by. */
 export interface SerializedError {

@@ -4,6 +4,7 @@
 import type { BackendInfo, ChatMessage, GenerateConfig, SamplerConfig, ScoreConfig, ScoreResult, Step } from "./decoding_playground.js";
 import { codedError, isResponse, readBody, throwIfAborted } from "./fetcher.js";
 import type { LoadModelOptions, LoadProgress, ModelSource } from "./load.js";
+import type { EngineThreads } from "./threads.js";
 import {
   reviveError,
   type AnsweredRequest, type CallMethod, type ModelProperties, type PostedSource, type ResultOf, type SamplerDescription, type WorkerReply, type WorkerRequest,
@@ -20,6 +21,10 @@ export interface NodeWorker {
 type WebWorker = Pick<Worker, "postMessage" | "addEventListener" | "terminate">;
 
 export interface WorkerModelOptions extends LoadModelOptions {
+  /** The threads the engine computes on (default: half the cores). More than one runs the
+   * threaded build, which needs a cross-origin isolated page; elsewhere it runs on one thread,
+   * and `threads.note` says why. Fixed for the worker's life. */
+  threads?: number;
   /** Called once if the engine fails for good (a trap, or the worker dies); `error.code` is
    * "EngineFailed". Start a new worker to go on. */
   onFailure?: (error: Error & { code: "EngineFailed" }) => void;
@@ -75,8 +80,14 @@ function listen(worker: WebWorker | NodeWorker, type: "message" | "error", liste
  * worker is ended. Without a source (null), the worker holds no model until `load()`;
  * `describeSampler` works meanwhile. */
 export async function createWorkerModel(worker: WebWorker | NodeWorker, source: ModelSource | null | undefined, options: WorkerModelOptions = {}): Promise<WorkerModel> {
-  const { onFailure = () => {}, ...loadOptions } = options;
+  const { onFailure = () => {}, threads, ...loadOptions } = options;
   const model = new WorkerModel(worker, onFailure);
+  try {
+    await model.start(threads ?? null);
+  } catch (error) {
+    model.terminate();
+    throw error;
+  }
   if (source === undefined || source === null) return model;
   try {
     await model.load(source, loadOptions);
@@ -96,6 +107,7 @@ export class WorkerModel {
   #properties: ModelProperties = {};
   #failure: Error | null = null;
   #onFailure: NonNullable<WorkerModelOptions["onFailure"]>;
+  #threads: EngineThreads | undefined;
 
   /** Use `createWorkerModel`, which also loads the model. */
   constructor(worker: WebWorker | NodeWorker, onFailure: NonNullable<WorkerModelOptions["onFailure"]> = () => {}) {
@@ -126,8 +138,20 @@ export class WorkerModel {
   get architecture(): string | undefined { return this.#properties.architecture; }
   get parameterCount(): number | undefined { return this.#properties.parameterCount; }
   get tokenizerKind(): string | undefined { return this.#properties.tokenizerKind; }
+  /** Which build the worker runs and on how many threads; undefined until it has started. */
+  get threads(): EngineThreads | undefined { return this.#threads; }
   /** The failure that ended this model (a trap, a dead worker, terminate()), or null. */
   get failure(): Error | null { return this.#failure; }
+
+  /** Starts the engine on `threads` threads (null: half the cores); `createWorkerModel` does it
+   * first. Resolves to what it runs: a worker started earlier keeps its threads. */
+  async start(threads: number | null = null): Promise<EngineThreads> {
+    if (threads !== null && !(Number.isSafeInteger(threads) && threads >= 1)) {
+      throw codedError("InvalidConfig", `threads must be a whole number of at least 1, not ${threads}`);
+    }
+    this.#threads = await this.#request({ type: "start", id: this.#nextId++, threads });
+    return this.#threads;
+  }
 
   /** Loads `source` in the worker (options as `Model.load`'s). It cancels the running
    * generation; the old model serves until the new one is built, and stays if the load fails,

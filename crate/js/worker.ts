@@ -2,13 +2,44 @@
 // worker thread) and answers the page's `WorkerModel` (worker-model.ts). Building a model blocks
 // its thread for seconds and a generation keeps it busy, so a page should not run them itself.
 // One worker holds one model. The messages are protocol.ts's.
-import init, { Sampler, ignoredSettings, onEngineFailure, type Model } from "./decoding_playground.js";
+//
+// The worker runs one of two builds of the engine: the threaded one (threads/, rayon's pool on
+// Web Workers) when more than one thread is asked for and the page allows it (threads.ts), else
+// the single-threaded one. The first request decides: a "start" names the threads.
+import type { Model } from "./decoding_playground.js";
 import { abortError, codedError } from "./fetcher.js";
-import { loadModel, type LoadProgress } from "./load.js";
+import { loadModel, type EngineBuild, type LoadProgress } from "./load.js";
 import {
   CALLS, PROPERTIES, serializeError,
   type AnsweredRequest, type ModelProperties, type PostedSource, type ResultOf, type WorkerReply, type WorkerRequest,
 } from "./protocol.js";
+import { defaultThreads, threadsUnavailable, type EngineThreads } from "./threads.js";
+
+/** A build of the engine: wasm-bindgen's bindings, with the threaded build's pool starter. */
+type Build = EngineBuild
+  & Pick<typeof import("./decoding_playground.js"), "Sampler" | "ignoredSettings" | "onEngineFailure" | "engineThreads">
+  & { default(): Promise<unknown>; initThreadPool?: (threads: number) => Promise<unknown> };
+
+/** The threaded build on `asked` threads where it can run, else the single-threaded one; the
+ * note says why it runs on fewer threads than were asked. */
+async function startBuild(asked: number | null): Promise<{ build: Build; threads: EngineThreads }> {
+  const wanted = asked ?? defaultThreads();
+  let note = wanted > 1 ? threadsUnavailable() : null;
+  if (wanted > 1 && note === null) {
+    try {
+      const build: Build = await import("./threads/decoding_playground.js");
+      await build.default();
+      // Before anything else runs: rayon's first use fixes its pool (tokenizers uses it too).
+      await build.initThreadPool!(wanted);
+      return { build, threads: { threaded: true, threads: build.engineThreads(), note: null } };
+    } catch (error) {
+      note = `the threads could not start: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  const build: Build = await import("./decoding_playground.js");
+  await build.default();
+  return { build, threads: { threaded: false, threads: 1, note } };
+}
 
 /** What `serveModelWorker` talks through: the worker's global scope, or in a Node worker thread
  * `parentPort` (worker_threads). */
@@ -34,8 +65,14 @@ function snapshot(model: Model): ModelProperties {
  * Node worker thread, as `serveModelWorker(parentPort)`. */
 export function serveModelWorker(scope: WorkerScope = globalThis as unknown as WorkerScope): void {
   const post = (message: WorkerReply) => scope.postMessage(message);
-  // A panic ends the model whatever was running, even when nothing was: say so at once.
-  const ready = init().then(() => onEngineFailure((error) => post({ type: "failed", error: serializeError(error) })));
+  // Started by the first request, on the threads a "start" asks for (others take the default).
+  let engine: ReturnType<typeof startBuild> | null = null;
+  const start = (threads: number | null) =>
+    startBuild(threads).then((started) => {
+      // A panic ends the model whatever was running, even when nothing was: say so at once.
+      started.build.onEngineFailure((error) => post({ type: "failed", error: serializeError(error) }));
+      return started;
+    });
   let model: Model | null = null;
   // Only the latest load may install its model; an earlier one still fetching is superseded.
   let latestLoad = 0;
@@ -43,7 +80,7 @@ export function serveModelWorker(scope: WorkerScope = globalThis as unknown as W
   const reply = <R extends AnsweredRequest>(request: R, value: ResultOf<R>) =>
     post({ type: "result", id: request.id, value, properties: model && snapshot(model) });
 
-  async function load(id: number, source: PostedSource, options: Extract<WorkerRequest, { type: "load" }>["options"]): Promise<void> {
+  async function load(build: Build, id: number, source: PostedSource, options: Extract<WorkerRequest, { type: "load" }>["options"]): Promise<void> {
     latestLoad = id;
     // A load cancels the running generation, as a new page would.
     for (const run of runs.values()) run.abort();
@@ -52,7 +89,7 @@ export function serveModelWorker(scope: WorkerScope = globalThis as unknown as W
     const superseded = () => codedError("Superseded", "replaced by a later load");
     try {
       const onProgress = (progress: LoadProgress) => post({ type: "progress", id, progress });
-      const loaded = await loadModel(source, { ...options, onProgress, signal: controller.signal }).catch((error: unknown) => {
+      const loaded = await loadModel(source, { ...options, onProgress, signal: controller.signal }, build).catch((error: unknown) => {
         throw id !== latestLoad ? superseded() : error;
       });
       if (id !== latestLoad || controller.signal.aborted) {
@@ -69,11 +106,14 @@ export function serveModelWorker(scope: WorkerScope = globalThis as unknown as W
 
   async function handle(message: WorkerRequest): Promise<void> {
     const id = message.type === "abort" ? undefined : message.id;
+    engine ??= start(message.type === "start" ? message.threads : null);
     try {
-      await ready;
+      const { build, threads } = await engine;
       switch (message.type) {
+        case "start":
+          return reply(message, threads);
         case "load":
-          await load(message.id, message.source, message.options);
+          await load(build, message.id, message.source, message.options);
           return reply(message, null);
         case "generate": {
           const controller = new AbortController();
@@ -99,7 +139,7 @@ export function serveModelWorker(scope: WorkerScope = globalThis as unknown as W
           return reply(message, (await method.apply(target, message.args)) as ResultOf<typeof message>);
         }
         case "describeSampler": {
-          const sampler = new Sampler(message.config);
+          const sampler = new build.Sampler(message.config);
           try {
             return reply(message, { stages: sampler.stages, ignoredSettings: sampler.ignoredSettings });
           } finally {
@@ -107,7 +147,7 @@ export function serveModelWorker(scope: WorkerScope = globalThis as unknown as W
           }
         }
         case "ignoredSettings":
-          return reply(message, ignoredSettings(message.config ?? {}));
+          return reply(message, build.ignoredSettings(message.config ?? {}));
       }
     } catch (error) {
       post({ type: "error", id, error: serializeError(error) });

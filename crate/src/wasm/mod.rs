@@ -7,7 +7,8 @@
 //! `model.rs` the `Model` export, its shared state and which calls it refuses
 //! while a generation runs, its properties, tokenizer, chat template, n-gram store and scoring;
 //! `load.rs` loading it from ONNX or GGUF; `generation.rs` `start`/`next`/`generate`/`cancel`;
-//! `stream.rs` the step stream (`model.stream()`); `bytes.rs` the JS byte readers.
+//! `stream.rs` the step stream (`model.stream()`); `bytes.rs` the JS byte readers; `threads.rs`
+//! the threaded build's pool.
 
 mod bytes;
 mod convert;
@@ -18,6 +19,7 @@ mod load;
 mod model;
 mod sampler;
 mod stream;
+mod threads;
 
 #[doc(hidden)]
 pub use failure::panic_for_testing;
@@ -30,3 +32,6 @@ pub use load::{external_data_files, LoadOptions};
 pub use model::Model;
 pub use sampler::{ignored_settings, Sampler};
 pub use stream::StepStream;
+#[cfg(target_feature = "atomics")]
+pub use threads::init_thread_pool;
+pub use threads::engine_threads;

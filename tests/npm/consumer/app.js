@@ -111,6 +111,21 @@ export async function setup(pkg, spawnWorker) {
       }
       return results;
     };
+    // The engine on 1 and on 2 threads, in a worker each: the same seeded tokens. On this
+    // cross-origin isolated page 2 threads run the threaded build (threads/ in the package).
+    window.threadRuns = async () => {
+      const runs = [];
+      for (const threads of [1, 2]) {
+        const inWorker = await createWorkerModel(spawnWorker(), "/models/tiny/model.gguf", { threads, backend: "cpu", cache: false });
+        try {
+          const steps = await inWorker.generate("Once upon a time", { maxTokens: 12, sampler: { seed: 5, temperature: 1.2 } });
+          runs.push({ threads: inWorker.threads, tokens: steps.map((s) => s.token), surprises: steps.map((s) => s.surpriseBits) });
+        } finally {
+          inWorker.terminate();
+        }
+      }
+      return { isolated: self.crossOriginIsolated, runs };
+    };
     window.workers = async () => {
       const report = {};
       const describe = (error) => ({ name: error.name, code: error.code, field: error.field, message: error.message, steps: error.steps?.length });

@@ -28,6 +28,8 @@ const TYPES = {
   ".bin": "application/octet-stream",
 };
 
+const ISOLATION = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
+
 /** Serves this folder, and /models/tiny/ from the repository. */
 function serve() {
   const roots = [["/models/tiny/", join(repo, "models/tiny")], ["/", here]];
@@ -47,8 +49,9 @@ function serve() {
       res.writeHead(404).end("not found");
       return;
     }
-    // An ETag, as a static server sends: Model.load keys its Cache API copy by it.
-    res.writeHead(200, { "Content-Type": TYPES[extname(file)], "Content-Length": stat.size, ETag: `"${stat.size}-${stat.mtimeMs}"` });
+    // An ETag, as a static server sends: Model.load keys its Cache API copy by it. COOP and COEP
+    // isolate the page, as the package's README asks for threads.
+    res.writeHead(200, { "Content-Type": TYPES[extname(file)], "Content-Length": stat.size, ETag: `"${stat.size}-${stat.mtimeMs}"`, ...ISOLATION });
     createReadStream(file).pipe(res);
   });
   return new Promise((done) => server.listen(0, "127.0.0.1", () => done(server)));
@@ -185,6 +188,15 @@ function pageTests(pageUrl) {
     assert.equal(result.second.loaded, size);
     assert.deepEqual(result.file, { phases: ["read", "build", "ready"], loaded: size, vocabSize: 512 });
     assert.deepEqual(result.aborted, { name: "AbortError", code: "Cancelled" });
+  });
+
+  it("threads: 2 run the threaded build, with one thread's tokens and surprises", async () => {
+    const { isolated, runs } = await page.evaluate(() => window.threadRuns());
+    assert.ok(isolated, "the server isolates the page");
+    assert.deepEqual(runs.map((r) => r.threads), [{ threaded: false, threads: 1, note: null }, { threaded: true, threads: 2, note: null }]);
+    assert.equal(runs[0].tokens.length, 12);
+    assert.deepEqual(runs[1].tokens, runs[0].tokens);
+    assert.deepEqual(runs[1].surprises, runs[0].surprises);
   });
 
   it("createWorkerModel: progress, for await, abort, error codes, a reload from Files, terminate", async () => {

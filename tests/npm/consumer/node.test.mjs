@@ -328,6 +328,8 @@ describe("the worker helper in a Node worker thread", () => {
       const want = (await gguf.generate(PROMPT, config)).map((s) => s.token);
       assert.deepEqual((await inThread.generate(PROMPT, config)).map((s) => s.token), want);
       assert.equal(inThread.vocabSize, gguf.vocabSize);
+      // Node runs the single-threaded build (wasm-bindgen-rayon starts Web Workers only).
+      assert.deepEqual(inThread.threads, { threaded: false, threads: 1, note: null });
       const controller = new AbortController();
       const aborted = await inThread.generate(PROMPT, { maxTokens: 200 }, () => controller.abort(), controller.signal).catch((e) => e);
       assert.equal(aborted.name, "AbortError");
@@ -343,6 +345,19 @@ describe("the worker helper in a Node worker thread", () => {
     } finally {
       inThread.terminate();
     }
+  });
+
+  it("asked for threads, says that Node runs on one; refuses a count that is not one", async () => {
+    const two = await createWorkerModel(thread(), GGUF, { threads: 2 });
+    try {
+      assert.equal(two.threads.threads, 1);
+      assert.match(two.threads.note, /^in Node the engine runs single-threaded/);
+      assert.equal((await two.generate(PROMPT, { maxTokens: 3 })).length, 3);
+    } finally {
+      two.terminate();
+    }
+    const worker = thread();
+    await assert.rejects(createWorkerModel(worker, GGUF, { threads: 0 }), (e) => e.code === "InvalidConfig" && /threads must be a whole number/.test(e.message));
   });
 
   it("a trap while idle ends the model at once, through onFailure", async () => {
