@@ -4,6 +4,14 @@ import { serveModels } from "./web/models-plugin.ts";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
+// Cross-origin isolation: the threaded engine shares its memory with its Web Workers, which a
+// browser allows only on an isolated page. Every file a page then reads from another origin
+// must come with CORS (docs/deploying.md).
+const crossOriginIsolation = {
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
+};
+
 export default defineConfig({
   // The repository root is Vite's root: index.html lives there, next to models/.
   plugins: [serveModels(here("./models"))],
@@ -17,7 +25,8 @@ export default defineConfig({
     // The .wasm is ~18 MB: Vite's size warning says nothing useful here.
     chunkSizeWarningLimit: 30_000,
   },
-  server: { watch: { ignored: ["**/target/**", "**/models/**"] } },
+  server: { headers: crossOriginIsolation, watch: { ignored: ["**/target/**", "**/models/**"] } },
+  preview: { headers: crossOriginIsolation },
   test: {
     include: ["web/src/**/*.test.ts"],
     environment: "node",

@@ -78,9 +78,11 @@ export function previewAndChromium() {
  * A fresh context (its own cache) and page; page errors fail the test that reads `errors`.
  * `requests`, an array, gets "METHOD /path" for every request of the page and its workers.
  */
-export async function openPage(browser, url, { init, requests } = {}) {
+export async function openPage(browser, url, { init, requests, route } = {}) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
   if (init) await context.addInitScript(init);
+  // `route(route)` answers every request of the page and its workers (Playwright's route handler).
+  if (route) await context.route("**/*", route);
   if (requests) context.on("request", (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
   const page = await context.newPage();
   const errors = [];

@@ -28,6 +28,7 @@ class FakeEngine implements EngineModel {
   architecture: string | undefined = undefined;
   parameterCount: number | undefined = undefined;
   tokenizerKind: string | undefined = undefined;
+  threads: EngineModel["threads"] = { threaded: true, threads: 2, note: null };
   reusePrefix = false;
   modelName: string | null = null;
   prompts: string[] = [];
@@ -162,7 +163,7 @@ describe("the page's engine client", () => {
     const info = await load(onnx);
     expect(engine().loads).toEqual([{ source: "/m.onnx", options: {} }]);
     expect(progress).toEqual(["download f 5/5", "compile  0/null", "ngrams n-gram store 0/null", "download n-gram store 7/7"]);
-    expect(info).toMatchObject({ name: "fake", format: "onnx", vocabSize: 512, contextLength: 64, bytes: 5, fromCache: false, ngramTokens: 7, weightTypes: null, chatTemplate: false, architecture: null, parameterCount: null, tokenizerKind: null });
+    expect(info).toMatchObject({ name: "fake", format: "onnx", vocabSize: 512, contextLength: 64, bytes: 5, fromCache: false, ngramTokens: 7, weightTypes: null, chatTemplate: false, architecture: null, parameterCount: null, tokenizerKind: null, threads: { threaded: true, threads: 2, note: null } });
     expect(info.backend).toEqual({ backend: "cpu", adapter: null, fallbackReason: null });
   });
 

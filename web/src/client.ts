@@ -12,7 +12,7 @@ export type EngineModel = Pick<
   | "vocabSize" | "contextLength" | "backend" | "weightTypes" | "kvCacheBytesPerToken" | "ngramStoreTokens" | "chatTemplate"
   | "architecture" | "parameterCount" | "tokenizerKind"
   | "reusePrefix" | "load" | "generate" | "score" | "encode" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
-  | "describeSampler" | "ignoredSettings" | "terminate"
+  | "describeSampler" | "ignoredSettings" | "terminate" | "threads"
 >;
 
 /** Starts an engine (a worker with no model yet); `onFailure` is called if it fails for good. */
@@ -163,6 +163,7 @@ export class EngineClient {
       name: source.name,
       format: source.format,
       backend: backendOf(engine.backend),
+      threads: engine.threads ?? null,
       weightTypes: weightTypesOf(engine.weightTypes),
       vocabSize: engine.vocabSize,
       contextLength: engine.contextLength,

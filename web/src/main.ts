@@ -27,6 +27,10 @@ const backendChoice: BackendChoice = backendParam === "cpu" || backendParam === 
 // `?model=tiny`, or a model's URL (which waits for the visitor's click), or SmolLM2.
 const linkedModel = modelParam(query.get("model"));
 const modelChoice = linkedModel.kind === "server" ? linkedModel.which : "smollm2";
+// `?threads=N`: the CPU engine's threads (default: half the cores). More than one needs the
+// page to be cross-origin isolated; the header says how many it got, and why not more.
+const threadsParam = Number(query.get("threads"));
+const threadsChoice = Number.isSafeInteger(threadsParam) && threadsParam > 0 ? threadsParam : undefined;
 // `?ctx=N` caps the context (and so the KV cache's memory) of a GGUF model.
 const ctxParam = Number(query.get("ctx"));
 const contextChoice = Number.isSafeInteger(ctxParam) && ctxParam > 0 ? ctxParam : null;
@@ -42,6 +46,7 @@ const extraParams: Record<string, string> = {
   ...(formatChoice === "onnx" ? { format: "onnx" } : {}),
   ...(backendChoice === "auto" ? {} : { backend: backendChoice }),
   ...(contextChoice === null ? {} : { ctx: String(contextChoice) }),
+  ...(threadsChoice === undefined ? {} : { threads: String(threadsChoice) }),
   ...(ngramChoice === "default" ? {} : { ngrams: ngramChoice }),
 };
 
@@ -85,7 +90,7 @@ function start(): void {
   const ngramStatus = $("#ngram-status");
 
   const client = new EngineClient(
-    (onFailure) => createWorkerModel(new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }), null, { onFailure }),
+    (onFailure) => createWorkerModel(new Worker(new URL("./worker-entry.ts", import.meta.url), { type: "module" }), null, { onFailure, ...(threadsChoice ? { threads: threadsChoice } : {}) }),
     fetchWithCache,
   );
   const models = new ModelPanel($("#model-panel"), client);
@@ -191,7 +196,7 @@ function start(): void {
     }
     state.model = info.name;
     view.vocabSize = info.vocabSize;
-    state.backend = backendLabel(info.backend);
+    state.backend = backendLabel(info.backend, info.threads);
     // The panel's first words asked for a model: now it can run (unless a run, or what stopped
     // the engine, already shows).
     if (!busy && state.runs === 0 && $("#run-status").dataset.state === "idle") setStatus(`${info.name} is ready: press Generate.`);
@@ -377,7 +382,7 @@ function start(): void {
       format: "decoding-playground-run/1",
       exportedAt: new Date().toISOString(),
       link: location.href,
-      backend: models.info ? backendLabel(models.info.backend) : null,
+      backend: models.info ? backendLabel(models.info.backend, models.info.threads) : null,
       model: models.info,
       prompt: settings.prompt,
       settings,

@@ -18,6 +18,15 @@ describe("the backend label", () => {
     expect(backendLabel(null)).toBe("CPU · wasm SIMD128");
   });
 
+  it("says how many threads the CPU engine runs on, and why fewer than were asked", () => {
+    const cpu = { backend: "cpu", adapter: undefined, fallbackReason: undefined, fallbackWeightBytes: undefined } as const;
+    expect(backendLabel(cpu, { threaded: true, threads: 4, note: null })).toBe("CPU · wasm SIMD128 · 4 threads");
+    expect(backendLabel(cpu, { threaded: false, threads: 1, note: "the page is not cross-origin isolated" })).toBe(
+      "CPU · wasm SIMD128 · 1 thread (the page is not cross-origin isolated)",
+    );
+    expect(backendLabel(null, { threaded: false, threads: 1, note: null })).toBe("CPU · wasm SIMD128 · 1 thread");
+  });
+
   it("says what the CPU copy kept for a fallback costs, under auto on WebGPU only", () => {
     const gpu = { backend: "webgpu", adapter: { name: "NVIDIA H200", backend: "browser webgpu", fallback: false }, fallbackReason: undefined } as const;
     expect(fallbackCopyText({ ...gpu, fallbackWeightBytes: 98_123_456 })).toBe(" (+ 98 MB of memory: a CPU copy of the weights, for a fallback)");

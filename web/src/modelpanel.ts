@@ -130,16 +130,23 @@ export function filesToSource(files: readonly File[]): ModelSource {
   return { kind: "files", format: picked.format, name: (picked.format === "gguf" ? picked.gguf : picked.onnx).name, files: [...files] };
 }
 
-/** "WebGPU · <adapter>" (with "fallback adapter" for a software one), or "CPU · wasm SIMD128",
- *  with the reason when the GPU was wanted but is not used. */
-export function backendLabel(backend: ModelInfo["backend"]): string {
-  if (!backend) return "CPU · wasm SIMD128";
+/** "WebGPU · <adapter>" (with "fallback adapter" for a software one), or "CPU · wasm SIMD128"
+ *  with its threads, with the reason when the GPU or more threads were wanted but are not used. */
+export function backendLabel(backend: ModelInfo["backend"], threads: ModelInfo["threads"] = null): string {
+  if (!backend) return `CPU · wasm SIMD128${threadsText(threads)}`;
   if (backend.backend === "webgpu") {
     const adapter = backend.adapter;
     const name = adapter?.name ? adapter.name : "browser adapter";
     return `WebGPU · ${name}${adapter?.fallback ? " (fallback adapter: software, slow)" : ""}`;
   }
-  return `CPU · wasm SIMD128${backend.fallbackReason ? ` (not WebGPU: ${backend.fallbackReason})` : ""}`;
+  return `CPU · wasm SIMD128${threadsText(threads)}${backend.fallbackReason ? ` (not WebGPU: ${backend.fallbackReason})` : ""}`;
+}
+
+/** " · 2 threads", or " · 1 thread" with why, when more were asked. */
+export function threadsText(threads: ModelInfo["threads"]): string {
+  if (!threads) return "";
+  const count = `${threads.threads} thread${threads.threads === 1 ? "" : "s"}`;
+  return ` · ${count}${threads.note ? ` (${threads.note})` : ""}`;
 }
 
 /** What `auto` on WebGPU costs besides the GPU's memory: the CPU's copy of the weights, kept in
@@ -336,7 +343,7 @@ export class ModelPanel {
   private readyText(info: ModelInfo): string {
     const store = info.ngramTokens ? `${info.ngramTokens.toLocaleString("en")} tokens` : "none";
     const described = describeModel(info);
-    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""})${described ? ` · ${described}` : ""} · ${formatLabel(info)} · ${backendLabel(info.backend)}${fallbackCopyText(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength}${kvText(info)} · n-gram store ${store}`;
+    return `${info.name}: ready in ${(info.loadMs / 1000).toFixed(1)} s (${formatBytes(info.bytes)}${info.fromCache ? ", from the browser cache" : ""})${described ? ` · ${described}` : ""} · ${formatLabel(info)} · ${backendLabel(info.backend, info.threads)}${fallbackCopyText(info.backend)} · vocabulary ${info.vocabSize} · context ${info.contextLength}${kvText(info)} · n-gram store ${store}`;
   }
 
   private onProgress(phase: LoadPhase, loaded: number, total: number | null, file: string): void {

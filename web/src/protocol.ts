@@ -114,12 +114,16 @@ export type BackendChoice = pkg.Backend;
 
 /** Which backend runs the model, on which adapter, and why not the GPU if it was wanted. */
 export type BackendInfo = pkg.BackendInfo;
+/** Which build the engine worker runs, and on how many threads. */
+export type EngineThreads = pkg.EngineThreads;
 
 export interface ModelInfo {
   name: string;
   format: ModelFormat;
   /** The backend the package reports (null for a package without the getter). */
   backend: BackendInfo | null;
+  /** The engine's build and threads (null for a package without them). */
+  threads: EngineThreads | null;
   /** The weights' storage types (e.g. ["Q4_1", "Q8_0"]), when the package reports them. */
   weightTypes: string[] | null;
   vocabSize: number;
