@@ -17,8 +17,8 @@ import { defaultThreads, threadsUnavailable, type EngineThreads } from "./thread
 
 /** A build of the engine: wasm-bindgen's bindings, with the threaded build's pool starter. */
 type Build = EngineBuild
-  & Pick<typeof import("./decoding_playground.js"), "Sampler" | "ignoredSettings" | "onEngineFailure" | "engineThreads">
-  & { default(): Promise<unknown>; initThreadPool?: (threads: number) => Promise<unknown> };
+  & Pick<typeof import("./decoding_playground.js"), "Sampler" | "ignoredSettings" | "onEngineFailure">
+  & { default(): Promise<unknown>; startThreads?: (threads: number) => Promise<number> };
 
 /** The threaded build on `asked` threads where it can run, else the single-threaded one; the
  * note says why it runs on fewer threads than were asked. */
@@ -30,8 +30,8 @@ async function startBuild(asked: number | null): Promise<{ build: Build; threads
       const build: Build = await import("./threads/decoding_playground.js");
       await build.default();
       // Before anything else runs: rayon's first use fixes its pool (tokenizers uses it too).
-      await build.initThreadPool!(wanted);
-      return { build, threads: { threaded: true, threads: build.engineThreads(), note: null } };
+      const threads = await build.startThreads!(wanted);
+      return { build, threads: { threaded: true, threads, note: null } };
     } catch (error) {
       note = `the threads could not start: ${error instanceof Error ? error.message : String(error)}`;
     }

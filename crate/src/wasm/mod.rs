@@ -8,7 +8,7 @@
 //! while a generation runs, its properties, tokenizer, chat template, n-gram store and scoring;
 //! `load.rs` loading it from ONNX or GGUF; `generation.rs` `start`/`next`/`generate`/`cancel`;
 //! `stream.rs` the step stream (`model.stream()`); `bytes.rs` the JS byte readers; `threads.rs`
-//! the threaded build's pool.
+//! the threaded build's pool (that build only).
 
 mod bytes;
 mod convert;
@@ -19,6 +19,7 @@ mod load;
 mod model;
 mod sampler;
 mod stream;
+#[cfg(target_feature = "atomics")]
 mod threads;
 
 #[doc(hidden)]
@@ -33,5 +34,4 @@ pub use model::Model;
 pub use sampler::{ignored_settings, Sampler};
 pub use stream::StepStream;
 #[cfg(target_feature = "atomics")]
-pub use threads::init_thread_pool;
-pub use threads::engine_threads;
+pub use threads::start_threads;
