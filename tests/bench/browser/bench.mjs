@@ -1,7 +1,8 @@
 // Times SmolLM2 in this page with one engine: "ours" (the crate's wasm Model on the GGUF, its
-// Q4_1/Q8_0 blocks kept, tract + our simd128 kernels, one thread), or onnxruntime-web 1.30 (wasm
-// EP, SIMD, one thread) on the same weights as an f32 ONNX file ("ort-f32") or that file through
-// quantize_dynamic ("ort-int8"). Protocol for all: one cold generation right after loading, then
+// Q4_1/Q8_0 blocks kept, tract + our simd128 kernels, in the package's engine worker), or
+// onnxruntime-web 1.30 (wasm EP, SIMD) on the same weights as an f32 ONNX file ("ort-f32") or
+// that file through quantize_dynamic ("ort-int8"), or llama.cpp's own wasm build (wllama 3.13,
+// CPU only) on the same GGUF, each on `threads` threads. Protocol for all: one cold generation right after loading, then
 // warm ones; the speeds are the medians of the warm runs; then each engine's teacher-forced
 // perplexity of the fixture paragraph. run.mjs drives window.bench and prints the table.
 
@@ -35,9 +36,11 @@ const timings = [];
 window.bench = {
   async load(runtime, opts) {
     // Only ORT's graph takes embeddings (prepare.py writes them).
-    const embeds = runtime === "ours" ? null : new Float32Array(await (await fetch(opts.paragraphEmbeds)).arrayBuffer());
+    const embeds = runtime === "ours" || runtime === "wllama" ? null : new Float32Array(await (await fetch(opts.paragraphEmbeds)).arrayBuffer());
     options = { ...opts, paragraph: { ids: opts.paragraphIds, embeds } };
-    run = runtime === "ours" ? await oursRuntime(opts.gguf) : await ortRuntime(opts.onnx[runtime]);
+    run = runtime === "ours" ? await oursRuntime(opts.gguf, opts.threads)
+      : runtime === "wllama" ? await wllamaRuntime(opts.gguf, opts.threads)
+      : await ortRuntime(opts.onnx[runtime], opts.threads);
     const init = run.info.initS ? ` (.wasm fetch + compile ${run.info.initS.toFixed(2)} s)` : "";
     log(`${runtime}: fetched in ${run.fetchS.toFixed(2)} s, loaded in ${run.loadS.toFixed(2)} s${init}`);
     return this.generate(); // the cold run, right after loading
@@ -68,39 +71,82 @@ window.bench = {
   },
 };
 
-async function oursRuntime(gguf) {
-  const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
+// Ours runs as the page runs it: in the package's engine worker (createWorkerModel), on
+// `threads` threads; more than one runs the threaded build (this page is cross-origin isolated).
+async function oursRuntime(gguf, threads) {
+  const { createWorkerModel } = await import("/crate/pkg-web/index.js");
   let start = performance.now();
   const file = await bytes(gguf);
   const fetchS = seconds(start);
   start = performance.now();
-  await init(); // fetches and compiles the .wasm: counted in load, as ORT's is in its session creation
-  const initS = seconds(start);
-  const instance = await Model.fromGguf(file, { backend: options.backend ?? "cpu" });
+  // Fetching and compiling the .wasm (and starting the threads) is counted in load, as ORT's is
+  // in its session creation. The bytes are copied to the worker, as a page's File would be.
+  const worker = new Worker("/crate/pkg-web/model-worker.js", { type: "module" });
+  const instance = await createWorkerModel(worker, file, { backend: options.backend ?? "cpu", threads });
   const loadS = seconds(start);
-  // The first `promptTokens` ids of the paragraph, as text (ORT is fed as many positions).
-  const promptOf = (ids) => instance.decode(ids);
-  // Empty stop tokens: every run generates exactly maxTokens, as ORT's loop does.
+  if (instance.threads.threads !== threads) throw new Error(`asked for ${threads} threads, got ${JSON.stringify(instance.threads)}`);
+  // Empty stop tokens: every run generates exactly maxTokens, as ORT's loop does. The first step
+  // comes after the prefill and one sample.
   const generate = async (ids, maxTokens) => {
-    const prompt = promptOf(ids);
+    const prompt = await instance.decode(ids);
     const config = { maxTokens, stopTokens: [], sampler: { temperature: 0, topK: null, topP: null } };
+    let firstStep = null;
+    let text = "";
     const start = performance.now();
-    await instance.start(prompt, config);
-    const prefillS = seconds(start);
-    let text = (await instance.next()).text;
-    const firstTokenS = seconds(start);
-    let steps = 1;
-    for (let step; (step = await instance.next()) !== undefined; steps++) text += step.text;
-    return { promptTokens: instance.encode(prompt).length, prefillS, firstTokenS, decodeS: seconds(start) - prefillS, steps, text };
+    const steps = await instance.generate(prompt, config, (step) => {
+      firstStep ??= performance.now();
+      text += step.text;
+    });
+    const prefillS = (firstStep - start) / 1000;
+    return { promptTokens: (await instance.encode(prompt)).length, prefillS, firstTokenS: prefillS, decodeS: seconds(start) - prefillS, steps: steps.length, text };
   };
   const logProbs = async ({ ids }) => [...(await instance.logProbs(Uint32Array.from(ids)))];
-  return { fetchS, loadS, generate, logProbs, info: { runtime: "tract wasm + our Q4_1/Q8_0 simd128 kernels, 1 thread", initS, downloadBytes: file.length } };
+  const build = instance.threads.threaded ? "threaded build" : "single-threaded build";
+  return { fetchS, loadS, generate, logProbs, info: { runtime: `tract wasm + our Q4_1/Q8_0 simd128 kernels, ${build}, ${threads} thread${threads > 1 ? "s" : ""}, in its worker`, downloadBytes: file.length } };
 }
 
-async function ortRuntime(model) {
+// llama.cpp in wasm on the same GGUF. Its speeds are llama.cpp's own timings of the prompt and
+// of the generated tokens, measured in its worker (ours are timed from the page, messages
+// included). The prompt cache is off, so every run prefills the whole prompt.
+async function wllamaRuntime(gguf, threads) {
+  const { Wllama } = await import("/node_modules/@wllama/wllama/esm/index.js");
+  let start = performance.now();
+  const file = await bytes(gguf);
+  const fetchS = seconds(start);
+  start = performance.now();
+  const wllama = new Wllama({ default: "/node_modules/@wllama/wllama/esm/wasm/wllama.wasm" }, { suppressNativeLog: true });
+  await wllama.loadModel([new Blob([file])], { n_threads: threads, n_gpu_layers: 0, n_ctx: 1024 });
+  const loadS = seconds(start);
+  let detokenized = null;
+  const generate = async (ids, maxTokens) => {
+    // The same ids as text, through our tokenizer (SmolLM2's, as llama.cpp's): llama.cpp
+    // tokenizes it again, and its timings say how many prompt tokens it took.
+    detokenized ??= await textOf(ids);
+    const response = await wllama.createCompletion({ prompt: detokenized, max_tokens: maxTokens, temperature: 0, ignore_eos: true, cache_prompt: false });
+    const t = response.timings;
+    if (t.cache_n > 0) throw new Error(`wllama reused ${t.cache_n} cached prompt tokens`);
+    const prefillS = t.prompt_ms / 1000;
+    return { promptTokens: t.prompt_n, prefillS, firstTokenS: prefillS, decodeS: t.predicted_ms / 1000 * (t.predicted_n - 1) / t.predicted_n, steps: t.predicted_n, text: response.choices[0].text };
+  };
+  return { fetchS, loadS, generate, logProbs: async () => [NaN], info: { runtime: `wllama 3.13.0 (llama.cpp wasm, CPU, ${threads} thread${threads > 1 ? "s" : ""})`, downloadBytes: file.length } };
+}
+
+/** The text of `ids`, by the package's tokenizer (SmolLM2's GGUF, in a worker of its own). */
+async function textOf(ids) {
+  const { createWorkerModel } = await import("/crate/pkg-web/index.js");
+  const model = await createWorkerModel(new Worker("/crate/pkg-web/model-worker.js", { type: "module" }), options.gguf, { backend: "cpu", threads: 1, cache: false });
+  try {
+    return await model.decode(ids);
+  } finally {
+    model.terminate();
+  }
+}
+
+async function ortRuntime(model, threads) {
   const ort = await import("/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs");
-  // One thread, like our wasm. The page is cross-origin isolated, so more would be possible.
-  ort.env.wasm.numThreads = 1;
+  // Fixed for the page: run.mjs gives each thread count a page of its own. The page is
+  // cross-origin isolated, so ORT's threaded build can start its pool.
+  ort.env.wasm.numThreads = threads;
   ort.env.wasm.proxy = false;
   let start = performance.now();
   const [onnx, configBytes] = await Promise.all(["model.onnx", "config.json"].map((f) => bytes(`${model}/${f}`)));
@@ -164,5 +210,5 @@ async function ortRuntime(model) {
       return row[id] - max - Math.log(z);
     });
   };
-  return { fetchS, loadS, generate, logProbs, info: { runtime: `onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm EP, SIMD, 1 thread)`, downloadBytes } };
+  return { fetchS, loadS, generate, logProbs, info: { runtime: `onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm EP, SIMD, ${threads} thread${threads > 1 ? "s" : ""})`, downloadBytes } };
 }

