@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod auto;
+pub(crate) mod crew;
 pub mod formats;
 pub mod gguf;
 pub mod onnx;

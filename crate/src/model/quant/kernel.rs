@@ -9,7 +9,9 @@ use super::simd128;
 use super::x86;
 use super::{scale_index, QuantMatrix, BLOCK, GROUP};
 use crate::error::{Error, Result};
+use crate::model::crew;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// The weights of a tile of row groups that every token of a prefill sweeps while they sit in
 /// L1 (32 KiB or more on current CPUs, with room left for the activations).
@@ -123,18 +125,19 @@ fn simd_matmul<F: Format>(w: &QuantMatrix, acts: &Activations, m: usize, out: &m
 /// keeps its own sum in the reference's order, so the tile changes speed, never bits.
 pub(super) const TOKENS: usize = 4;
 
-/// Multiply-adds below which a product stays on its thread. The model's passes run on a pool
-/// thread (`TractModel::run`), so a split starts its first part at once and costs little more
-/// than the hand-off; at 128K a decode splits SmolLM2's q, o, MLP and head products and keeps the
-/// small k and v. Measured in Chromium on 2 threads, decode ÷ 1 thread: 1.24× at 128K, 1.22× at
-/// 32K, 1.23× at 1M (the head alone); called from outside the pool, 128K had given 0.76×.
+/// Multiply-adds below which a product stays on its thread. During a forward pass the pool's
+/// other threads spin, waiting for parts (`crew`), so a split costs an atomic add or two: at 128K a
+/// decode splits SmolLM2's q, o, MLP and head products and keeps the small k and v. Measured in
+/// Chromium on 2 threads, decode ÷ 1 thread: 1.57–1.63× at 128K, 1.59× at 32K. Through rayon's
+/// own loop, whose threads sleep between products, 128K had given 1.24× from a pool thread and
+/// 0.76× from outside the pool, and 1M (the head alone) 1.23×.
 const PARALLEL_MACS: usize = 1 << 17;
 
 /// Writes `out` (m × rows) from the row groups' outputs: `tile(g, t0)` gives row group `g`'s 4
 /// outputs for the [`TOKENS`] tokens from `t0`, `single(g, t)` for one token (the tokens left
 /// over). With more than one thread in rayon's pool (natively, or a threaded wasm build), the
-/// row groups are split between the threads; every output is still one call's sum, so any
-/// number of threads gives the same bits.
+/// row groups are split between the threads ([`crew::split`]: the pass's crew, or rayon's loop);
+/// every output is still one call's sum, so any number of threads gives the same bits.
 pub(super) fn for_each_group(
     w: &QuantMatrix,
     m: usize,
@@ -147,20 +150,17 @@ pub(super) fn for_each_group(
     if threads <= 1 || m * w.rows * w.cols < PARALLEL_MACS {
         return fill_groups(w, m, 0..groups, out, &tile, &single);
     }
-    use rayon::prelude::*;
     let per_thread = groups.div_ceil(threads);
-    let parts: Vec<(Range<usize>, Vec<f32>)> = (0..groups.div_ceil(per_thread))
-        .into_par_iter()
-        .map(|p| {
-            let part = p * per_thread..((p + 1) * per_thread).min(groups);
-            let rows = part_rows(w, &part);
-            let mut part_out = vec![0.0; m * rows.len()];
-            fill_groups(w, m, part, &mut part_out, &tile, &single);
-            (rows, part_out)
-        })
-        .collect();
-    for (rows, part_out) in parts {
-        for (t, values) in part_out.chunks_exact(rows.len()).enumerate() {
+    let parts: Vec<OnceLock<Vec<f32>>> = (0..groups.div_ceil(per_thread)).map(|_| OnceLock::new()).collect();
+    let groups_of = |p: usize| p * per_thread..((p + 1) * per_thread).min(groups);
+    crew::split(parts.len(), &|p| {
+        let mut part_out = vec![0.0; m * part_rows(w, &groups_of(p)).len()];
+        fill_groups(w, m, groups_of(p), &mut part_out, &tile, &single);
+        parts[p].set(part_out).expect("each part runs once");
+    });
+    for (p, part_out) in parts.into_iter().enumerate() {
+        let rows = part_rows(w, &groups_of(p));
+        for (t, values) in part_out.into_inner().expect("every part ran").chunks_exact(rows.len()).enumerate() {
             out[t * w.rows..][rows.clone()].copy_from_slice(values);
         }
     }

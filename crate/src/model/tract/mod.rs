@@ -198,16 +198,12 @@ impl TractModel {
     /// Runs `s` new positions (their embeddings, row-major `[s × hidden]`) and returns the logits
     /// of the last one, or of all of them.
     ///
-    /// The pass runs on one of rayon's pool threads when there is a pool. The quantised products
-    /// split their rows between the pool's threads (`quant::kernel`); started from a pool thread,
-    /// a split's first part runs at once and the other threads take the rest as they wake. From
-    /// outside the pool, every product would wait for its threads to wake and for the caller to be
-    /// woken in turn: ~50 µs a product in wasm, where a decode step has ~200.
+    /// The pass runs on one of rayon's pool threads when there is a pool, with the others at hand
+    /// for its products' parts (`crew`): from outside the pool, every product would wait for its
+    /// threads to wake and for the caller to be woken in turn, ~50 µs a product in wasm, where a
+    /// decode step has ~200.
     fn run(&mut self, embeds: Vec<f32>, s: usize, all_logits: bool) -> Result<Vec<f32>> {
-        if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.run_here(embeds, s, all_logits));
-        }
-        self.run_here(embeds, s, all_logits)
+        crate::model::crew::with_crew(|| self.run_here(embeds, s, all_logits))
     }
 
     fn run_here(&mut self, embeds: Vec<f32>, s: usize, all_logits: bool) -> Result<Vec<f32>> {
