@@ -21,9 +21,10 @@ export interface NodeWorker {
 type WebWorker = Pick<Worker, "postMessage" | "addEventListener" | "terminate">;
 
 export interface WorkerModelOptions extends LoadModelOptions {
-  /** The threads the engine computes on (default: half the cores). More than one runs the
-   * threaded build, which needs a cross-origin isolated page; elsewhere it runs on one thread,
-   * and `threads.note` says why. Fixed for the worker's life. */
+  /** The threads the engine computes on (default: half the cores; at most the cores, since
+   * they spin while a pass runs). More than one runs the threaded build, which needs a
+   * cross-origin isolated page; elsewhere it runs on one thread, and `threads.note` says why.
+   * Fixed for the worker's life. */
   threads?: number;
   /** Called once if the engine fails for good (a trap, or the worker dies); `error.code` is
    * "EngineFailed". Start a new worker to go on. */

@@ -23,22 +23,25 @@ type Build = EngineBuild
 /** The threaded build on `asked` threads where it can run, else the single-threaded one; the
  * note says why it runs on fewer threads than were asked. */
 async function startBuild(asked: number | null): Promise<{ build: Build; threads: EngineThreads }> {
-  const wanted = asked ?? defaultThreads();
-  let note = wanted > 1 ? threadsUnavailable() : null;
-  if (wanted > 1 && note === null) {
+  // The pool's threads spin while a pass runs: more of them than cores would take turns.
+  const cores = globalThis.navigator?.hardwareConcurrency ?? Infinity;
+  const wanted = Math.min(asked ?? defaultThreads(), cores);
+  const capped = asked !== null && asked > wanted ? `at most the ${cores} cores this browser reports` : null;
+  let unavailable = wanted > 1 ? threadsUnavailable() : null;
+  if (wanted > 1 && unavailable === null) {
     try {
       const build: Build = await import("./threads/decoding_playground.js");
       await build.default();
       // Before anything else runs: rayon's first use fixes its pool (tokenizers uses it too).
       const threads = await build.startThreads!(wanted);
-      return { build, threads: { threaded: true, threads, note: null } };
+      return { build, threads: { threaded: true, threads, note: capped } };
     } catch (error) {
-      note = `the threads could not start: ${error instanceof Error ? error.message : String(error)}`;
+      unavailable = `the threads could not start: ${error instanceof Error ? error.message : String(error)}`;
     }
   }
   const build: Build = await import("./decoding_playground.js");
   await build.default();
-  return { build, threads: { threaded: false, threads: 1, note } };
+  return { build, threads: { threaded: false, threads: 1, note: unavailable ?? capped } };
 }
 
 /** What `serveModelWorker` talks through: the worker's global scope, or in a Node worker thread

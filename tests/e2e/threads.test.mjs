@@ -26,6 +26,7 @@ async function run(model, threads, { isolated = true, tokens = 12 } = {}) {
       chart: result.chart,
       backend: await page.locator("#backend").innerText(),
       isolated: await page.evaluate(() => self.crossOriginIsolated),
+      cores: await page.evaluate(() => navigator.hardwareConcurrency),
     };
   } finally {
     await context.close();
@@ -53,6 +54,13 @@ for (const model of ["tiny", "smollm2"]) {
     assert.deepEqual(two.chart, one.chart);
   });
 }
+
+test("more threads than cores are capped at the cores, and the header says so", { timeout: 300_000 }, async () => {
+  const many = await run("tiny", 64, { tokens: 4 });
+  const cores = many.cores;
+  assert.ok(cores < 64, `this browser reports ${cores} cores`);
+  assert.match(many.backend, new RegExp(`CPU · wasm SIMD128 · ${cores} threads? \\(at most the ${cores} cores this browser reports\\)$`));
+});
 
 test("a page without cross-origin isolation runs on one thread, and says why", { timeout: 300_000 }, async () => {
   const plain = await run("tiny", 2, { isolated: false });
