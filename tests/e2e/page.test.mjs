@@ -465,7 +465,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     const sized = texts.findIndex((t) => t.includes("Loading tiny test model (random weights) (model.gguf + n-gram store, 101 kB)…"));
     const fetching = texts.findIndex((t) => /\| (Downloading|Reading from the browser cache):/.test(t));
     assert.ok(sized >= 0 && fetching > sized, `the size before the download: ${texts.join("\n")}`);
-    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · llama · 107k parameters · byte-level BPE \(smollm\) tokenizer · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 \(not WebGPU: the browser offers no WebGPU adapter\) · vocabulary 512 · context 512 \(KV cache 512 B a token, 262 kB full\) · n-gram store [\d,]+ tokens$/);
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · llama · 107k parameters · byte-level BPE \(smollm\) tokenizer · GGUF · Q4_1 \/ Q8_0 blocks · CPU · wasm SIMD128 · \d+ threads? \(not WebGPU: the browser offers no WebGPU adapter\) · vocabulary 512 · context 512 \(KV cache 512 B a token, 262 kB full\) · n-gram store [\d,]+ tokens$/);
     assert.equal(await page.evaluate(() => window.__playground.model), "tiny test model (random weights)");
     assertOnePointPerToken(await generate(page), 6);
     assert.deepEqual(errors, []);
@@ -475,7 +475,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
   test("?format=onnx loads the tiny model's ONNX files, and links keep it", async () => {
     const { context, page, errors } = await tinyPage("format=onnx&n=4&s=greedy");
     // An ONNX export says its architecture (config.json) and tokenizer, but no parameter count.
-    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · llama · byte-level BPE tokenizer · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
+    assert.match(await modelText(page), /^tiny test model \(random weights\): ready in [\d.]+ s \(\d+ kB\) · llama · byte-level BPE tokenizer · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · \d+ threads? · vocabulary 512/);
     assertOnePointPerToken(await generate(page), 4);
     assert.match(page.url(), /[?&]model=tiny/);
     assert.match(page.url(), /[?&]format=onnx/);
@@ -564,7 +564,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     // The user's own files (here the tiny model's, dropped from disk) load and run.
     await dropFiles(page, [["model.onnx", "url:/models/tiny/model.onnx"], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
-    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
+    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · \d+ threads? · vocabulary 512/);
     assert.ok(await page.locator("#model-error").isHidden());
     assertOnePointPerToken(await generate(page), 5);
     assert.deepEqual(errors, []);
@@ -579,7 +579,7 @@ describe("models: the GGUF default, dropped files and the error states", { timeo
     await page.waitForFunction(() => /`model\.onnx_data`, which was not given/.test(document.querySelector("#model-error").textContent));
     await dropFiles(page, [["model.onnx", `url:${dir}/external-data/model.onnx`], ["model.onnx_data", `url:${dir}/external-data/model.onnx_data`], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);
     await page.waitForFunction(() => /^model\.onnx: ready/.test(document.querySelector("#model-status").textContent));
-    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · vocabulary 512/);
+    assert.match(await modelText(page), /^model\.onnx: ready .* · ONNX · F32 \(widened to f32: .*\) · CPU · wasm SIMD128 · \d+ threads? · vocabulary 512/);
     assertOnePointPerToken(await generate(page), 5);
     // transformers.js's 4-bit export, its embedding 4-bit too (GatherBlockQuantized).
     await dropFiles(page, [["model_q4.onnx", `url:${dir}/q4-embedding/model.onnx`], ["tokenizer.json", "url:/models/tiny/tokenizer.json"], ["config.json", "url:/models/tiny/config.json"]]);

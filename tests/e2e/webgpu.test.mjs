@@ -99,7 +99,7 @@ describe("backends", { timeout: 600_000 }, () => {
   test("without the WebGPU flag the page runs on the CPU and says why", async () => {
     const run = await greedyRun(session.browser, "model=tiny&n=6");
     assert.equal(run.backend.kind, "cpu");
-    assert.match(run.backend.label, /^CPU · wasm SIMD128 \(not WebGPU: the browser offers no WebGPU adapter\)$/);
+    assert.match(run.backend.label, /^CPU · wasm SIMD128 · \d+ threads? \(not WebGPU: the browser offers no WebGPU adapter\)$/);
     // Forcing WebGPU where there is none is an error the page shows, not a crash.
     const { context, page } = await openPage(session.browser, `${session.server.url}?model=tiny&backend=webgpu`);
     await page.waitForSelector("#model-error:not([hidden])", { timeout: 60_000 });
@@ -110,7 +110,7 @@ describe("backends", { timeout: 600_000 }, () => {
   test("auto leaves a software adapter (SwiftShader) to the CPU, says why, and runs", async () => {
     const run = await greedyRun(webgpuBrowser, "model=tiny&n=6");
     assert.equal(run.backend.kind, "cpu");
-    assert.match(run.backend.label, /^CPU · wasm SIMD128 \(not WebGPU: the WebGPU adapter is a software fallback.*, slower than the CPU; backend "webgpu" runs on it anyway\)$/);
+    assert.match(run.backend.label, /^CPU · wasm SIMD128 · \d+ threads? \(not WebGPU: the WebGPU adapter is a software fallback.*, slower than the CPU; backend "webgpu" runs on it anyway\)$/);
     assert.equal(run.tokens, 6);
   });
 
@@ -120,7 +120,7 @@ describe("backends", { timeout: 600_000 }, () => {
     assert.match(gpu.backend.label, /^WebGPU · .*\(fallback adapter: software, slow\)$/);
     const cpu = await greedyRun(webgpuBrowser, "model=tiny&n=12&backend=cpu");
     assert.equal(cpu.backend.kind, "cpu");
-    assert.equal(cpu.backend.label, "CPU · wasm SIMD128", "forced: no fallback reason");
+    assert.match(cpu.backend.label, /^CPU · wasm SIMD128 · \d+ threads?$/, "forced: no fallback reason");
     assert.equal(gpu.text, cpu.text);
     assert.equal(gpu.surprise.length, 12);
     assert.ok(maxDiff(gpu.surprise, cpu.surprise) < 0.01, `surprise ${gpu.surprise} vs ${cpu.surprise}`);
