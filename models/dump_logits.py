@@ -13,7 +13,7 @@ import onnx
 from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_model  # noqa: E402
+import runners  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -25,7 +25,7 @@ cfg = json.loads((MODEL / "config.json").read_text())
 proto = onnx.load(str(MODEL / "model.onnx"), load_external_data=False)
 embed = next(numpy_helper.to_array(t) for t in proto.graph.initializer
              if t.name == "model.embed_tokens.weight").astype(np.float32)
-runner = build_model.ort_runner(MODEL / "model.onnx", cfg, embed)
+runner = runners.ort_runner(MODEL / "model.onnx", cfg, embed)
 ids = Tokenizer.from_file(str(MODEL / "tokenizer.json")).encode(PROMPT).ids
 logits, _ = runner.ids(ids, runner.empty_past())
 OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """The float64 exact forward: numpy logits of a GGUF-layout decoder at positions 0..n-1 (one
 prefill, no cache), computed as llama.cpp's graph computes them for each architecture, so it
-can stand beside llama.cpp's own logits (tiny_archs.py) or stand in for them (build_model.py,
-llama_quants.py). It deliberately shares nothing with the ONNX path.
+can stand beside llama.cpp's own logits (tiny_archs.py) or stand in for them (runners.py,
+smollm2_model.py, tiny_model.py, llama_quants.py). It deliberately shares nothing with the ONNX
+path.
 
-cfg: build_model.TINY_CFG's keys (hidden_size, num_layers, num_attention_heads,
+cfg: tiny_model.TINY_CFG's keys (hidden_size, num_layers, num_attention_heads,
 num_key_value_heads, head_dim, rope_theta, rms_norm_eps), plus, where they apply:
   arch                     "llama" (default), "qwen2", "qwen3", "gemma3" or "phi3"
   rope_type                "norm" or "neox": overrides the architecture's (tiny_archs.py uses it

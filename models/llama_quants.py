@@ -27,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from build_model import (HERE, TINY_CFG, fetch_gguf, greedy, log, perplexity, read_gguf,
-                         tiny_tokenizer, tiny_weights, write_gguf, write_json)
+from common import HERE, log, write_json
 from exact_forward import reference_logits
+from gguf_write import write_gguf
+from runners import greedy, perplexity
+from smollm2_source import fetch_gguf, read_gguf
+from tiny_model import TINY_CFG, tiny_tokenizer, tiny_weights
 
 SMOLLM2_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q5_0"]
 # (name, llama-quantize type, --pure): the two common mixes, and one single-type Q6_K file.
@@ -66,7 +69,7 @@ def tensor_types(path):
 
 
 class ExactRunner:
-    """build_model's perplexity()/greedy() drive a cached runner; this one has no cache: the
+    """runners.py's perplexity()/greedy() drive a cached runner; this one has no cache: the
     "past" is the ids so far and every call re-runs the float64 forward over all of them."""
 
     def __init__(self, gw, cfg):

@@ -10,7 +10,7 @@ not part of setup) and runs in its own venv, through llama_cpp_logits.py. The bu
 llama.cpp and the exact forward differ by more than 1e-4 of the logits' range anywhere, or in the
 top-1 id at any position: then the fixture or our reading of the architecture is wrong.
 
-Every file has build_model.py's tiny 512-token tokenizer and small random weights (fixed seed per
+Every file has tiny_model.py's tiny 512-token tokenizer and small random weights (fixed seed per
 file), with dimensions chosen so that each architecture's particulars change the logits:
   llama3         Llama 3's layout: untied output, rope_freqs (its rope scaling factors), base 5e5,
                  Q/K rows permuted by the converter for llama.cpp's adjacent-pair RoPE
@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from build_model import HERE, add_dimensions, add_tokenizer, f32_value, log, tiny_tokenizer, write_json
+from common import HERE, f32_value, log, write_json
 from exact_forward import reference_logits
+from gguf_write import add_dimensions, add_tokenizer
+from tiny_model import tiny_tokenizer
 
 LLAMA_CPP = "0.3.36"
 N_IDS, IDS_SEED = 24, 2024

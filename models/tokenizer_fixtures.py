@@ -345,7 +345,7 @@ def llama_cpp_reference():
 
 
 def cmd_reference():
-    from build_model import write_json
+    from common import write_json
 
     llama_python = subprocess.run(["bash", str(HERE / "llama_cpp_python.sh")], check=True,
                                   capture_output=True, text=True).stdout.strip()

@@ -95,7 +95,7 @@ pub(crate) fn check_truncate(len: usize, position: usize) -> Result<()> {
 }
 
 /// The dimensions of a model, as in the `config.json` written next to each `model.onnx` by
-/// `models/build_model.py`, or in a Hugging Face `config.json` (other keys are ignored).
+/// `models/build_model.py` (`onnx_files.py`), or in a Hugging Face `config.json` (other keys are ignored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
     pub vocab_size: usize,

@@ -10,7 +10,7 @@ pub const LLAMA: Architecture =
 /// `hf_weight.row(r) = gguf_weight.row(result[r])` gives the layout for the usual half-split
 /// ("rotate_half") RoPE. Within each head of `head_dim = n_rows / n_heads` rows, HF row
 /// `s * head_dim/2 + i` (half `s`, index `i`) is GGUF row `2 * i + s` (`unpermute` in
-/// `models/build_model.py`). With the GGUF order as is, RoPE must rotate adjacent pairs instead.
+/// `models/smollm2_source.py`). With the GGUF order as is, RoPE must rotate adjacent pairs instead.
 ///
 /// # Panics
 /// If `n_heads` is 0 or `n_rows` is not a multiple of `2 * n_heads` (never for the dims of a
