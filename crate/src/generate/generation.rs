@@ -1,5 +1,5 @@
 //! One generation: [`Engine::start`] encodes and prefills the prompt, [`Engine::step`] samples a
-//! token (or extends every superposed draft) and feeds it, [`Engine::generate`] runs the loop.
+//! token (or extends every superposed draft) and feeds it, [`Engine::run`] is the loop.
 
 use super::stop::StopStrings;
 use super::{Engine, FinishReason, GenerateConfig, GeneratedStep, Step, SuperposedStep};
@@ -8,6 +8,7 @@ use crate::model::LanguageModel;
 use crate::sampling::Chain;
 use crate::superposed::{DraftNode, SuperposedDecoder};
 use crate::tokenizer::TextStream;
+use std::ops::ControlFlow;
 
 enum Strategy {
     Sample { chain: Chain, stream: TextStream, stops: StopStrings },
@@ -187,6 +188,20 @@ impl<M: LanguageModel> Engine<M> {
         self.tokenizer.decode(&[node.token])
     }
 
+    /// The generation loop: starts a generation and hands each step to `on_step` (with the
+    /// engine, to read between steps) until the generation ends, or until `on_step` breaks, which
+    /// ends it with [`Error::Cancelled`]. `on_step` is async so that a caller can yield between
+    /// steps, as the wasm layer yields to the event loop.
+    pub async fn run(&mut self, prompt: &str, config: &GenerateConfig, mut on_step: impl AsyncFnMut(&Self, Step) -> ControlFlow<()>) -> Result<()> {
+        let mut generation = self.start(prompt, config).await?;
+        while let Some(step) = self.step(&mut generation).await? {
+            if on_step(self, step).await.is_break() {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
     /// Runs a whole generation, calling `on_step` for each token; stops early (with
     /// [`Error::Cancelled`]) when `cancelled` turns true.
     pub async fn generate(
@@ -196,15 +211,13 @@ impl<M: LanguageModel> Engine<M> {
         mut on_step: impl FnMut(&Step),
         cancelled: impl Fn() -> bool,
     ) -> Result<Vec<Step>> {
-        let mut generation = self.start(prompt, config).await?;
         let mut steps = Vec::new();
-        while let Some(step) = self.step(&mut generation).await? {
+        self.run(prompt, config, async |_, step| {
             on_step(&step);
             steps.push(step);
-            if cancelled() {
-                return Err(Error::Cancelled);
-            }
-        }
+            if cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .await?;
         Ok(steps)
     }
 }

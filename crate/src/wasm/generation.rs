@@ -1,5 +1,5 @@
-//! A generation on a `Model`: `start()` and `next()` one step at a time, `generate()`'s loop,
-//! `cancel()`, and the steps they share.
+//! A generation on a `Model`: `start()` and `next()` one step at a time, `generate()` on
+//! `Engine::run`'s loop, and `cancel()`.
 
 use super::convert::{abort_error, config_from_js, js_error, to_js};
 use super::failure::guarded;
@@ -8,6 +8,7 @@ use crate::generate::GenerateConfig;
 use crate::Error;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use std::ops::ControlFlow;
 
 #[wasm_bindgen]
 impl Model {
@@ -19,8 +20,9 @@ impl Model {
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
+        let mark = inner.cancels.get();
         guarded(async move {
-            start_generation(&inner, &prompt, config, Run::Stepped).await?;
+            start_generation(&inner, &prompt, config, mark).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -60,45 +62,56 @@ impl Model {
         #[wasm_bindgen(unchecked_optional_param_type = "{ readonly aborted: boolean } | null")] signal: Option<js_sys::Object>,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
+        let mark = inner.cancels.get();
         guarded(async move {
             if is_aborted(signal.as_ref()) {
                 return Err(abort_error(js_sys::Array::new()));
             }
-            start_generation(&inner, &prompt, config, Run::Driven).await?;
-            let result = drive(&inner, on_step.as_ref(), signal.as_ref()).await;
-            inner.end_generation();
-            result
+            let config: GenerateConfig = config_from_js(config)?;
+            let mut engine = inner.idle_engine()?;
+            inner.run_mark.set(mark);
+            inner.run.set(Run::Driven);
+            let steps = js_sys::Array::new();
+            let mut thrown = None;
+            let result = engine
+                .run(&prompt, &config, async |engine, step| {
+                    inner.refresh_properties(engine);
+                    let handed = to_js(&step).and_then(|step| {
+                        on_step.as_ref().map_or(Ok(JsValue::UNDEFINED), |f| f.call1(&JsValue::NULL, &step))?;
+                        steps.push(&step);
+                        Ok(())
+                    });
+                    if let Err(error) = handed {
+                        thrown = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                    yield_to_event_loop().await;
+                    match inner.cancelled() || is_aborted(signal.as_ref()) {
+                        true => ControlFlow::Break(()),
+                        false => ControlFlow::Continue(()),
+                    }
+                })
+                .await;
+            inner.run.set(Run::Idle);
+            match (thrown, result) {
+                (Some(error), _) => Err(error),
+                (None, Ok(())) => Ok(steps.into()),
+                (None, Err(Error::Cancelled)) => Err(abort_error(steps)),
+                (None, Err(error)) => Err(js_error(error)),
+            }
         })
     }
 }
 
-pub(super) async fn start_generation(inner: &Inner, prompt: &str, config: JsValue, run: Run) -> Result<(), JsValue> {
+/// `mark`: `cancels` when the call was made.
+pub(super) async fn start_generation(inner: &Inner, prompt: &str, config: JsValue, mark: u64) -> Result<(), JsValue> {
     let config: GenerateConfig = config_from_js(config)?;
     let mut engine = inner.idle_engine()?;
     let generation = engine.start(prompt, &config).await.map_err(js_error)?;
-    inner.cancelled.set(false);
+    inner.run_mark.set(mark);
     *inner.generation.borrow_mut() = Some(generation);
-    inner.run.set(run);
+    inner.run.set(Run::Stepped);
     Ok(())
-}
-
-/// `generate()`'s loop: every step, handed to `on_step`, until the end or a cancel.
-async fn drive(inner: &Inner, on_step: Option<&js_sys::Function>, signal: Option<&js_sys::Object>) -> Result<JsValue, JsValue> {
-    let steps = js_sys::Array::new();
-    loop {
-        let step = next_step(inner).await?;
-        if step.is_undefined() {
-            return Ok(steps.into());
-        }
-        if let Some(on_step) = on_step {
-            on_step.call1(&JsValue::NULL, &step)?;
-        }
-        steps.push(&step);
-        yield_to_event_loop().await;
-        if inner.cancelled.get() || is_aborted(signal) {
-            return Err(abort_error(steps));
-        }
-    }
 }
 
 /// One step of the generation in progress; ends it on its last step, an error or a cancel.
@@ -107,7 +120,7 @@ pub(super) async fn next_step(inner: &Inner) -> Result<JsValue, JsValue> {
     let Some(mut current) = inner.generation.borrow_mut().take() else { return Ok(JsValue::UNDEFINED) };
     let step = engine.step(&mut current).await;
     // A failed step, like the last one, leaves the generation finished.
-    let cancelled = inner.run.get() == Run::Stepped && inner.cancelled.get();
+    let cancelled = inner.run.get() == Run::Stepped && inner.cancelled();
     if current.is_finished() || cancelled {
         inner.step_ended();
     } else {

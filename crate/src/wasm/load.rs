@@ -117,7 +117,8 @@ impl Model {
             engine: RefCell::new(engine),
             generation: RefCell::default(),
             run: Cell::new(Run::Idle),
-            cancelled: Cell::default(),
+            cancels: Cell::default(),
+            run_mark: Cell::default(),
         };
         Ok(Model { inner: Rc::new(inner) })
     }

@@ -39,7 +39,11 @@ pub(super) struct Inner {
     pub(super) properties: RefCell<Properties>,
     pub(super) generation: RefCell<Option<Generation>>,
     pub(super) run: Cell<Run>,
-    pub(super) cancelled: Cell<bool>,
+    /// How many times `cancel()` was called: a generation is cancelled once this moves past the
+    /// count it saw when it was called (`run_mark`), so a cancel made before its first await
+    /// still counts, and one made before the call does not.
+    pub(super) cancels: Cell<u64>,
+    pub(super) run_mark: Cell<u64>,
 }
 
 /// The model's properties as of the last call that let go of the engine. A step on the GPU
@@ -92,8 +96,7 @@ impl DerefMut for EngineGuard<'_> {
 
 impl Drop for EngineGuard<'_> {
     fn drop(&mut self) {
-        let properties = Properties::of(&self.engine);
-        *self.properties.borrow_mut() = properties;
+        *self.properties.borrow_mut() = Properties::of(&self.engine);
     }
 }
 
@@ -116,12 +119,23 @@ impl Inner {
         self.engine()
     }
 
+    /// Brings the properties up to date from an engine a call still holds: `generate()` holds it
+    /// for the whole generation, and a GPU failure may move the model to the CPU mid-way.
+    pub(super) fn refresh_properties(&self, engine: &Engine<AutoModel>) {
+        *self.properties.borrow_mut() = Properties::of(engine);
+    }
+
     pub(super) fn cancel(&self) {
-        self.cancelled.set(true);
+        self.cancels.set(self.cancels.get() + 1);
         // A step in flight holds the generation; it ends it when it sees the flag.
         if self.run.get() == Run::Stepped && self.engine.try_borrow_mut().is_ok() {
             self.end_generation();
         }
+    }
+
+    /// Whether `cancel()` was called since the generation in progress was called.
+    pub(super) fn cancelled(&self) -> bool {
+        self.cancels.get() != self.run_mark.get()
     }
 
     pub(super) fn end_generation(&self) {

@@ -56,6 +56,7 @@ impl StepStream {
     #[wasm_bindgen(unchecked_return_type = "Promise<IteratorResult<Step, undefined>>")]
     pub fn next(&self) -> js_sys::Promise {
         let state = self.state.clone();
+        let mark = state.inner.cancels.get();
         guarded(async move {
             if state.done.get() {
                 return Ok(iterator_result(JsValue::UNDEFINED, true));
@@ -66,7 +67,7 @@ impl StepStream {
                     return Err(abort_error(js_sys::Array::new()));
                 }
                 if let Some((prompt, config)) = request {
-                    start_generation(&state.inner, &prompt, config, Run::Stepped).await?;
+                    start_generation(&state.inner, &prompt, config, mark).await?;
                 }
                 next_step(&state.inner).await
             }

@@ -187,6 +187,29 @@ async fn an_aborted_signal_cancels_within_a_step() {
     assert!(!next(&model).await.is_undefined(), "the model is usable after");
 }
 
+/// A callback that throws ends the generation with its own error, and frees the model.
+#[wasm_bindgen_test]
+async fn a_throwing_callback_rejects_generate_with_its_error() {
+    let model = model();
+    let on_step = js_sys::Function::new_with_args("step", "throw new RangeError('the page gave up')");
+    let error = JsFuture::from(model.generate(PROMPT.into(), js(r#"{"maxTokens": 5}"#), Some(on_step), None)).await.expect_err("thrown");
+    assert_eq!(field(&error, "name").as_string().as_deref(), Some("RangeError"));
+    assert_eq!(message(error), "the page gave up");
+    let steps = JsFuture::from(model.generate(PROMPT.into(), js(r#"{"maxTokens": 5}"#), None, None)).await.unwrap();
+    assert_eq!(js_sys::Array::from(&steps).length(), 5, "the model is usable after");
+}
+
+/// `cancel()` between the call and its first step (while the prompt is read) is not lost.
+#[wasm_bindgen_test]
+async fn a_cancel_before_the_first_step_cancels_the_generation() {
+    let model = model();
+    let promise = model.generate(PROMPT.into(), js(r#"{"maxTokens": 50}"#), None, None);
+    model.cancel();
+    let error = JsFuture::from(promise).await.expect_err("cancelled");
+    assert_eq!(field(&error, "code").as_string().as_deref(), Some("Cancelled"));
+    assert!(js_sys::Array::from(&field(&error, "steps")).length() <= 1, "it stopped at its first step");
+}
+
 #[wasm_bindgen_test]
 fn an_onnx_exports_data_file_and_configs_come_through_the_options() {
     let onnx: &[u8] = include_bytes!("../../../models/tiny/variants/external-data/model.onnx");
