@@ -4,6 +4,7 @@ import { EngineClient, kindOf, weightTypesOf, WorkerError, type EngineModel, typ
 import type { GenerateConfig, ModelSource, TokenStep } from "./protocol";
 import { defaultStrategy, toConfig } from "./settings";
 
+const BUSY = "a generation is running on this model: await it or cancel it first";
 const coded = (message: string, code: string) => Object.assign(new Error(message), { code });
 // As the package makes it: a DOMException's own `code` is a getter, so it is defined over it.
 const abortError = () => Object.defineProperty(new DOMException("generation was cancelled", "AbortError"), "code", { value: "Cancelled" });
@@ -63,7 +64,17 @@ class FakeEngine implements EngineModel {
     if (this.chatTemplate === undefined) throw coded("chat template: this model has no chat template", "ChatTemplate");
     return messages.map((m) => `<${m.role}>${m.content}</${m.role}>`).join("") + (options?.addGenerationPrompt ? "<assistant>" : "");
   }
+  generating = false;
   async generate(prompt: string, config?: GenerateConfig, onStep?: ((step: RawStep) => void) | null, signal?: AbortSignal | null) {
+    if (this.generating) throw coded(BUSY, "Busy");
+    this.generating = true;
+    try {
+      return await this.generateAlone(prompt, config, onStep, signal);
+    } finally {
+      this.generating = false;
+    }
+  }
+  private async generateAlone(prompt: string, config?: GenerateConfig, onStep?: ((step: RawStep) => void) | null, signal?: AbortSignal | null) {
     this.prompts.push(prompt);
     if (prompt === "") throw coded("the prompt is empty", "InvalidInput");
     if (config!.sampler.topP !== null && config!.sampler.topP > 1) throw coded("invalid config: topP must be in (0, 1], got 1.5", "InvalidConfig");
@@ -96,6 +107,7 @@ class FakeEngine implements EngineModel {
   }
   // Like the package: words are tokens; without a context the first has no figures.
   async score(text: string, config?: { context?: string; topAlternatives?: number }) {
+    if (this.generating) throw coded(BUSY, "Busy");
     const words = text.split(" ").filter(Boolean);
     if (words.length + (config?.context ? 1 : 0) < 2) throw coded("text must be at least two tokens, or one after a context", "InvalidInput");
     const tokens = words.map((word, i) =>
@@ -247,13 +259,18 @@ describe("the page's engine client", () => {
     expect(result.stats).toBeNull();
   });
 
-  it("refuses a second run while one is going, which goes on untouched", async () => {
+  it("passes on the package's refusal of a second run or a score while one is going, which goes on untouched, and stop() still stops it", async () => {
     const { client, load } = setup();
     await load(gguf);
-    const first = client.run("hi", config(5), () => {});
+    const first = client.run("hi", config(50), () => {});
     const second = await caught(client.run("hi", config(5), () => {}));
-    expect([second.kind, second.message]).toEqual(["run", "a generation is already running"]);
-    expect((await first).steps).toHaveLength(5);
+    expect([second.kind, second.message]).toEqual(["run", BUSY]);
+    const score = await caught(client.score("a b c", ""));
+    expect([score.kind, score.message]).toEqual(["run", BUSY]);
+    client.stop();
+    const result = await first;
+    expect(result.cancelled).toBe(true);
+    expect(result.steps.length).toBeLessThan(50);
   });
 
   it("reports a refused parameter as a config error, and a run before any model as a run error", async () => {

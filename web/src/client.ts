@@ -48,6 +48,7 @@ export function kindOf(error: unknown, otherwise: ErrorKind): ErrorKind | "super
   if (code === "EngineFailed") return "crash";
   if (code === "Cancelled") return "cancelled";
   if (code === "Superseded") return "superseded";
+  if (code === "Busy") return "run";
   if (code === "InvalidConfig" || code === "InvalidInput" || code === "ContextFull" || code === "ChatTemplate") return "config";
   return otherwise;
 }
@@ -93,7 +94,9 @@ export class EngineClient {
   private engine: Promise<EngineModel>;
   private loaded: { info: ModelInfo; defaultNgrams: Uint8Array | null } | null = null;
   private loadSeq = 0;
-  private running: AbortController | null = null;
+  /** The runs in progress, to stop. Which calls may run at once is the package's to decide: it
+   *  refuses a second generation, or a score during one, with code "Busy". */
+  private runs = new Set<AbortController>();
   /** Token id → its text, for the model loaded now. */
   private texts = new Map<number, string>();
   /** The n-gram store's changes and failures. */
@@ -116,7 +119,7 @@ export class EngineClient {
   private crash(failed: Promise<EngineModel>, reason: string): void {
     if (failed !== this.engine) return;
     this.loaded = null;
-    this.running = null;
+    this.runs.clear();
     this.engine = this.startEngine();
     this.onRestart(reason);
   }
@@ -128,7 +131,7 @@ export class EngineClient {
 
   async load(source: ModelSource, progress: Progress): Promise<ModelInfo> {
     const seq = ++this.loadSeq;
-    this.running?.abort();
+    this.stop();
     const engine = await this.engine;
     const t0 = performance.now();
     const tally = new LoadTally();
@@ -228,7 +231,6 @@ export class EngineClient {
    *  message in the model's chat template. */
   async score(text: string, context: string, chat = false): Promise<ScoredText> {
     const engine = await this.model();
-    if (this.running) throw new WorkerError("run", "a generation is running: stop it first");
     const t0 = performance.now();
     let result: ScoreResult;
     try {
@@ -260,9 +262,8 @@ export class EngineClient {
    *  with `cancelled` and the steps made. */
   async run(prompt: string, config: GenerateConfig, onStep: (step: Step, elapsedMs: number) => void, options: RunOptions = {}): Promise<RunResult> {
     const engine = await this.model();
-    if (this.running) throw new WorkerError("run", "a generation is already running");
     const run = new AbortController();
-    this.running = run;
+    this.runs.add(run);
     const t0 = performance.now();
     let prefilled = t0;
     let last = t0;
@@ -298,7 +299,7 @@ export class EngineClient {
       if (kind === "cancelled") return { steps, stats: null, prefillMs: prefilled - t0, cancelled: true };
       throw asWorkerError(error, "run");
     } finally {
-      if (this.running === run) this.running = null;
+      this.runs.delete(run);
     }
     await shown;
     const decodeMs = Math.max(last - prefilled, 1e-3);
@@ -320,7 +321,7 @@ export class EngineClient {
   }
 
   stop(): void {
-    this.running?.abort();
+    for (const run of this.runs) run.abort();
   }
 
   async buildNgrams(text: string, extend: boolean): Promise<void> {
