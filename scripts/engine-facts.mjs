@@ -12,6 +12,7 @@ import { pathToFileURL } from "node:url";
 const FACTS = {
   DEFAULT_SAMPLER_CONFIG: "defaultSamplerConfig",
   DEFAULT_DRY_CONFIG: "defaultDryConfig",
+  DEFAULT_MIROSTAT_CONFIG: "defaultMirostatConfig",
   DEFAULT_SUPERPOSED_CONFIG: "defaultSuperposedConfig",
   STAGE_ORDERS: "stageOrders",
   SUPPORTED_ARCHITECTURES: "supportedArchitectures",

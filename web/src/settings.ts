@@ -1,7 +1,7 @@
 // What the form edits, and how it becomes the crate's GenerateConfig. The form keeps values the
 // current strategy does not use (a switched-off top-k keeps its k), so switching back and forth
 // loses nothing; only `toConfig` decides what the crate sees.
-import { DEFAULT_DRY_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, STAGE_ORDERS } from "decoding-playground";
+import { DEFAULT_DRY_CONFIG, DEFAULT_MIROSTAT_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, STAGE_ORDERS } from "decoding-playground";
 import type { GenerateConfig, PenaltyConfig, SamplerConfig, Stage } from "./protocol";
 
 export type StrategyKind = "greedy" | "sample" | "mirostat1" | "mirostat2" | "superposed";
@@ -118,9 +118,10 @@ export const MAX_COMPARE = 4;
 const toggle = (value: number | null, whenOn: number): Toggle => (value === null ? { on: false, value: whenOn } : { on: true, value });
 
 // Defaults are the crate's (its sampler chain, and superposed decoding's k = 3 configuration), with
-// what the page adds: values for the stages the crate leaves off, and Mirostat's. Its τ is not
-// llama.cpp's 5 bits, which is above what SmolLM2 produces at T 0.8 (about 2.5 bits), so μ would
-// only climb; at τ 2 it holds. η 0.1 is llama.cpp's.
+// what the page adds: values for the stages the crate leaves off, and Mirostat's τ. The crate's τ
+// is llama.cpp's 5 bits, right for a program that calls it with its own model; the page starts
+// from 2 bits because the model it loads first, SmolLM2 at T 0.8, averages about 2.5 bits, and
+// at τ 5 μ would only climb and truncate nothing. The chart says so when a τ is out of reach.
 export function defaultStrategy(): StrategySettings {
   const sampler = DEFAULT_SAMPLER_CONFIG;
   const dry = DEFAULT_DRY_CONFIG;
@@ -146,7 +147,7 @@ export function defaultStrategy(): StrategySettings {
     order: "llama",
     penalties: { ...sampler.penalties },
     tau: 2,
-    eta: 0.1,
+    eta: DEFAULT_MIROSTAT_CONFIG.eta,
     drafts: DEFAULT_SUPERPOSED_CONFIG.drafts,
     alpha: DEFAULT_SUPERPOSED_CONFIG.alpha,
     ngramWeights: [...DEFAULT_SUPERPOSED_CONFIG.ngramWeights],

@@ -6,7 +6,7 @@
 use super::convert::to_js;
 use crate::model::arch::ARCHITECTURES;
 use crate::model::formats::GgmlType;
-use crate::sampling::{DryConfig, SamplerConfig, Stage};
+use crate::sampling::{DryConfig, MirostatConfig, SamplerConfig, Stage};
 use crate::superposed::SuperposedConfig;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -32,6 +32,12 @@ pub fn default_sampler_config() -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = defaultDryConfig, unchecked_return_type = "DryConfig")]
 pub fn default_dry_config() -> Result<JsValue, JsValue> {
     to_js(&DryConfig::default())
+}
+
+/// Mirostat's default config (v2, τ 5 bits, η 0.1, as llama.cpp ships it).
+#[wasm_bindgen(js_name = defaultMirostatConfig, unchecked_return_type = "MirostatConfig")]
+pub fn default_mirostat_config() -> Result<JsValue, JsValue> {
+    to_js(&MirostatConfig::default())
 }
 
 /// Superposed decoding's default config (the reference's k = 3 configuration, α 0.54).

@@ -10,7 +10,7 @@ import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import init, {
-  DEFAULT_DRY_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, Model, Sampler, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES,
+  DEFAULT_DRY_CONFIG, DEFAULT_MIROSTAT_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, Model, Sampler, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES,
   createWorkerModel, defaultDryConfig, defaultSamplerConfig, defaultSuperposedConfig, loadModel, modelFiles, stageOrders, supportedArchitectures, supportedWeightTypes,
 } from "decoding-playground";
 
@@ -75,6 +75,7 @@ describe("the installed package", () => {
     const f32 = (value) => JSON.parse(JSON.stringify(value, (_, x) => (typeof x === "number" ? Math.fround(x) : x)));
     assert.deepEqual(f32(DEFAULT_SAMPLER_CONFIG), f32(defaultSamplerConfig()));
     assert.deepEqual(f32(DEFAULT_DRY_CONFIG), f32(defaultDryConfig()));
+    assert.deepEqual(f32(DEFAULT_MIROSTAT_CONFIG), f32(defaultMirostatConfig()));
     assert.deepEqual(f32(DEFAULT_SUPERPOSED_CONFIG), f32(defaultSuperposedConfig()));
     assert.deepEqual(STAGE_ORDERS, stageOrders());
     assert.deepEqual(SUPPORTED_ARCHITECTURES, supportedArchitectures());
