@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from common import sha256
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "corpora"
 OUT = HERE / "ngrams" / "corpus"
@@ -62,14 +64,6 @@ def sha256_bytes(b):
     return hashlib.sha256(b).hexdigest()
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------- fetching
 
 def _download(url, dst):
@@ -84,7 +78,7 @@ def fetch(src):
     sha256-checked. Exits on a mismatch."""
     CACHE.mkdir(parents=True, exist_ok=True)
     dst = CACHE / src["file"]
-    if dst.exists() and sha256_file(dst) != src["sha256"]:
+    if dst.exists() and sha256(dst) != src["sha256"]:
         log(f"  {dst.name}: cached copy has the wrong sha256, fetching again")
         dst.unlink()
     if not dst.exists():
@@ -101,7 +95,7 @@ def fetch(src):
         if not dst.exists():
             log(f"  fetching {src['url']}")
             _download(src["url"], dst)
-    got = sha256_file(dst)
+    got = sha256(dst)
     if got != src["sha256"]:
         sys.exit(f"FATAL: {dst} has sha256 {got}, expected {src['sha256']}. "
                  "Delete it and retry; do not use an unverified source.")
@@ -351,7 +345,7 @@ def rel(p):
 def up_to_date(sums):
     want = {rel(OUT / n) for n in OUTPUTS}
     return set(sums) == want and all(
-        (HERE / p).exists() and sha256_file(HERE / p) == d for p, d in sums.items())
+        (HERE / p).exists() and sha256(HERE / p) == d for p, d in sums.items())
 
 
 def main():
