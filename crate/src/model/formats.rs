@@ -74,7 +74,8 @@ const TYPES: [TypeInfo; 12] = [
     entry(GgmlType::Q8_0, 8, "Q8_0", 32, 34, blocks(Scheme::Q8_0, unpack::q8_0)),
     entry(GgmlType::Q4_0, 2, "Q4_0", 32, 18, blocks(Scheme::Q4_0, unpack::q4_0)),
     entry(GgmlType::Q4_1, 3, "Q4_1", 32, 20, blocks(Scheme::Q4_1, unpack::q4_1)),
-    entry(GgmlType::Q5_0, 6, "Q5_0", 32, 22, blocks(Scheme::Q5_0, unpack::q5_0)),
+    // Held as whole bytes, q − 16: see `quant::schemes` for why.
+    entry(GgmlType::Q5_0, 6, "Q5_0", 32, 22, blocks(Scheme::Q8_0, unpack::q5_0)),
     entry(GgmlType::Q5_1, 7, "Q5_1", 32, 24, blocks(Scheme::Q5_1, unpack::q5_1)),
     entry(GgmlType::Q4_K, 12, "Q4_K", 256, 144, blocks(Scheme::Q4_1, unpack::q4_k)),
     entry(GgmlType::Q5_K, 13, "Q5_K", 256, 176, blocks(Scheme::Q5_1, unpack::q5_k)),

@@ -30,7 +30,7 @@ for (const [path, how] of [[files.at(-1)[1], "bash models/build.sh quants"], ["c
   if (!existsSync(join(root, path))) throw new Error(`${path} is missing: run ${how}`);
 }
 const reference = JSON.parse(readFileSync(join(root, "models/fixtures/smollm2_reference.json"), "utf8"));
-const options = { paragraphIds: reference.paragraph.ids, promptTokens: Number(args["prompt-tokens"]), maxTokens: Number(args.tokens), runs: Number(args.runs) };
+const options = { threads: 1, paragraphIds: reference.paragraph.ids, promptTokens: Number(args["prompt-tokens"]), maxTokens: Number(args.tokens), runs: Number(args.runs) };
 
 const server = await serve(root);
 // Every page but the last opened is in the background: keep Chromium from slowing those.

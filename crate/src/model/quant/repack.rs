@@ -258,9 +258,9 @@ mod tests {
             format!("{w:?}"),
             "QuantMatrix { format: Q8_0, rows: 4, cols: 32, storage_bytes: 144 }"
         );
-        // Per 32 weights: Q4_K as Q4_1 (24 bytes), Q5_0 16 + 4 + 4, Q5_K as Q5_1 16 + 4 + 8, Q6_K
-        // 32 + 2 f32.
-        for (ty, bytes) in [(GgmlType::Q4_K, 24), (GgmlType::Q5_0, 24), (GgmlType::Q5_K, 28), (GgmlType::Q6_K, 40)] {
+        // Per 32 weights: Q4_K as Q4_1 (24 bytes), Q5_0 as Q8_0 32 + 4, Q5_K as Q5_1 16 + 4 + 8,
+        // Q6_K 32 + 2 f32.
+        for (ty, bytes) in [(GgmlType::Q4_K, 24), (GgmlType::Q5_0, 36), (GgmlType::Q5_K, 28), (GgmlType::Q6_K, 40)] {
             assert_eq!(random_matrix(ty, 4, 256, false, 1).storage_bytes(), 4 * 8 * bytes, "{ty}");
         }
     }

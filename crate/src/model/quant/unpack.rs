@@ -56,9 +56,9 @@ pub fn q4_1(b: &[u8], _: usize) -> Sub {
     sub(|j| nibble(&b[4..], j), f16(b, 0), f16(b, 2))
 }
 
-/// `f16 d; u8 qh[4]; u8 qs[16]`
+/// `f16 d; u8 qh[4]; u8 qs[16]`, as whole bytes: q − 16.
 pub fn q5_0(b: &[u8], _: usize) -> Sub {
-    sub(|j| nibble(&b[6..], j) | high_bit(&b[2..], j) << 4, f16(b, 0), 0.0)
+    sub(|j| (nibble(&b[6..], j) | high_bit(&b[2..], j) << 4) - 16, f16(b, 0), 0.0)
 }
 
 /// `f16 d; f16 m; u8 qh[4]; u8 qs[16]`

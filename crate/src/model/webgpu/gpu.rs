@@ -59,7 +59,6 @@ impl WeightFormat {
             WeightFormat::Blocks(Scheme::Q8_0) => include_str!("kernels/q8_0.wgsl").to_string(),
             WeightFormat::Blocks(Scheme::Q4_0) => [q4, include_str!("kernels/q4_0.wgsl")].concat(),
             WeightFormat::Blocks(Scheme::Q4_1) => [q4, include_str!("kernels/q4_1.wgsl")].concat(),
-            WeightFormat::Blocks(Scheme::Q5_0) => [q5, include_str!("kernels/q5_0.wgsl")].concat(),
             WeightFormat::Blocks(Scheme::Q5_1) => [q5, include_str!("kernels/q5_1.wgsl")].concat(),
             WeightFormat::Blocks(Scheme::Q6_K) => include_str!("kernels/q6_k.wgsl").to_string(),
             WeightFormat::F16 => include_str!("kernels/f16.wgsl").to_string(),

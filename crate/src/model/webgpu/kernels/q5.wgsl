@@ -1,4 +1,4 @@
-// Q5_0 and Q5_1 (and Q5_K, repacked as Q5_1): 5 words per block, Q4's nibbles (byte j's low
+// Q5_1 (and Q5_K, repacked as it): 5 words per block, Q4's nibbles (byte j's low
 // nibble is weight j, its high nibble weight j + 16) and then a word whose bit j is weight j's
 // fifth bit. Returns (Σ q·x, Σ x) over one block.
 fn nibble5_dot(s: u32, xi: u32) -> vec2<f32> {
