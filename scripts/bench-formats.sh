@@ -7,11 +7,13 @@
 #   LLAMA_CPP_PYTHON=1 bash scripts/bench-formats.sh   also llama.cpp's perplexity on each file and
 #       its 1-thread decode speed (models/llama_cpp_python.sh builds llama-cpp-python 0.3.36 from the
 #       pinned sdist once, ~7 min on 2 cores, cached in models/.cache/llama-cpp/, with its own venv)
-# Env: TOKENS (default 64) generated per run.
+# Env: TOKENS (default 64) generated per run; RAYON_NUM_THREADS (default 1: llama.cpp runs one
+# thread here, so both engines are compared on one core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 TOKENS=${TOKENS:-64}
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 d=models/smollm2-135m
 [ -f "$d/quants/Q4_K_M.gguf" ] || { echo "missing $d/quants: run models/build.sh quants" >&2; exit 1; }
 cargo build --release --quiet --example bench_native

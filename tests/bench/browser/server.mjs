@@ -42,8 +42,8 @@ export function serve(root) {
   );
 }
 
-/** Debian's Chromium, headless, through playwright-core (which must not download a browser). */
-/** Debian's Chromium, headless. `extraArgs`: e.g. `--enable-unsafe-webgpu`, and on a machine
+/** Debian's Chromium, headless, through playwright-core (which must not download a browser).
+ *  `extraArgs`: e.g. `--enable-unsafe-webgpu`, and on a machine
  *  with a GPU the flags that let headless Chromium use it (CHROMIUM_GPU_FLAGS). */
 export function launchChromium(extraArgs = []) {
   return chromium.launch({

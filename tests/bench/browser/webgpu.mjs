@@ -3,8 +3,10 @@
 // and decode, their ratio, and the adapter; asserts no timings. Without a GPU the adapter is
 // SwiftShader (a software fallback), whose figures only show that the harness works.
 //
-//     node tests/bench/browser/webgpu.mjs [--tokens 32] [--prompt-tokens 64] [--runs 3]
+//     node tests/bench/browser/webgpu.mjs [--tokens 32] [--prompt-tokens 64] [--runs 3] [--model PATH]
 //
+// --model: another GGUF of SmolLM2 (the same prompt ids), e.g. one of llama.cpp's file types
+// from `models/build.sh quants`: models/smollm2-135m/quants/Q4_K_M.gguf.
 // On a machine with a GPU, CHROMIUM_GPU_FLAGS adds the flags headless Chromium needs to use it
 // (e.g. "--enable-features=Vulkan --use-angle=vulkan --ignore-gpu-blocklist").
 // Needs crate/pkg-web and models/smollm2-135m (scripts/setup.sh, scripts/web-pkg.sh).
@@ -16,9 +18,14 @@ import { evaluateInBenchPage } from "./server.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const { values: args } = parseArgs({
-  options: { tokens: { type: "string", default: "32" }, "prompt-tokens": { type: "string", default: "64" }, runs: { type: "string", default: "3" } },
+  options: {
+    tokens: { type: "string", default: "32" },
+    "prompt-tokens": { type: "string", default: "64" },
+    runs: { type: "string", default: "3" },
+    model: { type: "string", default: "models/smollm2-135m/model.gguf" },
+  },
 });
-for (const path of ["crate/pkg-web/decoding_playground_bg.wasm", "models/smollm2-135m/model.gguf"]) {
+for (const path of ["crate/pkg-web/decoding_playground_bg.wasm", args.model]) {
   if (!existsSync(join(root, path))) throw new Error(`${path} is missing: run scripts/setup.sh and scripts/web-pkg.sh`);
 }
 const reference = JSON.parse(readFileSync(join(root, "models/fixtures/smollm2_reference.json"), "utf8"));
@@ -26,10 +33,10 @@ const promptIds = reference.paragraph.ids.slice(0, Number(args["prompt-tokens"])
 
 const results = await evaluateInBenchPage(
   root,
-  async ({ maxTokens, promptIds, runs }) => {
+  async ({ maxTokens, promptIds, runs, model: path }) => {
     const { default: init, Model } = await import("/crate/pkg-web/decoding_playground.js");
     await init();
-    const file = new Uint8Array(await (await fetch("/models/smollm2-135m/model.gguf")).arrayBuffer());
+    const file = new Uint8Array(await (await fetch(`/${path}`)).arrayBuffer());
     const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
     const out = {};
     for (const backend of ["webgpu", "cpu"]) {
@@ -68,12 +75,12 @@ const results = await evaluateInBenchPage(
     }
     return out;
   },
-  { maxTokens: Number(args.tokens), promptIds, runs: Number(args.runs) },
+  { maxTokens: Number(args.tokens), promptIds, runs: Number(args.runs), model: args.model },
   ["--enable-unsafe-webgpu", ...(process.env.CHROMIUM_GPU_FLAGS ?? "").split(" ").filter(Boolean)],
 );
 const { webgpu, cpu } = results;
 const adapter = webgpu.info?.adapter;
-console.log(`SmolLM2 in headless Chromium: WebGPU vs the CPU (wasm SIMD128), ${promptIds.length}-token prompt, ${args.tokens} tokens, median of ${args.runs}`);
+console.log(`${args.model} in headless Chromium: WebGPU vs the CPU (wasm SIMD128), ${promptIds.length}-token prompt, ${args.tokens} tokens, median of ${args.runs}`);
 if (webgpu.error) console.log(`WebGPU: not available (${webgpu.error})`);
 else console.log(`adapter: ${adapter?.name || "(the browser gives no name)"}${adapter?.fallback ? ", a software fallback adapter: its figures only show that the harness works" : ""}`);
 const tps = (v) => (v === undefined ? "-" : `${v.toFixed(1)} tok/s`);
