@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import init, {
   DEFAULT_DRY_CONFIG, DEFAULT_MIROSTAT_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, Model, Sampler, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, SUPPORTED_WEIGHT_TYPES,
-  createWorkerModel, defaultDryConfig, defaultSamplerConfig, defaultSuperposedConfig, loadModel, modelFiles, stageOrders, supportedArchitectures, supportedWeightTypes,
+  createWorkerModel, defaultDryConfig, defaultMirostatConfig, defaultSamplerConfig, defaultSuperposedConfig, loadModel, modelFiles, stageOrders, supportedArchitectures, supportedWeightTypes,
 } from "decoding-playground";
 
 const repo = process.env.REPO;
