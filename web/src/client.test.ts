@@ -262,15 +262,19 @@ describe("the page's engine client", () => {
   it("passes on the package's refusal of a second run or a score while one is going, which goes on untouched, and stop() still stops it", async () => {
     const { client, load } = setup();
     await load(gguf);
-    const first = client.run("hi", config(50), () => {});
+    const first = client.run("hi", config(5), () => {});
     const second = await caught(client.run("hi", config(5), () => {}));
     expect([second.kind, second.message]).toEqual(["run", BUSY]);
     const score = await caught(client.score("a b c", ""));
     expect([score.kind, score.message]).toEqual(["run", BUSY]);
+    expect((await first).steps).toHaveLength(5);
+    // The refused run must not take the first one's place as the run that stop() stops.
+    const long = client.run("hi", config(50), () => {});
+    await caught(client.run("hi", config(5), () => {}));
     client.stop();
-    const result = await first;
-    expect(result.cancelled).toBe(true);
-    expect(result.steps.length).toBeLessThan(50);
+    const stopped = await long;
+    expect(stopped.cancelled).toBe(true);
+    expect(stopped.steps.length).toBeLessThan(50);
   });
 
   it("reports a refused parameter as a config error, and a run before any model as a run error", async () => {
