@@ -55,6 +55,15 @@ impl<M: LanguageModel> Engine<M> {
     /// [`set_reuse_prefix`](Self::set_reuse_prefix), else from a reset model) and readies the
     /// sampler.
     pub async fn start(&mut self, prompt: &str, config: &GenerateConfig) -> Result<Generation> {
+        self.start_after(prompt, &[], config).await
+    }
+
+    /// Starts a generation after `prompt` and then `tokens`, as if they had been generated: a
+    /// branch of an earlier run, from its first tokens and then another. The sampler sees them
+    /// as history. The cache, or the rows kept of earlier sequences, gives the prefix, and the
+    /// rest is fed as a run feeds it, so the branch goes on exactly as the run would have, had it
+    /// picked those tokens.
+    pub async fn start_after(&mut self, prompt: &str, tokens: &[u32], config: &GenerateConfig) -> Result<Generation> {
         let mut strategy = match &config.superposed {
             None => Strategy::Sample {
                 chain: Chain::with_vocab(&config.sampler, Some(self.tokenizer.as_ref()))?,
@@ -71,10 +80,16 @@ impl<M: LanguageModel> Engine<M> {
                 Strategy::Superposed { decoder, prompt: Vec::new() }
             }
         };
-        let ids = self.tokenizer.encode_with_special(prompt)?;
+        let mut ids = self.tokenizer.encode_with_special(prompt)?;
         if ids.is_empty() {
             return Err(Error::EmptyPrompt);
         }
+        let prompt_len = ids.len();
+        let vocab_size = self.model.vocab_size();
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
+            return Err(Error::TokenOutOfRange { token, vocab_size });
+        }
+        ids.extend_from_slice(tokens);
         let context = self.model.context_length();
         if ids.len() >= context {
             return Err(Error::PromptTooLong { tokens: ids.len(), context_length: context });
@@ -86,7 +101,10 @@ impl<M: LanguageModel> Engine<M> {
             Some(tokens) => tokens.clone(),
             None => self.tokenizer.end_of_text_ids(),
         };
-        let (logits, reused) = self.feed_prompt(&ids, false).await?;
+        let (logits, reused) = match tokens.is_empty() {
+            true => self.feed_prompt(&ids, false).await?,
+            false => self.feed_continuation(&ids, prompt_len).await?,
+        };
         match &mut strategy {
             Strategy::Sample { chain, stream, .. } => {
                 ids.iter().for_each(|&id| chain.accept(id));
@@ -100,7 +118,7 @@ impl<M: LanguageModel> Engine<M> {
             stop_tokens,
             remaining: config.max_tokens.min(room),
             context_bound: config.max_tokens > room,
-            prompt_tokens: ids.len(),
+            prompt_tokens: prompt_len,
             reused_tokens: reused,
             epoch: self.epoch,
             finish: None,
@@ -192,8 +210,13 @@ impl<M: LanguageModel> Engine<M> {
     /// engine, to read between steps) until the generation ends, or until `on_step` breaks, which
     /// ends it with [`Error::Cancelled`]. `on_step` is async so that a caller can yield between
     /// steps, as the wasm layer yields to the event loop.
-    pub async fn run(&mut self, prompt: &str, config: &GenerateConfig, mut on_step: impl AsyncFnMut(&Self, Step) -> ControlFlow<()>) -> Result<()> {
-        let mut generation = self.start(prompt, config).await?;
+    pub async fn run(&mut self, prompt: &str, config: &GenerateConfig, on_step: impl AsyncFnMut(&Self, Step) -> ControlFlow<()>) -> Result<()> {
+        self.run_after(prompt, &[], config, on_step).await
+    }
+
+    /// [`run`](Self::run) from [`start_after`](Self::start_after).
+    pub async fn run_after(&mut self, prompt: &str, tokens: &[u32], config: &GenerateConfig, mut on_step: impl AsyncFnMut(&Self, Step) -> ControlFlow<()>) -> Result<()> {
+        let mut generation = self.start_after(prompt, tokens, config).await?;
         while let Some(step) = self.step(&mut generation).await? {
             if on_step(self, step).await.is_break() {
                 return Err(Error::Cancelled);

@@ -3,22 +3,29 @@
 //! worker) can yield, stream and cancel between steps.
 //!
 //! By job: the engine, its model's cache and its n-gram store (here), what a generation is asked
-//! for and gives (`config.rs`), the generation loop (`generation.rs`), stop strings (`stop.rs`).
+//! for and gives (`config.rs`), the generation loop (`generation.rs`), the cache rows of
+//! earlier sequences (`prefix_store.rs`), stop strings (`stop.rs`).
 
 mod config;
 mod generation;
+mod prefix_store;
 mod stop;
 
 pub use config::{FinishReason, GenerateConfig, GeneratedStep, Step, SuperposedStep};
 pub use generation::Generation;
 
 use crate::error::{check, Error, Result};
-use crate::model::LanguageModel;
+use crate::model::{CacheRows, LanguageModel};
 use crate::ngram::NgramStore;
+use prefix_store::PrefixStore;
 use crate::sampling::record::full_distribution;
 use crate::sampling::Alternative;
 use crate::tokenizer::TextTokenizer;
 use std::sync::Arc;
+
+/// The default memory for the cache rows of earlier sequences: SmolLM2-135M's 256 MiB hold
+/// about 5800 positions.
+pub const DEFAULT_PREFIX_BYTES: usize = 256 << 20;
 
 /// A model and its tokenizer, and the n-gram store superposed decoding uses; runs one
 /// generation at a time.
@@ -34,6 +41,8 @@ pub struct Engine<M: LanguageModel> {
     /// a prefix with them feeds only what follows.
     cached: Vec<u32>,
     reuse_prefix: bool,
+    /// The cache rows of earlier sequences, which a branch of one takes its prefix from.
+    prefixes: PrefixStore<M::Rows>,
     /// Bumped by every call that refills the model's cache: a [`Generation`] started before the
     /// latest one no longer owns the cache, and its steps are refused.
     epoch: u64,
@@ -50,7 +59,7 @@ impl<M: LanguageModel> Engine<M> {
             )));
         }
         let tokenizer_fingerprint = tokenizer.fingerprint();
-        Ok(Self { model, tokenizer: Arc::new(tokenizer), tokenizer_fingerprint, ngrams: None, cached: Vec::new(), reuse_prefix: false, epoch: 0 })
+        Ok(Self { model, tokenizer: Arc::new(tokenizer), tokenizer_fingerprint, ngrams: None, cached: Vec::new(), reuse_prefix: false, prefixes: PrefixStore::new(DEFAULT_PREFIX_BYTES), epoch: 0 })
     }
 
     /// With reuse on, `start` and `score` feed only what follows the prefix their tokens share
@@ -64,6 +73,22 @@ impl<M: LanguageModel> Engine<M> {
 
     pub fn reuses_prefix(&self) -> bool {
         self.reuse_prefix
+    }
+
+    /// Sets the memory the cache rows of earlier sequences may take (0 keeps none: a branch then
+    /// computes its prefix again).
+    pub fn set_prefix_budget(&mut self, bytes: usize) {
+        self.prefixes.set_budget(bytes);
+    }
+
+    pub fn prefix_budget(&self) -> usize {
+        self.prefixes.budget()
+    }
+
+    /// The memory the cache rows of earlier sequences take, and how many positions they hold:
+    /// a prefix that sequences share counts once.
+    pub fn prefix_store_size(&self) -> (usize, usize) {
+        (self.prefixes.bytes(), self.prefixes.positions())
     }
 
     pub fn model(&self) -> &M {
@@ -82,6 +107,7 @@ impl<M: LanguageModel> Engine<M> {
     /// The model, to feed it directly; the engine then forgets what its cache holds, and a
     /// generation in progress ends.
     pub fn model_mut(&mut self) -> &mut M {
+        self.remember_cached();
         self.cached.clear();
         self.epoch += 1;
         &mut self.model
@@ -91,27 +117,88 @@ impl<M: LanguageModel> Engine<M> {
     /// `all_logits`, of every position, which are all fed again), feeding only what follows the
     /// longest prefix shared with what the cache holds (at least one token, for the logits).
     pub(crate) async fn feed_prompt(&mut self, ids: &[u32], all_logits: bool) -> Result<(Vec<f32>, usize)> {
+        let reuse = self.reuse_prefix && !all_logits;
+        self.feed(ids, ids.len(), reuse, all_logits).await
+    }
+
+    /// [`feed_prompt`](Self::feed_prompt) for a sequence that continues a prompt of
+    /// `prompt_len` tokens: it takes what it can of its prefix from the cache or from the rows
+    /// of earlier sequences, and feeds the rest as a generation feeds its own: what remains of
+    /// the prompt in one call, each later token on its own. A branch of a run then computes
+    /// exactly what the run would have, had it picked the branch's tokens.
+    pub(crate) async fn feed_continuation(&mut self, ids: &[u32], prompt_len: usize) -> Result<(Vec<f32>, usize)> {
+        self.feed(ids, prompt_len, true, false).await
+    }
+
+    async fn feed(&mut self, ids: &[u32], prompt_len: usize, reuse: bool, all_logits: bool) -> Result<(Vec<f32>, usize)> {
         self.epoch += 1;
         // A failed call may have reset the model under the record.
         if self.model.position() < self.cached.len() {
             self.cached.clear();
         }
-        let reuse = match self.reuse_prefix && !all_logits {
-            true => self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1),
+        self.remember_cached();
+        let kept = match reuse {
+            true => self.restore(ids),
             false => 0,
         };
         self.cached.clear();
-        if reuse == 0 {
+        if kept == 0 {
             self.model.reset();
-        } else {
-            self.model.truncate(reuse)?;
         }
         let logits = match all_logits {
-            true => self.model.prefill_all_logits(&ids[reuse..]).await?,
-            false => self.model.prefill(&ids[reuse..]).await?,
+            true => self.model.prefill_all_logits(&ids[kept..]).await?,
+            false => {
+                let mut logits = Vec::new();
+                if kept < prompt_len {
+                    logits = self.model.prefill(&ids[kept..prompt_len]).await?;
+                }
+                for &id in &ids[kept.max(prompt_len)..] {
+                    logits = self.model.step_token(id).await?;
+                }
+                logits
+            }
         };
         self.cached = ids.to_vec();
-        Ok((logits, reuse))
+        Ok((logits, kept))
+    }
+
+    /// Makes the cache hold the longest prefix of `ids` (all but the last, for its logits) that
+    /// the cache or the store has, and returns its length.
+    fn restore(&mut self, ids: &[u32]) -> usize {
+        let limit = ids.len() - 1;
+        let live = self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count().min(limit);
+        let stored = self.prefixes.longest(ids, limit).filter(|found| found.len > live);
+        if self.model.truncate(live).is_err() {
+            return 0;
+        }
+        let Some(found) = stored else { return live };
+        for (rows, range) in self.prefixes.rows_from(found, live) {
+            if self.model.append_cache(rows, range).is_err() {
+                // Rows of a backend the model has left: compute the prefix instead.
+                self.prefixes.clear();
+                self.model.reset();
+                return 0;
+            }
+        }
+        found.len
+    }
+
+    /// Keeps the cache rows of the positions the cache holds tokens for, past what the store
+    /// already has of them.
+    fn remember_cached(&mut self) {
+        if self.prefixes.budget() == 0 || self.cached.is_empty() || self.model.position() < self.cached.len() {
+            return;
+        }
+        let found = self.prefixes.longest(&self.cached, self.cached.len());
+        let from = found.map_or(0, |f| f.len);
+        if from == self.cached.len() {
+            return;
+        }
+        // Rows that cannot be copied are only a branch's prefix computed again.
+        if let Ok(rows) = self.model.copy_cache(from..self.cached.len()) {
+            debug_assert_eq!(rows.start(), from);
+            self.prefixes.insert(found, &self.cached, rows);
+        }
     }
 
     /// With the cache holding `ids[..from]`, feeds the rest and returns the logits of every fed

@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::quant::Kernel;
-use super::tract::TractModel;
-use super::webgpu::{AdapterSummary, Gpu, GpuOptions, WebGpuModel};
+use super::tract::{TractModel, TractRows};
+use super::webgpu::{AdapterSummary, Gpu, GpuOptions, GpuRows, WebGpuModel};
 use super::weights::ModelWeights;
-use super::{EmbeddingTable, LanguageModel};
+use super::{CacheRows, EmbeddingTable, LanguageModel};
 use crate::error::{check, Error, Result};
 
 /// Which backend runs the model.
@@ -58,9 +58,64 @@ enum Active {
 }
 
 /// One call's input, kept while on the GPU so that the CPU can replay the sequence.
+#[derive(Clone)]
 enum Fed {
     Ids { ids: Vec<u32>, all_logits: bool },
     Embedding(Vec<f32>),
+}
+
+/// The inputs of positions `range` of a sequence fed `history`.
+fn inputs_at(history: &[Fed], range: std::ops::Range<usize>) -> Vec<Fed> {
+    let mut at = 0;
+    let mut inputs = Vec::new();
+    for fed in history {
+        let positions = match fed {
+            Fed::Ids { ids, .. } => ids.len(),
+            Fed::Embedding(_) => 1,
+        };
+        let (from, to) = (range.start.max(at), range.end.min(at + positions));
+        match fed {
+            _ if from >= to => {}
+            Fed::Ids { ids, .. } => inputs.push(Fed::Ids { ids: ids[from - at..to - at].to_vec(), all_logits: false }),
+            Fed::Embedding(_) => inputs.push(fed.clone()),
+        }
+        at += positions;
+    }
+    inputs
+}
+
+/// KV-cache rows of the backend that copied them.
+enum BackendRows {
+    Cpu(TractRows),
+    Gpu(GpuRows),
+}
+
+/// [`AutoModel`]'s cache rows; on the GPU under [`Backend::Auto`], with their positions' inputs,
+/// so that the CPU can still replay a sequence that took them.
+pub struct AutoRows {
+    rows: BackendRows,
+    inputs: Vec<Fed>,
+}
+
+impl CacheRows for AutoRows {
+    fn start(&self) -> usize {
+        match &self.rows {
+            BackendRows::Cpu(r) => r.start(),
+            BackendRows::Gpu(r) => r.start(),
+        }
+    }
+    fn positions(&self) -> usize {
+        match &self.rows {
+            BackendRows::Cpu(r) => r.positions(),
+            BackendRows::Gpu(r) => r.positions(),
+        }
+    }
+    fn bytes(&self) -> usize {
+        match &self.rows {
+            BackendRows::Cpu(r) => r.bytes(),
+            BackendRows::Gpu(r) => r.bytes(),
+        }
+    }
 }
 
 pub struct AutoModel {
@@ -195,6 +250,8 @@ async fn run(model: &mut impl LanguageModel, input: &Fed) -> Result<Vec<f32>> {
 }
 
 impl LanguageModel for AutoModel {
+    type Rows = AutoRows;
+
     fn vocab_size(&self) -> usize {
         active!(&self.active, m => m.vocab_size())
     }
@@ -247,5 +304,31 @@ impl LanguageModel for AutoModel {
             history.clear();
         }
         active!(&mut self.active, m => m.reset())
+    }
+
+    fn copy_cache(&self, range: std::ops::Range<usize>) -> Result<AutoRows> {
+        let inputs = match &self.fallback {
+            Some((_, history)) => inputs_at(history, range.clone()),
+            None => Vec::new(),
+        };
+        let rows = match &self.active {
+            Active::Cpu(m) => BackendRows::Cpu(m.copy_cache(range)?),
+            Active::Gpu(m) => BackendRows::Gpu(m.copy_cache(range)?),
+        };
+        Ok(AutoRows { rows, inputs })
+    }
+
+    fn append_cache(&mut self, rows: &AutoRows, range: std::ops::Range<usize>) -> Result<()> {
+        match (&mut self.active, &rows.rows) {
+            (Active::Cpu(m), BackendRows::Cpu(r)) => m.append_cache(r, range),
+            (Active::Gpu(m), BackendRows::Gpu(r)) => {
+                m.append_cache(r, range.clone())?;
+                if let Some((_, history)) = &mut self.fallback {
+                    history.extend(inputs_at(&rows.inputs, range));
+                }
+                Ok(())
+            }
+            _ => Err(Error::Model("these KV-cache rows were kept by the other backend".into())),
+        }
     }
 }

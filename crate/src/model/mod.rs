@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use self::quant::QuantMatrix;
 
-pub use self::tract::TractModel;
+pub use self::tract::{TractModel, TractRows};
 
 /// A causal language model that keeps one sequence's KV cache.
 ///
@@ -44,6 +44,9 @@ pub use self::tract::TractModel;
 // The futures are driven on one thread (in wasm, by the JS event loop): they need no `Send`.
 #[allow(async_fn_in_trait)]
 pub trait LanguageModel {
+    /// KV-cache rows copied out of the cache, in the backend's own memory.
+    type Rows: CacheRows;
+
     /// Number of tokens (length of every logits vector).
     fn vocab_size(&self) -> usize;
     /// The most tokens one sequence can hold.
@@ -87,6 +90,42 @@ pub trait LanguageModel {
 
     /// Empties the KV cache: the next call starts a new sequence at position 0.
     fn reset(&mut self);
+
+    /// Copies the cache's positions `range` (below [`position`](LanguageModel::position)) out,
+    /// so that a later sequence sharing them can take them back with
+    /// [`append_cache`](LanguageModel::append_cache) instead of computing them again.
+    fn copy_cache(&self, range: std::ops::Range<usize>) -> Result<Self::Rows>;
+
+    /// Appends the positions `range` of `rows` (counted from the rows' first) after what the
+    /// cache holds, as if they had been fed. Keys carry their position's rotation, so they go
+    /// back where they were copied from: the cache must hold exactly the positions before them.
+    fn append_cache(&mut self, rows: &Self::Rows, range: std::ops::Range<usize>) -> Result<()>;
+}
+
+/// KV-cache rows of consecutive positions, as [`LanguageModel::copy_cache`] copies them.
+pub trait CacheRows {
+    /// The position of the first row.
+    fn start(&self) -> usize;
+    /// How many positions the rows hold.
+    fn positions(&self) -> usize;
+    /// The memory they take.
+    fn bytes(&self) -> usize;
+}
+
+/// The checks every [`LanguageModel::copy_cache`] makes first.
+pub(crate) fn check_copy(range: &std::ops::Range<usize>, position: usize) -> Result<()> {
+    check(range.start < range.end && range.end <= position, "range", "a non-empty range of cached positions", format!("{range:?} ({position} cached)"))
+}
+
+/// The checks every [`LanguageModel::append_cache`] makes first.
+pub(crate) fn check_append(rows: &impl CacheRows, range: &std::ops::Range<usize>, position: usize, context_length: usize) -> Result<()> {
+    check(range.start < range.end && range.end <= rows.positions(), "range", "a non-empty range of the rows", format!("{range:?} of {} rows", rows.positions()))?;
+    let at = rows.start() + range.start;
+    check(at == position, "rows", "the positions that follow the cache's", format!("position {at} after {position} cached"))?;
+    match position + range.len() <= context_length {
+        true => Ok(()),
+        false => Err(Error::ContextFull { context_length }),
+    }
 }
 
 /// The check every [`LanguageModel::truncate`] makes first.

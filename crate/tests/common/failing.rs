@@ -29,6 +29,7 @@ impl<M: LanguageModel> FailingModel<M> {
 }
 
 impl<M: LanguageModel> LanguageModel for FailingModel<M> {
+    type Rows = M::Rows;
     fn vocab_size(&self) -> usize {
         self.inner.vocab_size()
     }
@@ -58,5 +59,11 @@ impl<M: LanguageModel> LanguageModel for FailingModel<M> {
     }
     fn reset(&mut self) {
         self.inner.reset()
+    }
+    fn copy_cache(&self, range: std::ops::Range<usize>) -> Result<M::Rows> {
+        self.inner.copy_cache(range)
+    }
+    fn append_cache(&mut self, rows: &M::Rows, range: std::ops::Range<usize>) -> Result<()> {
+        self.inner.append_cache(rows, range)
     }
 }

@@ -8,6 +8,7 @@
 mod common;
 
 mod architectures;
+mod branch;
 mod chat;
 mod errors;
 mod fixtures;

@@ -11,6 +11,7 @@ use decoding_playground::model::auto::{AutoModel, Backend};
 use decoding_playground::model::webgpu::{GpuOptions, WebGpuModel, MAX_CHUNK};
 use decoding_playground::model::weights::GgufModel;
 use decoding_playground::ngram::NgramStore;
+use decoding_playground::model::CacheRows;
 use decoding_playground::{Error, LanguageModel, TractModel};
 use pollster::block_on;
 
@@ -169,4 +170,50 @@ fn auto_runs_on_the_cpu_rather_than_a_software_adapter_unless_asked() {
     let GgufModel { weights, .. } = GgufModel::read(GGUF).unwrap();
     let forced = block_on(AutoModel::load(weights, Backend::Webgpu, &GpuOptions::default())).unwrap().info();
     assert_eq!((forced.backend, forced.fallback_weight_bytes), ("webgpu", None), "backend webgpu runs on any adapter");
+}
+
+/// Rows copied out of the GPU's KV caches and put back give the logits the cache gave; rows put
+/// anywhere but where they were copied from are refused.
+#[test]
+fn kv_rows_copied_out_and_back_on_the_gpu_give_the_same_logits() {
+    let ids = ids();
+    let mut gpu = gpu_model(&lavapipe());
+    block_on(gpu.prefill(&ids[..20])).unwrap();
+    let want = block_on(gpu.step_token(ids[20])).unwrap();
+    let (head, tail) = (gpu.copy_cache(0..5).unwrap(), gpu.copy_cache(5..21).unwrap());
+    gpu.reset();
+    assert!(matches!(gpu.append_cache(&tail, 0..3), Err(Error::InvalidParameter { .. })), "rows of positions 5.. at 0");
+    gpu.append_cache(&head, 0..5).unwrap();
+    gpu.append_cache(&tail, 0..7).unwrap();
+    gpu.append_cache(&tail, 7..15).unwrap();
+    assert_eq!(gpu.position(), 20);
+    assert_eq!(block_on(gpu.step_token(ids[20])).unwrap(), want);
+    println!("{} bytes of rows for 21 positions", head.bytes() + tail.bytes());
+}
+
+/// A branch on the GPU takes its prefix from the kept rows and goes on as the run did; after a
+/// lost device, the move to the CPU replays what the cache held and the branch goes on.
+#[test]
+fn a_branch_on_the_gpu_takes_the_runs_prefix_and_survives_a_move_to_the_cpu() {
+    let mut auto = engine(Backend::Auto);
+    let greedy = |max_tokens| GenerateConfig { max_tokens, stop_tokens: Some(vec![]), sampler: decoding_playground::SamplerConfig::greedy(), ..Default::default() };
+    let branch = |engine: &mut Engine<AutoModel>, after: &[u32], max_tokens| {
+        let mut generation = block_on(engine.start_after(PROMPT, after, &greedy(max_tokens))).unwrap();
+        let mut tokens = Vec::new();
+        while let Some(step) = block_on(engine.step(&mut generation)).unwrap() {
+            tokens.push(step.as_token().unwrap().record.token);
+        }
+        (tokens, generation.reused_tokens())
+    };
+    let prompt = auto.tokenizer().encode_with_special(PROMPT).unwrap().len();
+    let (whole, _) = branch(&mut auto, &[], 16);
+    // Another branch moves the cache off the run; the fork at 9 takes the run's rows back.
+    branch(&mut auto, &[(whole[0] + 1) % 60], 4);
+    let (forked, reused) = branch(&mut auto, &whole[..10], 6);
+    assert_eq!(auto.model().info().backend, "webgpu");
+    assert_eq!((forked.as_slice(), reused), (&whole[10..], prompt + 9), "the fork goes on as the run did, from the kept rows");
+    auto.model().lose_device();
+    let (after_loss, _) = branch(&mut auto, &whole[..5], 4);
+    assert_eq!(auto.model().info().backend, "cpu");
+    assert_eq!(after_loss, whole[5..9]);
 }

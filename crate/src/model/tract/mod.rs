@@ -33,14 +33,14 @@ use std::sync::Arc;
 
 use prost::bytes::Buf;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::{ensure, format_err};
+use tract_onnx::tract_core::internal::{ensure, format_err, OpState};
 
 use super::onnx::{OnnxDecoder, ReadExternal};
 use super::quant::{Kernel, QuantMatrix};
 use super::arch::decoder::soft_cap;
 use super::weights::{GgufModel, ModelWeights};
-use super::{check_truncate, EmbeddingTable, LanguageModel, ModelConfig};
-use tract_transformers::ops::dyn_kv_cache::DynKeyValueCacheState;
+use super::{check_append, check_copy, check_truncate, CacheRows, EmbeddingTable, LanguageModel, ModelConfig};
+use tract_transformers::ops::dyn_kv_cache::{DynKeyValueCache, DynKeyValueCacheState};
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 
@@ -292,7 +292,67 @@ impl TractModel {
     }
 }
 
+/// Rows of tract's KV caches: one tensor per cache op, cut along its position axis.
+#[derive(Debug)]
+pub struct TractRows {
+    start: usize,
+    positions: usize,
+    tensors: Vec<Tensor>,
+}
+
+impl CacheRows for TractRows {
+    fn start(&self) -> usize {
+        self.start
+    }
+    fn positions(&self) -> usize {
+        self.positions
+    }
+    fn bytes(&self) -> usize {
+        self.tensors.iter().map(|t| t.len() * t.datum_type().size_of()).sum()
+    }
+}
+
+impl TractModel {
+    /// Each KV-cache op's node, with the axis its positions run along.
+    fn cache_axes(&self) -> Vec<(usize, usize)> {
+        let nodes = self.plan.model().nodes().iter();
+        nodes.filter_map(|node| Some((node.id, node.op_as::<DynKeyValueCache>()?.axis))).collect()
+    }
+
+    fn cached_tensor(op_state: &dyn OpState) -> TractResult<TValue> {
+        let mut saved = Vec::with_capacity(1);
+        op_state.save_to(&mut saved)?;
+        saved.pop().ok_or_else(|| format_err!("a KV cache saved nothing"))
+    }
+
+    fn append_rows(&mut self, rows: &TractRows, range: std::ops::Range<usize>) -> TractResult<()> {
+        if self.state.is_none() {
+            self.state = Some(self.plan.spawn()?);
+        }
+        let axes = self.cache_axes();
+        ensure!(axes.len() == rows.tensors.len(), "the rows hold {} caches, the model {}", rows.tensors.len(), axes.len());
+        let state = self.state.as_mut().expect("just set");
+        let mut turn = std::mem::take(&mut state.turn_state);
+        let position = self.position;
+        let appended = axes.into_iter().zip(&rows.tensors).try_for_each(|((node, axis), rows)| {
+            let op_state = state.op_states[node].as_mut().ok_or_else(|| format_err!("a KV cache has no state"))?;
+            let piece = rows.slice(axis, range.start, range.end)?;
+            let whole = match position {
+                0 => piece,
+                _ => Tensor::stack_tensors(axis, &[Self::cached_tensor(op_state.as_ref())?.into_tensor(), piece])?,
+            };
+            op_state.load_from(&mut turn, &mut std::iter::once(whole.into_tvalue()))
+        });
+        // Symbols resolve again from the caches at the next run.
+        turn.resolved_symbols = Default::default();
+        state.turn_state = turn;
+        appended
+    }
+}
+
 impl LanguageModel for TractModel {
+    type Rows = TractRows;
+
     fn vocab_size(&self) -> usize {
         self.config.vocab_size
     }
@@ -351,5 +411,30 @@ impl LanguageModel for TractModel {
     fn reset(&mut self) {
         self.state = None;
         self.position = 0;
+    }
+
+    fn copy_cache(&self, range: std::ops::Range<usize>) -> Result<TractRows> {
+        check_copy(&range, self.position)?;
+        let state = self.state.as_ref().ok_or_else(|| Error::Model("the KV cache is empty".into()))?;
+        let tensors = self
+            .cache_axes()
+            .into_iter()
+            .map(|(node, axis)| {
+                let op_state = state.op_states[node].as_ref().ok_or_else(|| format_err!("a KV cache has no state"))?;
+                Self::cached_tensor(op_state.as_ref())?.slice(axis, range.start, range.end)
+            })
+            .collect::<TractResult<Vec<_>>>()
+            .map_err(|e| tract_error("cannot copy the KV cache", e))?;
+        Ok(TractRows { start: range.start, positions: range.len(), tensors })
+    }
+
+    fn append_cache(&mut self, rows: &TractRows, range: std::ops::Range<usize>) -> Result<()> {
+        check_append(rows, &range, self.position, self.config.context_length)?;
+        if let Err(e) = self.append_rows(rows, range.clone()) {
+            self.reset();
+            return Err(tract_error("cannot append to the KV cache (the sequence was reset)", e));
+        }
+        self.position += range.len();
+        Ok(())
     }
 }

@@ -37,6 +37,8 @@ pub(super) struct GpuBuilder<'a> {
     /// The `[position][head_dim / 2]` cosine and sine tables, per distinct layer RoPE.
     angles: Vec<(LayerRope, wgpu::Buffer)>,
     pub body: Vec<Dispatch>,
+    /// Every layer's key and value caches, `[position][kv_width]` f32 each.
+    pub caches: Vec<wgpu::Buffer>,
     /// The last dispatch, when it is a plain product: its matrix and input, so that a residual
     /// add can fold into it as an accumulating product.
     last_product: Option<(GpuMatrix, Slot, Slot)>,
@@ -73,6 +75,7 @@ impl<'a> GpuBuilder<'a> {
             buffers,
             angles: Vec::new(),
             body: Vec::new(),
+            caches: Vec::new(),
             last_product: None,
             error: None,
         })
@@ -171,6 +174,7 @@ impl Builder for GpuBuilder<'_> {
         let kv_width = p.kv_width();
         let caches = ["k", "v"].map(|c| self.gpu.zeroed(&format!("blk.{layer}.{c} cache"), self.context_length * kv_width));
         let [Some(k_cache), Some(v_cache)] = caches.map(|c| self.fail(c)) else { return Slot::Attended };
+        self.caches.extend([k_cache.clone(), v_cache.clone()]);
         let Some(angles) = self.angles(layer) else { return Slot::Attended };
         let window = p.window(layer).unwrap_or(0) as u32;
         let dims = [p.num_heads as u32, p.num_kv_heads as u32, p.head_dim as u32, window];

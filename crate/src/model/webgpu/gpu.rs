@@ -226,6 +226,17 @@ impl Gpu {
         }))
     }
 
+    /// A buffer of `bytes` that only copies write and read.
+    pub(super) fn copy_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_size(label, bytes)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        }))
+    }
+
     /// A zeroed storage buffer of `floats` f32s.
     pub(super) fn zeroed(&self, label: &str, floats: usize) -> Result<wgpu::Buffer> {
         let bytes = (floats.max(1) * 4) as u64;

@@ -15,10 +15,12 @@
 //! GPU buffers for [`GpuOptions::context_length`] positions.
 
 mod builder;
+mod cache_rows;
 mod gpu;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
 
+pub use cache_rows::GpuRows;
 pub use gpu::{AdapterSummary, Gpu};
 
 use builder::{GpuBuilder, Slot};
@@ -93,6 +95,10 @@ pub struct WebGpuModel {
     /// The output projection, run only when logits are read.
     head: Dispatch,
     input: wgpu::Buffer,
+    /// Every layer's key and value caches (see `GpuBuilder::caches`).
+    caches: Vec<wgpu::Buffer>,
+    /// Bytes of one position in one cache.
+    cache_row_bytes: u64,
     logits: wgpu::Buffer,
     staging: wgpu::Buffer,
     embeddings: EmbeddingTable,
@@ -154,12 +160,14 @@ impl WebGpuModel {
         let output = gpu.upload("output", &weights.output_matrix())?;
         let bound = gpu.bind_matmul(&output, builder.buffer(normed), &logits, false, true);
         let head = Dispatch { bound, groups: Groups::HeadRows(output.rows) };
-        let (input, body) = (builder.buffer(Slot::X).clone(), builder.body);
+        let (input, body, caches) = (builder.buffer(Slot::X).clone(), builder.body, builder.caches);
         Ok(WebGpuModel {
             gpu,
             body,
             head,
             input,
+            caches,
+            cache_row_bytes: (p.kv_width() * 4) as u64,
             logits,
             staging,
             embeddings: weights.embeddings.clone(),
@@ -236,6 +244,8 @@ impl WebGpuModel {
 }
 
 impl LanguageModel for WebGpuModel {
+    type Rows = GpuRows;
+
     fn vocab_size(&self) -> usize {
         self.vocab_size
     }
@@ -277,5 +287,17 @@ impl LanguageModel for WebGpuModel {
 
     fn reset(&mut self) {
         self.position = 0;
+    }
+
+    fn copy_cache(&self, range: std::ops::Range<usize>) -> Result<GpuRows> {
+        super::check_copy(&range, self.position)?;
+        GpuRows::copy(&self.gpu, &self.caches, self.cache_row_bytes, range)
+    }
+
+    fn append_cache(&mut self, rows: &GpuRows, range: std::ops::Range<usize>) -> Result<()> {
+        super::check_append(rows, &range, self.position, self.context_length)?;
+        rows.append(&self.gpu, &self.caches, range.clone())?;
+        self.position += range.len();
+        Ok(())
     }
 }
