@@ -61,6 +61,30 @@ impl Model {
         #[wasm_bindgen(js_name = onStep, unchecked_optional_param_type = "((step: Step) => void) | null")] on_step: Option<js_sys::Function>,
         #[wasm_bindgen(unchecked_optional_param_type = "{ readonly aborted: boolean } | null")] signal: Option<js_sys::Object>,
     ) -> js_sys::Promise {
+        self.drive(prompt, Vec::new(), config, on_step, signal)
+    }
+
+    /// `generate()` from a branch point: after `prompt`, the `tokens` are taken as already
+    /// generated (a run's first tokens, then an alternative to its next one), and the
+    /// generation goes on from there, with the sampler starting afresh from its seed. The
+    /// prefix comes from the cache rows the model keeps of earlier runs
+    /// (`prefixCacheBytes`), and the rest is fed as a run feeds it, so a branch on a run's
+    /// own token goes on as the run did. Resolves to the branch's steps.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Step[]>")]
+    pub fn fork(
+        &self,
+        prompt: String,
+        tokens: Vec<u32>,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateConfig")] config: JsValue,
+        #[wasm_bindgen(js_name = onStep, unchecked_optional_param_type = "((step: Step) => void) | null")] on_step: Option<js_sys::Function>,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ readonly aborted: boolean } | null")] signal: Option<js_sys::Object>,
+    ) -> js_sys::Promise {
+        self.drive(prompt, tokens, config, on_step, signal)
+    }
+}
+
+impl Model {
+    fn drive(&self, prompt: String, tokens: Vec<u32>, config: JsValue, on_step: Option<js_sys::Function>, signal: Option<js_sys::Object>) -> js_sys::Promise {
         let inner = self.inner.clone();
         let mark = inner.cancels.get();
         guarded(async move {
@@ -74,7 +98,7 @@ impl Model {
             let steps = js_sys::Array::new();
             let mut thrown = None;
             let result = engine
-                .run(&prompt, &config, async |engine, step| {
+                .run_after(&prompt, &tokens, &config, async |engine, step| {
                     inner.refresh_properties(engine);
                     let handed = to_js(&step).and_then(|step| {
                         on_step.as_ref().map_or(Ok(JsValue::UNDEFINED), |f| f.call1(&JsValue::NULL, &step))?;

@@ -58,6 +58,9 @@ pub(super) struct Properties {
     backend: BackendInfo,
     reuse_prefix: bool,
     ngram_store_tokens: usize,
+    prefix_budget: usize,
+    /// Bytes and positions of the kept cache rows.
+    prefix_store: (usize, usize),
 }
 
 impl Properties {
@@ -71,6 +74,8 @@ impl Properties {
             backend: model.info(),
             reuse_prefix: engine.reuses_prefix(),
             ngram_store_tokens: engine.ngram_store().map_or(0, |s| s.len()),
+            prefix_budget: engine.prefix_budget(),
+            prefix_store: engine.prefix_store_size(),
         }
     }
 }
@@ -231,6 +236,33 @@ impl Model {
     pub fn set_reuse_prefix(&self, reuse: bool) -> Result<(), JsValue> {
         self.inner.idle_engine()?.set_reuse_prefix(reuse);
         Ok(())
+    }
+
+    /// The most memory (bytes; wasm memory on the CPU, GPU memory on WebGPU) that the KV-cache
+    /// rows of earlier runs may take, which `fork()` takes a branch's prefix from instead of
+    /// computing it again. A prefix that runs share is held once; the least recently used go
+    /// first. 0 keeps none. 256 MiB by default.
+    #[wasm_bindgen(getter, js_name = prefixCacheBytes)]
+    pub fn prefix_cache_bytes(&self) -> Result<usize, JsValue> {
+        Ok(self.properties()?.prefix_budget)
+    }
+
+    #[wasm_bindgen(setter, js_name = prefixCacheBytes)]
+    pub fn set_prefix_cache_bytes(&self, bytes: usize) -> Result<(), JsValue> {
+        self.inner.idle_engine()?.set_prefix_budget(bytes);
+        Ok(())
+    }
+
+    /// The memory the kept rows take now.
+    #[wasm_bindgen(getter, js_name = prefixCacheHeldBytes)]
+    pub fn prefix_cache_held_bytes(&self) -> Result<usize, JsValue> {
+        Ok(self.properties()?.prefix_store.0)
+    }
+
+    /// The positions the kept rows hold; a prefix that runs share counts once.
+    #[wasm_bindgen(getter, js_name = prefixCachePositions)]
+    pub fn prefix_cache_positions(&self) -> Result<usize, JsValue> {
+        Ok(self.properties()?.prefix_store.1)
     }
 
     /// The most tokens a sequence can hold: the model's context, or less where `contextLength`

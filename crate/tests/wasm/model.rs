@@ -210,6 +210,31 @@ async fn a_cancel_before_the_first_step_cancels_the_generation() {
     assert!(js_sys::Array::from(&field(&error, "steps")).length() <= 1, "it stopped at its first step");
 }
 
+/// The tokens of `generate()`'s or `fork()`'s steps.
+async fn step_tokens(promise: js_sys::Promise) -> Vec<u32> {
+    let steps = js_sys::Array::from(&call(promise).await.unwrap());
+    steps.iter().map(|step| field(&step, "token").as_f64().unwrap() as u32).collect()
+}
+
+/// `fork()` on a run's own token goes on as the run did, from the kept rows of its prefix, in
+/// wasm as natively; a bad token is a clear error and the model goes on.
+#[wasm_bindgen_test]
+async fn a_fork_on_the_runs_own_token_goes_on_as_the_run_did() {
+    let model = gguf_model().await;
+    let greedy = r#"{"maxTokens": 14, "stopTokens": [], "sampler": {"temperature": 0}}"#;
+    let whole = step_tokens(model.generate(PROMPT.into(), js(greedy), None, None)).await;
+    let held = model.prefix_cache_positions().unwrap();
+    step_tokens(model.fork(PROMPT.into(), vec![(whole[0] + 1) % 60], js(greedy), None, None)).await;
+    assert!(model.prefix_cache_positions().unwrap() > held, "the run's rows were kept when the branch took the cache");
+    let forked = step_tokens(model.fork(PROMPT.into(), whole[..6].to_vec(), js(r#"{"maxTokens": 8, "stopTokens": [], "sampler": {"temperature": 0}}"#), None, None)).await;
+    assert_eq!(forked, whole[6..]);
+    let error = call(model.fork(PROMPT.into(), vec![100_000], js(greedy), None, None)).await.expect_err("refused");
+    assert!(error.contains("100000"), "{error}");
+    model.set_prefix_cache_bytes(0).unwrap();
+    assert_eq!((model.prefix_cache_held_bytes().unwrap(), model.prefix_cache_positions().unwrap()), (0, 0));
+    assert_eq!(step_tokens(model.fork(PROMPT.into(), whole[..6].to_vec(), js(greedy), None, None)).await[..8], whole[6..]);
+}
+
 #[wasm_bindgen_test]
 fn an_onnx_exports_data_file_and_configs_come_through_the_options() {
     let onnx: &[u8] = include_bytes!("../../../models/tiny/variants/external-data/model.onnx");
