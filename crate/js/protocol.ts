@@ -15,7 +15,7 @@ export type CallMethod = (typeof CALLS)[number];
 /** What the page keeps of the model, sent after the load and after every call that may change it. */
 export const PROPERTIES = [
   "vocabSize", "contextLength", "backend", "weightTypes", "kvCacheBytesPerToken", "ngramStoreTokens", "chatTemplate",
-  "reusePrefix", "architecture", "parameterCount", "tokenizerKind",
+  "reusePrefix", "architecture", "parameterCount", "tokenizerKind", "prefixCacheHeldBytes", "prefixCachePositions",
 ] as const;
 /** The model's properties; one the worker could not read (its engine has failed) is missing. */
 export type ModelProperties = Partial<Pick<Model, (typeof PROPERTIES)[number]>>;
@@ -37,7 +37,8 @@ export type WorkerRequest =
    * thread pool is fixed once started. */
   | { type: "start"; id: number; threads: number | null }
   | { type: "load"; id: number; source: PostedSource; options: Omit<LoadModelOptions, "onProgress" | "signal"> }
-  | { type: "generate"; id: number; prompt: string; config: GenerateConfig | undefined }
+  /** A generation; with `tokens`, `fork(prompt, tokens, config)`. */
+  | { type: "generate"; id: number; prompt: string; tokens?: number[]; config: GenerateConfig | undefined }
   /** Sets the model's `reusePrefix`. */
   | { type: "set"; id: number; value: boolean }
   | { [M in CallMethod]: { type: "call"; id: number; method: M; args: Parameters<Model[M]> } }[CallMethod]

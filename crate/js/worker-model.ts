@@ -139,6 +139,10 @@ export class WorkerModel {
   get architecture(): string | undefined { return this.#properties.architecture; }
   get parameterCount(): number | undefined { return this.#properties.parameterCount; }
   get tokenizerKind(): string | undefined { return this.#properties.tokenizerKind; }
+  /** The memory and positions of the KV-cache rows kept of earlier runs, which `fork` takes a
+   * branch's prefix from. */
+  get prefixCacheHeldBytes(): number { return this.#properties.prefixCacheHeldBytes!; }
+  get prefixCachePositions(): number { return this.#properties.prefixCachePositions!; }
   /** Which build the worker runs and on how many threads; undefined until it has started. */
   get threads(): EngineThreads | undefined { return this.#threads; }
   /** The failure that ended this model (a trap, a dead worker, terminate()), or null. */
@@ -182,8 +186,20 @@ export class WorkerModel {
    * rejects with a DOMException named "AbortError" (`code` "Cancelled") whose `steps` holds the
    * steps made. */
   generate(prompt: string, config?: GenerateConfig, onStep?: ((step: Step) => void) | null, signal?: AbortSignal | null): Promise<Step[]> {
+    return this.#generate(prompt, undefined, config, onStep, signal);
+  }
+
+  /** `generate` from a branch point: after `prompt`, `tokens` are taken as already generated (a
+   * run's first tokens, then an alternative to its next one), and the generation goes on from
+   * there. The prefix comes from the KV-cache rows the engine kept of earlier runs, and a branch
+   * on a run's own token goes on as the run did. */
+  fork(prompt: string, tokens: ArrayLike<number>, config?: GenerateConfig, onStep?: ((step: Step) => void) | null, signal?: AbortSignal | null): Promise<Step[]> {
+    return this.#generate(prompt, Array.from(tokens), config, onStep, signal);
+  }
+
+  #generate(prompt: string, tokens: number[] | undefined, config?: GenerateConfig, onStep?: ((step: Step) => void) | null, signal?: AbortSignal | null): Promise<Step[]> {
     const steps: Step[] = [];
-    const request = this.#request({ type: "generate", id: this.#nextId++, prompt, config }, [], {
+    const request = this.#request({ type: "generate", id: this.#nextId++, prompt, tokens, config }, [], {
       steps,
       onStep: (step) => {
         steps.push(step);

@@ -6,7 +6,7 @@
 // The worker runs one of two builds of the engine: the threaded one (threads/, rayon's pool on
 // Web Workers) when more than one thread is asked for and the page allows it (threads.ts), else
 // the single-threaded one. The first request decides: a "start" names the threads.
-import type { Model } from "./decoding_playground.js";
+import type { Model, Step } from "./decoding_playground.js";
 import { abortError, codedError } from "./fetcher.js";
 import { loadModel, type EngineBuild, type LoadProgress } from "./load.js";
 import {
@@ -122,7 +122,11 @@ export function serveModelWorker(scope: WorkerScope = globalThis as unknown as W
           const controller = new AbortController();
           runs.set(message.id, controller);
           try {
-            await requireModel().generate(message.prompt, message.config, (step) => post({ type: "step", id: message.id, step }), controller.signal);
+            const onStep = (step: Step) => post({ type: "step", id: message.id, step });
+            const model = requireModel();
+            await (message.tokens
+              ? model.fork(message.prompt, Uint32Array.from(message.tokens), message.config, onStep, controller.signal)
+              : model.generate(message.prompt, message.config, onStep, controller.signal));
           } finally {
             runs.delete(message.id);
           }

@@ -74,6 +74,11 @@ class FakeEngine implements EngineModel {
       this.generating = false;
     }
   }
+  forks: number[][] = [];
+  async fork(prompt: string, tokens: ArrayLike<number>, config?: GenerateConfig, onStep?: ((step: RawStep) => void) | null, signal?: AbortSignal | null) {
+    this.forks.push(Array.from(tokens));
+    return this.generate(prompt, config, onStep, signal);
+  }
   private async generateAlone(prompt: string, config?: GenerateConfig, onStep?: ((step: RawStep) => void) | null, signal?: AbortSignal | null) {
     this.prompts.push(prompt);
     if (prompt === "") throw coded("the prompt is empty", "InvalidInput");
@@ -230,6 +235,15 @@ describe("the page's engine client", () => {
     expect(result.stats).toMatchObject({ steps: 4, tokens: 4 });
     expect(result.stats!.tokensPerSecond).toBeGreaterThan(0);
     expect(engine().prompts).toEqual(["hi"]);
+  });
+
+  it("a branch forks after the prompt with the tokens it takes as generated, and streams as a run", async () => {
+    const { client, load, engine } = setup();
+    await load(gguf);
+    const result = await client.run("hi", config(3), () => {}, { after: [10, 99] });
+    expect(engine().forks).toEqual([[10, 99]]);
+    expect(engine().prompts).toEqual(["hi"]);
+    expect(result.steps).toHaveLength(3);
   });
 
   it("chat: the prompt as a user message in the model's template; without one, a config error", async () => {

@@ -11,7 +11,7 @@ export type EngineModel = Pick<
   WorkerModel,
   | "vocabSize" | "contextLength" | "backend" | "weightTypes" | "kvCacheBytesPerToken" | "ngramStoreTokens" | "chatTemplate"
   | "architecture" | "parameterCount" | "tokenizerKind"
-  | "reusePrefix" | "load" | "generate" | "score" | "encode" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
+  | "reusePrefix" | "load" | "generate" | "fork" | "score" | "encode" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
   | "describeSampler" | "ignoredSettings" | "terminate" | "threads"
 >;
 
@@ -21,6 +21,8 @@ export type StartEngine = (onFailure: (error: Error) => void) => Promise<EngineM
 export interface RunOptions {
   reusePrefix?: boolean;
   chat?: boolean;
+  /** Tokens taken as already generated after the prompt: a branch (the package's `fork`). */
+  after?: number[];
 }
 
 export class WorkerError extends Error {
@@ -285,14 +287,17 @@ export class EngineClient {
     try {
       engine.reusePrefix = options.reusePrefix ?? false;
       const text = await this.promptFor(engine, prompt, options.chat ?? false);
-      await engine.generate(text, config, (raw) => {
+      const onRaw = (raw: unknown) => {
         last = performance.now();
         // Until the first step: the prompt's prefill (and the first sample).
         if (count === 0) prefilled = last;
         count += 1;
-        tokens += raw.kind === "token" ? 1 : 0;
+        tokens += (raw as Step).kind === "token" ? 1 : 0;
         show(raw as Step, last - t0);
-      }, run.signal);
+      };
+      await (options.after
+        ? engine.fork(text, options.after, config, onRaw, run.signal)
+        : engine.generate(text, config, onRaw, run.signal));
     } catch (error) {
       await shown;
       const kind = kindOf(error, "run");

@@ -8,9 +8,11 @@ import { CompareView, presetEntries } from "./compare";
 import { Controls } from "./controls";
 import { download, type ExportedRun } from "./exportrun";
 import { backendLabel, ModelPanel, serverModel, storeCorpus, type NgramChoice } from "./modelpanel";
-import type { BackendChoice } from "./protocol";
+import type { Alternative, BackendChoice, TokenStep } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
+import { BranchTree, perplexityOf, takenStep } from "./branches";
+import { BranchView, takeButtons } from "./branchview";
 import { Probe } from "./probe";
 import { ScoreView } from "./scoreview";
 import { checkBasics, ignoredByStrategy, MAX_COMPARE, runStops, strategyOf, toConfig, type Settings } from "./settings";
@@ -155,6 +157,8 @@ function start(): void {
     stopButton.disabled = !busy;
     $<HTMLButtonElement>("#ngram-build").disabled = busy || !modelReady;
     $<HTMLButtonElement>("#compare-add").disabled = compare.entries.length >= MAX_COMPARE;
+    branches.enabled = !busy && modelReady;
+    branches.render();
   }
 
   // ---- settings ⇄ URL, live validation ----
@@ -266,12 +270,15 @@ function start(): void {
     await autocomplete.idle();
     controls.showError(null);
     view.begin(s);
-    // A probe scores after this run's own prompt, whatever the form says later.
-    view.tokens.onPin = (before) => probe.form(s.prompt, s.chat, before);
+    branches.reset(null);
+    pinPanel(s, 0);
     try {
       const config = toConfig(s, s.seed, s.maxTokens, runStops(s));
       const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs), { chat: s.chat });
       state.lastRun = view.finish(s, result);
+      const tokenSteps = result.steps.filter((step): step is TokenStep => step.kind === "token");
+      tree = s.strategy === "superposed" || tokenSteps.length === 0 ? null : { tree: new BranchTree(tokenSteps), settings: s };
+      branches.reset(tree?.tree ?? null);
       if (s.strategy === "superposed" && !result.cancelled) await view.scoreFinals((text, context) => client.score(text, context, s.chat), s.prompt);
       state.runs += 1;
       lastRuns = [{ label: state.lastRun.label, config, stats: result.stats, cancelled: result.cancelled, steps: result.steps }];
@@ -285,6 +292,66 @@ function start(): void {
       } else {
         setStatus(`The run failed: ${message}`, "error");
       }
+    } finally {
+      busy = false;
+      refreshButtons();
+    }
+  }
+
+  // ---- branches: another token at any position of the run, and the model goes on ----
+  let tree: { tree: BranchTree; settings: Settings } | null = null;
+  const branches = new BranchView();
+  branches.onShow = (id) => showBranch(id);
+  branches.onDeleteShown = () => showBranch(0);
+
+  /** The pinned panel of the token view showing branch `shown`: the probe (after the run's own
+   *  prompt, whatever the form says later) and the alternatives to branch on. */
+  function pinPanel(s: Settings, shown: number): void {
+    view.tokens.onPin = (before, pinned) => {
+      const part = document.createElement("div");
+      part.append(probe.form(s.prompt, s.chat, before));
+      if (tree && s.strategy !== "superposed") {
+        const why = busy ? "A generation is running." : modelReady ? null : "No model is loaded.";
+        part.append(takeButtons(pinned, why, (alt) => void branchFrom(shown, before.length, pinned, alt)));
+      }
+      return part;
+    };
+  }
+
+  function showBranch(id: number): void {
+    const sequence = tree?.tree.sequence(id);
+    if (!tree || !sequence || busy) return;
+    branches.show(id);
+    view.showSteps(tree.settings, sequence, `${tree.tree.label(id)}: ${sequence.length} tokens · perplexity ${perplexityOf(sequence).toFixed(2)}`);
+    pinPanel(tree.settings, id);
+  }
+
+  /** Branches `parent` at position `at`, taking `alt` instead of `pinned`: the same settings and
+   *  seed, as many tokens as the run had left. */
+  async function branchFrom(parent: number, at: number, pinned: TokenStep, alt: Alternative): Promise<void> {
+    if (busy || !tree) return;
+    const { tree: runTree, settings: s } = tree;
+    busy = true;
+    stopRequested = false;
+    refreshButtons();
+    await autocomplete.idle();
+    const taken = takenStep(pinned, alt);
+    const branch = runTree.add(parent, at, taken);
+    const after = runTree.forkTokens(parent, at, alt.token);
+    branches.show(branch.id);
+    view.beginBranch(s, runTree.sequence(branch.id));
+    pinPanel(s, branch.id);
+    try {
+      const config = toConfig(s, s.seed, Math.max(1, s.maxTokens - at - 1), runStops(s));
+      const result = await client.run(s.prompt, config, (step, elapsedMs) => {
+        if (step.kind === "token") branch.steps.push(step);
+        view.step(step, elapsedMs);
+      }, { chat: s.chat, after });
+      view.finish(s, result);
+    } catch (error) {
+      runTree.delete(branch.id);
+      branches.show(parent);
+      if (!(error instanceof WorkerError && error.kind === "crash")) setStatus(`The branch failed: ${(error as Error).message}`, "error");
     } finally {
       busy = false;
       refreshButtons();

@@ -43,6 +43,8 @@ export class RunView {
   private maxTokens = 0;
   private firstMs = 0;
   private treePending = false;
+  /** Steps a branch shows before its own: its parent's, up to the fork. */
+  private inherited = 0;
   /** The final drafts of the last superposed run, to show next to a rerun's. */
   lastFinals: FinalDraft[] = [];
   /** The model's own perplexity of each final draft, once scored. */
@@ -60,6 +62,7 @@ export class RunView {
     this.maxTokens = s.maxTokens;
     this.tokenSteps = [];
     this.draftSteps = [];
+    this.inherited = 0;
     this.finalScores = undefined;
     this.tokens.clear(superposed ? "" : s.prompt);
     this.chart.clear();
@@ -73,8 +76,26 @@ export class RunView {
     setStatus("Prefilling the prompt…", "running");
   }
 
+  /** A branch: the run's settings, and the steps of its sequence so far (its parent's up to
+   *  the fork, then the token it takes there), then its own as they come. */
+  beginBranch(s: Settings, steps: readonly TokenStep[]): void {
+    this.begin(s);
+    for (const step of steps) {
+      this.tokenSteps.push(step);
+      this.tokens.push(step);
+    }
+    this.inherited = steps.length;
+    this.chart.set(runChartData(this.tokenSteps, this.tau));
+  }
+
+  /** A finished branch's sequence, shown again. */
+  showSteps(s: Settings, steps: readonly TokenStep[], status: string): void {
+    this.beginBranch(s, steps);
+    setStatus(status, "done");
+  }
+
   step(step: Step, elapsedMs: number): void {
-    const count = this.tokenSteps.length + this.draftSteps.length + 1;
+    const count = this.tokenSteps.length - this.inherited + this.draftSteps.length + 1;
     if (count === 1) this.firstMs = elapsedMs;
     // From the first step on, so that the prefill does not count.
     else setSpeed(((count - 1) * 1000) / (elapsedMs - this.firstMs));

@@ -47,7 +47,7 @@ export class TokenView {
   private pinned = false;
   /** What a pinned panel adds below the numbers, given the tokens before the pinned one. Unset,
    *  tokens do not pin: the panel follows hover and focus only. */
-  onPin: ((before: readonly TokenStep[]) => HTMLElement) | null = null;
+  onPin: ((before: readonly TokenStep[], pinned: TokenStep) => HTMLElement) | null = null;
 
   constructor(private readonly container: HTMLElement) {
     container.classList.add("token-stream");
@@ -165,7 +165,7 @@ export class TokenView {
     this.panel.setAttribute("role", "dialog");
     this.panel.setAttribute("aria-label", `token #${i + 1}`);
     this.panel.dataset.pinned = String(i);
-    const extra = this.onPin(this.steps.slice(0, i));
+    const extra = this.onPin(this.steps.slice(0, i), this.steps[i]);
     this.panel.append(extra);
     extra.querySelector<HTMLElement>("input, button")?.focus();
   }
