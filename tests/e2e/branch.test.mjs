@@ -60,3 +60,38 @@ test("an alternative of a pinned token starts a branch, which the tree shows, co
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+/** The label and tokens of every branch the tree lists, each shown in turn. */
+async function treeContents(page) {
+  const out = [];
+  for (let i = 0; i < (await rows(page).count()); i++) {
+    await rows(page).nth(i).locator(".branch-show").click();
+    out.push({ label: await rows(page).nth(i).locator(".branch-show").textContent(), tokens: await tokenTexts(page) });
+  }
+  return out;
+}
+
+test("a link keeps eight branches in under 2 kB and reopens the same tree", { timeout: 300_000 }, async () => {
+  const { context, page, errors } = await openTinyPage(session, "n=10&s=sample&k=4&seed=5&p=Once%20upon%20a%20time");
+  assert.equal((await generate(page)).state, "done");
+  for (let k = 0; k < 8; k++) {
+    // Every other branch is a branch of the one before; the rest branch the run.
+    if (k % 2 === 0) await rows(page).nth(0).locator(".branch-show").click();
+    await page.locator(`#tokens .tok[data-i="${1 + k}"]`).click();
+    await page.locator("#tokens + .token-panel .branch-take button").first().click();
+    assert.equal((await branchEnded(page, k + 2)).state, "done");
+  }
+  const link = page.url();
+  const tree = await treeContents(page);
+  assert.equal(tree.length, 9);
+  console.log(`a link with 8 branches: ${link.length} characters (${new URL(link).searchParams.get("br")})`);
+  assert.ok(link.length < 2048, `${link.length} characters`);
+  await context.close();
+
+  const reopened = await openTinyPage(session, new URL(link).search.slice(1));
+  await generate(reopened.page);
+  await branchEnded(reopened.page, 9);
+  assert.deepEqual(await treeContents(reopened.page), tree);
+  assert.deepEqual([...errors, ...reopened.errors], []);
+  await reopened.context.close();
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BranchTree, perplexityOf, takenStep, withRunningPerplexity } from "./branches";
+import { BranchTree, decodeForkPoints, encodeForkPoints, perplexityOf, takenStep, withRunningPerplexity } from "./branches";
 import type { TokenStep } from "./protocol";
 
 const step = (token: number, text: string, prob = 0.5): TokenStep => ({
@@ -32,5 +32,19 @@ describe("the branch tree", () => {
     const steps = [step(1, "a", 0.5), step(2, "b", 0.125)];
     expect(perplexityOf(steps)).toBeCloseTo(4);
     expect(withRunningPerplexity(steps).map((s) => s.perplexity)).toEqual([2, 4]);
+  });
+
+  it("keeps a tree in a link as fork points, parents first, and refuses anything else", () => {
+    const tree = new BranchTree(run);
+    const a = tree.add(0, 1, takenStep(run[1]!, run[1]!.top[1]!));
+    const b = tree.add(0, 3, takenStep(run[3]!, run[3]!.top[1]!));
+    tree.add(b.id, 4, takenStep(run[3]!, { token: 9, prob: 0.1, text: "q" }));
+    tree.delete(a.id);
+    const points = tree.forkPoints();
+    expect(points).toEqual([{ parent: 0, at: 3, token: 104 }, { parent: 1, at: 4, token: 9 }]);
+    expect(encodeForkPoints(points)).toBe("0.3.104_1.4.9");
+    expect(decodeForkPoints("0.3.104_1.4.9")).toEqual(points);
+    expect(decodeForkPoints("")).toEqual([]);
+    for (const bad of ["1.0.5", "0.1", "0.-1.2", "0.1.x", "0.1.2_3.1.1", Array(65).fill("0.1.1").join("_")]) expect(decodeForkPoints(bad)).toBeNull();
   });
 });

@@ -38,6 +38,37 @@ export function withRunningPerplexity(steps: readonly TokenStep[]): TokenStep[] 
   });
 }
 
+/** A branch as a link keeps it: its parent's index in the list (0 is the run; a parent comes
+ *  before its branches), the position, and the token taken there. The tokens are the engine's to
+ *  compute again: the same seed gives the same run and branches. */
+export interface ForkPoint {
+  parent: number;
+  at: number;
+  token: number;
+}
+
+const MAX_LINKED_BRANCHES = 64;
+
+/** `parent.at.token` per branch, joined by "_" (URL-safe, so the link stays short). */
+export function encodeForkPoints(points: readonly ForkPoint[]): string {
+  return points.map((p) => `${p.parent}.${p.at}.${p.token}`).join("_");
+}
+
+/** The fork points of a link, or null when it holds something else. */
+export function decodeForkPoints(text: string): ForkPoint[] | null {
+  if (text === "") return [];
+  const parts = text.split("_");
+  if (parts.length > MAX_LINKED_BRANCHES) return null;
+  const points: ForkPoint[] = [];
+  for (const [i, part] of parts.entries()) {
+    const numbers = part.split(".").map(Number);
+    const [parent, at, token] = numbers;
+    if (numbers.length !== 3 || !numbers.every((n) => Number.isSafeInteger(n) && n >= 0) || parent! > i) return null;
+    points.push({ parent: parent!, at: at!, token: token! });
+  }
+  return points;
+}
+
 export class BranchTree {
   private readonly branches = new Map<number, Branch>();
   private nextId = 1;
@@ -92,6 +123,16 @@ export class BranchTree {
     if (id === 0) return;
     for (const child of this.children(id)) this.delete(child.id);
     this.branches.delete(id);
+  }
+
+  /** The branches as fork points, in the order they were made (see [`ForkPoint`]). */
+  forkPoints(): ForkPoint[] {
+    const ids = [...this.branches.keys()].sort((a, b) => a - b);
+    const index = new Map(ids.map((id, i) => [id, i]));
+    return ids.slice(1).map((id) => {
+      const b = this.branches.get(id)!;
+      return { parent: index.get(b.parent!)!, at: b.at, token: b.steps[0]!.token };
+    });
   }
 
   /** How a branch is named: the run, or where it left its parent and with which token. */

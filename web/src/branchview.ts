@@ -44,6 +44,8 @@ export class BranchView {
   onShow: (id: number) => void = () => {};
   /** A branch was deleted while the run view showed it or one of its branches. */
   onDeleteShown: () => void = () => {};
+  /** The tree changed (a branch was deleted). */
+  onChange: () => void = () => {};
   /** Whether the buttons act now (not while a generation runs). */
   enabled = true;
 
@@ -116,6 +118,7 @@ export class BranchView {
     this.compared = this.compared.filter((c) => tree.get(c));
     if (!tree.get(this.shown)) this.onDeleteShown();
     else this.render();
+    this.onChange();
   }
 
   private renderComparison(): void {

@@ -1,5 +1,5 @@
 // A run as a JSON file: enough to see every step again, and the link that reproduces it.
-import type { ModelInfo, RunStats, Step, GenerateConfig } from "./protocol";
+import type { ModelInfo, RunStats, Step, GenerateConfig, TokenStep } from "./protocol";
 import type { Settings } from "./settings";
 
 export interface ExportedRun {
@@ -20,6 +20,9 @@ export interface Export {
   prompt: string;
   settings: Settings;
   runs: ExportedRun[];
+  /** The branches of the run: where each left its parent (0: the run), and its steps (the
+   *  token taken there first). */
+  branches: { id: number; parent: number; at: number; steps: TokenStep[] }[];
 }
 
 export function download(data: Export): void {

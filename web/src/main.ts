@@ -11,7 +11,7 @@ import { backendLabel, ModelPanel, serverModel, storeCorpus, type NgramChoice } 
 import type { Alternative, BackendChoice, TokenStep } from "./protocol";
 import { RunView, setSpeed, setStatus, type RunSummary } from "./runview";
 import { AutocompleteView } from "./autocomplete";
-import { BranchTree, perplexityOf, takenStep } from "./branches";
+import { BranchTree, decodeForkPoints, encodeForkPoints, perplexityOf, takenStep, type ForkPoint } from "./branches";
 import { BranchView, takeButtons } from "./branchview";
 import { Probe } from "./probe";
 import { ScoreView } from "./scoreview";
@@ -43,8 +43,11 @@ const ngramChoice: NgramChoice = query.get("ngrams") === "public-domain" ? "publ
 // Kept in every link: a tiny-model link must not load SmolLM2, nor an ONNX link the GGUF. `model`
 // follows the model that loaded (a URL one included).
 const modelQuery = query.get("model");
+// `?br=`: the branches of the run the link reproduces, rebuilt after its next run.
+const linkedBranches = decodeForkPoints(query.get("br") ?? "") ?? [];
 const extraParams: Record<string, string> = {
   ...(modelQuery ? { model: modelQuery } : {}),
+  ...(linkedBranches.length ? { br: encodeForkPoints(linkedBranches) } : {}),
   ...(formatChoice === "onnx" ? { format: "onnx" } : {}),
   ...(backendChoice === "auto" ? {} : { backend: backendChoice }),
   ...(contextChoice === null ? {} : { ctx: String(contextChoice) }),
@@ -279,6 +282,14 @@ function start(): void {
       const tokenSteps = result.steps.filter((step): step is TokenStep => step.kind === "token");
       tree = s.strategy === "superposed" || tokenSteps.length === 0 ? null : { tree: new BranchTree(tokenSteps), settings: s };
       branches.reset(tree?.tree ?? null);
+      if (tree && pendingBranches.length) {
+        const points = pendingBranches;
+        pendingBranches = [];
+        // After `finally`: each branch is a generation of its own.
+        queueMicrotask(() => void rebuildBranches(points));
+      } else {
+        syncBranchParam();
+      }
       if (s.strategy === "superposed" && !result.cancelled) await view.scoreFinals((text, context) => client.score(text, context, s.chat), s.prompt);
       state.runs += 1;
       lastRuns = [{ label: state.lastRun.label, config, stats: result.stats, cancelled: result.cancelled, steps: result.steps }];
@@ -303,6 +314,30 @@ function start(): void {
   const branches = new BranchView();
   branches.onShow = (id) => showBranch(id);
   branches.onDeleteShown = () => showBranch(0);
+  branches.onChange = () => syncBranchParam();
+  let pendingBranches: ForkPoint[] = linkedBranches;
+
+  /** The link keeps the tree as fork points (the run's settings and seed give the rest). */
+  function syncBranchParam(): void {
+    const points = tree?.tree.forkPoints() ?? [];
+    if (points.length) extraParams.br = encodeForkPoints(points);
+    else delete extraParams.br;
+    writeUrl();
+  }
+
+  /** A link's branches, made again after its run, in order: the same seed gives the same tokens,
+   *  so each fork point finds its parent's token and alternative. */
+  async function rebuildBranches(points: readonly ForkPoint[]): Promise<void> {
+    const ids: (number | null)[] = [0];
+    for (const point of points) {
+      const parent = ids[point.parent] ?? null;
+      const pinned = parent === null ? undefined : tree?.tree.sequence(parent)[point.at];
+      const alt = pinned?.top.find((a) => a.token === point.token);
+      ids.push(parent !== null && pinned && alt ? await branchFrom(parent, point.at, pinned, alt) : null);
+    }
+    const lost = ids.filter((id) => id === null).length;
+    if (lost) setStatus(`${lost} of the link's ${points.length} branches could not be made again: the run differs from the link's.`, "error");
+  }
 
   /** The pinned panel of the token view showing branch `shown`: the probe (after the run's own
    *  prompt, whatever the form says later) and the alternatives to branch on. */
@@ -328,8 +363,8 @@ function start(): void {
 
   /** Branches `parent` at position `at`, taking `alt` instead of `pinned`: the same settings and
    *  seed, as many tokens as the run had left. */
-  async function branchFrom(parent: number, at: number, pinned: TokenStep, alt: Alternative): Promise<void> {
-    if (busy || !tree) return;
+  async function branchFrom(parent: number, at: number, pinned: TokenStep, alt: Alternative): Promise<number | null> {
+    if (busy || !tree) return null;
     const { tree: runTree, settings: s } = tree;
     busy = true;
     stopRequested = false;
@@ -348,13 +383,16 @@ function start(): void {
         view.step(step, elapsedMs);
       }, { chat: s.chat, after });
       view.finish(s, result);
+      return branch.id;
     } catch (error) {
       runTree.delete(branch.id);
       branches.show(parent);
       if (!(error instanceof WorkerError && error.kind === "crash")) setStatus(`The branch failed: ${(error as Error).message}`, "error");
+      return null;
     } finally {
       busy = false;
       refreshButtons();
+      syncBranchParam();
     }
   }
 
@@ -454,6 +492,7 @@ function start(): void {
       prompt: settings.prompt,
       settings,
       runs: lastRuns,
+      branches: tree ? tree.tree.list().slice(1).map(({ branch }) => ({ id: branch.id, parent: branch.parent!, at: branch.at, steps: branch.steps })) : [],
     }),
   );
 
