@@ -348,6 +348,24 @@ describe("the worker helper in a Node worker thread", () => {
     }
   });
 
+  it("forks a run at any position, on the model and in the worker alike, from the kept prefix", async () => {
+    const inThread = await createWorkerModel(thread(), GGUF);
+    try {
+      const config = { maxTokens: 12, stopTokens: [], sampler: { seed: 3, temperature: 0.9 } };
+      const run = (await gguf.generate(PROMPT, config)).map((s) => s.token);
+      const other = (run[4] + 1) % 60;
+      const branch = (await gguf.fork(PROMPT, [...run.slice(0, 4), other], config)).map((s) => s.token);
+      assert.equal(branch.length, 12);
+      assert.deepEqual((await inThread.generate(PROMPT, config)).map((s) => s.token), run);
+      assert.deepEqual((await inThread.fork(PROMPT, [...run.slice(0, 4), other], config)).map((s) => s.token), branch);
+      assert.ok(inThread.prefixCachePositions > 0 && inThread.prefixCacheHeldBytes > 0, "the run's rows are kept");
+      const bad = await inThread.fork(PROMPT, [1 << 20], config).catch((e) => e);
+      assert.match(bad.message, /1048576/);
+    } finally {
+      inThread.terminate();
+    }
+  });
+
   it("asked for threads, says that Node runs on one; refuses a count that is not one", async () => {
     const two = await createWorkerModel(thread(), GGUF, { threads: 2 });
     try {

@@ -138,6 +138,8 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   const inWorker: WorkerModel = await createWorkerModel(worker, "model.gguf", { onProgress: (p) => phases.push(p.phase), onFailure: (e) => lines.push(e.code) });
   const workerSteps: Step[] = await inWorker.generate("hi", { maxTokens: 2 }, (step) => lines.push(describe(step)), new AbortController().signal);
   for await (const step of inWorker.stream("hi", { maxTokens: 2 })) lines.push(describe(step));
+  const forked: Step[] = await inWorker.fork("hi", [1, 2], { maxTokens: 2 }, null, null);
+  lines.push(String(forked.length + inWorker.prefixCachePositions));
   const workerText: string = await inWorker.decode([1, 2]);
   const workerStages: string[] = (await inWorker.describeSampler({ topK: 5 })).stages;
   const workerIgnored: string[] = await inWorker.ignoredSettings({ maxTokens: 4 });
@@ -163,6 +165,9 @@ export async function run(gguf: Uint8Array, onnx: Uint8Array, tokenizerJson: Uin
   const model = new Model(onnx, tokenizerJson, configJson);
   const controller = new AbortController();
   const steps: Step[] = await model.generate("Once upon a time", config, (step) => lines.push(describe(step)), controller.signal);
+  const branch: Step[] = await model.fork("Once upon a time", Uint32Array.from([1, 2]), config);
+  model.prefixCacheBytes = 64 << 20;
+  lines.push(`${branch.length} ${model.prefixCacheHeldBytes} ${model.prefixCachePositions}`);
   await model.start("Once upon a time", drafting);
   for (let step = await model.next(); step !== undefined; step = await model.next()) lines.push(describe(step));
   const logProbs: Float64Array = await model.logProbs(model.encode("Once upon a time"));
