@@ -41,6 +41,10 @@
 #                                and eta (a numpy transcription), on random logits and histories
 #                                -> crate/tests/fixtures/samplers/reference.json (committed); builds
 #                                llama-cpp-python first (llama_cpp_python.sh, cached). Not in setup
+#   models/build.sh beams        HF's beam search (a numpy transcription) over synthetic logits and
+#                                over onnxruntime's logits of the tiny model and SmolLM2 (its ONNX,
+#                                built first) -> crate/tests/fixtures/beam_reference.json
+#                                (committed). Not in setup
 #   models/build.sh corpora      Brown + Shakespeare (+ Milton) plain text -> models/ngrams/corpus/
 #                                (git-ignored; see models/ngrams/README.md)
 #   models/build.sh all
@@ -98,8 +102,8 @@ build() {
 target=${1:-default}
 dtype=${SMOLLM2_DTYPE:-f16}
 case "$target" in
-  default|smollm2|quants|qwen3-shape|tiny|tiny-quants|tiny-archs|blocks|tokenizers|samplers|corpora|all) ;;
-  *) echo "usage: $0 [smollm2|quants|qwen3-shape|tiny|tiny-quants|tiny-archs|blocks|tokenizers|samplers|corpora|all]" >&2; exit 2 ;;
+  default|smollm2|quants|qwen3-shape|tiny|tiny-quants|tiny-archs|blocks|tokenizers|samplers|beams|corpora|all) ;;
+  *) echo "usage: $0 [smollm2|quants|qwen3-shape|tiny|tiny-quants|tiny-archs|blocks|tokenizers|samplers|beams|corpora|all]" >&2; exit 2 ;;
 esac
 if [ "$target" = default ] || [ "$target" = smollm2 ] || [ "$target" = all ]; then
   d=smollm2-135m
@@ -169,6 +173,10 @@ fi
 if [ "$target" = samplers ] || [ "$target" = all ]; then
   build "sampler references (llama.cpp's samplers, HF's warpers)" checksums/sampler-references.sha256 \
     ../crate/tests/fixtures/samplers/reference.json sampler_references.py
+fi
+if [ "$target" = beams ] || [ "$target" = all ]; then
+  build "beam search references (HF's beam scorer)" checksums/beam-references.sha256 \
+    ../crate/tests/fixtures/beam_reference.json beam_reference.py
 fi
 if [ "$target" = default ] || [ "$target" = corpora ] || [ "$target" = all ]; then
   # corpora.py does its own checksum check / skip / record (same rules as build() above).

@@ -3,6 +3,7 @@
 //! [`sampling`] is the pure decoding core (no wasm or web types). The wasm-bindgen layer in
 //! `wasm` is compiled only for `wasm32`.
 
+pub mod beam;
 pub mod chat;
 pub mod error;
 pub mod generate;

@@ -6,6 +6,7 @@
 //! for and gives (`config.rs`), the generation loop (`generation.rs`), the cache rows of
 //! earlier sequences (`prefix_store.rs`), stop strings (`stop.rs`).
 
+mod beam_search;
 mod config;
 mod generation;
 mod prefix_store;

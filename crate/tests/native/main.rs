@@ -8,6 +8,7 @@
 mod common;
 
 mod architectures;
+mod beam;
 mod branch;
 mod chat;
 mod errors;
