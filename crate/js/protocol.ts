@@ -3,7 +3,7 @@
 // one of replies, which both halves are checked against. Requests carry ids; steps and progress
 // stream back under their request's id. Errors cross as `SerializedError` and are rebuilt on the
 // page, so that they keep their `code`.
-import type { GenerateConfig, Model, SamplerConfig, Step } from "./decoding_playground.js";
+import type { BeamConfig, BeamStep, GenerateConfig, Hypothesis, Model, SamplerConfig, Step } from "./decoding_playground.js";
 import { abortError, type CodedError } from "./fetcher.js";
 import type { LoadModelOptions, LoadProgress, ModelSource } from "./load.js";
 import type { EngineThreads } from "./threads.js";
@@ -39,6 +39,8 @@ export type WorkerRequest =
   | { type: "load"; id: number; source: PostedSource; options: Omit<LoadModelOptions, "onProgress" | "signal"> }
   /** A generation; with `tokens`, `fork(prompt, tokens, config)`. */
   | { type: "generate"; id: number; prompt: string; tokens?: number[]; config: GenerateConfig | undefined }
+  /** A beam search: its steps come as "step" replies, its hypotheses as the result. */
+  | { type: "beamSearch"; id: number; prompt: string; config: BeamConfig | undefined }
   /** Sets the model's `reusePrefix`. */
   | { type: "set"; id: number; value: boolean }
   | { [M in CallMethod]: { type: "call"; id: number; method: M; args: Parameters<Model[M]> } }[CallMethod]
@@ -60,7 +62,9 @@ export type ResultOf<R extends AnsweredRequest> = R extends { type: "call"; meth
       ? SamplerDescription
       : R extends { type: "ignoredSettings" }
         ? string[]
-        : null;
+        : R extends { type: "beamSearch" }
+          ? Hypothesis[]
+          : null;
 
 /** An Error as it crosses: its name, message and the `code` and `field` the page decides by. */
 export interface SerializedError {
@@ -75,7 +79,7 @@ export type WorkerReply =
   | { type: "result"; id: number; value: unknown; properties: ModelProperties | null }
   | { type: "error"; id: number | undefined; error: SerializedError }
   | { type: "progress"; id: number; progress: LoadProgress }
-  | { type: "step"; id: number; step: Step }
+  | { type: "step"; id: number; step: Step | BeamStep }
   /** The engine failed outside any request (a trap while idle): the model is gone. */
   | { type: "failed"; error: SerializedError };
 
@@ -91,7 +95,7 @@ export function serializeError(error: unknown): SerializedError {
 }
 
 /** The page's Error for one that crossed; an AbortError keeps the `steps` made before it. */
-export function reviveError(data: SerializedError, steps?: Step[]): Error & { code?: string | undefined } {
+export function reviveError(data: SerializedError, steps?: (Step | BeamStep)[]): Error & { code?: string | undefined } {
   if (data.name === "AbortError") return steps ? Object.assign(abortError(data.message), { steps }) : abortError(data.message);
   const error = Object.assign(new Error(data.message), { code: data.code }, data.field === undefined ? {} : { field: data.field });
   error.name = data.name;

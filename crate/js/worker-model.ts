@@ -1,7 +1,7 @@
 // The page's side of the engine worker: `createWorkerModel(worker, source)` gives a
 // `WorkerModel`, the Model's API made asynchronous, which talks to `serveModelWorker()` in the
 // worker (worker.ts) in protocol.ts's messages.
-import type { BackendInfo, ChatMessage, GenerateConfig, SamplerConfig, ScoreConfig, ScoreResult, Step } from "./decoding_playground.js";
+import type { BackendInfo, BeamConfig, BeamStep, ChatMessage, GenerateConfig, Hypothesis, SamplerConfig, ScoreConfig, ScoreResult, Step } from "./decoding_playground.js";
 import { codedError, isResponse, readBody, throwIfAborted } from "./fetcher.js";
 import type { LoadModelOptions, LoadProgress, ModelSource } from "./load.js";
 import type { EngineThreads } from "./threads.js";
@@ -34,9 +34,9 @@ export interface WorkerModelOptions extends LoadModelOptions {
 /** A request's callbacks: its load progress or its steps, and the signal that aborts it. */
 interface Handlers {
   onProgress?: ((progress: LoadProgress) => void) | undefined;
-  onStep?: ((step: Step) => void) | undefined;
+  onStep?: ((step: Step | BeamStep) => void) | undefined;
   /** A generation's steps so far, which its AbortError carries. */
-  steps?: Step[] | undefined;
+  steps?: (Step | BeamStep)[] | undefined;
   signal?: AbortSignal | null | undefined;
 }
 
@@ -202,12 +202,26 @@ export class WorkerModel {
     const request = this.#request({ type: "generate", id: this.#nextId++, prompt, tokens, config }, [], {
       steps,
       onStep: (step) => {
-        steps.push(step);
-        onStep?.(step);
+        steps.push(step as Step);
+        onStep?.(step as Step);
       },
       signal,
     });
     return request.then(() => steps);
+  }
+
+  /** A beam search: `onStep` sees each step (the candidates kept, finished and pruned); resolves
+   * to the finished hypotheses, best first. An abort rejects as `generate`'s does. */
+  beamSearch(prompt: string, config?: BeamConfig, onStep?: ((step: BeamStep) => void) | null, signal?: AbortSignal | null): Promise<Hypothesis[]> {
+    const steps: BeamStep[] = [];
+    return this.#request({ type: "beamSearch", id: this.#nextId++, prompt, config }, [], {
+      steps,
+      onStep: (step) => {
+        steps.push(step as BeamStep);
+        onStep?.(step as BeamStep);
+      },
+      signal,
+    });
   }
 
   /** An async iterator of one generation's steps; `break` cancels it. */

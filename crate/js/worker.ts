@@ -6,7 +6,7 @@
 // The worker runs one of two builds of the engine: the threaded one (threads/, rayon's pool on
 // Web Workers) when more than one thread is asked for and the page allows it (threads.ts), else
 // the single-threaded one. The first request decides: a "start" names the threads.
-import type { Model, Step } from "./decoding_playground.js";
+import type { BeamStep, Model, Step } from "./decoding_playground.js";
 import { abortError, codedError } from "./fetcher.js";
 import { loadModel, type EngineBuild, type LoadProgress } from "./load.js";
 import {
@@ -131,6 +131,16 @@ export function serveModelWorker(scope: WorkerScope = globalThis as unknown as W
             runs.delete(message.id);
           }
           return reply(message, null);
+        }
+        case "beamSearch": {
+          const controller = new AbortController();
+          runs.set(message.id, controller);
+          try {
+            const onStep = (step: BeamStep) => post({ type: "step", id: message.id, step });
+            return reply(message, await requireModel().beamSearch(message.prompt, message.config, onStep, controller.signal));
+          } finally {
+            runs.delete(message.id);
+          }
         }
         case "abort":
           return runs.get(message.target)?.abort();

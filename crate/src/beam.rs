@@ -41,8 +41,7 @@ impl Default for EarlyStopping {
 
 /// What a beam search is asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
-#[cfg_attr(target_arch = "wasm32", tsify(from_wasm_abi))]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct BeamConfig {
     /// Beams kept at each step (1 is greedy decoding); at most 16.
@@ -119,6 +118,8 @@ pub fn candidates(live: &[(f64, &[f32])], beams: usize) -> Vec<Candidate> {
 #[serde(rename_all = "camelCase")]
 pub struct Hypothesis {
     pub tokens: Vec<u32>,
+    /// The search's node of its last token (see [`BeamNode`]).
+    pub node: usize,
     pub sum_log_prob: f64,
     pub score: f64,
     /// The text of its tokens, the stop token's left out (set by the engine).
@@ -141,13 +142,14 @@ impl Hypotheses {
         Self { beams: config.beams, length_penalty: config.length_penalty, early_stopping: config.early_stopping, max_tokens: config.max_tokens, kept: Vec::new(), worst: 1e9 }
     }
 
-    /// Offers a hypothesis of `length` generated tokens; returns whether it was kept.
-    pub fn add(&mut self, tokens: Vec<u32>, sum_log_prob: f64, length: usize) -> bool {
+    /// Offers a hypothesis of `length` generated tokens, ending at `node`; returns whether it
+    /// was kept.
+    pub fn add(&mut self, tokens: Vec<u32>, node: usize, sum_log_prob: f64, length: usize) -> bool {
         let score = sum_log_prob / (length as f64).powf(self.length_penalty);
         if self.kept.len() >= self.beams && score <= self.worst {
             return false;
         }
-        self.kept.push(Hypothesis { tokens, sum_log_prob, score, text: String::new() });
+        self.kept.push(Hypothesis { tokens, node, sum_log_prob, score, text: String::new() });
         if self.kept.len() > self.beams {
             let (worst, _) = self.kept.iter().enumerate().min_by(|a, b| a.1.score.total_cmp(&b.1.score)).expect("not empty");
             self.kept.remove(worst);
@@ -182,7 +184,7 @@ impl Hypotheses {
 
 /// A candidate of one step, as the tree view draws it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct BeamNode {
     /// Unique within the search.
@@ -214,6 +216,7 @@ pub struct BeamStep {
 struct LiveBeam {
     tokens: Vec<u32>,
     score: f64,
+    /// None for the prompt, before the first step.
     node: Option<usize>,
 }
 
@@ -259,7 +262,7 @@ impl BeamSearch {
             if next.len() == k || (stop && rank >= k) {
                 record.pruned.push(node);
             } else if stop {
-                self.hypotheses.add(tokens(), c.score, step + 1);
+                self.hypotheses.add(tokens(), node.id, c.score, step + 1);
                 record.finished.push(node);
             } else {
                 next.push(LiveBeam { tokens: tokens(), score: c.score, node: Some(node.id) });
@@ -275,7 +278,7 @@ impl BeamSearch {
         if !done {
             for beam in next {
                 let length = beam.tokens.len();
-                self.hypotheses.add(beam.tokens, beam.score, length);
+                self.hypotheses.add(beam.tokens, beam.node.expect("a kept beam has a node"), beam.score, length);
             }
         }
         self.beams.clear();
@@ -304,22 +307,22 @@ mod tests {
     fn hypotheses_keep_the_best_and_stop_as_early_stopping_says() {
         let config = BeamConfig { beams: 2, max_tokens: 10, length_penalty: 1.0, ..Default::default() };
         let mut h = Hypotheses::new(&config);
-        assert!(h.add(vec![1], -2.0, 2)); // -1
+        assert!(h.add(vec![1], 0, -2.0, 2)); // -1
         assert!(!h.is_done(-0.1, 3), "fewer than `beams` finished");
-        assert!(h.add(vec![2], -6.0, 3)); // -2
-        assert!(h.add(vec![3], -3.0, 2)); // -1.5 pushes out -2
-        assert!(!h.add(vec![4], -9.0, 3)); // -3
+        assert!(h.add(vec![2], 1, -6.0, 3)); // -2
+        assert!(h.add(vec![3], 2, -3.0, 2)); // -1.5 pushes out -2
+        assert!(!h.add(vec![4], 3, -9.0, 3)); // -3
         // The worst kept is -1.5: a live beam at -5 over 3 tokens (-1.67) cannot beat it.
         assert!(h.is_done(-5.0, 3));
         assert!(!h.is_done(-4.0, 3));
         // "never" judges at the longest length: -5 over 10 could still beat it.
         let mut never = Hypotheses::new(&BeamConfig { early_stopping: EarlyStopping::Never(Never::Never), ..config.clone() });
-        never.add(vec![1], -2.0, 2);
-        never.add(vec![3], -3.0, 2);
+        never.add(vec![1], 0, -2.0, 2);
+        never.add(vec![3], 1, -3.0, 2);
         assert!(!never.is_done(-5.0, 3));
         let mut first = Hypotheses::new(&BeamConfig { early_stopping: EarlyStopping::Flag(true), ..config });
-        first.add(vec![1], -20.0, 2);
-        first.add(vec![3], -30.0, 2);
+        first.add(vec![1], 0, -20.0, 2);
+        first.add(vec![3], 1, -30.0, 2);
         assert!(first.is_done(0.0, 3));
         assert_eq!(h.into_sorted().iter().map(|h| h.tokens[0]).collect::<Vec<_>>(), [1, 3]);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { FetchBytes, LoadProgress, Step as RawStep } from "decoding-playground";
+import type { BeamConfig, BeamStep, FetchBytes, LoadProgress, Step as RawStep } from "decoding-playground";
 import { EngineClient, kindOf, weightTypesOf, WorkerError, type EngineModel, type Notice } from "./client";
 import type { GenerateConfig, ModelSource, TokenStep } from "./protocol";
 import { defaultStrategy, toConfig } from "./settings";
@@ -73,6 +73,15 @@ class FakeEngine implements EngineModel {
     } finally {
       this.generating = false;
     }
+  }
+  async beamSearch(prompt: string, config?: BeamConfig, onStep?: ((step: BeamStep) => void) | null, signal?: AbortSignal | null) {
+    this.prompts.push(prompt);
+    for (let step = 0; step < config!.maxTokens!; step++) {
+      onStep?.({ step, kept: [], finished: [], pruned: [], results: [] });
+      await new Promise((r) => setTimeout(r, 0));
+      if (signal?.aborted) throw abortError();
+    }
+    return [{ tokens: [1, 2], node: 3, text: "ab", sumLogProb: -1, score: -0.5 }];
   }
   forks: number[][] = [];
   async fork(prompt: string, tokens: ArrayLike<number>, config?: GenerateConfig, onStep?: ((step: RawStep) => void) | null, signal?: AbortSignal | null) {
@@ -235,6 +244,18 @@ describe("the page's engine client", () => {
     expect(result.stats).toMatchObject({ steps: 4, tokens: 4 });
     expect(result.stats!.tokensPerSecond).toBeGreaterThan(0);
     expect(engine().prompts).toEqual(["hi"]);
+  });
+
+  it("a beam search streams its steps and resolves with the hypotheses; a stop keeps the steps made", async () => {
+    const { client, load } = setup();
+    await load(gguf);
+    const seen: number[] = [];
+    const config = { beams: 2, maxTokens: 3, lengthPenalty: 1, earlyStopping: false, stopTokens: null };
+    const done = await client.beamSearch("hi", config, (step) => seen.push(step.step));
+    expect([seen, done.hypotheses.map((h) => h.text), done.cancelled]).toEqual([[0, 1, 2], ["ab"], false]);
+    const stopped = client.beamSearch("hi", { ...config, maxTokens: 50 }, (step) => step.step === 1 && client.stop());
+    expect(await stopped).toMatchObject({ cancelled: true, hypotheses: [] });
+    expect((await stopped).steps.length).toBeGreaterThanOrEqual(2);
   });
 
   it("a branch forks after the prompt with the tokens it takes as generated, and streams as a run", async () => {

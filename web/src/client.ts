@@ -4,14 +4,14 @@
 // Should the engine fail (a wasm trap leaves its instance unusable), a fresh worker is started
 // and `onRestart` says why; every pending promise has then rejected with kind "crash".
 import type { FetchBytes, LoadProgress, ModelSource as PackageSource, ScoreResult, WorkerModel } from "decoding-playground";
-import type { Alternative, BackendChoice, BackendInfo, ErrorKind, GenerateConfig, LoadPhase, ModelInfo, ModelSource, RunStats, ScoredStep, ScoredText, Step, TokenStep } from "./protocol";
+import type { Alternative, BackendChoice, BackendInfo, BeamConfig, BeamStep, ErrorKind, GenerateConfig, Hypothesis, LoadPhase, ModelInfo, ModelSource, RunStats, ScoredStep, ScoredText, Step, TokenStep } from "./protocol";
 
 /** What the client needs of the package's WorkerModel (a fake in the unit tests). */
 export type EngineModel = Pick<
   WorkerModel,
   | "vocabSize" | "contextLength" | "backend" | "weightTypes" | "kvCacheBytesPerToken" | "ngramStoreTokens" | "chatTemplate"
   | "architecture" | "parameterCount" | "tokenizerKind"
-  | "reusePrefix" | "load" | "generate" | "fork" | "score" | "encode" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
+  | "reusePrefix" | "load" | "generate" | "fork" | "beamSearch" | "score" | "encode" | "decode" | "applyChatTemplate" | "setNgramStore" | "buildNgramStore"
   | "describeSampler" | "ignoredSettings" | "terminate" | "threads"
 >;
 
@@ -29,6 +29,14 @@ export class WorkerError extends Error {
   constructor(readonly kind: ErrorKind | "superseded", message: string) {
     super(message);
   }
+}
+
+export interface BeamResult {
+  steps: BeamStep[];
+  /** Best first; none when stopped. */
+  hypotheses: Hypothesis[];
+  wallMs: number;
+  cancelled: boolean;
 }
 
 export interface RunResult {
@@ -323,6 +331,30 @@ export class EngineClient {
         tokensPerSecond: count > 1 ? ((count - 1) * 1000) / decodeMs : (count * 1000) / Math.max(wallMs, 1e-3),
       },
     };
+  }
+
+  /** A beam search after `prompt` (a user message in the chat template with `chat`): each step
+   *  to `onStep`; a stop resolves with `cancelled` and the steps made. */
+  async beamSearch(prompt: string, config: BeamConfig, onStep: (step: BeamStep) => void, options: RunOptions = {}): Promise<BeamResult> {
+    const engine = await this.model();
+    const run = new AbortController();
+    this.runs.add(run);
+    const t0 = performance.now();
+    const steps: BeamStep[] = [];
+    try {
+      engine.reusePrefix = false;
+      const text = await this.promptFor(engine, prompt, options.chat ?? false);
+      const hypotheses = await engine.beamSearch(text, config, (step) => {
+        steps.push(step);
+        onStep(step);
+      }, run.signal);
+      return { steps, hypotheses, wallMs: performance.now() - t0, cancelled: false };
+    } catch (error) {
+      if (kindOf(error, "run") === "cancelled") return { steps, hypotheses: [], wallMs: performance.now() - t0, cancelled: true };
+      throw asWorkerError(error, "run");
+    } finally {
+      this.runs.delete(run);
+    }
   }
 
   stop(): void {

@@ -2,16 +2,18 @@
 // seed (one uniform draw per step whatever the strategy, so they share their randomness). Side
 // by side columns, the running perplexities overlaid, wall time and tok/s for each.
 import { Chart, compareChartData } from "./charts";
-import type { EngineClient, RunResult } from "./client";
+import type { BeamResult, EngineClient, RunResult } from "./client";
 import type { TokenStep } from "./protocol";
-import { defaultStrategy, describe, MAX_COMPARE, toConfig, type StrategySettings } from "./settings";
+import { beamConfig, defaultStrategy, describe, MAX_COMPARE, toConfig, type StrategySettings } from "./settings";
 import { TokenView } from "./tokens";
-import { renderFinals } from "./tree";
+import { renderFinals, renderHypotheses } from "./tree";
 
 export interface CompareRun {
   label: string;
   entry: StrategySettings;
   result: RunResult | null;
+  /** A beam search's, in place of `result`. */
+  beams: BeamResult | null;
   error: string | null;
 }
 
@@ -74,7 +76,7 @@ export class CompareView {
 
   /** Runs every entry in turn; `shouldStop` is checked between runs (Stop ends them all). */
   async run(client: EngineClient, prompt: string, seed: number, maxTokens: number, shouldStop: () => boolean, chat = false, stops: string[] = []): Promise<CompareRun[]> {
-    this.runs = this.entries.map((entry) => ({ label: describe(entry), entry, result: null, error: null }));
+    this.runs = this.entries.map((entry) => ({ label: describe(entry), entry, result: null, beams: null, error: null }));
     this.columns.replaceChildren();
     this.columns.style.setProperty("--columns", String(this.runs.length));
     this.chart.clear();
@@ -99,6 +101,17 @@ export class CompareView {
       stats.textContent = "running…";
       const steps = live[i] ?? [];
       try {
+        if (run.entry.strategy === "beam") {
+          const beams = await client.beamSearch(prompt, beamConfig(run.entry, maxTokens), () => {}, { chat });
+          run.beams = beams;
+          const best = beams.hypotheses[0];
+          stats.textContent = beams.cancelled ? `stopped after ${beams.steps.length} steps` : `${beams.hypotheses.length} hypotheses · wall ${(beams.wallMs / 1000).toFixed(2)} s · best score ${best?.score.toFixed(4) ?? "–"}`;
+          const finals = el("ol", "finals");
+          renderHypotheses(finals, beams.hypotheses);
+          body.replaceChildren(finals);
+          column.dataset.state = beams.cancelled ? "stopped" : "done";
+          continue;
+        }
         run.result = await client.run(prompt, toConfig(run.entry, seed, maxTokens, stops), (step) => {
           if (step.kind !== "token") return;
           steps.push(step);
@@ -120,7 +133,7 @@ export class CompareView {
       column.dataset.state = run.error ? "error" : run.result?.cancelled ? "stopped" : "done";
     }
     redraw();
-    this.note.hidden = !this.runs.some((r) => r.entry.strategy === "superposed");
+    this.note.hidden = !this.runs.some((r) => r.entry.strategy === "superposed" || r.entry.strategy === "beam");
     return this.runs;
   }
 

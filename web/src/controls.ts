@@ -2,6 +2,7 @@
 // table of fields so that reading, writing and labelling cannot drift apart. Values the current
 // strategy ignores stay editable but are marked, with a sentence saying which and why.
 import {
+  type EarlyStopping,
   NGRAM_ORDERS,
   randomSeed,
   STAGE_HELP,
@@ -13,7 +14,7 @@ import {
   type StrategySettings,
 } from "./settings";
 
-type Group = "sampling" | "penalties" | "mirostat" | "superposed";
+type Group = "sampling" | "penalties" | "mirostat" | "superposed" | "beam";
 
 interface Field {
   /** Path into StrategySettings, e.g. "topK" (a toggle), "penalties.repetition", "ngramWeights.2". */
@@ -63,13 +64,20 @@ const FIELDS: Field[] = [
     step: 0.01,
     min: 0,
   })),
+  { path: "beams", label: "k beams", group: "beam", setting: "beams", step: 1, min: 1, max: 16, integer: true },
+  { path: "lengthPenalty", label: "Length penalty", group: "beam", setting: "lengthPenalty", step: 0.1, help: "above 0 favours longer hypotheses" },
 ];
 
+/** Samplers and penalties shape one token's distribution; superposed decoding and beam search
+ *  replace them. */
+const samples = (s: StrategyKind) => s !== "superposed" && s !== "beam";
+
 const GROUPS: { group: Group; legend: string; help?: string; shown: (s: StrategyKind) => boolean }[] = [
-  { group: "sampling", legend: "Sampling chain", shown: (s) => s !== "superposed" },
-  { group: "penalties", legend: "Penalties", help: STAGE_HELP.penalties, shown: (s) => s !== "superposed" },
+  { group: "sampling", legend: "Sampling chain", shown: samples },
+  { group: "penalties", legend: "Penalties", help: STAGE_HELP.penalties, shown: samples },
   { group: "mirostat", legend: "Mirostat", shown: (s) => s === "mirostat1" || s === "mirostat2" },
   { group: "superposed", legend: "Superposed decoding", shown: (s) => s === "superposed" },
+  { group: "beam", legend: "Beam search", shown: (s) => s === "beam" },
 ];
 
 const NAMES: Record<string, string> = {
@@ -131,6 +139,7 @@ export class Controls {
   readonly chat: HTMLInputElement;
   private readonly strategyHelp: HTMLElement;
   private readonly order: HTMLSelectElement;
+  private readonly earlyStopping: HTMLSelectElement;
   private readonly note: HTMLElement;
   private readonly error: HTMLElement;
   private compare: StrategySettings[] = [];
@@ -149,6 +158,12 @@ export class Controls {
     const groups = form.querySelector("#parameter-groups") as HTMLElement;
     this.order = element("select", { id: "f-order" });
     this.order.append(element("option", { value: "llama" }, "llama.cpp: truncate, then temperature"), element("option", { value: "hf" }, "Hugging Face: temperature first"));
+    this.earlyStopping = element("select", { id: "f-earlyStopping" });
+    this.earlyStopping.append(
+      element("option", { value: "false" }, "when no beam can do better (false)"),
+      element("option", { value: "true" }, "once k hypotheses have finished (true)"),
+      element("option", { value: "never" }, "judged at the longest length (never)"),
+    );
     for (const { group, legend, help } of GROUPS) {
       const fieldset = element("fieldset", { "data-group": group });
       fieldset.append(element("legend", {}, legend));
@@ -157,6 +172,11 @@ export class Controls {
       if (group === "sampling") {
         const row = element("div", { class: "field", "data-setting": "order" });
         row.append(element("label", { for: "f-order" }, "Stage order"), this.order);
+        fieldset.append(row);
+      }
+      if (group === "beam") {
+        const row = element("div", { class: "field", "data-setting": "earlyStopping" });
+        row.append(element("label", { for: "f-earlyStopping" }, "Early stopping"), this.earlyStopping);
         fieldset.append(row);
       }
       groups.append(fieldset);
@@ -205,6 +225,7 @@ export class Controls {
       }
     }
     s.order = this.order.value === "hf" ? "hf" : "llama";
+    s.earlyStopping = this.earlyStopping.value as EarlyStopping;
     return {
       ...s,
       prompt: this.prompt.value,
@@ -226,6 +247,7 @@ export class Controls {
     this.stopText.value = settings.stopText;
     this.strategy.value = settings.strategy;
     this.order.value = settings.order;
+    this.earlyStopping.value = settings.earlyStopping;
     for (const field of FIELDS) {
       const value = get(settings, field.path);
       const input = this.input(field.path);
@@ -267,7 +289,7 @@ export class Controls {
       row.classList.toggle("ignored", ignored.includes(row.dataset.setting ?? ""));
     }
     const names = [...new Set(ignored.map((name) => NAMES[name] ?? name))];
-    const who = { greedy: "Greedy always takes the most likely token", mirostat1: "Mirostat v1 chooses its own truncation", mirostat2: "Mirostat v2 chooses its own truncation", superposed: "Superposed decoding replaces the sampler chain", sample: "This chain" }[strategy];
+    const who = { greedy: "Greedy always takes the most likely token", mirostat1: "Mirostat v1 chooses its own truncation", mirostat2: "Mirostat v2 chooses its own truncation", superposed: "Superposed decoding replaces the sampler chain", beam: "Beam search replaces the sampler chain", sample: "This chain" }[strategy];
     this.note.textContent = names.length ? `${who}: it ignores ${names.join(", ")}.` : "";
     this.note.hidden = names.length === 0;
   }
@@ -320,6 +342,9 @@ export class Controls {
       drafts: 0,
       alpha: 0,
       ngramWeights: NGRAM_ORDERS.map(() => 0),
+      beams: 0,
+      lengthPenalty: 0,
+      earlyStopping: "false",
     };
   }
 }

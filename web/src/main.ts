@@ -15,7 +15,7 @@ import { BranchTree, decodeForkPoints, encodeForkPoints, perplexityOf, takenStep
 import { BranchView, takeButtons } from "./branchview";
 import { Probe } from "./probe";
 import { ScoreView } from "./scoreview";
-import { checkBasics, ignoredByStrategy, MAX_COMPARE, runStops, strategyOf, toConfig, type Settings } from "./settings";
+import { beamConfig, checkBasics, ignoredByStrategy, MAX_COMPARE, runStops, strategyOf, toConfig, type Settings } from "./settings";
 import { modelParam, urlSource } from "./modelurl";
 import { hasWasmSimd } from "./simd";
 import { fromQuery, toQuery, viewsFromQuery } from "./urlstate";
@@ -276,6 +276,13 @@ function start(): void {
     branches.reset(null);
     pinPanel(s, 0);
     try {
+      if (s.strategy === "beam") {
+        const result = await client.beamSearch(s.prompt, beamConfig(s, s.maxTokens), (step) => view.beamStep(step), { chat: s.chat });
+        state.lastRun = view.finishBeams(s, result);
+        state.runs += 1;
+        lastRuns = [];
+        return;
+      }
       const config = toConfig(s, s.seed, s.maxTokens, runStops(s));
       const result = await client.run(s.prompt, config, (step, elapsedMs) => view.step(step, elapsedMs), { chat: s.chat });
       state.lastRun = view.finish(s, result);
@@ -443,7 +450,7 @@ function start(): void {
       }));
       state.compareRuns = runs.map((r) => ({
         label: r.label,
-        steps: r.result?.steps.length ?? 0,
+        steps: r.result?.steps.length ?? r.beams?.steps.length ?? 0,
         tokensPerSecond: r.result?.stats?.tokensPerSecond ?? null,
         wallMs: r.result?.stats?.wallMs ?? null,
         error: r.error,

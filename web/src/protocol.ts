@@ -21,6 +21,9 @@ export type GenerateConfig = Required<Omit<pkg.GenerateConfig, "sampler" | "supe
   superposed: SuperposedConfig | null;
 };
 
+/** Beam search's config, every field present. */
+export type BeamConfig = Required<pkg.BeamConfig>;
+
 // ---- step records ----
 
 export type FinishReason = pkg.FinishReason;
@@ -53,6 +56,11 @@ export interface ScoredText {
 }
 
 export type Step = TokenStep | DraftsStep;
+
+/** A beam search's step: the candidates kept, finished and pruned; on the last, the hypotheses. */
+export type BeamStep = pkg.BeamStep;
+export type BeamNode = pkg.BeamNode;
+export type Hypothesis = pkg.Hypothesis;
 
 // ---- messages ----
 

@@ -1,11 +1,11 @@
-// The single-run view: the token stream, the chart and, for superposed decoding, the draft
-// tree, fed one step at a time; plus the status line and the always-visible tok/s.
+// The single-run view: the token stream, the chart and, for superposed decoding and beam
+// search, the tree, fed one step at a time; plus the status line and the always-visible tok/s.
 import { Chart, mirostatShortfall, runChartData } from "./charts";
-import type { RunResult } from "./client";
-import type { DraftsStep, FinalDraft, ScoredText, Step, TokenStep } from "./protocol";
+import type { BeamResult, RunResult } from "./client";
+import type { BeamStep, DraftsStep, FinalDraft, ScoredText, Step, TokenStep } from "./protocol";
 import { describe, runStops, type Settings } from "./settings";
 import { TokenView } from "./tokens";
-import { buildDraftTree, renderDraftTree, renderFinals } from "./tree";
+import { buildBeamTree, buildDraftTree, renderDraftTree, renderFinals, renderHypotheses } from "./tree";
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector(selector) as T;
 
@@ -39,6 +39,8 @@ export class RunView {
   private readonly showPruned = $<HTMLInputElement>("#show-pruned");
   private tokenSteps: TokenStep[] = [];
   private draftSteps: DraftsStep[] = [];
+  /** A beam search's steps: the tree then shows beams, not drafts. */
+  private beamSteps: BeamStep[] | null = null;
   private tau: number | null = null;
   private maxTokens = 0;
   private firstMs = 0;
@@ -57,22 +59,32 @@ export class RunView {
   }
 
   begin(s: Settings): void {
-    const superposed = s.strategy === "superposed";
+    // Superposed drafts and beams show as a tree, not as one token stream.
+    const treeShown = s.strategy === "superposed" || s.strategy === "beam";
+    const beams = s.strategy === "beam";
+    this.beamSteps = beams ? [] : null;
+    $("#tree-heading").textContent = beams ? "Beam tree" : "Draft tree";
+    $("#finals-heading").textContent = beams ? "Final hypotheses" : "Final drafts";
+    $("#tree-help-drafts").hidden = beams;
+    $("#tree-help-beams").hidden = !beams;
+    $("#chart-note").textContent = beams
+      ? "Beam search ranks whole sequences, not single sampled tokens: see the tree below."
+      : "Superposed decoding scores drafts, not single sampled tokens: see the tree below.";
     this.tau = s.strategy === "mirostat1" || s.strategy === "mirostat2" ? s.tau : null;
     this.maxTokens = s.maxTokens;
     this.tokenSteps = [];
     this.draftSteps = [];
     this.inherited = 0;
     this.finalScores = undefined;
-    this.tokens.clear(superposed ? "" : s.prompt);
+    this.tokens.clear(treeShown ? "" : s.prompt);
     this.chart.clear();
-    $("#tokens-section").hidden = superposed;
-    $("#chart-note").hidden = !superposed;
-    $("#chart").hidden = superposed;
-    $("#tree-section").hidden = !superposed;
+    $("#tokens-section").hidden = treeShown;
+    $("#chart-note").hidden = !treeShown;
+    $("#chart").hidden = treeShown;
+    $("#tree-section").hidden = !treeShown;
     $("#finals-before-section").hidden = true;
     $("#mirostat-note").hidden = true;
-    if (superposed) this.renderTree();
+    if (treeShown) this.renderTree();
     setStatus("Prefilling the prompt…", "running");
   }
 
@@ -108,6 +120,26 @@ export class RunView {
       this.draftSteps.push(step);
       this.scheduleTree();
     }
+  }
+
+  /** A beam search's step. */
+  beamStep(step: BeamStep): void {
+    this.beamSteps?.push(step);
+    setStatus(`Searching: step ${step.step + 1} of ${this.maxTokens}…`, "running");
+    this.scheduleTree();
+  }
+
+  /** A beam search's end: the tree with its hypotheses, and the best one's text as the run's. */
+  finishBeams(s: Settings, result: BeamResult): RunSummary {
+    this.renderTree();
+    const best = result.hypotheses[0];
+    setStatus(
+      result.cancelled
+        ? `Stopped after ${result.steps.length} steps.`
+        : `${result.hypotheses.length} hypotheses after ${result.steps.length} steps in ${(result.wallMs / 1000).toFixed(2)} s · best score ${best?.score.toFixed(4) ?? "–"}`,
+      result.cancelled ? "stopped" : "done",
+    );
+    return { label: describe(s), steps: result.steps.length, tokens: best?.tokens.length ?? 0, cancelled: result.cancelled, tokensPerSecond: null, text: best?.text ?? "" };
   }
 
   finish(s: Settings, result: RunResult): RunSummary {
@@ -164,6 +196,12 @@ export class RunView {
   }
 
   private renderTree(): void {
+    if (this.beamSteps) {
+      const tree = buildBeamTree(this.beamSteps);
+      renderDraftTree($("#tree"), tree, this.showPruned.checked);
+      renderHypotheses($<HTMLOListElement>("#finals"), tree.finals);
+      return;
+    }
     const tree = buildDraftTree(this.draftSteps);
     renderDraftTree($("#tree"), tree, this.showPruned.checked);
     renderFinals($<HTMLOListElement>("#finals"), tree.finals, this.finalScores);

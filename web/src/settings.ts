@@ -2,9 +2,9 @@
 // current strategy does not use (a switched-off top-k keeps its k), so switching back and forth
 // loses nothing; only `toConfig` decides what the crate sees.
 import { DEFAULT_DRY_CONFIG, DEFAULT_MIROSTAT_CONFIG, DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, STAGE_ORDERS } from "decoding-playground";
-import type { GenerateConfig, PenaltyConfig, SamplerConfig, Stage } from "./protocol";
+import type { BeamConfig, GenerateConfig, PenaltyConfig, SamplerConfig, Stage } from "./protocol";
 
-export type StrategyKind = "greedy" | "sample" | "mirostat1" | "mirostat2" | "superposed";
+export type StrategyKind = "greedy" | "sample" | "mirostat1" | "mirostat2" | "superposed" | "beam";
 
 export const STRATEGIES: { kind: StrategyKind; label: string }[] = [
   { kind: "greedy", label: "Greedy" },
@@ -12,6 +12,7 @@ export const STRATEGIES: { kind: StrategyKind; label: string }[] = [
   { kind: "mirostat1", label: "Mirostat v1" },
   { kind: "mirostat2", label: "Mirostat v2" },
   { kind: "superposed", label: "Superposed decoding (k drafts)" },
+  { kind: "beam", label: "Beam search" },
 ];
 
 /** One line per strategy, shown under the selector: what it does, in a newcomer's words. */
@@ -24,7 +25,12 @@ export const STRATEGY_HELP: Record<StrategyKind, string> = {
   mirostat2: "Mirostat v2: adjusts a surprise cap μ each step so that the text's average surprise stays near τ bits (Basu et al. 2020).",
   superposed:
     "Superposed decoding: k drafts from one forward pass, fed the weighted sum of their embeddings; an n-gram model keeps them coherent (Shen et al. 2024).",
+  beam:
+    "Beam search: keeps the k most likely sequences at each step and ends with the best finished ones, scored by log probability over length^penalty (as Hugging Face does it).",
 };
+
+/** When beam search's finished hypotheses are final (Hugging Face's `early_stopping`). */
+export type EarlyStopping = "false" | "true" | "never";
 
 /** One line per stage of the sampling chain, shown with its field. */
 export const STAGE_HELP = {
@@ -96,6 +102,9 @@ export interface StrategySettings {
   drafts: number;
   alpha: number;
   ngramWeights: number[];
+  beams: number;
+  lengthPenalty: number;
+  earlyStopping: EarlyStopping;
 }
 
 export interface Settings extends StrategySettings {
@@ -151,6 +160,9 @@ export function defaultStrategy(): StrategySettings {
     drafts: DEFAULT_SUPERPOSED_CONFIG.drafts,
     alpha: DEFAULT_SUPERPOSED_CONFIG.alpha,
     ngramWeights: [...DEFAULT_SUPERPOSED_CONFIG.ngramWeights],
+    beams: 4,
+    lengthPenalty: 1,
+    earlyStopping: "false",
   };
 }
 
@@ -250,6 +262,7 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number, s
       break;
     case "sample":
     case "superposed":
+    case "beam":
       break;
   }
   const superposed =
@@ -257,6 +270,12 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number, s
       ? { ...DEFAULT_SUPERPOSED_CONFIG, drafts: s.drafts, alpha: s.alpha, ngramOrders: [...NGRAM_ORDERS], ngramWeights: [...s.ngramWeights] }
       : null;
   return { maxTokens, stopTokens: null, stopStrings: [...stops], sampler, superposed };
+}
+
+/** Beam search's config: its own settings and the run's length; the sampler's play no part. */
+export function beamConfig(s: StrategySettings, maxTokens: number): BeamConfig {
+  const earlyStopping = s.earlyStopping === "never" ? "never" : s.earlyStopping === "true";
+  return { beams: s.beams, maxTokens, lengthPenalty: s.lengthPenalty, earlyStopping, stopTokens: null };
 }
 
 /** The config's truncation settings: greedy leaves them out, and ignores them. */
@@ -269,6 +288,7 @@ export function ignoredByStrategy(s: StrategySettings): string[] {
     case "greedy":
       return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "order"];
     case "superposed":
+    case "beam":
       return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "order", "penalties", "dry"];
     default:
       return [];
@@ -295,6 +315,8 @@ export function describe(s: StrategySettings): string {
       return withPenalties(`Mirostat v${s.strategy === "mirostat1" ? 1 : 2} τ ${num(s.tau)} η ${num(s.eta)} T ${num(s.temperature)}`);
     case "superposed":
       return `superposed k ${s.drafts} α ${num(s.alpha)}`;
+    case "beam":
+      return `beam search k ${s.beams} length penalty ${num(s.lengthPenalty)}${s.earlyStopping === "false" ? "" : ` early stopping ${s.earlyStopping}`}`;
     case "sample": {
       // A stage the form has no field for is never set, so it is not named either.
       const names: Partial<Record<Stage, [string, Toggle]>> = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { DraftNode, DraftsStep } from "./protocol";
-import { buildDraftTree, finalMeta, formatPerplexity, formatProb, layoutDraftTree, tokenLabel } from "./tree";
+import type { BeamNode, BeamStep, DraftNode, DraftsStep } from "./protocol";
+import { buildBeamTree, buildDraftTree, finalMeta, formatPerplexity, formatProb, layoutDraftTree, tokenLabel } from "./tree";
 
 const node = (id: number, parent: number | null, text = `t${id}`, logProb = -id): DraftNode => ({
   id, parent, token: 100 + id, text, score: -1, logProb, modelProb: 0.5, ngramProb: 0.1, weight: 0.5,
@@ -83,5 +83,33 @@ describe("draft tree", () => {
     expect(finalMeta(draft, 0)).toBe("#1 · superposed score 1.42e+4 · 3 tokens");
     expect(finalMeta(draft, 1, 8.5)).toBe("#2 · model perplexity 8.50 · superposed score 1.42e+4 · 3 tokens");
     expect(finalMeta({ ...draft, stopped: true }, 2, null)).toBe("#3 · model perplexity – · superposed score 1.42e+4 · 3 tokens · ended");
+  });
+});
+
+describe("beam tree", () => {
+  const beam = (id: number, parent: number | null, score: number, text = `b${id}`): BeamNode => ({ id, parent: parent ?? undefined, token: 200 + id, text, logProb: -0.5, score } as BeamNode);
+  // k = 2: two candidates kept per step, one finished hypothesis, the rest pruned.
+  const beamSteps: BeamStep[] = [
+    { step: 0, kept: [beam(0, null, -0.1), beam(1, null, -0.9)], finished: [], pruned: [beam(2, null, -2), beam(3, null, -3)], results: [] },
+    {
+      step: 1, kept: [beam(4, 0, -0.3), beam(5, 1, -1.0)], finished: [beam(6, 0, -0.4, "")], pruned: [beam(7, 1, -4)],
+      results: [
+        { tokens: [200, 204], node: 4, text: "b0b4", sumLogProb: -0.3, score: -0.15 },
+        { tokens: [200, 206], node: 6, text: "b0", sumLogProb: -0.4, score: -0.2 },
+      ],
+    },
+  ];
+
+  it("keeps beams live, finished hypotheses ended and the rest pruned, and marks the hypotheses' paths", () => {
+    const tree = buildBeamTree(beamSteps);
+    const status = Object.fromEntries(tree.nodes.map((n) => [n.id, n.status]));
+    expect(status).toMatchObject({ 0: "live", 2: "pruned", 4: "live", 6: "finished", 7: "pruned" });
+    expect(tree.nodes.find((n) => n.id === 5)?.parent).toBe(1);
+    expect(tree.nodes.find((n) => n.id === 0)?.parent).toBeNull();
+    const ranks = Object.fromEntries(tree.nodes.map((n) => [n.id, n.finalRanks]));
+    expect([ranks[0], ranks[4], ranks[6], ranks[1]]).toEqual([[0, 1], [0], [1], []]);
+    expect(tree.nodes.find((n) => n.id === 4)?.numbers).toBe(formatProb(-0.3));
+    expect(tokenLabel(tree.nodes.find((n) => n.id === 6)!)).toBe("⟨end⟩");
+    expect(layoutDraftTree(tree, false).descendants()).toHaveLength(6);
   });
 });

@@ -1,42 +1,94 @@
-// The draft tree of superposed decoding: built from the "drafts" step records, laid out with
-// d3-hierarchy, drawn as SVG. A node per draft token per step; pruned candidates faded; the
-// final k drafts highlighted along their whole path and listed as text.
+// The trees of superposed decoding's drafts and of beam search's beams: built from their step
+// records, laid out with d3-hierarchy, drawn as SVG. A node per token per step; pruned
+// candidates faded; the final drafts (or hypotheses) highlighted along their whole path and
+// listed as text.
 import { stratify, tree as treeLayout, type HierarchyPointNode } from "d3-hierarchy";
-import type { DraftNode, DraftsStep, FinalDraft } from "./protocol";
+import type { BeamStep, DraftsStep, FinalDraft, Hypothesis } from "./protocol";
 
 export type NodeStatus = "live" | "finished" | "pruned";
 
-export interface TreeNode extends DraftNode {
+export interface TreeNode {
+  id: number;
+  parent: number | null;
+  token: number;
+  text: string;
+  /** The natural log probability of the sequence up to this token. */
+  logProb: number;
   step: number;
   status: NodeStatus;
-  /** Ranks (0 = best) of the final drafts whose path runs through this node. */
+  /** What the node shows under its token, and the lines of its tooltip. */
+  numbers: string;
+  details: string[];
+  /** Ranks (0 = best) of the finals whose path runs through this node. */
   finalRanks: number[];
-  /** Set on the last node of a final draft. */
+  /** Set on the last node of a final. */
   finalRank: number | null;
 }
 
-export interface DraftTree {
+/** A final draft or hypothesis: the node of its last token, and its text. */
+export interface Final {
+  node: number;
+  text: string;
+}
+
+export interface DraftTree<F extends Final = FinalDraft> {
   nodes: TreeNode[];
-  finals: FinalDraft[];
+  finals: F[];
   steps: number;
 }
 
-/** Builds the tree from a run's steps (possibly a run still in progress, without finals). */
-export function buildDraftTree(steps: readonly DraftsStep[]): DraftTree {
-  const byId = new Map<number, TreeNode>();
-  for (const step of steps) {
-    const groups: [NodeStatus, DraftNode[]][] = [["live", step.live], ["finished", step.finished], ["pruned", step.pruned]];
-    for (const [status, nodes] of groups) {
-      for (const node of nodes) byId.set(node.id, { ...node, step: step.step, status, finalRanks: [], finalRank: null });
-    }
-  }
-  const finals = steps.at(-1)?.drafts ?? [];
-  finals.forEach((draft, rank) => {
-    const leaf = byId.get(draft.node);
+/** Marks each final's path, from its last node up. */
+function withFinals<F extends Final>(byId: Map<number, TreeNode>, finals: F[], steps: number): DraftTree<F> {
+  finals.forEach((final, rank) => {
+    const leaf = byId.get(final.node);
     if (leaf) leaf.finalRank = rank;
     for (let node = leaf; node; node = node.parent === null ? undefined : byId.get(node.parent)) node.finalRanks.push(rank);
   });
-  return { nodes: [...byId.values()], finals, steps: steps.length };
+  return { nodes: [...byId.values()], finals, steps };
+}
+
+/** Builds the tree from a superposed run's steps (possibly a run still in progress, without finals). */
+export function buildDraftTree(steps: readonly DraftsStep[]): DraftTree {
+  const byId = new Map<number, TreeNode>();
+  for (const step of steps) {
+    for (const [status, nodes] of [["live", step.live], ["finished", step.finished], ["pruned", step.pruned]] as const) {
+      for (const d of nodes) {
+        byId.set(d.id, {
+          id: d.id, parent: d.parent, token: d.token, text: d.text, logProb: d.logProb, step: step.step, status, finalRanks: [], finalRank: null,
+          numbers: status === "live" ? `w ${d.weight.toFixed(2)} · ${formatProb(d.logProb)}` : formatProb(d.logProb),
+          details: [
+            `token ${d.token} ${JSON.stringify(d.text)} (step ${step.step + 1}, ${status})`,
+            `weight in the next input: ${d.weight.toFixed(3)}`,
+            `cumulative probability: ${Math.exp(d.logProb).toExponential(3)} (log ${d.logProb.toFixed(3)})`,
+            `this step: score ${d.score.toFixed(3)}, model p ${d.modelProb.toFixed(4)}, n-gram p ${d.ngramProb.toFixed(4)}`,
+          ],
+        });
+      }
+    }
+  }
+  return withFinals(byId, steps.at(-1)?.drafts ?? [], steps.length);
+}
+
+/** Builds the tree from a beam search's steps: the kept beams live, the hypotheses that
+ *  finished, the candidates pruned; the hypotheses are the finals. */
+export function buildBeamTree(steps: readonly BeamStep[]): DraftTree<Hypothesis> {
+  const byId = new Map<number, TreeNode>();
+  for (const step of steps) {
+    for (const [status, nodes] of [["live", step.kept], ["finished", step.finished], ["pruned", step.pruned]] as const) {
+      for (const b of nodes) {
+        byId.set(b.id, {
+          id: b.id, parent: b.parent ?? null, token: b.token, text: b.text, logProb: b.score, step: step.step, status, finalRanks: [], finalRank: null,
+          numbers: formatProb(b.score),
+          details: [
+            `token ${b.token} ${JSON.stringify(b.text)} (step ${step.step + 1}, ${status === "live" ? "kept as a beam" : status})`,
+            `this token: p ${Math.exp(b.logProb).toFixed(4)} after its beam`,
+            `the sequence: probability ${Math.exp(b.score).toExponential(3)} (log ${b.score.toFixed(3)})`,
+          ],
+        });
+      }
+    }
+  }
+  return withFinals(byId, steps.at(-1)?.results ?? [], steps.length);
 }
 
 const ROOT = "root";
@@ -46,7 +98,7 @@ type Datum = TreeNode | null; // null: the prompt, the root every first-step nod
  *  leaving them out never orphans a node. */
 const COLUMN = 128;
 
-export function layoutDraftTree(tree: DraftTree, showPruned: boolean, rowHeight = 30, columnWidth = COLUMN) {
+export function layoutDraftTree(tree: DraftTree<Final>, showPruned: boolean, rowHeight = 30, columnWidth = COLUMN) {
   const nodes: Datum[] = [null, ...tree.nodes.filter((n) => showPruned || n.status !== "pruned")];
   const root = stratify<Datum>()
     .id((d) => (d === null ? ROOT : String(d.id)))
@@ -92,7 +144,7 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
   return el;
 }
 
-export function renderDraftTree(container: HTMLElement, tree: DraftTree, showPruned: boolean): void {
+export function renderDraftTree(container: HTMLElement, tree: DraftTree<Final>, showPruned: boolean): void {
   container.replaceChildren();
   container.dataset.nodes = String(tree.nodes.length);
   container.dataset.finalBranches = String(tree.finals.length);
@@ -152,7 +204,7 @@ function drawNode(g: SVGGElement, node: HierarchyPointNode<Datum>): void {
   group.dataset.id = String(d.id);
   if (d.finalRank !== null) group.dataset.finalRank = String(d.finalRank);
   const label = tokenLabel(d);
-  const numbers = d.status === "live" ? `w ${d.weight.toFixed(2)} · ${formatProb(d.logProb)}` : formatProb(d.logProb);
+  const numbers = d.numbers;
   const w = Math.min(COLUMN - 12, Math.max(34, Math.min(label.length, 13) * 7.2 + 12, numbers.length * 5.1 + 8));
   svg("rect", {
     x: -4, y: -11, width: w, height: 22, rx: 5,
@@ -165,12 +217,7 @@ function drawNode(g: SVGGElement, node: HierarchyPointNode<Datum>): void {
   if (d.finalRank !== null) {
     svg("text", { x: w + 2, y: 4, class: "tree-rank", fill: rankColor(d.finalRank) }, group).textContent = `#${d.finalRank + 1}`;
   }
-  svg("title", {}, group).textContent = [
-    `token ${d.token} ${JSON.stringify(d.text)} (step ${d.step + 1}, ${d.status})`,
-    `weight in the next input: ${d.weight.toFixed(3)}`,
-    `cumulative probability: ${Math.exp(d.logProb).toExponential(3)} (log ${d.logProb.toFixed(3)})`,
-    `this step: score ${d.score.toFixed(3)}, model p ${d.modelProb.toFixed(4)}, n-gram p ${d.ngramProb.toFixed(4)}`,
-  ].join("\n");
+  svg("title", {}, group).textContent = d.details.join("\n");
 }
 
 /** The final drafts' labels: rank, the model's own perplexity of the draft when it has been
@@ -178,6 +225,30 @@ function drawNode(g: SVGGElement, node: HierarchyPointNode<Datum>): void {
 export function finalMeta(draft: FinalDraft, rank: number, model?: number | null): string {
   const scored = model === undefined ? [] : [`model perplexity ${model === null ? "–" : formatPerplexity(model)}`];
   return [`#${rank + 1}`, ...scored, `superposed score ${formatPerplexity(draft.perplexity)}`, `${draft.tokens.length} tokens${draft.stopped ? " · ended" : ""}`].join(" · ");
+}
+
+/** A final's text as it shows: line breaks stay (the text is pre-wrapped); other control
+ *  characters show as codes. */
+const readable = (text: string) => text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+
+/** Beam search's hypotheses as readable text, best first, with their scores. */
+export function renderHypotheses(list: HTMLOListElement, hypotheses: readonly Hypothesis[]): void {
+  list.replaceChildren(
+    ...hypotheses.map((h, rank) => {
+      const item = document.createElement("li");
+      item.dataset.finalRank = String(rank);
+      item.style.borderLeftColor = rankColor(rank);
+      const text = document.createElement("span");
+      text.className = "draft-text";
+      text.textContent = readable(h.text);
+      const meta = document.createElement("span");
+      meta.className = "draft-meta";
+      meta.textContent = `#${rank + 1} · score ${h.score.toFixed(4)} · ln p ${h.sumLogProb.toFixed(3)} · ${h.tokens.length} tokens`;
+      meta.title = "Score: the sum of the tokens' log probabilities over length^penalty, which ranks the hypotheses (Hugging Face's beam scorer).";
+      item.append(meta, text);
+      return item;
+    }),
+  );
 }
 
 /** The final drafts as readable text, best first; `modelPerplexity[i]` is draft i's, once scored. */
@@ -189,8 +260,7 @@ export function renderFinals(list: HTMLOListElement, finals: readonly FinalDraft
       item.style.borderLeftColor = rankColor(rank);
       const text = document.createElement("span");
       text.className = "draft-text";
-      // Line breaks stay (the text is pre-wrapped); other control characters show as codes.
-      text.textContent = draft.text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+      text.textContent = readable(draft.text);
       const meta = document.createElement("span");
       meta.className = "draft-meta";
       meta.textContent = finalMeta(draft, rank, modelPerplexity?.[rank]);

@@ -58,10 +58,14 @@ describe("URL state", () => {
       drafts: 5,
       alpha: 0,
       ngramWeights: [0.1, 0.2, 0.3, 0.4, 0.5],
+      beams: 6,
+      lengthPenalty: 0.5,
+      earlyStopping: "never",
       compare: [
         defaultStrategy(),
         { ...defaultStrategy(), strategy: "greedy", xtc: { on: true, value: 0.5 }, dry: { on: true, value: 0.8 } },
         { ...defaultStrategy(), strategy: "superposed", drafts: 4, alpha: 0.3 },
+        { ...defaultStrategy(), strategy: "beam", beams: 3, earlyStopping: "true" },
       ],
     };
     const query = toQuery(s);

@@ -27,7 +27,9 @@ type NumberKey =
   | "dynamicExponent"
   | "dryBase"
   | "dryAllowedLength"
-  | "dryLastN";
+  | "dryLastN"
+  | "beams"
+  | "lengthPenalty";
 type ToggleKey = "topK" | "topP" | "minP" | "typicalP" | "topNSigma" | "xtc" | "epsilonCutoff" | "etaCutoff" | "dynamicTemperature" | "dry";
 type PenaltyKey = keyof StrategySettings["penalties"];
 
@@ -42,6 +44,8 @@ const NUMBER_KEYS: [NumberKey, string][] = [
   ["dryBase", "dryb"],
   ["dryAllowedLength", "drya"],
   ["dryLastN", "dryn"],
+  ["beams", "kb"],
+  ["lengthPenalty", "lp"],
 ];
 const TOGGLE_KEYS: [ToggleKey, string][] = [
   ["topK", "k"],
@@ -87,6 +91,7 @@ function writeStrategy(s: StrategySettings, params: URLSearchParams): void {
     if (s.penalties[key] !== d.penalties[key]) params.set(name, String(s.penalties[key]));
   }
   if (s.order !== d.order) params.set("o", s.order);
+  if (s.earlyStopping !== d.earlyStopping) params.set("es", s.earlyStopping);
   if (s.ngramWeights.join() !== d.ngramWeights.join()) params.set("w", s.ngramWeights.join(","));
 }
 
@@ -101,6 +106,8 @@ function readStrategy(params: URLSearchParams): StrategySettings {
   }
   for (const [key, name] of PENALTY_KEYS) s.penalties[key] = readNumber(params.get(name), s.penalties[key]);
   if (params.get("o") === "hf") s.order = "hf";
+  const earlyStopping = params.get("es");
+  if (earlyStopping === "true" || earlyStopping === "never") s.earlyStopping = earlyStopping;
   const weights = params.get("w")?.split(",").map(Number);
   if (weights && weights.length === NGRAM_ORDERS.length && weights.every(Number.isFinite)) s.ngramWeights = weights;
   return s;

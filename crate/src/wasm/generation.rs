@@ -93,37 +93,61 @@ impl Model {
             }
             let config: GenerateConfig = config_from_js(config)?;
             let mut engine = inner.idle_engine()?;
-            inner.run_mark.set(mark);
-            inner.run.set(Run::Driven);
-            let steps = js_sys::Array::new();
-            let mut thrown = None;
-            let result = engine
-                .run_after(&prompt, &tokens, &config, async |engine, step| {
-                    inner.refresh_properties(engine);
-                    let handed = to_js(&step).and_then(|step| {
-                        on_step.as_ref().map_or(Ok(JsValue::UNDEFINED), |f| f.call1(&JsValue::NULL, &step))?;
-                        steps.push(&step);
-                        Ok(())
-                    });
-                    if let Err(error) = handed {
-                        thrown = Some(error);
-                        return ControlFlow::Break(());
-                    }
-                    yield_to_event_loop().await;
-                    match inner.cancelled() || is_aborted(signal.as_ref()) {
-                        true => ControlFlow::Break(()),
-                        false => ControlFlow::Continue(()),
-                    }
-                })
-                .await;
-            inner.run.set(Run::Idle);
-            match (thrown, result) {
-                (Some(error), _) => Err(error),
-                (None, Ok(())) => Ok(steps.into()),
-                (None, Err(Error::Cancelled)) => Err(abort_error(steps)),
-                (None, Err(error)) => Err(js_error(error)),
-            }
+            let mut sink = StepSink::new(&inner, mark, on_step, signal);
+            let result = engine.run_after(&prompt, &tokens, &config, async |engine, step| sink.hand(engine, &step).await).await;
+            sink.finish(result, |steps, ()| Ok(steps.into()))
         })
+    }
+}
+
+/// What a driven call (`generate()`, `beamSearch()`) does with each step: hands it to
+/// `onStep`, keeps it, yields to the event loop, and says whether to go on (not after a
+/// `cancel()`, an aborted signal or a throwing callback).
+pub(super) struct StepSink<'a> {
+    inner: &'a Inner,
+    on_step: Option<js_sys::Function>,
+    signal: Option<js_sys::Object>,
+    steps: js_sys::Array,
+    thrown: Option<JsValue>,
+}
+
+impl<'a> StepSink<'a> {
+    /// Marks the engine driven, for a call that holds it idle; `mark`: `cancels` when the call
+    /// was made.
+    pub(super) fn new(inner: &'a Inner, mark: u64, on_step: Option<js_sys::Function>, signal: Option<js_sys::Object>) -> Self {
+        inner.run_mark.set(mark);
+        inner.run.set(Run::Driven);
+        Self { inner, on_step, signal, steps: js_sys::Array::new(), thrown: None }
+    }
+
+    pub(super) async fn hand(&mut self, engine: &crate::generate::Engine<crate::model::auto::AutoModel>, step: &impl serde::Serialize) -> ControlFlow<()> {
+        self.inner.refresh_properties(engine);
+        let handed = to_js(step).and_then(|step| {
+            self.on_step.as_ref().map_or(Ok(JsValue::UNDEFINED), |f| f.call1(&JsValue::NULL, &step))?;
+            self.steps.push(&step);
+            Ok(())
+        });
+        if let Err(error) = handed {
+            self.thrown = Some(error);
+            return ControlFlow::Break(());
+        }
+        yield_to_event_loop().await;
+        match self.inner.cancelled() || is_aborted(self.signal.as_ref()) {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        }
+    }
+
+    /// The call's outcome: `ok(steps, value)`, the callback's own error, or an AbortError that
+    /// holds the steps made.
+    pub(super) fn finish<T>(self, result: crate::Result<T>, ok: impl FnOnce(js_sys::Array, T) -> Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {
+        self.inner.run.set(Run::Idle);
+        match (self.thrown, result) {
+            (Some(error), _) => Err(error),
+            (None, Ok(value)) => ok(self.steps, value),
+            (None, Err(Error::Cancelled)) => Err(abort_error(self.steps)),
+            (None, Err(error)) => Err(js_error(error)),
+        }
     }
 }
 

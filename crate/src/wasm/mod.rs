@@ -10,6 +10,7 @@
 //! `stream.rs` the step stream (`model.stream()`); `bytes.rs` the JS byte readers; `threads.rs`
 //! the threaded build's pool (that build only).
 
+mod beam;
 mod bytes;
 mod convert;
 mod facts;

@@ -216,6 +216,28 @@ async fn step_tokens(promise: js_sys::Promise) -> Vec<u32> {
     steps.iter().map(|step| field(&step, "token").as_f64().unwrap() as u32).collect()
 }
 
+/// `beamSearch()` in wasm gives the reference's hypotheses (models/beam_reference.py) on the
+/// tiny ONNX export, streams its steps, and refuses a bad config with a message.
+#[wasm_bindgen_test]
+async fn beam_search_gives_the_reference_hypotheses() {
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("../fixtures/beam_reference.json")).unwrap();
+    let prompt = fixture["prompt"].as_str().unwrap();
+    let model = model();
+    for case in fixture["cases"].as_array().unwrap().iter().filter(|c| c["model"] == "tiny") {
+        let steps = js_sys::Array::new();
+        let collect = js_sys::Function::new_with_args("steps", "return (step) => steps.push(step)");
+        let on_step: js_sys::Function = collect.call1(&JsValue::NULL, &steps).unwrap().dyn_into().unwrap();
+        let results = call(model.beam_search(prompt.into(), js(&case["config"].to_string()), Some(on_step), None)).await.unwrap();
+        let got: Vec<Vec<u32>> = js_sys::Array::from(&results).iter().map(|h| serde_wasm_bindgen::from_value(field(&h, "tokens")).unwrap()).collect();
+        let want: Vec<Vec<u32>> = case["results"].as_array().unwrap().iter().map(|r| serde_json::from_value(r["tokens"].clone()).unwrap()).collect();
+        assert_eq!(got, want, "{case}");
+        let last = steps.get(steps.length() - 1);
+        assert_eq!(js_sys::Array::from(&field(&last, "results")).length(), want.len() as u32);
+    }
+    let error = call(model.beam_search(prompt.into(), js(r#"{"beams": 40}"#), None, None)).await.expect_err("refused");
+    assert!(error.contains("beams"), "{error}");
+}
+
 /// `fork()` on a run's own token goes on as the run did, from the kept rows of its prefix, in
 /// wasm as natively; a bad token is a clear error and the model goes on.
 #[wasm_bindgen_test]
