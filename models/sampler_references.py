@@ -6,6 +6,8 @@ which crate/tests/native/sampler_references.rs must match within 1e-6 in probabi
 - DRY, XTC, top-n-σ and dynamic temperature (temp_ext): llama.cpp's own samplers, through
   llama-cpp-python's low-level API (run in its venv: models/llama_cpp_python.sh builds it).
   DRY tokenizes its sequence breakers with the committed tiny model's vocabulary.
+- Adaptive-p: llama.cpp's own sampler over a few steps, each step's probabilities and the token
+  it drew, which it then accepts (its moving average follows the drawn tokens).
 - Epsilon and eta: a numpy transcription of HF's EpsilonLogitsWarper and EtaLogitsWarper
   (transformers is not installed; their definitions are a few lines of arithmetic).
 
@@ -157,6 +159,25 @@ def main():
             add(name, {"cutoff": cutoff, "temperature": temperature}, logits, [], warp(scores, cutoff))
 
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    # A stream of its own, so that the cases above stay as they were.
+    steps_rng = np.random.default_rng(26)
+    for target, decay in [(0.3, 0.9), (0.6, 0.5), (0.1, 0.0), (0.8, 0.99)]:
+        sampler = L.llama_sampler_init_adaptive_p(target, decay, 1234)
+        steps = []
+        for _ in range(6):
+            logits = random_logits(steps_rng)
+            data = (L.llama_token_data * len(logits))(*[L.llama_token_data(i, x, 0.0) for i, x in enumerate(logits)])
+            array = L.llama_token_data_array(data, len(logits), -1, False)
+            L.llama_sampler_apply(sampler, ctypes.byref(array))
+            out = np.full(len(logits), -np.inf)
+            for i in range(array.size):
+                out[array.data[i].id] = array.data[i].logit
+            drawn = int(array.data[array.selected].id)
+            steps.append({"logits": logits, "probs": rounded(probabilities(out)), "drawn": drawn})
+            L.llama_sampler_accept(sampler, drawn)
+        L.llama_sampler_free(sampler)
+        cases.append({"sampler": "adaptiveP", "params": {"target": target, "decay": decay}, "steps": steps})
+
     OUT.write_text(json.dumps({"vocab": VOCAB, "cases": cases}, separators=(",", ":")) + "\n")
     print(f"wrote {len(cases)} cases to {OUT.relative_to(ROOT)} ({OUT.stat().st_size // 1024} kB)")
 

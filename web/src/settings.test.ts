@@ -1,5 +1,5 @@
 import { describe as group, expect, it } from "vitest";
-import { defaultStrategy, describe, ignoredByStrategy, toConfig, checkBasics, defaultSettings, randomSeed, SEED_RANGE, STAGE_HELP, stopStrings, STRATEGIES, STRATEGY_HELP } from "./settings";
+import { beamConfig, defaultStrategy, describe, ignoredByStrategy, toConfig, checkBasics, defaultSettings, randomSeed, SEED_RANGE, STAGE_HELP, stopStrings, STRATEGIES, STRATEGY_HELP } from "./settings";
 
 group("settings → GenerateConfig", () => {
   it("sends the chain's switched-on stages only", () => {
@@ -60,6 +60,17 @@ group("settings → GenerateConfig", () => {
     expect(c.superposed).toMatchObject({ drafts: 4, alpha: 0.5, ngramOrders: [2, 3, 4, 5, 6], ngramWeights: [0.01, 0.04, 0.15, 0.18, 0.12] });
   });
 
+  it("beam search sends its own config, and adaptive-p its target and decay", () => {
+    const beam = { ...defaultStrategy(), strategy: "beam" as const, beams: 3, lengthPenalty: 0.5, earlyStopping: "never" as const };
+    expect(beamConfig(beam, 12)).toEqual({ beams: 3, maxTokens: 12, lengthPenalty: 0.5, earlyStopping: "never", stopTokens: null });
+    expect(beamConfig({ ...beam, earlyStopping: "true" }, 12).earlyStopping).toBe(true);
+    expect(describe(beam)).toBe("beam search k 3 length penalty 0.5 early stopping never");
+    const adaptive = { ...defaultStrategy(), adaptiveP: { on: true, value: 0.4 }, adaptiveDecay: 0.8 };
+    expect(toConfig(adaptive, 0, 8).sampler.adaptiveP).toEqual({ target: 0.4, decay: 0.8 });
+    expect(describe(adaptive)).toMatch(/ → adaptive-p 0\.4$/);
+    expect(toConfig({ ...adaptive, strategy: "greedy" }, 0, 8).sampler.adaptiveP).toBeNull();
+  });
+
   it("reads stop strings as quoted strings separated by commas, and sends them", () => {
     expect(stopStrings("")).toEqual([]);
     expect(stopStrings("  ")).toEqual([]);
@@ -98,8 +109,9 @@ group("settings → GenerateConfig", () => {
     expect(new Set(Object.values(STRATEGY_HELP)).size).toBe(STRATEGIES.length);
     expect(STRATEGY_HELP.mirostat2).toMatch(/τ bits \(Basu et al\. 2020\)/);
     expect(STRATEGY_HELP.superposed).toMatch(/n-gram.*\(Shen et al\. 2024\)/);
+    expect(STRATEGY_HELP.beam).toMatch(/length\^penalty/);
     expect(Object.keys(STAGE_HELP).sort()).toEqual(
-      ["dry", "dynamicTemperature", "epsilonCutoff", "etaCutoff", "minP", "penalties", "temperature", "topK", "topNSigma", "topP", "typicalP", "xtc"],
+      ["adaptiveP", "dry", "dynamicTemperature", "epsilonCutoff", "etaCutoff", "minP", "penalties", "temperature", "topK", "topNSigma", "topP", "typicalP", "xtc"],
     );
     for (const help of Object.values(STAGE_HELP)) expect(help.length).toBeLessThan(200);
   });

@@ -44,6 +44,8 @@ export const STAGE_HELP = {
   epsilonCutoff: "Drops the tokens less likely than ε (epsilon sampling, as in Hugging Face).",
   etaCutoff: "Drops the tokens less likely than min(ε, √ε·e^−entropy): a flatter distribution is cut less (eta sampling).",
   dynamicTemperature: "Moves the temperature within T ± range with each step's entropy: confident steps cool, uncertain ones heat up.",
+  adaptiveP:
+    "Steers the chosen tokens' probability toward the target: reshapes what is kept around 2·target − the recent chosen tokens' average (llama.cpp's adaptive-p); runs after every other stage.",
   dry: "Don't repeat yourself: a token that would extend a repeated sequence longer than the allowed length loses multiplier·base^(extra length).",
   penalties:
     "Make the tokens of the last n less likely: repetition scales their logits (1 = off), presence subtracts a fixed amount, frequency one per occurrence.",
@@ -89,6 +91,9 @@ export interface StrategySettings {
   /** Dynamic temperature's range; its exponent is `dynamicExponent`. */
   dynamicTemperature: Toggle;
   dynamicExponent: number;
+  /** Adaptive-p's target; its decay is `adaptiveDecay`. */
+  adaptiveP: Toggle;
+  adaptiveDecay: number;
   /** DRY's multiplier; base, allowed length and window below. */
   dry: Toggle;
   dryBase: number;
@@ -149,6 +154,8 @@ export function defaultStrategy(): StrategySettings {
     etaCutoff: { on: false, value: 3e-4 },
     dynamicTemperature: { on: false, value: 0.5 },
     dynamicExponent: 1,
+    adaptiveP: { on: false, value: 0.5 },
+    adaptiveDecay: 0.9,
     dry: { on: false, value: dry.multiplier },
     dryBase: dry.base,
     dryAllowedLength: dry.allowedLength,
@@ -238,6 +245,7 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number, s
     etaCutoff: on(s.etaCutoff),
     dynamicTemperature: s.dynamicTemperature.on ? { range: s.dynamicTemperature.value, exponent: s.dynamicExponent } : null,
     mirostat: null,
+    adaptiveP: s.adaptiveP.on ? { target: s.adaptiveP.value, decay: s.adaptiveDecay } : null,
     penalties: { ...s.penalties },
     dry: s.dry.on
       ? { multiplier: s.dry.value, base: s.dryBase, allowedLength: s.dryAllowedLength, lastN: s.dryLastN, sequenceBreakers: [...DEFAULT_DRY_CONFIG.sequenceBreakers] }
@@ -253,6 +261,7 @@ export function toConfig(s: StrategySettings, seed: number, maxTokens: number, s
         temperature: 0,
         ...Object.fromEntries(TRUNCATIONS.map((key) => [key, null])),
         dynamicTemperature: null,
+        adaptiveP: null,
       });
       break;
     case "mirostat1":
@@ -286,10 +295,10 @@ const TRUNCATIONS = ["topK", "topP", "minP", "typicalP", "topNSigma", "xtc", "ep
 export function ignoredByStrategy(s: StrategySettings): string[] {
   switch (s.strategy) {
     case "greedy":
-      return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "order"];
+      return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "adaptiveP", "order"];
     case "superposed":
     case "beam":
-      return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "order", "penalties", "dry"];
+      return ["temperature", ...TRUNCATIONS, "dynamicTemperature", "adaptiveP", "order", "penalties", "dry"];
     default:
       return [];
   }
@@ -337,6 +346,7 @@ export function describe(s: StrategySettings): string {
         const [name, toggle] = names[stage] ?? [];
         return toggle?.on ? [`${name} ${num(toggle.value)}`] : [];
       });
+      if (s.adaptiveP.on) parts.push(`adaptive-p ${num(s.adaptiveP.value)}`);
       return withPenalties(parts.join(" → "));
     }
   }

@@ -47,6 +47,8 @@ describe("URL state", () => {
       etaCutoff: { on: false, value: 0.002 },
       dynamicTemperature: { on: true, value: 0.25 },
       dynamicExponent: 1.5,
+      adaptiveP: { on: true, value: 0.4 },
+      adaptiveDecay: 0.8,
       dry: { on: true, value: 1.2 },
       dryBase: 2,
       dryAllowedLength: 3,

@@ -29,8 +29,9 @@ type NumberKey =
   | "dryAllowedLength"
   | "dryLastN"
   | "beams"
-  | "lengthPenalty";
-type ToggleKey = "topK" | "topP" | "minP" | "typicalP" | "topNSigma" | "xtc" | "epsilonCutoff" | "etaCutoff" | "dynamicTemperature" | "dry";
+  | "lengthPenalty"
+  | "adaptiveDecay";
+type ToggleKey = "topK" | "topP" | "minP" | "typicalP" | "topNSigma" | "xtc" | "epsilonCutoff" | "etaCutoff" | "dynamicTemperature" | "adaptiveP" | "dry";
 type PenaltyKey = keyof StrategySettings["penalties"];
 
 const NUMBER_KEYS: [NumberKey, string][] = [
@@ -46,6 +47,7 @@ const NUMBER_KEYS: [NumberKey, string][] = [
   ["dryLastN", "dryn"],
   ["beams", "kb"],
   ["lengthPenalty", "lp"],
+  ["adaptiveDecay", "apd"],
 ];
 const TOGGLE_KEYS: [ToggleKey, string][] = [
   ["topK", "k"],
@@ -57,6 +59,7 @@ const TOGGLE_KEYS: [ToggleKey, string][] = [
   ["epsilonCutoff", "eps"],
   ["etaCutoff", "etac"],
   ["dynamicTemperature", "dt"],
+  ["adaptiveP", "ap"],
   ["dry", "dry"],
 ];
 const PENALTY_KEYS: [PenaltyKey, string][] = [

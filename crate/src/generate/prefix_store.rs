@@ -31,6 +31,9 @@ pub(crate) struct Found {
     pub len: usize,
 }
 
+/// The most sequences kept: autocomplete adds one a keystroke.
+pub(crate) const MAX_NODES: usize = 256;
+
 pub(crate) struct PrefixStore<R> {
     /// Removed nodes leave `None`, so that indices stay valid.
     nodes: Vec<Option<Node<R>>>,
@@ -151,9 +154,10 @@ impl<R: CacheRows> PrefixStore<R> {
         self.evict(Some(index));
     }
 
-    /// Drops leaves, least recently used first, until the rows fit the budget; `keep` last.
+    /// Drops leaves, least recently used first, until the rows fit the budget and the nodes
+    /// [`MAX_NODES`]; `keep` last.
     fn evict(&mut self, keep: Option<usize>) {
-        while self.bytes() > self.budget {
+        while self.bytes() > self.budget || self.live().count() > MAX_NODES {
             let parents: Vec<usize> = self.live().filter_map(|(_, n)| n.parent).collect();
             let leaves = self.live().filter(|(i, _)| !parents.contains(i));
             let victim = leaves.min_by_key(|(i, n)| (Some(*i) == keep, n.used)).map(|(i, _)| i);
@@ -228,5 +232,19 @@ mod tests {
         assert_eq!(store.longest(&[1, 2, 8, 8, 5, 5, 5], 7).unwrap().len, 7);
         store.set_budget(0);
         assert_eq!((store.bytes(), store.longest(&[1], 1)), (0, None));
+    }
+
+    #[test]
+    fn a_long_chain_of_small_sequences_stops_at_the_node_cap() {
+        let mut store = PrefixStore::new(usize::MAX);
+        let ids: Vec<u32> = (0..MAX_NODES as u32 + 10).collect();
+        for end in 1..=ids.len() {
+            let found = store.longest(&ids[..end], end);
+            store.insert(found, &ids[..end], Rows(found.map_or(0, |f| f.len)..end));
+        }
+        // A chain: each node is its predecessor's only child, so the newest leaf goes first and
+        // the store keeps the oldest prefix.
+        assert_eq!(store.live().count(), MAX_NODES);
+        assert_eq!(store.longest(&ids, ids.len()).unwrap().len, MAX_NODES);
     }
 }

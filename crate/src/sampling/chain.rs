@@ -3,7 +3,7 @@ use super::config::{SamplerConfig, Stage};
 use super::record::{describe_step, full_distribution, FullDistribution, PerplexityMeter, StepRecord};
 use super::dry_breakers::{BreakerVocab, RestartSequences};
 use super::{
-    Dry, DryConfig, DynamicTemperature, Epsilon, Eta, LogitBias, MinP, MirostatV1, MirostatV2, Penalties, Sampler,
+    AdaptiveP, Dry, DryConfig, DynamicTemperature, Epsilon, Eta, LogitBias, MinP, MirostatV1, MirostatV2, Penalties, Sampler,
     Temperature, TopK, TopNSigma, TopP, Typical, Xtc,
 };
 use crate::error::{Error, Result};
@@ -90,6 +90,9 @@ impl Chain {
         } else {
             for &stage in &config.order {
                 samplers.extend(stage_sampler(config, stage)?);
+            }
+            if let Some(adaptive) = config.adaptive_p {
+                samplers.push(Box::new(AdaptiveP::new(adaptive)?));
             }
         }
         Ok(Self {

@@ -1,3 +1,4 @@
+use super::adaptive_p::AdaptivePConfig;
 use super::dry::DryConfig;
 use super::dynamic_temperature::DynamicTemperatureConfig;
 use super::logit_bias::TokenBias;
@@ -84,6 +85,9 @@ pub struct SamplerConfig {
     /// Makes the temperature stage llama.cpp's `temp_ext`, moving with each step's entropy.
     pub dynamic_temperature: Option<DynamicTemperatureConfig>,
     pub mirostat: Option<MirostatConfig>,
+    /// Steers the chosen tokens' probability toward a target (llama.cpp's adaptive-p); runs
+    /// after every stage of `order`.
+    pub adaptive_p: Option<AdaptivePConfig>,
     pub penalties: PenaltyConfig,
     /// Penalises tokens that extend a repetition (llama.cpp's DRY); runs after the penalties.
     pub dry: Option<DryConfig>,
@@ -115,6 +119,7 @@ impl Default for SamplerConfig {
             eta_cutoff: None,
             dynamic_temperature: None,
             mirostat: None,
+            adaptive_p: None,
             penalties: PenaltyConfig::default(),
             dry: None,
             logit_bias: Vec::new(),
@@ -169,6 +174,7 @@ impl SamplerConfig {
             ("etaCutoff", self.eta_cutoff.is_some()),
             // llama.cpp's Mirostat chains use plain temperature.
             ("dynamicTemperature", self.dynamic_temperature.is_some()),
+            ("adaptiveP", self.adaptive_p.is_some()),
             ("order", self.order != Stage::LLAMA_CPP_ORDER),
         ]
         .into_iter()

@@ -5,7 +5,7 @@
 //! `models/build.sh samplers`). Goal of issue 25: max |Δp| ≤ 1e-6 for each.
 use crate::common::tiny;
 use decoding_playground::model::gguf::GgufHeader;
-use decoding_playground::sampling::{Chain, DryConfig, DynamicTemperatureConfig, SamplerConfig, Stage, XtcConfig};
+use decoding_playground::sampling::{AdaptivePConfig, Chain, DryConfig, DynamicTemperatureConfig, SamplerConfig, Stage, XtcConfig};
 use decoding_playground::tokenizer::TextTokenizer;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -48,7 +48,7 @@ fn each_sampler_matches_its_reference_within_1e6() {
     // Per sampler: the worst |Δp|, the cases, and the cases where the sampler moved some
     // probability by more than 1e-3 (a fixture where it does nothing would prove nothing).
     let mut worst: BTreeMap<String, (f64, usize, usize)> = BTreeMap::new();
-    for case in fixture["cases"].as_array().unwrap() {
+    for case in fixture["cases"].as_array().unwrap().iter().filter(|c| c["sampler"] != "adaptiveP") {
         let sampler = case["sampler"].as_str().unwrap();
         let logits: Vec<f32> = serde_json::from_value(case["logits"].clone()).unwrap();
         let expected: Vec<f64> = serde_json::from_value(case["probs"].clone()).unwrap();
@@ -76,4 +76,32 @@ fn each_sampler_matches_its_reference_within_1e6() {
         assert!(*delta <= GOAL, "{sampler}: max |Δp| = {delta:.3e}");
         assert!(*changed >= 2, "{sampler} changed the distribution in {changed} cases: regenerate a stronger fixture");
     }
+}
+
+/// Adaptive-p over several steps: each step's distribution as llama.cpp's leaves it, then the
+/// token llama.cpp drew is accepted, which moves both samplers' averages alike.
+#[test]
+fn adaptive_p_matches_llama_cpps_step_after_step() {
+    let fixture: Value = serde_json::from_str(FIXTURE).unwrap();
+    let (mut worst, mut steps, mut changed) = (0.0f64, 0, 0);
+    for case in fixture["cases"].as_array().unwrap().iter().filter(|c| c["sampler"] == "adaptiveP") {
+        let params: AdaptivePConfig = serde_json::from_value(case["params"].clone()).unwrap();
+        let mut chain = Chain::new(&SamplerConfig { adaptive_p: Some(params), ..SamplerConfig::temperature(1.0) }).unwrap();
+        for step in case["steps"].as_array().unwrap() {
+            let logits: Vec<f32> = serde_json::from_value(step["logits"].clone()).unwrap();
+            let expected: Vec<f64> = serde_json::from_value(step["probs"].clone()).unwrap();
+            let mut got = vec![0.0; logits.len()];
+            for (id, p) in chain.distribution(&logits).unwrap() {
+                got[id as usize] = p;
+            }
+            worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(worst, f64::max);
+            let untouched: Vec<f64> = Chain::new(&SamplerConfig::temperature(1.0)).unwrap().distribution(&logits).unwrap().into_iter().map(|(_, p)| p).collect();
+            changed += usize::from(untouched.iter().zip(&expected).any(|(a, b)| (a - b).abs() > 1e-3));
+            chain.accept(step["drawn"].as_u64().unwrap() as u32);
+            steps += 1;
+        }
+    }
+    println!("          adaptiveP: max |Δp| = {worst:.2e} over {steps} steps, {changed} of which it changed (goal ≤ {GOAL:.0e})");
+    assert!(steps >= 20 && changed >= steps / 2, "{steps} steps, {changed} changed");
+    assert!(worst <= GOAL, "adaptiveP: max |Δp| = {worst:.3e}");
 }
