@@ -77,15 +77,21 @@ def hf_eta(scores, epsilon):
 
 # ---- llama.cpp ----
 
-def llama_apply(L, sampler, logits, history):
-    for token in history:
-        L.llama_sampler_accept(sampler, token)
+def llama_step(L, sampler, logits):
+    """One apply: the logits it leaves (-inf for the cut ones) and the id it selected, if any."""
     data = (L.llama_token_data * len(logits))(*[L.llama_token_data(i, x, 0.0) for i, x in enumerate(logits)])
     array = L.llama_token_data_array(data, len(logits), -1, False)
     L.llama_sampler_apply(sampler, ctypes.byref(array))
     out = np.full(len(logits), -np.inf)
     for i in range(array.size):
         out[array.data[i].id] = array.data[i].logit
+    return out, (int(array.data[array.selected].id) if array.selected >= 0 else None)
+
+
+def llama_apply(L, sampler, logits, history):
+    for token in history:
+        L.llama_sampler_accept(sampler, token)
+    out, _ = llama_step(L, sampler, logits)
     L.llama_sampler_free(sampler)
     return out
 
@@ -166,13 +172,7 @@ def main():
         steps = []
         for _ in range(6):
             logits = random_logits(steps_rng)
-            data = (L.llama_token_data * len(logits))(*[L.llama_token_data(i, x, 0.0) for i, x in enumerate(logits)])
-            array = L.llama_token_data_array(data, len(logits), -1, False)
-            L.llama_sampler_apply(sampler, ctypes.byref(array))
-            out = np.full(len(logits), -np.inf)
-            for i in range(array.size):
-                out[array.data[i].id] = array.data[i].logit
-            drawn = int(array.data[array.selected].id)
+            out, drawn = llama_step(L, sampler, logits)
             steps.append({"logits": logits, "probs": rounded(probabilities(out)), "drawn": drawn})
             L.llama_sampler_accept(sampler, drawn)
         L.llama_sampler_free(sampler)

@@ -227,47 +227,39 @@ export function finalMeta(draft: FinalDraft, rank: number, model?: number | null
   return [`#${rank + 1}`, ...scored, `superposed score ${formatPerplexity(draft.perplexity)}`, `${draft.tokens.length} tokens${draft.stopped ? " · ended" : ""}`].join(" · ");
 }
 
-/** A final's text as it shows: line breaks stay (the text is pre-wrapped); other control
- *  characters show as codes. */
-const readable = (text: string) => text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-
-/** Beam search's hypotheses as readable text, best first, with their scores. */
-export function renderHypotheses(list: HTMLOListElement, hypotheses: readonly Hypothesis[]): void {
+/** Finals as a ranked list, best first: each its rank colour, a line of figures (`meta`, with
+ *  `title` saying what they are) and its text, line breaks kept (the text is pre-wrapped) and
+ *  other control characters shown as codes. */
+function renderRanked(list: HTMLOListElement, finals: readonly { text: string; meta: string }[], title: string): void {
   list.replaceChildren(
-    ...hypotheses.map((h, rank) => {
+    ...finals.map((final, rank) => {
       const item = document.createElement("li");
       item.dataset.finalRank = String(rank);
       item.style.borderLeftColor = rankColor(rank);
       const text = document.createElement("span");
       text.className = "draft-text";
-      text.textContent = readable(h.text);
+      text.textContent = final.text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
       const meta = document.createElement("span");
       meta.className = "draft-meta";
-      meta.textContent = `#${rank + 1} · score ${h.score.toFixed(4)} · ln p ${h.sumLogProb.toFixed(3)} · ${h.tokens.length} tokens`;
-      meta.title = "Score: the sum of the tokens' log probabilities over length^penalty, which ranks the hypotheses (Hugging Face's beam scorer).";
+      meta.textContent = final.meta;
+      meta.title = title;
       item.append(meta, text);
       return item;
     }),
   );
 }
 
-/** The final drafts as readable text, best first; `modelPerplexity[i]` is draft i's, once scored. */
+/** Beam search's hypotheses, best first, with their scores. */
+export function renderHypotheses(list: HTMLOListElement, hypotheses: readonly Hypothesis[]): void {
+  const finals = hypotheses.map((h, rank) => ({ text: h.text, meta: `#${rank + 1} · score ${h.score.toFixed(4)} · ln p ${h.sumLogProb.toFixed(3)} · ${h.tokens.length} tokens` }));
+  renderRanked(list, finals, "Score: the sum of the tokens' log probabilities over length^penalty, which ranks the hypotheses (Hugging Face's beam scorer).");
+}
+
+/** The final drafts, best first; `modelPerplexity[i]` is draft i's, once scored. */
 export function renderFinals(list: HTMLOListElement, finals: readonly FinalDraft[], modelPerplexity?: readonly (number | null)[]): void {
-  list.replaceChildren(
-    ...finals.map((draft, rank) => {
-      const item = document.createElement("li");
-      item.dataset.finalRank = String(rank);
-      item.style.borderLeftColor = rankColor(rank);
-      const text = document.createElement("span");
-      text.className = "draft-text";
-      text.textContent = readable(draft.text);
-      const meta = document.createElement("span");
-      meta.className = "draft-meta";
-      meta.textContent = finalMeta(draft, rank, modelPerplexity?.[rank]);
-      meta.title =
-        "Model perplexity: the model's own perplexity of the draft after the prompt (a Score pass). Superposed score: exp of the draft's mean negative log-probability inside superposed decoding, with model and n-gram probabilities interpolated; it ranks drafts and is not a perplexity of the text.";
-      item.append(meta, text);
-      return item;
-    }),
+  renderRanked(
+    list,
+    finals.map((draft, rank) => ({ text: draft.text, meta: finalMeta(draft, rank, modelPerplexity?.[rank]) })),
+    "Model perplexity: the model's own perplexity of the draft after the prompt (a Score pass). Superposed score: exp of the draft's mean negative log-probability inside superposed decoding, with model and n-gram probabilities interpolated; it ranks drafts and is not a perplexity of the text.",
   );
 }

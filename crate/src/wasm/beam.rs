@@ -1,8 +1,8 @@
 //! `beamSearch()` on a `Model`: the engine's beam search, each step handed to `onStep`.
 
-use super::convert::{abort_error, config_from_js, to_js};
+use super::convert::to_js;
 use super::failure::guarded;
-use super::generation::{is_aborted, StepSink};
+use super::generation::StepSink;
 use super::model::Model;
 use crate::beam::BeamConfig;
 use wasm_bindgen::prelude::*;
@@ -25,12 +25,7 @@ impl Model {
         let inner = self.inner.clone();
         let mark = inner.cancels.get();
         guarded(async move {
-            if is_aborted(signal.as_ref()) {
-                return Err(abort_error(js_sys::Array::new()));
-            }
-            let config: BeamConfig = config_from_js(config)?;
-            let mut engine = inner.idle_engine()?;
-            let mut sink = StepSink::new(&inner, mark, on_step, signal);
+            let (config, mut engine, mut sink) = StepSink::begin::<BeamConfig>(&inner, mark, config, on_step, signal)?;
             let result = engine.beam_search(&prompt, &config, async |engine, step| sink.hand(engine, &step).await).await;
             sink.finish(result, |_, hypotheses| to_js(&hypotheses))
         })

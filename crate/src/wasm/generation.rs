@@ -3,7 +3,7 @@
 
 use super::convert::{abort_error, config_from_js, js_error, to_js};
 use super::failure::guarded;
-use super::model::{Inner, Model, Run};
+use super::model::{EngineGuard, Inner, Model, Run};
 use crate::generate::GenerateConfig;
 use crate::Error;
 use wasm_bindgen::prelude::*;
@@ -88,12 +88,7 @@ impl Model {
         let inner = self.inner.clone();
         let mark = inner.cancels.get();
         guarded(async move {
-            if is_aborted(signal.as_ref()) {
-                return Err(abort_error(js_sys::Array::new()));
-            }
-            let config: GenerateConfig = config_from_js(config)?;
-            let mut engine = inner.idle_engine()?;
-            let mut sink = StepSink::new(&inner, mark, on_step, signal);
+            let (config, mut engine, mut sink) = StepSink::begin::<GenerateConfig>(&inner, mark, config, on_step, signal)?;
             let result = engine.run_after(&prompt, &tokens, &config, async |engine, step| sink.hand(engine, &step).await).await;
             sink.finish(result, |steps, ()| Ok(steps.into()))
         })
@@ -112,12 +107,23 @@ pub(super) struct StepSink<'a> {
 }
 
 impl<'a> StepSink<'a> {
-    /// Marks the engine driven, for a call that holds it idle; `mark`: `cancels` when the call
-    /// was made.
-    pub(super) fn new(inner: &'a Inner, mark: u64, on_step: Option<js_sys::Function>, signal: Option<js_sys::Object>) -> Self {
+    /// Starts a driven call: refuses an aborted signal, reads its config, holds the engine
+    /// (idle) and marks it driven. `mark`: `cancels` when the call was made.
+    pub(super) fn begin<C: serde::de::DeserializeOwned + serde::Serialize + Default>(
+        inner: &'a Inner,
+        mark: u64,
+        config: JsValue,
+        on_step: Option<js_sys::Function>,
+        signal: Option<js_sys::Object>,
+    ) -> Result<(C, EngineGuard<'a>, Self), JsValue> {
+        if is_aborted(signal.as_ref()) {
+            return Err(abort_error(js_sys::Array::new()));
+        }
+        let config = config_from_js(config)?;
+        let engine = inner.idle_engine()?;
         inner.run_mark.set(mark);
         inner.run.set(Run::Driven);
-        Self { inner, on_step, signal, steps: js_sys::Array::new(), thrown: None }
+        Ok((config, engine, Self { inner, on_step, signal, steps: js_sys::Array::new(), thrown: None }))
     }
 
     pub(super) async fn hand(&mut self, engine: &crate::generate::Engine<crate::model::auto::AutoModel>, step: &impl serde::Serialize) -> ControlFlow<()> {
