@@ -15,10 +15,18 @@ enum Strategy {
     Superposed { decoder: SuperposedDecoder, prompt: Vec<u32> },
 }
 
+/// What a step chose and the model has not been fed yet.
+enum Chosen {
+    Token(u32),
+    Superposition(Vec<f32>),
+}
+
 /// The state of one generation. The model's KV cache belongs to it until it ends.
 pub struct Generation {
     strategy: Strategy,
     logits: Vec<f32>,
+    /// Fed before the next step chooses (a step is handed on before its input is fed).
+    chosen: Option<Chosen>,
     stop_tokens: Vec<u32>,
     remaining: usize,
     /// Whether `remaining` was cut to what the context has room for.
@@ -115,6 +123,7 @@ impl<M: LanguageModel> Engine<M> {
         Ok(Generation {
             strategy,
             logits,
+            chosen: None,
             stop_tokens,
             remaining: config.max_tokens.min(room),
             context_bound: config.max_tokens > room,
@@ -128,6 +137,14 @@ impl<M: LanguageModel> Engine<M> {
     /// Chooses the next token (or extends every draft) and feeds the model; `None` once the
     /// generation ended. A step that fails ends it: the model's cache may no longer match.
     pub async fn step(&mut self, generation: &mut Generation) -> Result<Option<Step>> {
+        let step = self.choose(generation).await?;
+        self.feed_chosen(generation).await?;
+        Ok(step)
+    }
+
+    /// Chooses the next step from the logits of what was fed (feeding first what the last step
+    /// chose, if it was not); the model is fed its choice by [`feed_chosen`](Self::feed_chosen).
+    async fn choose(&mut self, generation: &mut Generation) -> Result<Option<Step>> {
         if generation.finish.is_some() {
             return Ok(None);
         }
@@ -135,7 +152,8 @@ impl<M: LanguageModel> Engine<M> {
             generation.finish = Some(FinishReason::Error);
             return Err(Error::Superseded);
         }
-        let step = self.advance(generation).await;
+        self.feed_chosen(generation).await?;
+        let step = self.advance(generation);
         generation.finish = match &step {
             Ok(Step::Token(s)) => s.finish,
             Ok(Step::Drafts(s)) => s.finish,
@@ -144,7 +162,28 @@ impl<M: LanguageModel> Engine<M> {
         step.map(Some)
     }
 
-    async fn advance(&mut self, generation: &mut Generation) -> Result<Step> {
+    /// Feeds the model what the last step chose, for the next step's logits.
+    async fn feed_chosen(&mut self, generation: &mut Generation) -> Result<()> {
+        let Some(chosen) = generation.chosen.take() else { return Ok(()) };
+        let contiguous = self.cached.len() == self.model.position();
+        let fed = match &chosen {
+            Chosen::Token(token) => self.model.step_token(*token).await,
+            Chosen::Superposition(input) => self.model.step_embedding(input).await,
+        };
+        match fed {
+            Ok(logits) => generation.logits = logits,
+            Err(e) => {
+                generation.finish = Some(FinishReason::Error);
+                return Err(e);
+            }
+        }
+        if let (Chosen::Token(token), true) = (chosen, contiguous) {
+            self.cached.push(token);
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, generation: &mut Generation) -> Result<Step> {
         generation.remaining -= 1;
         let stop_tokens = &generation.stop_tokens;
         let out_of_tokens = (generation.remaining == 0).then_some(match generation.context_bound {
@@ -166,11 +205,7 @@ impl<M: LanguageModel> Engine<M> {
                     text.push_str(&stops.take_held());
                 }
                 if finish.is_none() {
-                    let contiguous = self.cached.len() == self.model.position();
-                    generation.logits = self.model.step_token(record.token).await?;
-                    if contiguous {
-                        self.cached.push(record.token);
-                    }
+                    generation.chosen = Some(Chosen::Token(record.token));
                 }
                 Step::Token(GeneratedStep { record, text, finish })
             }
@@ -191,7 +226,7 @@ impl<M: LanguageModel> Engine<M> {
                     }
                     None => {
                         let input = self.model.embeddings().superpose(&decoder.superposition())?;
-                        generation.logits = self.model.step_embedding(&input).await?;
+                        generation.chosen = Some(Chosen::Superposition(input));
                     }
                 }
                 Step::Drafts(SuperposedStep { record, drafts, finish })
@@ -217,7 +252,9 @@ impl<M: LanguageModel> Engine<M> {
     /// [`run`](Self::run) from [`start_after`](Self::start_after).
     pub async fn run_after(&mut self, prompt: &str, tokens: &[u32], config: &GenerateConfig, mut on_step: impl AsyncFnMut(&Self, Step) -> ControlFlow<()>) -> Result<()> {
         let mut generation = self.start_after(prompt, tokens, config).await?;
-        while let Some(step) = self.step(&mut generation).await? {
+        // Each step is handed on before the model is fed its choice: a caller sees a token one
+        // forward pass sooner.
+        while let Some(step) = self.choose(&mut generation).await? {
             if on_step(self, step).await.is_break() {
                 return Err(Error::Cancelled);
             }
