@@ -108,7 +108,9 @@ impl<R: CacheRows> PrefixStore<R> {
                     break;
                 }
             }
-            if len > best.map_or(0, |b| b.len) {
+            // A match that ends before this node's own positions belongs to an ancestor, which
+            // has its own turn: a branch of it must hang there, not here.
+            if len >= self.node(i).start && len > best.map_or(0, |b| b.len) {
                 best = Some(Found { node: i, len });
             }
         }
@@ -232,6 +234,25 @@ mod tests {
         assert_eq!(store.longest(&[1, 2, 8, 8, 5, 5, 5], 7).unwrap().len, 7);
         store.set_budget(0);
         assert_eq!((store.bytes(), store.longest(&[1], 1)), (0, None));
+    }
+
+    #[test]
+    fn a_match_that_ends_in_an_ancestor_is_the_ancestors() {
+        // A branch stored in a slot before its parent's: found first, but the match ends in
+        // the parent's positions.
+        let mut store = PrefixStore::new(100);
+        store.insert(None, &[5, 5], Rows(0..2));
+        let run = store.longest(&[1, 2, 3, 4], 4);
+        store.insert(run, &[1, 2, 3, 4], Rows(0..4));
+        store.set_budget(50); // the oldest leaf, [5, 5], goes: its slot is free
+        let at = store.longest(&[1, 2, 8], 2).unwrap();
+        store.insert(Some(at), &[1, 2, 8], Rows(2..3));
+        assert_eq!(store.nodes[0].as_ref().map(|n| n.start), Some(2), "the branch took the first slot");
+        let found = store.longest(&[1, 9], 2).unwrap();
+        assert_eq!((found.len, store.node(found.node).start), (1, 0));
+        store.insert(Some(found), &[1, 9], Rows(1..2));
+        let branch = store.longest(&[1, 9], 2).unwrap();
+        assert_eq!(ranges(&mut store, branch, 0), [0..1, 1..2]);
     }
 
     #[test]
