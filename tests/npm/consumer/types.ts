@@ -4,6 +4,7 @@
 import init, { DEFAULT_SAMPLER_CONFIG, DEFAULT_SUPERPOSED_CONFIG, MAX_MODEL_BYTES, Model, STAGE_ORDERS, SUPPORTED_ARCHITECTURES, Sampler, checkModelSize, createWorkerModel, defaultSamplerConfig, loadModel, locationFiles, modelFiles, onEngineFailure, splitPartUrls, type WorkerModel, type WorkerReply, type WorkerRequest } from "decoding-playground";
 import type {
   Alternative,
+  BeamStep,
   ChatMessage,
   LoadProgress,
   BackendInfo,
@@ -53,7 +54,7 @@ DEFAULT_SAMPLER_CONFIG.penalties.lastN = 1;
 function requestLabel(request: WorkerRequest): string {
   return request.type === "call" ? request.method : request.type === "abort" ? `abort ${request.target}` : `${request.type} ${request.id}`;
 }
-function replyStep(reply: WorkerReply): Step | null {
+function replyStep(reply: WorkerReply): Step | BeamStep | null {
   return reply.type === "step" ? reply.step : null;
 }
 // @ts-expect-error: the worker offers Model's calls only, each with its own arguments
