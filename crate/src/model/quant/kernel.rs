@@ -145,17 +145,40 @@ pub(super) fn for_each_group(
     tile: impl Fn(usize, usize) -> [[f32; GROUP]; TOKENS] + Sync,
     single: impl Fn(usize, usize) -> [f32; GROUP] + Sync,
 ) {
+    let group_bytes = w.storage_bytes() / w.rows.div_ceil(GROUP);
+    let sweep = Sweep { group_tile: (TILE_BYTES / group_bytes).max(1), prepare: |_: Range<usize>| {}, tile, single };
+    for_each_group_with(w, m, out, &sweep);
+}
+
+/// How a kernel goes over row groups: the groups go in tiles of `group_tile`, and every token
+/// sweeps a tile before the next, so a prefill reads the weights from memory once, not once per
+/// token. `prepare(groups)` runs on the thread that then sweeps `groups` with `tile` and
+/// `single` (a kernel that unpacks a tile's weights once for all of its tokens).
+pub(super) struct Sweep<P, T, S> {
+    pub(super) group_tile: usize,
+    pub(super) prepare: P,
+    pub(super) tile: T,
+    pub(super) single: S,
+}
+
+/// [`for_each_group`] with a kernel's own [`Sweep`].
+pub(super) fn for_each_group_with<P, T, S>(w: &QuantMatrix, m: usize, out: &mut [f32], sweep: &Sweep<P, T, S>)
+where
+    P: Fn(Range<usize>) + Sync,
+    T: Fn(usize, usize) -> [[f32; GROUP]; TOKENS] + Sync,
+    S: Fn(usize, usize) -> [f32; GROUP] + Sync,
+{
     let groups = w.rows.div_ceil(GROUP);
     let threads = rayon::current_num_threads().min(groups);
     if threads <= 1 || m * w.rows * w.cols < PARALLEL_MACS {
-        return fill_groups(w, m, 0..groups, out, &tile, &single);
+        return fill_groups(w, m, 0..groups, out, sweep);
     }
     let per_thread = groups.div_ceil(threads);
     let parts: Vec<OnceLock<Vec<f32>>> = (0..groups.div_ceil(per_thread)).map(|_| OnceLock::new()).collect();
     let groups_of = |p: usize| p * per_thread..((p + 1) * per_thread).min(groups);
     crew::split(parts.len(), &|p| {
         let mut part_out = vec![0.0; m * part_rows(w, &groups_of(p)).len()];
-        fill_groups(w, m, groups_of(p), &mut part_out, &tile, &single);
+        fill_groups(w, m, groups_of(p), &mut part_out, sweep);
         parts[p].set(part_out).expect("each part runs once");
     });
     for (p, part_out) in parts.into_iter().enumerate() {
@@ -182,23 +205,19 @@ fn part_rows(w: &QuantMatrix, groups: &Range<usize>) -> Range<usize> {
     groups.start * GROUP..(groups.end * GROUP).min(w.rows)
 }
 
-/// [`for_each_group`] for row groups `groups` on this thread, into `out` (m × their real rows).
-/// The groups go in tiles that fit L1, and every token sweeps a tile before the next, so a
-/// prefill reads the weights from memory once, not once per token.
+/// [`for_each_group_with`] for row groups `groups` on this thread, into `out` (m × their real
+/// rows).
 #[inline(always)]
-fn fill_groups(
-    w: &QuantMatrix,
-    m: usize,
-    groups: Range<usize>,
-    out: &mut [f32],
-    tile: &impl Fn(usize, usize) -> [[f32; GROUP]; TOKENS],
-    single: &impl Fn(usize, usize) -> [f32; GROUP],
-) {
+fn fill_groups<P, T, S>(w: &QuantMatrix, m: usize, groups: Range<usize>, out: &mut [f32], sweep: &Sweep<P, T, S>)
+where
+    P: Fn(Range<usize>),
+    T: Fn(usize, usize) -> [[f32; GROUP]; TOKENS],
+    S: Fn(usize, usize) -> [f32; GROUP],
+{
     let rows = part_rows(w, &groups);
-    let group_bytes = (w.qs.len() + 4 * (w.d.len() + w.m.len())) / w.rows.div_ceil(GROUP);
-    let group_tile = (TILE_BYTES / group_bytes).max(1);
-    for g0 in groups.clone().step_by(group_tile) {
-        let g1 = (g0 + group_tile).min(groups.end);
+    for g0 in groups.clone().step_by(sweep.group_tile) {
+        let g1 = (g0 + sweep.group_tile).min(groups.end);
+        (sweep.prepare)(g0..g1);
         for t0 in (0..m).step_by(TOKENS) {
             let tokens = TOKENS.min(m - t0);
             for g in g0..g1 {
@@ -206,12 +225,12 @@ fn fill_groups(
                 let n = GROUP.min(rows.end - g * GROUP);
                 let mut write = |t: usize, v: &[f32; GROUP]| out[t * rows.len() + r0..][..n].copy_from_slice(&v[..n]);
                 if tokens == TOKENS {
-                    for (i, v) in tile(g, t0).iter().enumerate() {
+                    for (i, v) in (sweep.tile)(g, t0).iter().enumerate() {
                         write(t0 + i, v);
                     }
                 } else {
                     for t in t0..t0 + tokens {
-                        write(t, &single(g, t));
+                        write(t, &(sweep.single)(g, t));
                     }
                 }
             }
