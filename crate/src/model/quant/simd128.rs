@@ -63,13 +63,27 @@ impl UnpackedTile {
         let nb = w.cols / BLOCK;
         self.first_group = groups.start;
         self.quants.clear();
+        self.quants.resize(groups.len() * nb * BLOCK * GROUP, 0);
+        let mut out = self.quants.as_mut_ptr() as *mut v128;
         for g in groups {
             let GroupWeights { qs, .. } = GroupWeights::new::<F>(w, g);
             for b in 0..nb {
-                let block = &qs[b * GROUP * F::QS_BYTES..][..GROUP * F::QS_BYTES];
-                for pair in 0..BLOCK / 2 {
-                    for row in block.chunks_exact(F::QS_BYTES) {
-                        self.quants.extend([F::quant(row, 2 * pair) as i16, F::quant(row, 2 * pair + 1) as i16]);
+                // SAFETY: the group's block holds 4 rows of QS_BYTES, and `quants` 16 vectors
+                // per group and block.
+                unsafe {
+                    let q = qs.as_ptr().add(b * GROUP * F::QS_BYTES);
+                    let rows: [[v128; 4]; GROUP] = std::array::from_fn(|r| unpack_row::<F>(q.add(r * F::QS_BYTES)));
+                    // Vector k of a row holds its pairs 4k..4k + 3, one per i32 lane: a 4 × 4
+                    // transpose gives each pair's vector of the 4 rows.
+                    for k in 0..4 {
+                        let [r0, r1, r2, r3] = rows.map(|row| row[k]);
+                        let (ab_low, ab_high) = (i32x4_shuffle::<0, 4, 1, 5>(r0, r1), i32x4_shuffle::<2, 6, 3, 7>(r0, r1));
+                        let (cd_low, cd_high) = (i32x4_shuffle::<0, 4, 1, 5>(r2, r3), i32x4_shuffle::<2, 6, 3, 7>(r2, r3));
+                        v128_store(out, i32x4_shuffle::<0, 1, 4, 5>(ab_low, cd_low));
+                        v128_store(out.add(1), i32x4_shuffle::<2, 3, 6, 7>(ab_low, cd_low));
+                        v128_store(out.add(2), i32x4_shuffle::<0, 1, 4, 5>(ab_high, cd_high));
+                        v128_store(out.add(3), i32x4_shuffle::<2, 3, 6, 7>(ab_high, cd_high));
+                        out = out.add(4);
                     }
                 }
             }
@@ -183,7 +197,19 @@ fn lanes(v: v128) -> [f32; GROUP] {
 /// SAFETY: `q` must point to the row's `F::QS_BYTES` quant bytes.
 #[inline(always)]
 unsafe fn row_dot<F: Format>(q: *const u8, x: &[v128; 4]) -> [v128; 2] {
-    let w = match F::BITS {
+    let w = unpack_row::<F>(q);
+    [
+        i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1])),
+        i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])),
+    ]
+}
+
+/// One row's block as 4 × i16x8: weights 0–7, 8–15, 16–23 and 24–31, before any offset.
+///
+/// SAFETY: `q` must point to the row's `F::QS_BYTES` quant bytes.
+#[inline(always)]
+unsafe fn unpack_row<F: Format>(q: *const u8) -> [v128; 4] {
+    match F::BITS {
         Bits::I8 => {
             let (v0, v1) = (v128_load(q as *const v128), v128_load((q as *const v128).add(1)));
             [
@@ -208,11 +234,7 @@ unsafe fn row_dot<F: Format>(q: *const u8, x: &[v128; 4]) -> [v128; 2] {
                 u16x8_extend_high_u8x16(high),
             ]
         }
-    };
-    [
-        i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1])),
-        i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])),
-    ]
+    }
 }
 
 /// 0x10 in byte j where bit j of the 16 bits of `qh` picked by `bytes` (byte j: which byte of
