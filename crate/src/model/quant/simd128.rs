@@ -62,7 +62,7 @@ impl UnpackedTile {
     fn unpack<F: Format>(&mut self, w: &QuantMatrix, groups: Range<usize>) {
         let nb = w.cols / BLOCK;
         self.first_group = groups.start;
-        self.quants.clear();
+        // Every value is written below: only a longer tile needs new (zeroed) room.
         self.quants.resize(groups.len() * nb * BLOCK * GROUP, 0);
         let mut out = self.quants.as_mut_ptr() as *mut v128;
         for g in groups {
